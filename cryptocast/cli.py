@@ -1,0 +1,176 @@
+"""The ``cryptocast`` command. Subcommands are grouped by the component they drive."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cryptocast import __version__
+from cryptocast.logs import setup_logging
+from cryptocast.settings import ConfigurationError, Settings, get_settings
+from cryptocast.sql.database import Database, DatabaseUnavailable, describe
+
+app = typer.Typer(help="cryptocast: crypto price forecasting on Ray.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (print JSON).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+
+
+def _mount_optional() -> None:
+    """Sub-apps of other components, mounted when their module is present."""
+    from importlib import import_module
+
+    for module, name in (("cryptocast.exchange.cli", "exchange"),):
+        try:
+            app.add_typer(import_module(module).app, name=name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+_mount_optional()
+
+LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")]
+
+
+@app.callback()
+def main(
+    log_level: LogLevel = "",
+    log_json: Annotated[bool, typer.Option("--log-json", help="one JSON object per log line")] = False,
+) -> None:
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+    setup_logging(log_level or settings.log_level, log_json or settings.log_json)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def _with_database(settings: Settings, work) -> object:  # noqa: ANN001 - async callable(Database, URL)
+    """Run ``work(db, url)`` against the configured (or embedded) database with clear errors."""
+    from cryptocast.sql.runtime import database_url
+
+    async def run(url):  # noqa: ANN001, ANN202
+        db = Database(url, pool_size=settings.db_pool_size)
+        try:
+            await db.check()
+            return await work(db, url)
+        finally:
+            await db.dispose()
+
+    try:
+        with database_url(settings) as url:
+            return asyncio.run(run(url))
+    except DatabaseUnavailable as exc:
+        raise fail(str(exc)) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Migrate the schema forward (to the newest revision by default)."""
+    from cryptocast.sql import migrate
+    from cryptocast.sql.queries import schema_version
+
+    async def work(db: Database, url) -> None:  # noqa: ANN001
+        await asyncio.to_thread(migrate.upgrade, url, revision)
+        console.print(f"schema at [bold]{await schema_version(db)}[/] on {describe(db.url)}")
+
+    _with_database(get_settings(), work)
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="target revision, '-1' or 'base'")] = "-1",
+) -> None:
+    """Migrate the schema back."""
+    from cryptocast.sql import migrate
+    from cryptocast.sql.queries import schema_version
+
+    async def work(db: Database, url) -> None:  # noqa: ANN001
+        await asyncio.to_thread(migrate.downgrade, url, revision)
+        console.print(f"schema at [bold]{await schema_version(db) or 'base'}[/] on {describe(db.url)}")
+
+    _with_database(get_settings(), work)
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Server version, schema revision and row counts."""
+    from sqlalchemy import text
+
+    from cryptocast.sql.migrate import head_revision
+    from cryptocast.sql.queries import schema_version
+
+    async def work(db: Database, url) -> None:  # noqa: ANN001
+        table = Table(title=f"PostgreSQL {await db.check()} at {describe(db.url)}")
+        table.add_column("item")
+        table.add_column("value", justify="right")
+        current = await schema_version(db)
+        table.add_row("schema revision", f"{current or 'none'} (head {head_revision()})")
+        if current:
+            async with db.connect() as conn:
+                for name in ("symbols", "price_history", "top_of_book", "models", "predictions", "commands"):
+                    count = (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
+                    table.add_row(name, f"{count:,}")
+        Console().print(table)
+
+    _with_database(get_settings(), work)
+
+
+@app.command()
+def up() -> None:
+    """Bring up the system on the configured defaults and run until Ctrl-C."""
+    from cryptocast.sql import migrate
+    from cryptocast.sql.queries import schema_version
+
+    settings = get_settings()
+    stop = threading.Event()
+
+    async def work(db: Database, url) -> None:  # noqa: ANN001
+        await asyncio.to_thread(migrate.upgrade, url)
+        version = await db.check()
+        where = "embedded" if settings.database_url is None else "external"
+        console.print(
+            f"PostgreSQL {version} ({where}) at {describe(db.url)}, schema {await schema_version(db)}"
+        )
+        console.print("[green]up[/] — press Ctrl-C to stop")
+        await asyncio.to_thread(stop.wait)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    _with_database(settings, work)
+    console.print("stopped cleanly")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    rows: Annotated[int, typer.Option(help="candles written per scenario")] = 1_000_000,
+    batch: Annotated[int, typer.Option(help="candles per write call")] = 50_000,
+) -> None:
+    """Bulk candle writer vs raw asyncpg COPY in the same run (JSON on stdout)."""
+    from cryptocast.sql.bench import run_ingest_bench
+
+    typer.echo(_with_database(get_settings(), lambda db, url: run_ingest_bench(url, rows, batch)))
+
+
+if __name__ == "__main__":
+    app()

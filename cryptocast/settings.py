@@ -1,0 +1,153 @@
+"""One settings object for the whole system (env prefix ``CRYPTOCAST_``, optional ``.env``).
+
+Every component reads its configuration from here, so a value has exactly one name and one
+default. Outside dev mode the settings refuse to start with empty or well-known secrets.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "postgres", "token", "dev"})
+
+
+class Mode(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class ExchangeName(StrEnum):
+    """Where market data comes from; everything but the URLs is the same code path."""
+
+    REPLAY = "replay"
+    BINANCE = "binance"
+    BINANCE_US = "binance-us"
+    BINANCE_DATA = "binance-data"
+    TESTNET = "testnet"
+
+
+# (REST base used as python-binance's API_URL, websocket base used as STREAM_URL)
+EXCHANGE_URLS: dict[ExchangeName, tuple[str, str]] = {
+    ExchangeName.BINANCE: ("https://api.binance.com/api", "wss://stream.binance.com:9443/"),
+    ExchangeName.BINANCE_US: ("https://api.binance.us/api", "wss://stream.binance.us:9443/"),
+    ExchangeName.BINANCE_DATA: ("https://data-api.binance.vision/api", "wss://data-stream.binance.vision/"),
+    ExchangeName.TESTNET: ("https://testnet.binance.vision/api", "wss://stream.testnet.binance.vision/"),
+}
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or unsafe; the message says which and how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CRYPTOCAST_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    mode: Mode = Mode.DEV
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # PostgreSQL: empty means "start the embedded server in data_dir/pg".
+    database_url: SecretStr | None = None
+    db_pool_size: int = 5
+    retention_predictions_days: int | None = None  # None: keep everything
+    retention_top_of_book_days: int | None = None
+
+    # Exchange
+    exchange: ExchangeName = ExchangeName.REPLAY
+    exchange_rest_url: str | None = None  # override of the REST base (python-binance API_URL)
+    exchange_stream_url: str | None = None  # override of the websocket base (STREAM_URL)
+    replay_port: int = 9180
+    replay_speed: float = 1.0
+    replay_data: Path | None = None  # directory of recordings; None: the bundled ones
+    pairs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
+
+    # Models, serving, dashboard
+    model_store_uri: str | None = None  # None: data_dir/models; any fsspec URI otherwise
+    api_token: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    bind_host: str = LOOPBACK
+    api_port: int = 8000
+    dashboard_port: int = 8050
+    ray_address: str | None = None  # None: start a local Ray on loopback
+
+    @field_validator("pairs", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("pairs")
+    @classmethod
+    def _upper_pairs(cls, value: list[str]) -> list[str]:
+        return [pair.upper() for pair in value]
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.mode is Mode.DEV:
+            return self
+        problems = []
+        token = self.api_token.get_secret_value() if self.api_token else ""
+        if token.strip().lower() in DEFAULT_SECRETS or len(token) < 16:
+            problems.append("CRYPTOCAST_API_TOKEN must be set to a random value of at least 16 characters")
+        if self.database_url is None:
+            problems.append(
+                "CRYPTOCAST_DATABASE_URL must point at a managed PostgreSQL (the embedded one is dev only)"
+            )
+        else:
+            from sqlalchemy.engine import make_url
+
+            password = make_url(self.database_url.get_secret_value()).password or ""
+            if password.lower() in DEFAULT_SECRETS:
+                problems.append("the password in CRYPTOCAST_DATABASE_URL is empty or a well-known default")
+        if problems:
+            raise ConfigurationError(
+                "refusing to start in prod mode: " + "; ".join(problems) + " (or set CRYPTOCAST_MODE=dev)"
+            )
+        return self
+
+    # --- derived values -------------------------------------------------------------------------
+    @property
+    def is_replay(self) -> bool:
+        return self.exchange is ExchangeName.REPLAY and self.exchange_rest_url is None
+
+    @property
+    def rest_url(self) -> str:
+        """REST base in python-binance's ``API_URL`` form (``.../api``)."""
+        if self.exchange_rest_url:
+            return self.exchange_rest_url.rstrip("/")
+        if self.exchange is ExchangeName.REPLAY:
+            return f"http://{LOOPBACK}:{self.replay_port}/api"
+        return EXCHANGE_URLS[self.exchange][0]
+
+    @property
+    def stream_url(self) -> str:
+        """Websocket base in python-binance's ``STREAM_URL`` form (ends with ``/``)."""
+        if self.exchange_stream_url:
+            return self.exchange_stream_url.rstrip("/") + "/"
+        if self.exchange is ExchangeName.REPLAY:
+            return f"ws://{LOOPBACK}:{self.replay_port}/"
+        return EXCHANGE_URLS[self.exchange][1]
+
+    @property
+    def model_store(self) -> str:
+        return self.model_store_uri or str((self.data_dir / "models").resolve())
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

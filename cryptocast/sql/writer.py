@@ -1,0 +1,230 @@
+"""Bulk writes of candles and top of book, idempotent and announced with NOTIFY.
+
+Candles go through asyncpg COPY into a per-connection temporary table, then one
+``INSERT … ON CONFLICT DO NOTHING`` into ``price_history``: writing the same candles twice changes
+nothing. In the same transaction the writer moves the pair's ``last_candle_time`` forward and sends
+``NOTIFY cryptocast_candles`` naming the pair and its newest closed minute, so consumers downstream
+(the live predictor) learn of new data without polling and without being called.
+
+Bad rows are rejected before they reach the database, each with its reason; the good rows of the
+same batch still land.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from cryptocast.records import MINUTE_MS, BookTop, Candle
+from cryptocast.sql.database import Database
+from cryptocast.sql.schema import CANDLES_CHANNEL
+
+log = logging.getLogger(__name__)
+
+CANDLE_COLUMNS = (
+    "symbol_id",
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+    "provenance",
+    "derived_fields",
+)
+_COLS = ", ".join(CANDLE_COLUMNS)
+STAGING_TABLE = "cryptocast_candles_in"
+_CREATE_STAGING = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} "
+    "(LIKE price_history INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_MERGE = f"INSERT INTO price_history ({_COLS}) SELECT {_COLS} FROM {STAGING_TABLE} ON CONFLICT DO NOTHING"
+_ADVANCE = (
+    "UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2) "
+    "WHERE id = $1 RETURNING symbol"
+)
+_UPSERT_BOOK = """
+INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (symbol_id, minute) DO UPDATE SET
+    bid_price = EXCLUDED.bid_price, bid_qty = EXCLUDED.bid_qty,
+    ask_price = EXCLUDED.ask_price, ask_qty = EXCLUDED.ask_qty, derived = EXCLUDED.derived
+"""
+
+
+class WriteError(RuntimeError):
+    """The database refused a batch; the message names the pair and the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    index: int
+    open_time: int
+    reason: str
+
+    def __str__(self) -> str:
+        when = datetime.fromtimestamp(self.open_time / 1000, UTC).isoformat() if self.open_time else "?"
+        return f"row {self.index} (open_time {when}): {self.reason}"
+
+
+@dataclass(slots=True)
+class WriteResult:
+    received: int = 0
+    inserted: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    newest_open_time: int | None = None
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - len(self.rejected) - self.inserted
+
+
+def ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def check_candle(c: Candle) -> str | None:
+    """Why a candle must not be stored, or None when it is sane."""
+    prices = (c.open, c.high, c.low, c.close)
+    numbers = (*prices, c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote)
+    if not all(math.isfinite(x) for x in numbers):
+        return "non-finite number (NaN or infinity)"
+    if c.open_time % MINUTE_MS:
+        return "open time is not on a minute boundary"
+    if c.close_time <= c.open_time:
+        return "close time is not after open time"
+    if c.low <= 0:
+        return f"non-positive price (low={c.low})"
+    if c.high < c.low:
+        return f"high {c.high} is below low {c.low}"
+    if not (c.low <= c.open <= c.high and c.low <= c.close <= c.high):
+        return f"open {c.open} / close {c.close} outside [low {c.low}, high {c.high}]"
+    if min(c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote) < 0 or c.trades < 0:
+        return "negative volume or trade count"
+    return None
+
+
+class CandleWriter:
+    """The one way candles enter the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def prepare(symbol_id: int, candles: Iterable[Candle], result: WriteResult) -> list[tuple]:
+        records = []
+        newest = None
+        for i, c in enumerate(candles):
+            result.received += 1
+            reason = check_candle(c)
+            if reason is not None:
+                result.rejected.append(RejectedRow(i, c.open_time, reason))
+                continue
+            records.append(
+                (
+                    symbol_id,
+                    ms_to_dt(c.open_time),
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.close,
+                    c.volume,
+                    ms_to_dt(c.close_time),
+                    c.quote_volume,
+                    c.trades,
+                    c.taker_buy_base,
+                    c.taker_buy_quote,
+                    c.provenance.value,
+                    list(c.derived_fields),
+                )
+            )
+            if newest is None or c.open_time > newest:
+                newest = c.open_time
+        result.newest_open_time = newest
+        return records
+
+    async def write(
+        self, symbol_id: int, candles: Sequence[Candle], *, known_new: bool = False
+    ) -> WriteResult:
+        """Store closed candles for one pair; idempotent.
+
+        ``known_new`` skips the staging table for a range the caller knows is absent (a backfill past
+        the last stored minute); if that turns out wrong the batch is retried through staging.
+        """
+        result = WriteResult()
+        records = self.prepare(symbol_id, candles, result)
+        for rejected in result.rejected:
+            log.warning("candle rejected: %s", rejected, extra={"symbol_id": symbol_id})
+        if not records:
+            return result
+        try:
+            async with self.db.raw() as conn:
+                if known_new:
+                    try:
+                        result.inserted = await self._copy_direct(conn, symbol_id, records, result)
+                        return result
+                    except asyncpg.UniqueViolationError:
+                        log.info("range was not new; merging through staging", extra={"symbol_id": symbol_id})
+                result.inserted = await self._merge(conn, symbol_id, records, result)
+        except asyncpg.ForeignKeyViolationError:
+            raise WriteError(
+                f"no pair with id {symbol_id}: add the pair before writing its candles"
+            ) from None
+        except asyncpg.CheckViolationError as exc:
+            raise WriteError(
+                f"pair {symbol_id}: a candle broke {exc.constraint_name}: {exc.detail or exc}"
+            ) from None
+        return result
+
+    async def _copy_direct(
+        self, conn: asyncpg.Connection, symbol_id: int, records: list, result: WriteResult
+    ) -> int:
+        async with conn.transaction():
+            await conn.copy_records_to_table("price_history", records=records, columns=CANDLE_COLUMNS)
+            await self._announce(conn, symbol_id, result.newest_open_time, len(records))
+        return len(records)
+
+    async def _merge(
+        self, conn: asyncpg.Connection, symbol_id: int, records: list, result: WriteResult
+    ) -> int:
+        async with conn.transaction():
+            await conn.execute(_CREATE_STAGING)
+            await conn.copy_records_to_table(STAGING_TABLE, records=records, columns=CANDLE_COLUMNS)
+            status = await conn.execute(_MERGE)
+            inserted = int(status.rsplit(" ", 1)[1])
+            if inserted:
+                await self._announce(conn, symbol_id, result.newest_open_time, inserted)
+        return inserted
+
+    @staticmethod
+    async def _announce(conn: asyncpg.Connection, symbol_id: int, newest: int | None, count: int) -> None:
+        symbol = await conn.fetchval(_ADVANCE, symbol_id, ms_to_dt(newest))
+        payload = json.dumps({"symbol_id": symbol_id, "symbol": symbol, "open_time": newest, "count": count})
+        await conn.execute("SELECT pg_notify($1, $2)", CANDLES_CHANNEL, payload)
+
+    async def write_book(self, symbol_id: int, tops: Sequence[BookTop]) -> int:
+        """Upsert one top-of-book row per minute (the last quote before the minute closed wins)."""
+        rows = [
+            (symbol_id, ms_to_dt(t.minute), t.bid_price, t.bid_qty, t.ask_price, t.ask_qty, t.derived)
+            for t in tops
+            if t.bid_price > 0 and t.ask_price >= t.bid_price
+        ]
+        if len(rows) != len(tops):
+            log.warning(
+                "dropped %d crossed or empty quotes", len(tops) - len(rows), extra={"symbol_id": symbol_id}
+            )
+        if rows:
+            async with self.db.raw() as conn:
+                await conn.executemany(_UPSERT_BOOK, rows)
+        return len(rows)
