@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 
 import asyncpg
 
@@ -43,13 +44,26 @@ CANDLE_COLUMNS = (
     "provenance",
     "derived_fields",
 )
-_COLS = ", ".join(CANDLE_COLUMNS)
+# Staging keeps the exchange's integer milliseconds: converting to timestamptz in SQL is far cheaper
+# than building a Python datetime per row.
+_STAGED = CANDLE_COLUMNS[1:]
+_row_of = attrgetter(*_STAGED)
 STAGING_TABLE = "cryptocast_candles_in"
-_CREATE_STAGING = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} "
-    "(LIKE price_history INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
-_MERGE = f"INSERT INTO price_history ({_COLS}) SELECT {_COLS} FROM {STAGING_TABLE} ON CONFLICT DO NOTHING"
+_CREATE_STAGING = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (
+    open_time bigint, open float8, high float8, low float8, close float8, volume float8,
+    close_time bigint, quote_volume float8, trades bigint, taker_buy_base float8,
+    taker_buy_quote float8, provenance text, derived_fields text[]
+) ON COMMIT DELETE ROWS
+"""
+_MERGE = f"""
+INSERT INTO price_history ({", ".join(CANDLE_COLUMNS)})
+SELECT $1, to_timestamp(open_time / 1000.0), open, high, low, close, volume,
+       to_timestamp(close_time / 1000.0), quote_volume, trades, taker_buy_base, taker_buy_quote,
+       provenance, derived_fields
+FROM {STAGING_TABLE}
+ON CONFLICT DO NOTHING
+"""
 _ADVANCE = (
     "UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2) "
     "WHERE id = $1 RETURNING symbol"
@@ -122,94 +136,47 @@ class CandleWriter:
         self.db = db
 
     @staticmethod
-    def prepare(symbol_id: int, candles: Iterable[Candle], result: WriteResult) -> list[tuple]:
+    def prepare(candles: Sequence[Candle], result: WriteResult) -> list[tuple]:
+        """Validate and flatten candles into staging rows; rejected rows are recorded on ``result``."""
         records = []
-        newest = None
         for i, c in enumerate(candles):
-            result.received += 1
             reason = check_candle(c)
-            if reason is not None:
+            if reason is None:
+                records.append(_row_of(c))
+            else:
                 result.rejected.append(RejectedRow(i, c.open_time, reason))
-                continue
-            records.append(
-                (
-                    symbol_id,
-                    ms_to_dt(c.open_time),
-                    c.open,
-                    c.high,
-                    c.low,
-                    c.close,
-                    c.volume,
-                    ms_to_dt(c.close_time),
-                    c.quote_volume,
-                    c.trades,
-                    c.taker_buy_base,
-                    c.taker_buy_quote,
-                    c.provenance.value,
-                    list(c.derived_fields),
-                )
-            )
-            if newest is None or c.open_time > newest:
-                newest = c.open_time
-        result.newest_open_time = newest
+        result.received += len(candles)
+        if records:
+            result.newest_open_time = max(r[0] for r in records)
         return records
 
-    async def write(
-        self, symbol_id: int, candles: Sequence[Candle], *, known_new: bool = False
-    ) -> WriteResult:
-        """Store closed candles for one pair; idempotent.
-
-        ``known_new`` skips the staging table for a range the caller knows is absent (a backfill past
-        the last stored minute); if that turns out wrong the batch is retried through staging.
-        """
+    async def write(self, symbol_id: int, candles: Sequence[Candle]) -> WriteResult:
+        """Store closed candles for one pair; idempotent, and announced when anything is new."""
         result = WriteResult()
-        records = self.prepare(symbol_id, candles, result)
+        records = self.prepare(candles, result)
         for rejected in result.rejected:
             log.warning("candle rejected: %s", rejected, extra={"symbol_id": symbol_id})
         if not records:
             return result
         try:
-            async with self.db.raw() as conn:
-                if known_new:
-                    try:
-                        result.inserted = await self._copy_direct(conn, symbol_id, records, result)
-                        return result
-                    except asyncpg.UniqueViolationError:
-                        log.info("range was not new; merging through staging", extra={"symbol_id": symbol_id})
-                result.inserted = await self._merge(conn, symbol_id, records, result)
-        except asyncpg.ForeignKeyViolationError:
-            raise WriteError(
-                f"no pair with id {symbol_id}: add the pair before writing its candles"
-            ) from None
+            async with self.db.raw() as conn, conn.transaction():
+                await conn.execute(_CREATE_STAGING)
+                await conn.copy_records_to_table(STAGING_TABLE, records=records, columns=_STAGED)
+                status = await conn.execute(_MERGE, symbol_id)
+                result.inserted = int(status.rsplit(" ", 1)[1])
+                if result.inserted:
+                    await self._announce(conn, symbol_id, result.newest_open_time, result.inserted)
         except asyncpg.CheckViolationError as exc:
             raise WriteError(
                 f"pair {symbol_id}: a candle broke {exc.constraint_name}: {exc.detail or exc}"
             ) from None
         return result
 
-    async def _copy_direct(
-        self, conn: asyncpg.Connection, symbol_id: int, records: list, result: WriteResult
-    ) -> int:
-        async with conn.transaction():
-            await conn.copy_records_to_table("price_history", records=records, columns=CANDLE_COLUMNS)
-            await self._announce(conn, symbol_id, result.newest_open_time, len(records))
-        return len(records)
-
-    async def _merge(
-        self, conn: asyncpg.Connection, symbol_id: int, records: list, result: WriteResult
-    ) -> int:
-        async with conn.transaction():
-            await conn.execute(_CREATE_STAGING)
-            await conn.copy_records_to_table(STAGING_TABLE, records=records, columns=CANDLE_COLUMNS)
-            status = await conn.execute(_MERGE)
-            inserted = int(status.rsplit(" ", 1)[1])
-            if inserted:
-                await self._announce(conn, symbol_id, result.newest_open_time, inserted)
-        return inserted
-
     @staticmethod
     async def _announce(conn: asyncpg.Connection, symbol_id: int, newest: int | None, count: int) -> None:
         symbol = await conn.fetchval(_ADVANCE, symbol_id, ms_to_dt(newest))
+        if symbol is None:  # raising rolls the whole batch back
+            raise WriteError(f"no pair with id {symbol_id}: add the pair before writing its candles")
         payload = json.dumps({"symbol_id": symbol_id, "symbol": symbol, "open_time": newest, "count": count})
         await conn.execute("SELECT pg_notify($1, $2)", CANDLES_CHANNEL, payload)
 

@@ -160,9 +160,6 @@ def upgrade() -> None:
             "volume >= 0 AND quote_volume >= 0 AND trades >= 0 AND taker_buy_base >= 0 AND taker_buy_quote >= 0",
             name=op.f("ck_price_history_non_negative_volumes"),
         ),
-        sa.ForeignKeyConstraint(
-            ["symbol_id"], ["symbols.id"], name=op.f("fk_price_history_symbol_id_symbols"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("symbol_id", "open_time", name=op.f("pk_price_history")),
     )
     op.create_table(
@@ -179,9 +176,6 @@ def upgrade() -> None:
             "bid_price > 0 AND ask_price >= bid_price", name=op.f("ck_top_of_book_not_crossed")
         ),
         sa.CheckConstraint("bid_qty >= 0 AND ask_qty >= 0", name=op.f("ck_top_of_book_non_negative_qty")),
-        sa.ForeignKeyConstraint(
-            ["symbol_id"], ["symbols.id"], name=op.f("fk_top_of_book_symbol_id_symbols"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("symbol_id", "minute", name=op.f("pk_top_of_book")),
     )
     op.create_table(

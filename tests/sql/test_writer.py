@@ -1,0 +1,150 @@
+"""The bulk candle writer against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+
+import asyncpg
+import pytest
+from sqlalchemy import select, text
+
+from cryptocast.records import MINUTE_MS, BookTop, Candle, Provenance
+from cryptocast.sql.bench import synthetic_candles
+from cryptocast.sql.database import Database
+from cryptocast.sql.queries import add_symbol, candle_count
+from cryptocast.sql.schema import CANDLES_CHANNEL, price_history, symbols, top_of_book
+from cryptocast.sql.writer import CandleWriter, WriteError
+
+START = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS
+
+
+@pytest.fixture
+async def pair(db: Database) -> int:
+    return await add_symbol(db, "BTCUSDT", "BTC", "USDT")
+
+
+async def test_write_is_idempotent(db: Database, pair: int) -> None:
+    writer = CandleWriter(db)
+    candles = synthetic_candles(500, start_ms=START)
+    first = await writer.write(pair, candles)
+    assert (first.received, first.inserted, first.duplicates) == (500, 500, 0)
+    async with db.connect() as conn:
+        before = (await conn.execute(text("SELECT md5(string_agg(p::text, ',' ORDER BY open_time)) FROM price_history p"))).scalar()
+    second = await writer.write(pair, candles)
+    assert (second.inserted, second.duplicates) == (0, 500)
+    async with db.connect() as conn:
+        after = (await conn.execute(text("SELECT md5(string_agg(p::text, ',' ORDER BY open_time)) FROM price_history p"))).scalar()
+    assert before == after
+    assert await candle_count(db, pair) == 500
+
+
+async def test_overlapping_batch_inserts_only_new_minutes(db: Database, pair: int) -> None:
+    writer = CandleWriter(db)
+    await writer.write(pair, synthetic_candles(100, start_ms=START))
+    overlap = synthetic_candles(100, start_ms=START + 50 * MINUTE_MS, seed=3)
+    result = await writer.write(pair, overlap)
+    assert (result.inserted, result.duplicates) == (50, 50)
+    assert await candle_count(db, pair) == 150
+
+
+async def test_stored_candle_keeps_every_field(db: Database, pair: int) -> None:
+    row = [START, "84000.10", "84100.00", "83950.5", "84050.25", "12.5", START + 59_999, "1050000.5", 321, "6.25", "525000.25", "0"]
+    candle = Candle.from_rest_row(row, derived_fields=("trades",))
+    await CandleWriter(db).write(pair, [candle])
+    async with db.connect() as conn:
+        stored = (await conn.execute(select(price_history))).mappings().one()
+    assert stored["open_time"].timestamp() * 1000 == START
+    assert stored["close_time"].timestamp() * 1000 == pytest.approx(START + 59_999, abs=0.01)
+    assert (stored["open"], stored["high"], stored["low"], stored["close"]) == (84000.10, 84100.0, 83950.5, 84050.25)
+    assert (stored["volume"], stored["quote_volume"], stored["trades"]) == (12.5, 1050000.5, 321)
+    assert (stored["taker_buy_base"], stored["taker_buy_quote"]) == (6.25, 525000.25)
+    assert stored["provenance"] == "rest"
+    assert stored["derived_fields"] == ["trades"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"close": math.nan}, "non-finite"),
+        ({"high": 1.0}, "below low"),
+        ({"volume": -1.0}, "negative volume"),
+        ({"open": 1e9}, "outside"),
+        ({"open_time": START + 5}, "minute boundary"),
+        ({"low": 0.0, "open": 0.0}, "non-positive"),
+    ],
+)
+async def test_bad_rows_are_named_and_good_rows_land(db: Database, pair: int, change: dict, reason: str) -> None:
+    candles = synthetic_candles(10, start_ms=START)
+    candles[4] = dataclasses.replace(candles[4], **change)
+    result = await CandleWriter(db).write(pair, candles)
+    assert [r.index for r in result.rejected] == [4]
+    assert reason in result.rejected[0].reason
+    assert "row 4" in str(result.rejected[0])
+    assert result.inserted == 9
+    assert await candle_count(db, pair) == 9
+
+
+async def test_database_constraints_back_up_the_writer(db: Database, pair: int) -> None:
+    """A row that bypasses the writer's checks is still refused by the schema, with a named constraint."""
+    async with db.raw() as conn:
+        with pytest.raises(asyncpg.CheckViolationError, match="ohlc_order"):
+            await conn.execute(
+                "INSERT INTO price_history VALUES ($1, to_timestamp(0), 10, 5, 6, 7, 1, to_timestamp(59), 1, 1, 0, 0, 'rest')",
+                pair,
+            )
+
+
+async def test_unknown_pair_is_refused_and_nothing_lands(db: Database) -> None:
+    with pytest.raises(WriteError, match="no pair with id 999"):
+        await CandleWriter(db).write(999, synthetic_candles(3, start_ms=START))
+    async with db.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM price_history"))).scalar() == 0
+
+
+async def test_write_notifies_newest_minute_and_advances_pair(db: Database, pair: int) -> None:
+    received: asyncio.Queue[str] = asyncio.Queue()
+    async with db.raw() as listener:
+        await listener.add_listener(CANDLES_CHANNEL, lambda *args: received.put_nowait(args[3]))
+        try:
+            candles = synthetic_candles(5, start_ms=START)
+            await CandleWriter(db).write(pair, candles)
+            payload = json.loads(await asyncio.wait_for(received.get(), 5))
+            assert payload == {"symbol_id": pair, "symbol": "BTCUSDT", "open_time": START + 4 * MINUTE_MS, "count": 5}
+            await CandleWriter(db).write(pair, candles)  # nothing new: no news
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(received.get(), 0.5)
+        finally:
+            await listener.remove_listener(CANDLES_CHANNEL, lambda *args: None)
+    async with db.connect() as conn:
+        last = (await conn.execute(select(symbols.c.last_candle_time).where(symbols.c.id == pair))).scalar()
+    assert last.timestamp() * 1000 == START + 4 * MINUTE_MS
+
+
+async def test_older_batch_never_moves_last_candle_back(db: Database, pair: int) -> None:
+    writer = CandleWriter(db)
+    await writer.write(pair, synthetic_candles(5, start_ms=START + 100 * MINUTE_MS))
+    await writer.write(pair, synthetic_candles(5, start_ms=START))
+    async with db.connect() as conn:
+        last = (await conn.execute(select(symbols.c.last_candle_time).where(symbols.c.id == pair))).scalar()
+    assert last.timestamp() * 1000 == START + 104 * MINUTE_MS
+
+
+async def test_provenance_is_stored(db: Database, pair: int) -> None:
+    candle = dataclasses.replace(synthetic_candles(1, start_ms=START)[0], provenance=Provenance.WEBSOCKET)
+    await CandleWriter(db).write(pair, [candle])
+    async with db.connect() as conn:
+        assert (await conn.execute(select(price_history.c.provenance))).scalar() == "websocket"
+
+
+async def test_top_of_book_last_quote_wins_and_crossed_quotes_are_dropped(db: Database, pair: int) -> None:
+    writer = CandleWriter(db)
+    assert await writer.write_book(pair, [BookTop(START, 100.0, 1.0, 100.5, 2.0)]) == 1
+    assert await writer.write_book(pair, [BookTop(START, 101.0, 1.5, 101.2, 2.5, derived=True)]) == 1
+    assert await writer.write_book(pair, [BookTop(START + MINUTE_MS, 102.0, 1.0, 101.0, 1.0)]) == 0
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(top_of_book))).mappings().all()
+    assert len(rows) == 1
+    assert (rows[0]["bid_price"], rows[0]["ask_price"], rows[0]["derived"]) == (101.0, 101.2, True)
