@@ -38,7 +38,8 @@ TAKER_TILT = 0.3  # derived taker-buy share: 0.5 ± tilt × (close-open)/(high-l
 FIRST_TRADE_ID = 1_000_000
 CLONE_PRICE_STEP = 0.001  # clone k trades at (1 + k × step) × the recorded prices
 STATUS_TRADING, STATUS_BREAK, STATUS_HALT = "TRADING", "BREAK", "HALT"
-DERIVED_FIELDS = DERIVABLE_FIELDS  # the recordings hold OHLCV only
+BOOK_FIELD = "book_ticker"  # top of book modelled from the forming price, not recorded quotes
+DERIVED_FIELDS = (*DERIVABLE_FIELDS, BOOK_FIELD)  # the recordings hold OHLCV only
 
 
 def fmt(value: float) -> str:

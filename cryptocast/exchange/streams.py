@@ -217,7 +217,9 @@ class StreamHub:
             conn.send(json.dumps({"result": sorted(conn.streams), "id": rid}))
             return
         if not isinstance(params, list):
-            conn.send(json.dumps({"error": {"code": 2, "msg": "Invalid request: params must be a list"}, "id": rid}))
+            conn.send(
+                json.dumps({"error": {"code": 2, "msg": "Invalid request: params must be a list"}, "id": rid})
+            )
             return
         error = self._subscribe(conn, params) if method == "SUBSCRIBE" else self._unsubscribe(conn, params)
         if error:
@@ -281,7 +283,9 @@ class StreamHub:
                 raw = wrapped = None
                 for conn in subscribers:
                     if conn.combined:
-                        wrapped = wrapped or json.dumps({"stream": name, "data": payload}, separators=(",", ":"))
+                        wrapped = wrapped or json.dumps(
+                            {"stream": name, "data": payload}, separators=(",", ":")
+                        )
                         conn.send(wrapped)
                     else:
                         raw = raw or json.dumps(payload, separators=(",", ":"))
