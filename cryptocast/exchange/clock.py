@@ -111,11 +111,13 @@ def open_timeline(
     history_ms: int = DEFAULT_HISTORY_MS,
     state_dir: Path | None = None,
     reset: bool = False,
+    exchange_start_ms: int | None = None,
     wall: Callable[[], int] = wall_ms,
 ) -> tuple[Timeline, dict[int, int]]:
     """Load the stored timeline (or start one) and make sure every period has a shift.
 
-    Returns the timeline and the first-bar → period-start mapping.
+    A new timeline's exchange clock starts at wall time, or at ``exchange_start_ms`` to place
+    "now" exactly (tests and benchmarks). Returns the timeline and the first-bar → period mapping.
     """
     periods = period_starts(first_bars)
     path = state_dir / EPOCH_FILE if state_dir else None
@@ -124,7 +126,9 @@ def open_timeline(
         timeline = Timeline.load(path)
         timeline.respeed(speed, now)
     else:
-        timeline = Timeline(now, now, speed, history_ms, {})
+        timeline = Timeline(
+            now, now if exchange_start_ms is None else exchange_start_ms, speed, history_ms, {}
+        )
     timeline.add_periods(periods.values(), timeline.clock(wall).now())
     if path:
         timeline.save(path)

@@ -17,6 +17,7 @@ import numpy as np
 
 from cryptocast.exchange.clock import ReplayClock, Timeline
 from cryptocast.exchange.path import STEP_MS, STEPS, MinutePath, minute_path, seed_for
+from cryptocast.exchange.protocol import BOOK_FIELD
 from cryptocast.exchange.recordings import Recording, split_symbol
 from cryptocast.exchange.spread import Quote, SpreadModel
 from cryptocast.records import DERIVABLE_FIELDS, MINUTE_MS
@@ -38,7 +39,6 @@ TAKER_TILT = 0.3  # derived taker-buy share: 0.5 ± tilt × (close-open)/(high-l
 FIRST_TRADE_ID = 1_000_000
 CLONE_PRICE_STEP = 0.001  # clone k trades at (1 + k × step) × the recorded prices
 STATUS_TRADING, STATUS_BREAK, STATUS_HALT = "TRADING", "BREAK", "HALT"
-BOOK_FIELD = "book_ticker"  # top of book modelled from the forming price, not recorded quotes
 DERIVED_FIELDS = (*DERIVABLE_FIELDS, BOOK_FIELD)  # the recordings hold OHLCV only
 
 
@@ -179,7 +179,7 @@ class ReplaySymbol:
     def bars(self, lo: int, hi: int, now: int) -> Bars:
         """Minutes ``lo..hi-1``; a minute that has not closed at ``now`` is its partial state."""
         hi = max(lo, hi)
-        closed = min(hi, self.closed_count(now))
+        closed = max(lo, min(hi, self.closed_count(now)))
         sl = slice(lo, closed)
         cols = [self.o[sl], self.h[sl], self.l[sl], self.c[sl], self.v[sl]]
         derived = [self.q[sl], self.n[sl], self.vb[sl], self.qb[sl]]

@@ -28,6 +28,15 @@ from cryptocast.exchange.market import (
     ReplaySymbol,
     fmt,
 )
+from cryptocast.exchange.protocol import (
+    CLONE_KEY,
+    CLONE_OF_KEY,
+    DERIVED_KEY,
+    REPLAY_NOW_HEADER,
+    REPLAY_SHIFT_HEADER,
+    REPLAY_SPEED_HEADER,
+    USED_WEIGHT_HEADER,
+)
 from cryptocast.exchange.ratelimit import WeightLimiter
 
 DEFAULT_KLINES_LIMIT = 500
@@ -38,10 +47,6 @@ BASE_PRECISION = QUOTE_PRECISION = 8
 MAX_QTY = 9_000_000.0
 SYMBOL_PATTERN = "^[A-Z0-9-_.]{1,20}$"
 SYMBOL_RE = re.compile(SYMBOL_PATTERN)
-HEADER_USED_WEIGHT = "X-MBX-USED-WEIGHT-1M"
-HEADER_NOW = "X-Replay-Now-Ms"
-HEADER_SPEED = "X-Replay-Speed"
-HEADER_SHIFT = "X-Replay-Shift-Ms"
 SERVER_ERRORS = (
     (500, '{"code":-1001,"msg":"Internal error; unable to process your request. Please try again."}'),
     (502, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
@@ -129,10 +134,10 @@ class RestApi:
                 response = await handler(request)
             except ApiError as exc:
                 response = error_response(exc.code, exc.msg, exc.status)
-        response.headers[HEADER_USED_WEIGHT] = str(verdict.used_weight)
+        response.headers[USED_WEIGHT_HEADER] = str(verdict.used_weight)
         response.headers["X-MBX-USED-WEIGHT"] = str(verdict.used_weight)
-        response.headers[HEADER_NOW] = str(self.market.clock.now())
-        response.headers[HEADER_SPEED] = str(self.market.clock.speed)
+        response.headers[REPLAY_NOW_HEADER] = str(self.market.clock.now())
+        response.headers[REPLAY_SPEED_HEADER] = str(self.market.clock.speed)
         return response
 
     def _weight(self, request: web.Request) -> int:
@@ -245,9 +250,9 @@ class RestApi:
             "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
             "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
             # Replay-only keys: which kline fields are derived, and whether this is a load-test clone.
-            "derivedFields": list(DERIVED_FIELDS),
-            "clone": sym.clone_of is not None,
-            "cloneOf": sym.clone_of,
+            DERIVED_KEY: list(DERIVED_FIELDS),
+            CLONE_KEY: sym.clone_of is not None,
+            CLONE_OF_KEY: sym.clone_of,
             "replayShiftMs": sym.shift_ms,
         }
 
@@ -276,7 +281,7 @@ class RestApi:
             raise ApiError(-1023, "Start time is greater than end time.")
         bars = sym.klines(interval, start, end, limit, self.market.clock.now())
         response = web.json_response(bars.rows())
-        response.headers[HEADER_SHIFT] = str(sym.shift_ms)
+        response.headers[REPLAY_SHIFT_HEADER] = str(sym.shift_ms)
         return response
 
     async def book_ticker(self, request: web.Request) -> web.Response:
@@ -284,7 +289,7 @@ class RestApi:
         now = self.market.clock.now()
         if chosen is not None and "symbol" in request.query:
             response = web.json_response(chosen[0].book_ticker(now))
-            response.headers[HEADER_SHIFT] = str(chosen[0].shift_ms)
+            response.headers[REPLAY_SHIFT_HEADER] = str(chosen[0].shift_ms)
             return response
         symbols = chosen if chosen is not None else list(self.market.symbols.values())
         return web.json_response([sym.book_ticker(now) for sym in symbols])

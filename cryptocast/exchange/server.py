@@ -43,6 +43,7 @@ class ReplayConfig:
     state_dir: Path | None = None  # where epoch.json lives (data_dir/replay)
     history_ms: int = DEFAULT_HISTORY_MS
     reset: bool = False
+    exchange_start_ms: int | None = None  # None: the exchange clock starts at wall time
     clones: dict[str, int] = field(default_factory=dict)
     faults: dict[str, object] = field(default_factory=dict)
     weight_limit: int = DEFAULT_WEIGHT_LIMIT
@@ -64,6 +65,7 @@ class ReplayServer:
             history_ms=config.history_ms,
             state_dir=config.state_dir,
             reset=config.reset,
+            exchange_start_ms=config.exchange_start_ms,
         )
         self.clock = self.timeline.clock()
         self.market = Market(recordings, self.timeline, periods, self.clock, clones=config.clones)

@@ -1,0 +1,260 @@
+"""The one exchange interface of the project: python-binance pointed at the configured exchange.
+
+:class:`BinanceExchange` is python-binance's ``AsyncClient`` whose REST base (``API_URL``) and
+websocket base (``STREAM_URL``) come from settings: binance.com, binance.us, the market-data
+mirror, testnet or the local replay. Nothing else in the code knows which one it talks to. It adds
+typed results (:class:`~cryptocast.records.Candle` with the derived-field marker), the last used
+weight, and streams that turn python-binance's silent failure modes (queue overflow, closed read
+loop, reconnects, stalls) into exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+
+from binance import AsyncClient, BinanceSocketManager
+from binance.exceptions import ReadLoopClosed
+
+from cryptocast.exchange.protocol import BOOK_FIELD, DERIVED_KEY, REPLAY_NOW_HEADER, USED_WEIGHT_HEADER
+from cryptocast.records import DERIVABLE_FIELDS, Candle, Provenance
+from cryptocast.settings import Settings, get_settings
+
+MAX_KLINES_PAGE = 1000
+DEFAULT_QUEUE_SIZE = 100  # python-binance's default; overflow raises StreamFailed
+# python-binance error dicts that mean "the connection dropped, reconnecting": data may be missing.
+RECONNECTING_ERRORS = frozenset(
+    {
+        "BinanceWebsocketClosed",
+        "ConnectionClosedError",
+        "ConnectionClosedOK",
+        "IncompleteReadError",
+        "gaierror",
+    }
+)
+
+
+class ExchangeStreamError(Exception):
+    """A market stream problem the caller must act on."""
+
+
+class StreamInterrupted(ExchangeStreamError):
+    """The connection dropped and is being re-established; messages in between are lost (refetch over REST)."""
+
+
+class StreamFailed(ExchangeStreamError):
+    """The stream is dead (queue overflow, closed read loop, broken message): open a new one."""
+
+
+class StreamStalled(StreamFailed):
+    """No message arrived within the stall timeout although the connection looked open."""
+
+
+@dataclass(frozen=True, slots=True)
+class KlinePage:
+    """Closed candles of one klines request, the forming candle if the range reached now, and the weight used."""
+
+    candles: list[Candle]
+    forming: Candle | None
+    used_weight: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BookQuote:
+    """Best bid/ask now; ``derived`` when the exchange models the book rather than recording it."""
+
+    symbol: str
+    bid_price: float
+    bid_qty: float
+    ask_price: float
+    ask_qty: float
+    update_id: int | None = None
+    derived: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KlineUpdate:
+    symbol: str
+    candle: Candle
+    closed: bool
+    event_time: int
+
+
+class BinanceExchange(AsyncClient):
+    """python-binance ``AsyncClient`` on the configured exchange; construct it without pinging."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        rest_url: str | None = None,
+        stream_url: str | None = None,
+        max_queue_size: int = DEFAULT_QUEUE_SIZE,
+        **client_kwargs: object,
+    ) -> None:
+        settings = settings or get_settings()
+        super().__init__(**client_kwargs)  # type: ignore[arg-type]
+        self.API_URL = rest_url or settings.rest_url
+        self.stream_url = stream_url or settings.stream_url
+        self.max_queue_size = max_queue_size
+        self._derived: dict[str, tuple[str, ...]] = {}
+
+    async def __aenter__(self) -> BinanceExchange:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close_connection()
+
+    # --- response metadata ----------------------------------------------------------------------
+    def _header(self, name: str) -> str | None:
+        return self.response.headers.get(name) if self.response is not None else None
+
+    @property
+    def used_weight(self) -> int | None:
+        """``X-MBX-USED-WEIGHT-1M`` of the last response (weight this IP used this minute)."""
+        value = self._header(USED_WEIGHT_HEADER)
+        return int(value) if value is not None else None
+
+    def exchange_now_ms(self) -> int:
+        """The exchange clock at the last response (replay), else local wall time + server offset."""
+        replay_now = self._header(REPLAY_NOW_HEADER)
+        if replay_now is not None:
+            return int(replay_now)
+        return int(time.time() * 1000) + self.timestamp_offset
+
+    # --- REST -----------------------------------------------------------------------------------
+    async def exchange_info(self, symbols: list[str] | None = None) -> dict:
+        """exchangeInfo (for ``symbols`` only if given); remembers which fields each symbol derives."""
+        params = (
+            {"symbols": json.dumps([s.upper() for s in symbols], separators=(",", ":"))} if symbols else {}
+        )
+        info = await self._get("exchangeInfo", data=params)
+        for entry in info["symbols"]:
+            self._derived[entry["symbol"]] = tuple(entry.get(DERIVED_KEY, ()))
+        return info
+
+    async def derived_fields(self, symbol: str) -> tuple[str, ...]:
+        """Fields the exchange derives rather than records for ``symbol`` (none on Binance)."""
+        symbol = symbol.upper()
+        if symbol not in self._derived:
+            await self.exchange_info([symbol])
+        return self._derived[symbol]
+
+    async def _kline_derived(self, symbol: str) -> tuple[str, ...]:
+        return tuple(f for f in await self.derived_fields(symbol) if f in DERIVABLE_FIELDS)
+
+    async def klines(
+        self,
+        symbol: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = MAX_KLINES_PAGE,
+    ) -> KlinePage:
+        """One page of 1-minute candles (oldest first from ``start_ms``; the latest without it)."""
+        derived = await self._kline_derived(symbol)
+        params: dict[str, object] = {"symbol": symbol.upper(), "interval": "1m", "limit": limit}
+        if start_ms is not None:
+            params["startTime"] = start_ms
+        if end_ms is not None:
+            params["endTime"] = end_ms
+        rows = await self.get_klines(**params)
+        now = self.exchange_now_ms()
+        candles = [Candle.from_rest_row(r, Provenance.REST, derived) for r in rows]
+        forming = candles.pop() if candles and candles[-1].close_time >= now else None
+        return KlinePage(candles, forming, self.used_weight)
+
+    async def book_ticker(self, symbol: str) -> BookQuote:
+        derived = BOOK_FIELD in await self.derived_fields(symbol)
+        q = await self.get_orderbook_ticker(symbol=symbol.upper())
+        return BookQuote(
+            q["symbol"], float(q["bidPrice"]), float(q["bidQty"]), float(q["askPrice"]), float(q["askQty"]),
+            derived=derived,
+        )  # fmt: skip
+
+    # --- streams --------------------------------------------------------------------------------
+    def socket_manager(self) -> BinanceSocketManager:
+        manager = BinanceSocketManager(self, max_queue_size=self.max_queue_size)
+        manager.STREAM_URL = self.stream_url
+        return manager
+
+    def stream(self, streams: list[str], stall_timeout_s: float | None = None) -> MarketStream:
+        """A combined stream of raw stream names (``btcusdt@kline_1m``, ``ethbtc@bookTicker``)."""
+        return MarketStream(self, streams, stall_timeout_s)
+
+    def kline_stream(self, symbols: list[str], stall_timeout_s: float | None = None) -> MarketStream:
+        return self.stream([f"{s.lower()}@kline_1m" for s in symbols], stall_timeout_s)
+
+    def book_stream(self, symbols: list[str], stall_timeout_s: float | None = None) -> MarketStream:
+        return self.stream([f"{s.lower()}@bookTicker" for s in symbols], stall_timeout_s)
+
+
+class MarketStream:
+    """``async with exchange.kline_stream([...]) as s: async for update in s`` — typed updates or errors."""
+
+    def __init__(self, exchange: BinanceExchange, streams: list[str], stall_timeout_s: float | None) -> None:
+        self.exchange = exchange
+        self.streams = streams
+        self.stall_timeout_s = stall_timeout_s
+        self._socket = exchange.socket_manager().multiplex_socket(streams)
+        self._derived: dict[str, tuple[str, ...]] = {}
+
+    async def __aenter__(self) -> MarketStream:
+        symbols = sorted({name.split("@")[0].upper() for name in self.streams})
+        await self.exchange.exchange_info(symbols)
+        self._derived = {s: self.exchange._derived.get(s, ()) for s in symbols}
+        await self._socket.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._socket.__aexit__(exc_type, exc, tb)
+
+    def __aiter__(self) -> AsyncIterator[KlineUpdate | BookQuote]:
+        return self
+
+    async def __anext__(self) -> KlineUpdate | BookQuote:
+        return await self.recv()
+
+    async def _raw(self) -> dict:
+        try:
+            return await asyncio.wait_for(self._socket.recv(), timeout=self.stall_timeout_s)
+        except TimeoutError:
+            raise StreamStalled(f"no message for {self.stall_timeout_s} s on {self.streams}") from None
+        except ReadLoopClosed as exc:
+            raise StreamFailed(f"read loop closed: {exc}") from exc
+
+    async def recv(self) -> KlineUpdate | BookQuote:
+        while True:
+            msg = await self._raw()
+            if msg.get("e") == "error":
+                kind = str(msg.get("type"))
+                if kind in RECONNECTING_ERRORS:
+                    raise StreamInterrupted(f"{kind}: {msg.get('m')}")
+                raise StreamFailed(f"{kind}: {msg.get('m')}")
+            data = msg.get("data")
+            if not isinstance(data, dict):
+                continue  # control answers ({"result": ..., "id": ...})
+            update = self._parse(data)
+            if update is not None:
+                return update
+
+    def _parse(self, data: dict) -> KlineUpdate | BookQuote | None:
+        if data.get("e") == "kline":
+            symbol = data["s"]
+            derived = tuple(f for f in self._derived.get(symbol, ()) if f in DERIVABLE_FIELDS)
+            candle = Candle.from_ws_kline(data["k"], Provenance.WEBSOCKET, derived)
+            return KlineUpdate(symbol, candle, bool(data["k"]["x"]), int(data["E"]))
+        if "b" in data and "a" in data and "u" in data:
+            symbol = data["s"]
+            return BookQuote(
+                symbol, float(data["b"]), float(data["B"]), float(data["a"]), float(data["A"]),
+                update_id=int(data["u"]), derived=BOOK_FIELD in self._derived.get(symbol, ()),
+            )  # fmt: skip
+        return None
