@@ -21,7 +21,7 @@ db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (print JSON).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _mount_optional() -> None:

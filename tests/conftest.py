@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -38,11 +41,15 @@ async def _admin(url: URL, *statements: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg-embedded"))
+def embedded_server() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp_path: pytest prunes old base directories, which would pull the data
+    # directory from under a server that another pytest process on the machine still runs.
+    pg_dir = Path(tempfile.mkdtemp(prefix="cryptocast-test-pg-"))
+    server = EmbeddedPostgres(pg_dir)
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 def _server_names() -> list[str]:
@@ -68,7 +75,11 @@ def templates(server_urls: dict[str, URL]) -> dict[str, URL]:
     """A migrated template database on every server; per-test databases are cheap copies of it."""
     out = {}
     for name, url in server_urls.items():
-        asyncio.run(_admin(url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}"))
+        asyncio.run(
+            _admin(
+                url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}"
+            )
+        )
         template = url.set(database=TEMPLATE_DB)
         migrate.upgrade(template)
         out[name] = template

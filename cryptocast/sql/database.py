@@ -51,9 +51,19 @@ def describe(url: URL) -> str:
     return f"{url.username or ''}@{host}{port}/{url.database or ''}"
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The driver's own exception under SQLAlchemy's wrappers."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "orig", None) or seen.__cause__
+        if inner is None or inner is seen:
+            return seen
+        seen = inner
+
+
 def explain_connect_error(url: URL, exc: BaseException) -> DatabaseUnavailable:
     """Turn a driver exception into one line that says what to check."""
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    cause = _root_cause(exc)
     where = describe(url)
     if isinstance(cause, asyncpg.InvalidPasswordError):
         hint = "wrong user or password"

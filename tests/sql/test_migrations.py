@@ -30,10 +30,19 @@ def _tables(conn) -> set[str]:  # noqa: ANN001
 
 def test_upgrade_downgrade_roundtrip(blank_db_url: URL) -> None:
     migrate.upgrade(blank_db_url)
-    assert asyncio.run(_inspect(blank_db_url, lambda c: MigrationContext.configure(c).get_current_revision())) == migrate.head_revision()
-    assert {"symbols", "price_history", "top_of_book", "models", "predictions", "commands", "gaps"} <= asyncio.run(
-        _inspect(blank_db_url, _tables)
+    assert (
+        asyncio.run(_inspect(blank_db_url, lambda c: MigrationContext.configure(c).get_current_revision()))
+        == migrate.head_revision()
     )
+    assert {
+        "symbols",
+        "price_history",
+        "top_of_book",
+        "models",
+        "predictions",
+        "commands",
+        "gaps",
+    } <= asyncio.run(_inspect(blank_db_url, _tables))
     migrate.downgrade(blank_db_url, "base")
     assert asyncio.run(_inspect(blank_db_url, _tables)) == {"alembic_version"}
     migrate.upgrade(blank_db_url)  # and up again on the same database
@@ -43,6 +52,9 @@ def test_upgrade_downgrade_roundtrip(blank_db_url: URL) -> None:
 def test_migrations_match_declared_schema(blank_db_url: URL) -> None:
     migrate.upgrade(blank_db_url)
     diff = asyncio.run(
-        _inspect(blank_db_url, lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata))
+        _inspect(
+            blank_db_url,
+            lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata),
+        )
     )
     assert diff == [], f"schema.py and the migrations disagree: {diff}"

@@ -32,11 +32,19 @@ async def test_write_is_idempotent(db: Database, pair: int) -> None:
     first = await writer.write(pair, candles)
     assert (first.received, first.inserted, first.duplicates) == (500, 500, 0)
     async with db.connect() as conn:
-        before = (await conn.execute(text("SELECT md5(string_agg(p::text, ',' ORDER BY open_time)) FROM price_history p"))).scalar()
+        before = (
+            await conn.execute(
+                text("SELECT md5(string_agg(p::text, ',' ORDER BY open_time)) FROM price_history p")
+            )
+        ).scalar()
     second = await writer.write(pair, candles)
     assert (second.inserted, second.duplicates) == (0, 500)
     async with db.connect() as conn:
-        after = (await conn.execute(text("SELECT md5(string_agg(p::text, ',' ORDER BY open_time)) FROM price_history p"))).scalar()
+        after = (
+            await conn.execute(
+                text("SELECT md5(string_agg(p::text, ',' ORDER BY open_time)) FROM price_history p")
+            )
+        ).scalar()
     assert before == after
     assert await candle_count(db, pair) == 500
 
@@ -51,14 +59,32 @@ async def test_overlapping_batch_inserts_only_new_minutes(db: Database, pair: in
 
 
 async def test_stored_candle_keeps_every_field(db: Database, pair: int) -> None:
-    row = [START, "84000.10", "84100.00", "83950.5", "84050.25", "12.5", START + 59_999, "1050000.5", 321, "6.25", "525000.25", "0"]
+    row = [
+        START,
+        "84000.10",
+        "84100.00",
+        "83950.5",
+        "84050.25",
+        "12.5",
+        START + 59_999,
+        "1050000.5",
+        321,
+        "6.25",
+        "525000.25",
+        "0",
+    ]
     candle = Candle.from_rest_row(row, derived_fields=("trades",))
     await CandleWriter(db).write(pair, [candle])
     async with db.connect() as conn:
         stored = (await conn.execute(select(price_history))).mappings().one()
     assert stored["open_time"].timestamp() * 1000 == START
     assert stored["close_time"].timestamp() * 1000 == pytest.approx(START + 59_999, abs=0.01)
-    assert (stored["open"], stored["high"], stored["low"], stored["close"]) == (84000.10, 84100.0, 83950.5, 84050.25)
+    assert (stored["open"], stored["high"], stored["low"], stored["close"]) == (
+        84000.10,
+        84100.0,
+        83950.5,
+        84050.25,
+    )
     assert (stored["volume"], stored["quote_volume"], stored["trades"]) == (12.5, 1050000.5, 321)
     assert (stored["taker_buy_base"], stored["taker_buy_quote"]) == (6.25, 525000.25)
     assert stored["provenance"] == "rest"
@@ -76,7 +102,9 @@ async def test_stored_candle_keeps_every_field(db: Database, pair: int) -> None:
         ({"low": 0.0, "open": 0.0}, "non-positive"),
     ],
 )
-async def test_bad_rows_are_named_and_good_rows_land(db: Database, pair: int, change: dict, reason: str) -> None:
+async def test_bad_rows_are_named_and_good_rows_land(
+    db: Database, pair: int, change: dict, reason: str
+) -> None:
     candles = synthetic_candles(10, start_ms=START)
     candles[4] = dataclasses.replace(candles[4], **change)
     result = await CandleWriter(db).write(pair, candles)
@@ -112,7 +140,12 @@ async def test_write_notifies_newest_minute_and_advances_pair(db: Database, pair
             candles = synthetic_candles(5, start_ms=START)
             await CandleWriter(db).write(pair, candles)
             payload = json.loads(await asyncio.wait_for(received.get(), 5))
-            assert payload == {"symbol_id": pair, "symbol": "BTCUSDT", "open_time": START + 4 * MINUTE_MS, "count": 5}
+            assert payload == {
+                "symbol_id": pair,
+                "symbol": "BTCUSDT",
+                "open_time": START + 4 * MINUTE_MS,
+                "count": 5,
+            }
             await CandleWriter(db).write(pair, candles)  # nothing new: no news
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(received.get(), 0.5)
@@ -148,3 +181,22 @@ async def test_top_of_book_last_quote_wins_and_crossed_quotes_are_dropped(db: Da
         rows = (await conn.execute(select(top_of_book))).mappings().all()
     assert len(rows) == 1
     assert (rows[0]["bid_price"], rows[0]["ask_price"], rows[0]["derived"]) == (101.0, 101.2, True)
+
+
+async def test_stale_last_candle_marker_falls_back_to_merge(db: Database, pair: int) -> None:
+    """The fast path trusts symbols.last_candle_time; if that lies, the batch still lands exactly once."""
+    writer = CandleWriter(db)
+    candles = synthetic_candles(20, start_ms=START)
+    await writer.write(pair, candles[:10])
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE symbols SET last_candle_time = NULL"))
+    result = await writer.write(pair, candles)
+    assert (result.inserted, result.duplicates) == (10, 10)
+    assert await candle_count(db, pair) == 20
+
+
+async def test_concurrent_overlapping_writers_store_each_minute_once(db: Database, pair: int) -> None:
+    writers = [CandleWriter(db) for _ in range(4)]
+    batches = [synthetic_candles(300, start_ms=START + i * 100 * MINUTE_MS, seed=i) for i in range(4)]
+    results = await asyncio.gather(*(w.write(pair, b) for w, b in zip(writers, batches, strict=True)))
+    assert sum(r.inserted for r in results) == await candle_count(db, pair) == 600

@@ -1,0 +1,101 @@
+"""Candles for one pair as a frame: from PostgreSQL (training, serving) or from a file (evaluation).
+
+Every source ends in the same :class:`Candles` shape, so features are computed by one code path
+whatever the data came from. Times stay integer milliseconds, as the exchange sends them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryptocast.sql.database import Database
+
+OHLCV = ("open", "high", "low", "close", "volume")
+BOOK_COLUMNS = ("bid_price", "bid_qty", "ask_price", "ask_qty")
+EXTRA_COLUMNS = ("quote_volume", "trades", "taker_buy_base")
+
+_CANDLES_SQL = """
+SELECT (extract(epoch FROM open_time) * 1000)::bigint AS open_time_ms,
+       open, high, low, close, volume, quote_volume, trades::float8 AS trades, taker_buy_base,
+       derived_fields
+FROM price_history
+WHERE symbol_id = $1 AND open_time >= $2 AND open_time < $3
+ORDER BY open_time
+"""
+_BOOK_SQL = """
+SELECT (extract(epoch FROM minute) * 1000)::bigint AS open_time_ms,
+       bid_price, bid_qty, ask_price, ask_qty
+FROM top_of_book
+WHERE symbol_id = $1 AND minute >= $2 AND minute < $3 AND NOT derived
+"""
+_SPAN_SQL = "SELECT min(open_time), max(open_time) FROM price_history WHERE symbol_id = $1"
+
+
+@dataclass(slots=True)
+class Candles:
+    """Recorded minutes sorted by open time; ``derived`` names columns that were made up, not recorded."""
+
+    frame: pd.DataFrame
+    derived: frozenset[str] = field(default_factory=frozenset)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def open_time(self) -> np.ndarray:
+        return self.frame["open_time_ms"].to_numpy(np.int64)
+
+    def since(self, start_ms: int) -> Candles:
+        return Candles(
+            self.frame[self.frame["open_time_ms"] >= start_ms].reset_index(drop=True), self.derived
+        )
+
+    def until(self, end_ms: int) -> Candles:
+        return Candles(self.frame[self.frame["open_time_ms"] < end_ms].reset_index(drop=True), self.derived)
+
+
+def from_frame(frame: pd.DataFrame, derived: frozenset[str] = frozenset()) -> Candles:
+    """Normalise any frame with ``open_time_ms`` and OHLCV columns (extra columns kept)."""
+    frame = frame.sort_values("open_time_ms").drop_duplicates("open_time_ms", keep="last")
+    frame = frame.reset_index(drop=True)
+    frame["open_time_ms"] = frame["open_time_ms"].astype(np.int64)
+    for column in frame.columns.drop("open_time_ms"):
+        frame[column] = frame[column].astype(np.float64)
+    return Candles(frame, derived)
+
+
+def from_file(path: Path) -> Candles:
+    """A CSV, gzipped CSV or Parquet file in the ``open_time_ms,open,high,low,close,volume`` layout."""
+    from cryptocast.exchange.recordings import load_recording
+
+    rec = load_recording(Path(path))
+    frame = pd.DataFrame({"open_time_ms": rec.open_time, **{c: getattr(rec, c) for c in OHLCV}})
+    return from_frame(frame)
+
+
+async def data_span(db: Database, symbol_id: int) -> tuple[datetime | None, datetime | None]:
+    """First and last stored open time of a pair."""
+    async with db.raw() as conn:
+        row = await conn.fetchrow(_SPAN_SQL, symbol_id)
+    return row[0], row[1]
+
+
+async def from_database(
+    db: Database, symbol_id: int, start: datetime, end: datetime, with_book: bool = False
+) -> Candles:
+    """A pair's candles in ``[start, end)``; top of book joined by minute when asked for."""
+    async with db.raw() as conn:
+        rows = await conn.fetch(_CANDLES_SQL, symbol_id, start, end)
+        book = await conn.fetch(_BOOK_SQL, symbol_id, start, end) if with_book else []
+    columns = ("open_time_ms", *OHLCV, *EXTRA_COLUMNS)
+    frame = pd.DataFrame([tuple(r)[: len(columns)] for r in rows], columns=list(columns))
+    derived = frozenset(name for r in rows for name in (r["derived_fields"] or ()))
+    if with_book:
+        book_frame = pd.DataFrame([tuple(r) for r in book], columns=["open_time_ms", *BOOK_COLUMNS])
+        frame = frame.merge(book_frame, on="open_time_ms", how="left")
+    return from_frame(frame, derived)

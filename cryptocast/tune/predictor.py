@@ -1,0 +1,251 @@
+"""Predictors: what the registry stores and serving loads.
+
+A predictor turns recent candles into a forecast for every horizon: a point price and nested 80 %
+and 95 % intervals. Three kinds share one interface — persistence of close(t) with calibrated
+intervals (the floor every pair always has), the LSTM, and the served combination of the two that
+picks, per horizon, whichever the promotion gate chose. The LSTM runs in NumPy by default, so a
+replica needs no TensorFlow; ``use_tf=True`` runs the same weights through a ``tf.function``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from cryptocast.tune.candles import Candles
+from cryptocast.tune.conformal import LEVELS, Calibration
+from cryptocast.tune.dataset import HORIZONS, horizon_scale, origins
+from cryptocast.tune.features import LOOKBACK, FeatureFrame, FeatureSpec, Scaler, compute
+from cryptocast.tune.lstm import LstmConfig, build, numpy_forward, windows
+
+PERSISTENCE = "persistence"
+LSTM = "lstm"
+ARTIFACT_FORMAT = 1
+
+
+class NotEnoughHistory(ValueError):
+    """The candles given do not hold a complete window ending at the latest minute."""
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonForecast:
+    horizon: int  # minutes
+    point: float
+    lower_80: float
+    upper_80: float
+    lower_95: float
+    upper_95: float
+    source: str  # the model kind that produced it
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    origin_ms: int  # open time of the last closed minute; forecasts are for close(origin + h)
+    close: float
+    horizons: tuple[HorizonForecast, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnForecast:
+    """Many origins at once, in log returns: point (origins, horizons) and half-widths per level."""
+
+    point: np.ndarray
+    half: dict[float, np.ndarray]
+    source: tuple[str, ...]  # kind per horizon
+
+
+class Predictor:
+    """Common behaviour; subclasses say how the point forecast is made."""
+
+    kind: str
+    spec: FeatureSpec
+    seq_len: int
+    calibration: Calibration
+    horizons: tuple[int, ...] = HORIZONS
+
+    @property
+    def window_minutes(self) -> int:
+        """Consecutive candles, ending at the origin, that :meth:`predict` needs."""
+        return self.seq_len + LOOKBACK
+
+    def features(self, candles: Candles) -> FeatureFrame:
+        return compute(candles, self.spec)
+
+    def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def usable_origins(self, candles: Candles) -> np.ndarray:
+        """Grid indices where this predictor has a complete window."""
+        return origins(self.features(candles), self.seq_len)
+
+    def forecast_returns(self, candles: Candles, idx: np.ndarray) -> ReturnForecast:
+        ff = self.features(candles)
+        point = self.point_returns(ff, idx)
+        half = self.calibration.half_widths(horizon_scale(ff.vol[idx], self.horizons))
+        return ReturnForecast(point, half, (self.kind,) * len(self.horizons))
+
+    def predict(self, candles: Candles) -> Forecast:
+        """Forecast from the latest minute of ``candles`` (at least :attr:`window_minutes` of them)."""
+        recent = candles.frame.tail(self.window_minutes)
+        if len(recent) < self.window_minutes:
+            raise NotEnoughHistory(f"need {self.window_minutes} consecutive minutes, got {len(recent)}")
+        window = Candles(recent.reset_index(drop=True), candles.derived)
+        ff = compute(window, self.spec)
+        last = np.array([len(ff.open_time) - 1])
+        if not ff.usable[-self.seq_len :].all():
+            raise NotEnoughHistory(f"the last {self.window_minutes} minutes are not complete")
+        out = self.forecast_returns(window, last)
+        close = float(ff.close[-1])
+        return Forecast(
+            int(ff.open_time[-1]),
+            close,
+            tuple(_prices(close, out, j, h) for j, h in enumerate(self.horizons)),
+        )
+
+    def to_bytes(self) -> bytes:
+        arrays = self._arrays()
+        meta = {
+            "format": ARTIFACT_FORMAT,
+            "kind": self.kind,
+            "groups": list(self.spec.groups),
+            "seq_len": self.seq_len,
+            "horizons": list(self.horizons),
+            "calibration": self.calibration.to_dict(),
+            **self._meta(),
+        }
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        return buffer.getvalue()
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _meta(self) -> dict:
+        return {}
+
+
+def _prices(close: float, out: ReturnForecast, j: int, horizon: int) -> HorizonForecast:
+    p = out.point[0, j]
+    h80, h95 = out.half[0.8][0, j], out.half[0.95][0, j]
+    return HorizonForecast(
+        horizon,
+        close * float(np.exp(p)),
+        close * float(np.exp(p - h80)),
+        close * float(np.exp(p + h80)),
+        close * float(np.exp(p - h95)),
+        close * float(np.exp(p + h95)),
+        out.source[j],
+    )
+
+
+class PersistencePredictor(Predictor):
+    """close(t) for every horizon, with conformal intervals around it."""
+
+    kind = PERSISTENCE
+
+    def __init__(self, calibration: Calibration, spec: FeatureSpec = FeatureSpec()) -> None:
+        self.calibration = calibration
+        self.spec = spec
+        self.seq_len = 1
+
+    def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
+        return np.zeros((len(idx), len(self.horizons)))
+
+
+class LstmPredictor(Predictor):
+    """The trained network plus its scaler and calibration."""
+
+    kind = LSTM
+
+    def __init__(
+        self,
+        config: LstmConfig,
+        weights: list[np.ndarray],
+        scaler: Scaler,
+        calibration: Calibration,
+        use_tf: bool = False,
+    ) -> None:
+        self.config = config
+        self.weights = weights
+        self.scaler = scaler
+        self.calibration = calibration
+        self.spec = FeatureSpec(config.groups)
+        self.seq_len = config.seq_len
+        self._tf_call = self._compile(len(scaler.mean)) if use_tf else None
+
+    def _compile(self, n_features: int):  # noqa: ANN202 - a tf.function
+        from cryptocast.tune.runtime import tensorflow
+
+        tf = tensorflow()
+        model = build(self.config, n_features, len(self.horizons))
+        model.set_weights(self.weights)
+        spec = tf.TensorSpec((None, self.seq_len, n_features), tf.float32)
+        return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    def network(self, x: np.ndarray) -> np.ndarray:
+        """Scaled network output for windows (origins, seq_len, features)."""
+        if self._tf_call is not None:
+            return np.asarray(self._tf_call(x.astype(np.float32)), dtype=np.float64)
+        return numpy_forward(self.weights, self.config.layers, x)
+
+    def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
+        x = np.nan_to_num(self.scaler.transform(ff.values), nan=0.0)
+        return self.network(windows(x, idx, self.seq_len)) * horizon_scale(ff.vol[idx], self.horizons)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        weights = {f"w{i}": w for i, w in enumerate(self.weights)}
+        return weights | {"scaler_mean": self.scaler.mean, "scaler_std": self.scaler.std}
+
+    def _meta(self) -> dict:
+        return {"config": self.config.to_dict(), "n_weights": len(self.weights)}
+
+
+class ServedPredictor(Predictor):
+    """Per horizon, the LSTM where the gate promoted it and the baseline elsewhere."""
+
+    kind = "served"
+
+    def __init__(
+        self, baseline: PersistencePredictor, lstm: LstmPredictor | None, lstm_horizons: set[int]
+    ) -> None:
+        self.baseline = baseline
+        self.lstm = lstm if lstm_horizons else None
+        self.lstm_horizons = lstm_horizons if lstm is not None else set()
+        self.spec = (lstm or baseline).spec
+        self.seq_len = max(baseline.seq_len, lstm.seq_len if self.lstm else 1)
+        self.calibration = baseline.calibration
+
+    def forecast_returns(self, candles: Candles, idx: np.ndarray) -> ReturnForecast:
+        base = self.baseline.forecast_returns(candles, idx)
+        if self.lstm is None:
+            return base
+        net = self.lstm.forecast_returns(candles, idx)
+        take = np.array([h in self.lstm_horizons for h in self.horizons])
+        point = np.where(take[None, :], net.point, base.point)
+        half = {level: np.where(take[None, :], net.half[level], base.half[level]) for level in LEVELS}
+        source = tuple(LSTM if t else PERSISTENCE for t in take)
+        return ReturnForecast(point, half, source)
+
+    def predict(self, candles: Candles) -> Forecast:
+        if self.lstm is None:
+            return self.baseline.predict(candles)
+        return Predictor.predict(self, candles)
+
+
+def from_bytes(data: bytes, use_tf: bool = False) -> PersistencePredictor | LstmPredictor:
+    """Rebuild a stored predictor (the caller has already verified the checksum)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = json.loads(npz["meta"].tobytes().decode())
+        if meta.get("format") != ARTIFACT_FORMAT:
+            raise ValueError(f"unknown artifact format {meta.get('format')!r}")
+        calibration = Calibration.from_dict(meta["calibration"])
+        if meta["kind"] == PERSISTENCE:
+            return PersistencePredictor(calibration, FeatureSpec(tuple(meta["groups"])))
+        if meta["kind"] != LSTM:
+            raise ValueError(f"unknown model kind {meta['kind']!r}")
+        weights = [npz[f"w{i}"] for i in range(meta["n_weights"])]
+        scaler = Scaler(npz["scaler_mean"], npz["scaler_std"])
+    return LstmPredictor(LstmConfig.from_dict(meta["config"]), weights, scaler, calibration, use_tf=use_tf)

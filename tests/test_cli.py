@@ -1,0 +1,125 @@
+"""The ``cryptocast`` command as a user runs it: a real process, real databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+CLI = [sys.executable, "-m", "cryptocast.cli"]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*CLI, *args], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _plain(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://nobody:pw@127.0.0.1:1/x", "connection refused"),
+        ("mysql://u:p@127.0.0.1/x", "only PostgreSQL is supported"),
+        ("not a url", "not a valid URL"),
+    ],
+)
+def test_wrong_database_url_is_one_actionable_line(url: str, expected: str) -> None:
+    result = run_cli("db", "status", env={"CRYPTOCAST_DATABASE_URL": url})
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "CRYPTOCAST_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_password_is_named(server_urls: dict[str, URL]) -> None:
+    if "tcp" not in server_urls:
+        pytest.skip("needs the TCP server")
+    bad = server_urls["tcp"].set(password="wrong-password")
+    result = run_cli("db", "status", env={"CRYPTOCAST_DATABASE_URL": _plain(bad)})
+    assert result.returncode == 1 and "wrong user or password" in result.stderr
+
+
+def test_db_upgrade_and_downgrade_on_a_server(blank_db_url: URL) -> None:
+    env = {"CRYPTOCAST_DATABASE_URL": _plain(blank_db_url)}
+    up = run_cli("db", "upgrade", env=env)
+    assert up.returncode == 0, up.stderr
+    assert "schema at 0001" in up.stderr
+    down = run_cli("db", "downgrade", "base", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "schema at base" in down.stderr
+
+
+def test_db_upgrade_on_tcp_server(server_urls: dict[str, URL]) -> None:
+    if "tcp" not in server_urls:
+        pytest.skip("needs the TCP server")
+    import asyncio
+
+    import asyncpg
+
+    admin = server_urls["tcp"]
+
+    async def make(statement: str) -> None:
+        conn = await asyncpg.connect(_plain(admin))
+        await conn.execute(statement)
+        await conn.close()
+
+    asyncio.run(make("DROP DATABASE IF EXISTS cli_tcp WITH (FORCE)"))
+    asyncio.run(make("CREATE DATABASE cli_tcp"))
+    env = {"CRYPTOCAST_DATABASE_URL": _plain(admin.set(database="cli_tcp"))}
+    try:
+        assert run_cli("db", "upgrade", env=env).returncode == 0
+        status = run_cli("db", "status", env=env)
+        assert status.returncode == 0 and "0001 (head 0001)" in status.stdout
+        assert run_cli("db", "downgrade", "base", env=env).returncode == 0
+    finally:
+        asyncio.run(make("DROP DATABASE IF EXISTS cli_tcp WITH (FORCE)"))
+
+
+def test_prod_mode_without_secrets_refuses_to_start() -> None:
+    result = run_cli("db", "status", env={"CRYPTOCAST_MODE": "prod"})
+    assert result.returncode == 2
+    assert "CRYPTOCAST_API_TOKEN" in result.stderr
+
+
+def _postgres_pids(data_dir: Path) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"postgres.*{data_dir}"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_up_starts_embedded_database_and_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
+    env["CRYPTOCAST_DATA_DIR"] = str(tmp_path / "var")
+    proc = subprocess.Popen([*CLI, "up"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "press Ctrl-C" in line or not line:
+                break
+        output = "".join(lines)
+        assert "(embedded)" in output and "schema 0001" in output, output
+        assert _postgres_pids(tmp_path / "var" / "pg"), "embedded server should be running"
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[1]
+        assert proc.returncode == 0, rest
+        assert "stopped cleanly" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _postgres_pids(tmp_path / "var" / "pg") == []

@@ -1,0 +1,59 @@
+"""Settings: one object, env-driven, and no default secrets outside dev mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptocast.settings import ConfigurationError, ExchangeName, Settings
+
+
+def test_dev_defaults_bind_loopback_and_use_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("CRYPTOCAST_MODE", "CRYPTOCAST_DATABASE_URL", "CRYPTOCAST_EXCHANGE"):
+        monkeypatch.delenv(key, raising=False)
+    s = Settings(_env_file=None)
+    assert s.bind_host == "127.0.0.1"
+    assert s.exchange is ExchangeName.REPLAY and s.is_replay
+    assert s.rest_url == f"http://127.0.0.1:{s.replay_port}/api"
+    assert s.stream_url == f"ws://127.0.0.1:{s.replay_port}/"
+    assert s.database_url is None
+
+
+def test_env_prefix_and_csv_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYPTOCAST_PAIRS", "btcusdt, ethbtc")
+    monkeypatch.setenv("CRYPTOCAST_EXCHANGE", "binance-us")
+    s = Settings(_env_file=None)
+    assert s.pairs == ["BTCUSDT", "ETHBTC"]
+    assert s.rest_url == "https://api.binance.us/api"
+    assert not s.is_replay
+
+
+def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    env = tmp_path / ".env"
+    env.write_text("CRYPTOCAST_API_PORT=9001\n")
+    monkeypatch.delenv("CRYPTOCAST_API_PORT", raising=False)
+    assert Settings(_env_file=env).api_port == 9001
+
+
+@pytest.mark.parametrize(
+    ("token", "url", "message"),
+    [
+        (None, "postgresql://u:s3cret-Long-Passw0rd@db/x", "CRYPTOCAST_API_TOKEN"),
+        ("changeme", "postgresql://u:s3cret-Long-Passw0rd@db/x", "CRYPTOCAST_API_TOKEN"),
+        ("a" * 32, None, "CRYPTOCAST_DATABASE_URL must point"),
+        ("a" * 32, "postgresql://u:postgres@db/x", "password in CRYPTOCAST_DATABASE_URL"),
+        ("a" * 32, "postgresql://u@db/x", "password in CRYPTOCAST_DATABASE_URL"),
+    ],
+)
+def test_prod_refuses_default_or_empty_secrets(token: str | None, url: str | None, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings(_env_file=None, mode="prod", api_token=token, database_url=url)
+
+
+def test_prod_accepts_real_secrets() -> None:
+    s = Settings(
+        _env_file=None,
+        mode="prod",
+        api_token="x" * 24,
+        database_url="postgresql://u:s3cret-Long-Passw0rd@db/x",
+    )
+    assert s.api_token is not None and "x" * 24 not in repr(s)
