@@ -136,6 +136,28 @@ def db_status() -> None:
     _with_database(get_settings(), work)
 
 
+@db_app.command("prune")
+def db_prune() -> None:
+    """Apply the configured retention to predictions and top of book (candles are kept)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from cryptocast.sql.retention import prune
+    from cryptocast.sql.schema import symbols
+
+    settings = get_settings()
+
+    async def work(db: Database, url) -> None:  # noqa: ANN001
+        async with db.connect() as conn:  # ages follow the exchange clock: the newest stored minute
+            newest = (await conn.execute(select(func.max(symbols.c.last_candle_time)))).scalar()
+        now = newest or datetime.now(UTC)
+        pruned = await prune(db, now, settings.retention_predictions_days, settings.retention_top_of_book_days)
+        console.print(f"pruned {pruned.predictions} predictions and {pruned.top_of_book} top-of-book rows")
+
+    _with_database(settings, work)
+
+
 @app.command()
 def up() -> None:
     """Bring up the system on the configured defaults and run until Ctrl-C."""

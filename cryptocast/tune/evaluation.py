@@ -93,6 +93,8 @@ def _horizon_scores(t: Truth, f: ReturnForecast, j: int, h: int) -> dict:
         "direction_accuracy": float(np.mean(np.sign(p) == np.sign(y))),
         "share_unchanged": float(np.mean(y == 0)),
         "pinball_bps": 0.0,
+        "daily_mae": day_mae.tolist(),
+        "daily_persistence_mae": day_base.tolist(),
     }
     n_eff = max(len(y) / h, 1.0)
     for level in LEVELS:
@@ -114,6 +116,17 @@ def _horizon_scores(t: Truth, f: ReturnForecast, j: int, h: int) -> dict:
         }
     out["pinball_bps"] /= len(LEVELS)
     return out
+
+
+def json_safe(value: object) -> object:
+    """NaN and infinity become null (JSON and JSONB have no such numbers)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def evaluate(
@@ -142,4 +155,4 @@ def evaluate(
     for scores in report["models"].values():
         for h, s in scores.items():
             s["pinball_vs_persistence"] = s["pinball_bps"] / reference[h]["pinball_bps"]
-    return report
+    return json_safe(report)

@@ -83,7 +83,9 @@ class ModelStore:
         data = fs.cat_file(path)
         actual = hashlib.sha256(data).hexdigest()
         if sha256 is None or actual != sha256:
-            raise CorruptArtifact(f"{uri}: checksum {actual[:12]}… does not match the registered {str(sha256)[:12]}…")
+            raise CorruptArtifact(
+                f"{uri}: checksum {actual[:12]}… does not match the registered {str(sha256)[:12]}…"
+            )
         return data
 
     @staticmethod
@@ -112,9 +114,16 @@ async def register(
         symbol = (
             await conn.execute(select(symbols.c.symbol).where(symbols.c.id == symbol_id).with_for_update())
         ).scalar_one()
-        version = 1 + (
-            await conn.execute(select(func.coalesce(func.max(models.c.version), 0)).where(models.c.symbol_id == symbol_id))
-        ).scalar_one()
+        version = (
+            1
+            + (
+                await conn.execute(
+                    select(func.coalesce(func.max(models.c.version), 0)).where(
+                        models.c.symbol_id == symbol_id
+                    )
+                )
+            ).scalar_one()
+        )
         uri, sha = store.put(symbol, version, predictor.kind, data)
         row = (
             await conn.execute(
@@ -139,10 +148,17 @@ async def register(
     return _record(row)
 
 
-async def _retire(conn: AsyncConnection, symbol_id: int, kind: str, status: str, reason: str, keep: int) -> None:
+async def _retire(
+    conn: AsyncConnection, symbol_id: int, kind: str, status: str, reason: str, keep: int
+) -> None:
     await conn.execute(
         update(models)
-        .where(models.c.symbol_id == symbol_id, models.c.kind == kind, models.c.status == status, models.c.id != keep)
+        .where(
+            models.c.symbol_id == symbol_id,
+            models.c.kind == kind,
+            models.c.status == status,
+            models.c.id != keep,
+        )
         .values(status=RETIRED, status_reason=reason)
     )
 
@@ -186,9 +202,15 @@ async def load_served(db: Database, symbol_id: int, use_tf: bool = False) -> Ser
 async def rollback(db: Database, symbol_id: int) -> ModelRecord | None:
     """Retire the LSTM champion and restore the one it replaced (None: the baseline alone serves)."""
     async with db.begin() as conn:
-        rows = [_record(r) for r in await conn.execute(
-            select(models).where(models.c.symbol_id == symbol_id, models.c.kind == LSTM).order_by(models.c.version.desc()).with_for_update()
-        )]
+        rows = [
+            _record(r)
+            for r in await conn.execute(
+                select(models)
+                .where(models.c.symbol_id == symbol_id, models.c.kind == LSTM)
+                .order_by(models.c.version.desc())
+                .with_for_update()
+            )
+        ]
         champion = next((r for r in rows if r.status == CHAMPION), None)
         if champion is None:
             raise NoChampion(f"pair {symbol_id} has no LSTM champion to roll back")
@@ -196,12 +218,17 @@ async def rollback(db: Database, symbol_id: int) -> ModelRecord | None:
             (
                 r
                 for r in rows
-                if r.version < champion.version and r.status == RETIRED and r.served_horizons and r.artifact_uri
+                if r.version < champion.version
+                and r.status == RETIRED
+                and r.served_horizons
+                and r.artifact_uri
             ),
             None,
         )
         await conn.execute(
-            update(models).where(models.c.id == champion.id).values(status=RETIRED, status_reason="rolled back on request")
+            update(models)
+            .where(models.c.id == champion.id)
+            .values(status=RETIRED, status_reason="rolled back on request")
         )
         if previous is None:
             return None
@@ -229,7 +256,9 @@ async def prune(db: Database, symbol_id: int, keep: int = KEEP_VERSIONS) -> int:
                     .values(
                         artifact_uri=None,
                         status=RETIRED,
-                        status_reason=func.concat_ws("; ", models.c.status_reason, f"artifact pruned (keep {keep})"),
+                        status_reason=func.concat_ws(
+                            "; ", models.c.status_reason, f"artifact pruned (keep {keep})"
+                        ),
                     )
                 )
             pruned += 1

@@ -55,18 +55,23 @@ def skill(p: Prepared, idx: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def fit(
-    p: Prepared, config: LstmConfig, on_epoch: Callable[[int, float, float], None] | None = None
+    p: Prepared, config: LstmConfig, on_epoch: Callable[[int, float, float, list[np.ndarray]], None] | None = None
 ) -> tuple[list[np.ndarray], float]:
-    """Train for ``config.epochs``; keep the weights of the epoch with the best validation skill."""
+    """Train for ``config.epochs``; keep the weights of the epoch with the best validation skill.
+
+    ``on_epoch(epoch, loss, val_skill, weights)`` is called after every epoch (a sweep reports and
+    checkpoints there, and may stop the trial).
+    """
     trainer = Trainer(config, p.x, p.z, p.split.train)
     best: tuple[float, list[np.ndarray]] = (-np.inf, trainer.model.get_weights())
     for epoch in range(config.epochs):
         loss = trainer.epoch()
         val = skill(p, p.split.val, trainer.predict_returns(p.split.val, p.ff.vol))
-        if on_epoch is not None:
-            on_epoch(epoch + 1, loss, val)
+        weights = trainer.model.get_weights()
         if val > best[0]:
-            best = (val, trainer.model.get_weights())
+            best = (val, weights)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, loss, val, weights)
     return best[1], best[0]
 
 
