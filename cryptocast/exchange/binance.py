@@ -26,6 +26,7 @@ from cryptocast.settings import Settings, get_settings
 
 MAX_KLINES_PAGE = 1000
 DEFAULT_QUEUE_SIZE = 100  # python-binance's default; overflow raises StreamFailed
+SOCKET_POLL_S = 1.0  # python-binance's per-receive wait (10 s by default) bounds how fast a socket closes
 # python-binance error dicts that mean "the connection dropped, reconnecting": data may be missing.
 RECONNECTING_ERRORS = frozenset(
     {
@@ -202,6 +203,7 @@ class MarketStream:
         self.streams = streams
         self.stall_timeout_s = stall_timeout_s
         self._socket = exchange.socket_manager().multiplex_socket(streams)
+        self._socket.TIMEOUT = SOCKET_POLL_S
         self._derived: dict[str, tuple[str, ...]] = {}
 
     async def __aenter__(self) -> MarketStream:

@@ -8,16 +8,22 @@ with the best validation skill vs persistence (not the lowest loss). Ray binds l
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import ray
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.basic_variant import BasicVariantGenerator
+
+# On Linux Ray resolves 127.0.0.1 to the host's routable address and binds every server there or on
+# all interfaces; with "cluster mode" off it keeps them on loopback. Read when ray is first imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+from ray.tune.search.basic_variant import BasicVariantGenerator  # noqa: E402
 
 from cryptocast.settings import LOOPBACK
 from cryptocast.tune.candles import Candles
@@ -67,6 +73,8 @@ def ensure_ray(address: str | None = None) -> None:
         log_to_driver=False,
         configure_logging=False,
     )
+    if ray.util.get_node_ip_address() != LOOPBACK:
+        log.warning("Ray listens on %s, not loopback: import ray after cryptocast.tune.sweep", ray.util.get_node_ip_address())
 
 
 def _trial(config: dict, candles: Candles, spans: SplitSpans, epochs: int, seed: int) -> None:

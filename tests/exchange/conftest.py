@@ -52,8 +52,20 @@ async def async_client(server: ReplayServer) -> AsyncIterator[AsyncClient]:
         await client.close_connection()
 
 
+SOCKET_POLL_S = 1  # python-binance waits this long per receive (default 10 s): quick shutdowns
+
+
+class QuickSocketManager(BinanceSocketManager):
+    """python-binance's socket manager whose sockets notice a close request within a second."""
+
+    def _get_socket(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        socket = super()._get_socket(*args, **kwargs)
+        socket.TIMEOUT = SOCKET_POLL_S
+        return socket
+
+
 def socket_manager(client: AsyncClient, server: ReplayServer, queue: int = 100) -> BinanceSocketManager:
-    manager = BinanceSocketManager(client, max_queue_size=queue)
+    manager = QuickSocketManager(client, max_queue_size=queue)
     manager.STREAM_URL = server.stream_url
     return manager
 

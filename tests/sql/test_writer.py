@@ -200,3 +200,28 @@ async def test_concurrent_overlapping_writers_store_each_minute_once(db: Databas
     batches = [synthetic_candles(300, start_ms=START + i * 100 * MINUTE_MS, seed=i) for i in range(4)]
     results = await asyncio.gather(*(w.write(pair, b) for w, b in zip(writers, batches, strict=True)))
     assert sum(r.inserted for r in results) == await candle_count(db, pair) == 600
+
+
+def test_ingest_benchmark_runs_and_reports_consistent_counts(blank_db_url) -> None:  # noqa: ANN001
+    """A small run of the benchmark: fresh inserts all, half-stored inserts half, a re-write changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
+    env["CRYPTOCAST_DATABASE_URL"] = blank_db_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    out = subprocess.run(
+        [sys.executable, "bench/ingest.py", "--rows", "2000", "--batch", "500"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["writer_fresh"]["inserted"] == 2000
+    assert report["writer_half_duplicate"]["inserted"] == 1000
+    assert report["writer_rewrite_stored"]["inserted"] == 0
+    assert report["rows_stored_at_end"] == 3000
+    assert report["raw_copy"]["rows_per_s"] > 0

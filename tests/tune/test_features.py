@@ -1,0 +1,88 @@
+"""Features are causal, windows never straddle a hole, scalers see training rows only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tune_data import HOLE_START_MS, btc, ethbtc_around_hole
+
+from cryptocast.records import MINUTE_MS
+from cryptocast.tune.candles import Candles
+from cryptocast.tune.dataset import HORIZONS, SplitSpans, origins, targets
+from cryptocast.tune.features import GROUPS, LOOKBACK, FeatureSpec, FeatureUnavailable, compute
+from cryptocast.tune.lstm import LstmConfig
+from cryptocast.tune.training import prepare
+
+HOUR_MS = 3_600_000
+
+
+def _with_book(candles: Candles) -> Candles:
+    f = candles.frame.copy()
+    f["bid_price"], f["ask_price"] = f["close"] * 0.9999, f["close"] * 1.0001
+    f["bid_qty"], f["ask_qty"] = f["volume"], f["volume"] * 0.5
+    f["taker_buy_base"], f["trades"] = f["volume"] * 0.4, np.maximum(f["volume"] * 10, 1)
+    return Candles(f, frozenset({"trades"}))
+
+
+def test_perturbing_the_future_never_changes_features_at_t() -> None:
+    candles = _with_book(btc(0.5))
+    spec = FeatureSpec(GROUPS)
+    before = compute(candles, spec)
+    cut = len(candles) // 2
+    future = candles.frame.copy()
+    rng = np.random.default_rng(1)
+    for column in ("open", "high", "low", "close", "volume", "bid_price", "ask_price", "bid_qty", "taker_buy_base", "trades"):
+        future.loc[cut:, column] = future.loc[cut:, column].to_numpy() * rng.uniform(0.5, 2.0, len(future) - cut)
+    future.loc[cut:, "high"] = future.loc[cut:, ["open", "high", "low", "close"]].max(axis=1)
+    future.loc[cut:, "low"] = future.loc[cut:, ["open", "high", "low", "close"]].min(axis=1)
+    after = compute(Candles(future, candles.derived), spec)
+    np.testing.assert_array_equal(before.values[:cut], after.values[:cut])
+    np.testing.assert_array_equal(before.vol[:cut], after.vol[:cut])
+    assert not np.allclose(before.values[cut:], after.values[cut:], equal_nan=True)  # the change was real
+
+
+def test_windows_and_targets_skip_the_exchange_hole() -> None:
+    candles = ethbtc_around_hole(minutes_before=300, minutes_after=300)
+    ff = compute(candles)
+    y = targets(ff)
+    seq_len = 30
+    idx = origins(ff, seq_len, y)
+    missing = np.isnan(ff.close)
+    assert missing.sum() == 140 and ff.open_time[missing][0] == HOLE_START_MS
+    for t in idx:  # window, lookback and every target minute are present
+        assert not missing[t - seq_len - LOOKBACK + 1 : t + max(HORIZONS) + 1].any()
+    before = idx[ff.open_time[idx] < HOLE_START_MS]
+    after = idx[ff.open_time[idx] > HOLE_START_MS]
+    assert len(before) and len(after)  # both sides stay usable
+    assert ff.open_time[before[-1]] == HOLE_START_MS - (max(HORIZONS) + 1) * MINUTE_MS
+    assert ff.open_time[after[0]] == HOLE_START_MS + (140 + LOOKBACK + seq_len - 1) * MINUTE_MS
+
+
+def test_scaler_is_fitted_on_the_training_span_only() -> None:
+    candles = btc(1.0)
+    config = LstmConfig(seq_len=15)
+    spans = SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=6 * HOUR_MS)
+    base = prepare(candles, config, spans)
+    val_start = base.split.bounds[1]
+
+    def scaled_from(start_ms: int, factor: float) -> np.ndarray:
+        f = candles.frame.copy()
+        later = f["open_time_ms"] >= start_ms
+        f.loc[later, "volume"] *= factor
+        f.loc[later, ["open", "high", "low", "close"]] *= np.linspace(1, factor, later.sum())[:, None]
+        return prepare(Candles(f), config, spans).scaler.mean
+
+    np.testing.assert_array_equal(scaled_from(val_start, 3.0), base.scaler.mean)  # after the train span: no effect
+    assert not np.allclose(scaled_from(val_start - 4 * HOUR_MS, 3.0), base.scaler.mean)  # inside it: an effect
+    assert all(base.ff.open_time[i] + max(HORIZONS) * MINUTE_MS < val_start for i in base.split.train)
+
+
+def test_derived_fields_are_refused_unless_asked_for() -> None:
+    frame = _with_book(btc(0.2)).frame
+    taker_derived = Candles(frame, frozenset({"taker_buy_base"}))
+    with pytest.raises(FeatureUnavailable, match="derived"):
+        compute(taker_derived, FeatureSpec(("returns", "taker")))
+    assert "taker_share" in compute(taker_derived, FeatureSpec(("returns", "taker", "derived"))).names
+    assert "taker_share" in compute(Candles(frame), FeatureSpec(("returns", "taker"))).names
+    with pytest.raises(FeatureUnavailable, match="top-of-book"):
+        compute(btc(0.2), FeatureSpec(("returns", "book")))
