@@ -48,14 +48,16 @@ def test_windows_and_targets_skip_the_exchange_hole() -> None:
     seq_len = 30
     idx = origins(ff, seq_len, y)
     missing = np.isnan(ff.close)
-    assert missing.sum() == 140 and ff.open_time[missing][0] == HOLE_START_MS
+    # the 140-minute outage and, 70 minutes later, the 3-minute one
+    assert missing.sum() == 143 and ff.open_time[missing][0] == HOLE_START_MS
     for t in idx:  # window, lookback and every target minute are present
         assert not missing[t - seq_len - LOOKBACK + 1 : t + max(HORIZONS) + 1].any()
     before = idx[ff.open_time[idx] < HOLE_START_MS]
     after = idx[ff.open_time[idx] > HOLE_START_MS]
     assert len(before) and len(after)  # both sides stay usable
     assert ff.open_time[before[-1]] == HOLE_START_MS - (max(HORIZONS) + 1) * MINUTE_MS
-    assert ff.open_time[after[0]] == HOLE_START_MS + (140 + LOOKBACK + seq_len - 1) * MINUTE_MS
+    first_after_holes = ff.open_time[missing][-1] + MINUTE_MS
+    assert ff.open_time[after[0]] == first_after_holes + (LOOKBACK + seq_len - 1) * MINUTE_MS
 
 
 def test_scaler_is_fitted_on_the_training_span_only() -> None:
