@@ -66,6 +66,12 @@ FROM {STAGING_TABLE}
 # Speculative insertion (ON CONFLICT) costs ~50 % more than a plain insert, so it is used only
 # when the batch may overlap what is stored.
 _MERGE = _INSERT + "ON CONFLICT DO NOTHING"
+_REPLACE = (
+    _INSERT
+    + "ON CONFLICT (symbol_id, open_time) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in CANDLE_COLUMNS[2:])
+    + ", ingested_at = now()"
+)
 # Locks the pair's row: writers of one pair take turns, and an unknown pair fails before any COPY.
 _LOCK_PAIR = "SELECT symbol, last_candle_time FROM symbols WHERE id = $1 FOR UPDATE"
 _ADVANCE = "UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2) WHERE id = $1"
@@ -208,6 +214,18 @@ class CandleWriter:
             except asyncpg.UniqueViolationError:
                 log.info("batch overlapped stored candles; merging", extra={"symbol_id": symbol_id})
         return int((await conn.execute(_MERGE, symbol_id)).rsplit(" ", 1)[1])
+
+    async def replace(self, symbol_id: int, candles: Sequence[Candle]) -> int:
+        """Overwrite stored candles with corrected ones (a REST value that disagreed with the socket's)."""
+        result = WriteResult()
+        records = self.prepare(candles, result)
+        if not records:
+            return 0
+        async with self.db.raw() as conn, conn.transaction():
+            await conn.execute(_CREATE_STAGING)
+            await conn.copy_records_to_table(STAGING_TABLE, records=records, columns=_STAGED)
+            status = await conn.execute(_REPLACE, symbol_id)
+        return int(status.rsplit(" ", 1)[1])
 
     async def write_book(self, symbol_id: int, tops: Sequence[BookTop]) -> int:
         """Upsert one top-of-book row per minute (the last quote before the minute closed wins)."""
