@@ -1,0 +1,68 @@
+"""The Ray Tune sweep end to end: tiny, on loopback, registering a gated model in PostgreSQL."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+
+import pytest
+from tune_data import btc, load_pair
+
+from cryptocast.tune import registry
+from cryptocast.tune.dataset import SplitSpans
+from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, train_pair
+from cryptocast.tune.predictor import LSTM, PERSISTENCE
+
+HOUR_MS = 3_600_000
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _ray_down_afterwards():  # noqa: ANN202
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+def _ray_listeners() -> list[str]:
+    """Local addresses that this process and its children (Ray's GCS, raylet, workers) listen on."""
+    import psutil
+
+    ray_pids = {os.getpid()} | {p.pid for p in psutil.Process().children(recursive=True)}
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if pids & ray_pids:
+            found.append(line.split()[3].rsplit(":", 1)[0].strip("[]"))
+    return found
+
+
+async def test_sweep_registers_a_gated_model_and_binds_loopback(db, tmp_path) -> None:  # noqa: ANN001
+    store = registry.ModelStore(str(tmp_path / "models"))
+    sid = await load_pair(db, "BTCUSDT", btc(2.0))
+    await ensure_baseline(db, store, sid)
+    options = TrainOptions(
+        trials=2, epochs=1, days=2, spans=SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS),
+        period_ms=2 * HOUR_MS,
+    )
+    done: list[int] = []
+    outcome = await train_pair(db, store, sid, options, tmp_path / "ray", lambda n, total: done.append(n))
+    assert done == [1, 2] and len(outcome.trials) == 2
+    lstm = outcome.lstm
+    assert lstm.kind == LSTM and lstm.hyperparameters["trials"] == 2
+    promoted = [d.horizon for d in outcome.decisions if d.promote]
+    assert lstm.served_horizons == promoted
+    assert lstm.status == (registry.CHAMPION if promoted else registry.SHADOW)
+    assert all(d.reason for d in outcome.decisions) and lstm.status_reason
+    assert (await registry.current(db, sid, PERSISTENCE)).id == outcome.baseline.id
+    assert outcome.report["models"]["persistence"]["1"]["skill"] == 0.0
+    served = await registry.load_served(db, sid)
+    assert served.predict(btc(0.2, offset_days=5)).horizons
+    addresses = _ray_listeners()
+    assert addresses, "no Ray listener found to check"
+    for address in addresses:
+        assert ipaddress.ip_address(address.removeprefix("::ffff:")).is_loopback, address
