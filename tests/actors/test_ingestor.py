@@ -22,3 +22,56 @@ async def test_backfill_then_live_with_an_exact_seam(db: Database) -> None:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_restart_resumes_from_last_stored_minute_and_refetches_nothing(db: Database) -> None:
+    async with ingest_setup(db, speed=60.0) as (server, first):
+        async with running(first):
+            await wait_until(lambda: _async(first.state == "live"))
+        stored = len(await stored_open_times(db, "BTCUSDT"))
+        assert stored > 300  # six hours of history
+
+        from cryptocast.actors.budget import LocalBudget
+        from cryptocast.actors.ingestor import IngestConfig, PairIngestor
+
+        second = PairIngestor("BTCUSDT", db, first.exchange, LocalBudget(), IngestConfig(lookback_ms=None))
+        async with running(second):
+            await wait_until(lambda: _async(second.state == "live"))
+        # /time twice for the clock, exchangeInfo once for the stream, and at most one klines page for
+        # the minutes that closed in between: nothing already stored is downloaded again.
+        assert second.counters.rest_calls <= 4
+        assert second.counters.written <= 2
+        times = await stored_open_times(db, "BTCUSDT")
+    assert gaps_in(times) == [] and len(times) == len(set(times))
+
+
+async def test_2019_exchange_holes_are_ledgered_as_exchange_holes(db: Database) -> None:
+    """ETHBTC's recording has the three real outages of Nov 2019: they must come back as holes."""
+    from sqlalchemy import text
+
+    from tests.exchange.conftest import SHIFT_MS, exchange_start_at
+
+    start, history = exchange_start_at("ETHBTC", 30 * 24 * 60 * MINUTE_MS)  # now: 30 days after the first bar
+    async with ingest_setup(db, "ETHBTC", speed=60.0, history_ms=history, exchange_start_ms=start) as (server, ing):
+        async with running(ing):
+            await wait_until(lambda: _async(ing.state == "live"), timeout=120)
+        async with db.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT start_time, end_time, kind FROM gaps ORDER BY start_time"))
+            ).all()
+        times = await stored_open_times(db, "ETHBTC")
+    holes = [((int(a.timestamp() * 1000) - SHIFT_MS), (int(b.timestamp() * 1000) - SHIFT_MS), k) for a, b, k in rows]
+    from datetime import UTC, datetime
+
+    def ms(text_: str) -> int:
+        return int(datetime.fromisoformat(text_).replace(tzinfo=UTC).timestamp() * 1000)
+
+    expected = [
+        (ms("2019-11-13T02:00"), ms("2019-11-13T04:19"), "exchange_hole"),
+        (ms("2019-11-13T05:30"), ms("2019-11-13T05:32"), "exchange_hole"),
+        (ms("2019-11-25T02:00"), ms("2019-11-25T03:59"), "exchange_hole"),
+    ]
+    assert holes == expected
+    # every missing minute in the stored data is one of those holes
+    missing = sum((b - a) // MINUTE_MS - 1 for a, b in gaps_in(times))
+    assert missing == sum((b - a) // MINUTE_MS + 1 for a, b, _ in expected)
