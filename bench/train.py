@@ -1,0 +1,137 @@
+"""Benchmark: a daily retrain sweep for one pair and the inference latency of what it registers (JSON).
+
+Loads a bundled recording into PostgreSQL (the embedded server under the data directory unless
+CRYPTOCAST_DATABASE_URL is set), registers the persistence baseline, runs the Ray Tune sweep on the
+newest ``--days`` of it, and times ``predict`` on the served model. ``--until`` keeps later minutes
+out of the database, so they can be scored afterwards as unseen data with ``cryptocast evaluate``.
+
+    python bench/train.py --pair BTCUSDT --trials 8 --days 30 > bench-train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+
+from cryptocast.exchange.recordings import BUNDLED_DIR, split_symbol
+from cryptocast.settings import get_settings
+from cryptocast.sql import migrate
+from cryptocast.sql.database import Database
+from cryptocast.sql.queries import add_symbol, candle_count, symbol_id
+from cryptocast.sql.runtime import database_url
+from cryptocast.sql.writer import CandleWriter
+from cryptocast.tune import registry
+from cryptocast.tune.candles import from_file
+from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, recent_candles, train_pair
+from cryptocast.tune.predictor import LSTM, ServedPredictor
+
+DERIVED = ("close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
+LATENCY_CALLS = 200
+WRITE_BATCH = 20_000
+
+
+def _records(frame):  # noqa: ANN001, ANN202 - Candle rows; the recording lacks the derived fields
+    from cryptocast.records import MINUTE_MS, Candle
+
+    for t, o, h, lo, c, v in frame[["open_time_ms", "open", "high", "low", "close", "volume"]].itertuples(index=False):
+        typical = (h + lo + c) / 3
+        yield Candle(int(t), o, h, lo, c, v, int(t) + MINUTE_MS - 1, v * typical, 0, v / 2, v * typical / 2, derived_fields=DERIVED)
+
+
+async def load(db: Database, pair: str, until_ms: int | None) -> int:
+    """The pair's bundled recording (up to ``until_ms``) in price_history; idempotent."""
+    sid = await symbol_id(db, pair)
+    if sid is None:
+        base, quote = split_symbol(pair)
+        sid = await add_symbol(db, pair, base, quote, status="live")
+    if await candle_count(db, sid) == 0:
+        path = next(p for p in sorted(BUNDLED_DIR.glob(f"{pair}-*.parquet")))
+        candles = from_file(path)
+        frame = (candles.until(until_ms) if until_ms else candles).frame
+        records = list(_records(frame))
+        writer = CandleWriter(db)
+        for i in range(0, len(records), WRITE_BATCH):
+            await writer.write(sid, records[i : i + WRITE_BATCH])
+    return sid
+
+
+def latency_ms(predictor: ServedPredictor, candles) -> dict:  # noqa: ANN001
+    window = candles.since(int(candles.open_time[-predictor.window_minutes]))
+    predictor.predict(window)
+    times = []
+    for _ in range(LATENCY_CALLS):
+        start = time.perf_counter()
+        predictor.predict(window)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"median": statistics.median(times), "p95": times[int(0.95 * len(times)) - 1], "calls": LATENCY_CALLS}
+
+
+async def bench(args: argparse.Namespace, url) -> dict:  # noqa: ANN001
+    settings = get_settings()
+    await asyncio.to_thread(migrate.upgrade, url)
+    db = Database(url)
+    store = registry.ModelStore(settings.model_store)
+    try:
+        until_ms = int(args.until.replace(tzinfo=UTC).timestamp() * 1000) if args.until else None
+        sid = await load(db, args.pair, until_ms)
+        await ensure_baseline(db, store, sid)
+        options = TrainOptions(trials=args.trials, epochs=args.epochs, days=args.days)
+        started = time.perf_counter()
+        outcome = await train_pair(db, store, sid, options, settings.data_dir / "tune")
+        total = time.perf_counter() - started
+        candles = await recent_candles(db, sid, 86_400_000)
+        served = await registry.load_served(db, sid)
+        lstm = await registry.current(db, sid, LSTM) or await registry.current(db, sid, LSTM, registry.SHADOW)
+        latency = {"served_numpy": latency_ms(served, candles)}
+        for backend, use_tf in (("lstm_numpy", False), ("lstm_tf_function", True)):
+            latency[backend] = latency_ms(ServedPredictor(served.baseline, registry.load(lstm, use_tf), {1, 5, 15, 30}), candles)
+        return {
+            "bench": "train",
+            "pair": args.pair,
+            "days": args.days,
+            "data_minutes": len(await recent_candles(db, sid, args.days * 86_400_000)),
+            "until": args.until.isoformat() if args.until else None,
+            "trials": args.trials,
+            "max_epochs": args.epochs,
+            "sweep_seconds": round(outcome.sweep_seconds, 1),
+            "train_pair_seconds": round(total, 1),
+            "target_seconds": 600,
+            "cpus": os.cpu_count(),
+            "machine": platform.processor() or platform.machine(),
+            "best_config": outcome.lstm.hyperparameters,
+            "val_skill": outcome.lstm.metrics["val_skill"],
+            "lstm_version": outcome.lstm.version,
+            "lstm_status": outcome.lstm.status,
+            "served_horizons": outcome.lstm.served_horizons,
+            "gate": [d.to_dict() for d in outcome.decisions],
+            "trial_val_skills": [t["val_skill"] for t in outcome.trials],
+            "test_skill": {h: s["skill"] for h, s in outcome.report["models"]["candidate"].items()},
+            "inference_ms": latency,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    finally:
+        await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", default="BTCUSDT")
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--until", type=datetime.fromisoformat, default=None, help="load minutes before this UTC time only")
+    args = parser.parse_args()
+    with database_url(get_settings()) as url:
+        result = asyncio.run(bench(args, url))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
