@@ -468,18 +468,23 @@ class PairIngestor:
     # --- writes that survive a database outage ------------------------------------------------------
     async def _store(self, candles: list[Candle]) -> None:
         self._pending.extend(candles)
-        self.last_seen = max(self.last_seen or 0, candles[-1].open_time)
+        self.last_seen = max(self.last_seen or 0, max(c.open_time for c in candles))
+        await self._flush()
+
+    def _trim(self) -> None:
+        """While the database is down, hold at most ``buffer_limit`` candles; remember what was dropped."""
         overflow = len(self._pending) - self.config.buffer_limit
-        if overflow > 0:
-            dropped = [self._pending.popleft().open_time for _ in range(overflow)]
-            first = min(dropped[0], self._dropped[0]) if self._dropped else dropped[0]
-            self._dropped = (first, max(dropped[-1], self._dropped[1]) if self._dropped else dropped[-1])
-            self.counters.dropped_from_buffer += overflow
+        if overflow <= 0:
+            return
+        dropped = [self._pending.popleft().open_time for _ in range(overflow)]
+        low, high = min(dropped), max(dropped)
+        self._dropped = (min(low, self._dropped[0]), max(high, self._dropped[1])) if self._dropped else (low, high)
+        if not self.counters.dropped_from_buffer:
             log.error(
                 "database down and buffer full (%d candles): dropping the oldest; REST repair will refetch them",
                 self.config.buffer_limit, extra=self._extra,
             )  # fmt: skip
-        await self._flush()
+        self.counters.dropped_from_buffer += overflow
 
     async def _flush(self) -> None:
         if not self._pending and not self._pending_book:
@@ -498,22 +503,20 @@ class PairIngestor:
                 self._pending_book.clear()
         except DB_ERRORS as exc:
             if not self._db_down:
-                log.error(
-                    "database unavailable (%s): holding %d candles",
-                    exc,
-                    len(self._pending),
-                    extra=self._extra,
-                )
+                log.error("database unavailable (%s): holding closed candles", exc, extra=self._extra)
             self._db_down = True
+            self._trim()
+            while len(self._pending_book) > self.config.buffer_limit:
+                self._pending_book.popleft()
             self.counters.buffered = len(self._pending)
             return
         if self._db_down:
             self._db_down = False
-            log.info("database back: buffered candles written", extra=self._extra)
-            if self._dropped:  # what fell out of the full buffer comes back over REST
-                start, end = self._dropped
-                self._dropped = None
-                await self._repair(start, end, bracketed=True)
+            log.info("database back: held candles written", extra=self._extra)
+        while self._dropped and not self._db_down:  # what fell out of the full buffer comes back over REST
+            (start, end), self._dropped = self._dropped, None
+            self.counters.dropped_from_buffer = 0
+            await self._repair(start, end, bracketed=True)
 
 
 def _differs(a: Candle, b: Candle) -> bool:
