@@ -19,6 +19,8 @@ from types import TracebackType
 
 from binance import AsyncClient, BinanceSocketManager
 from binance.exceptions import ReadLoopClosed
+from binance.ws.constants import WSListenerState
+from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 
 from cryptocast.exchange.protocol import BOOK_FIELD, DERIVED_KEY, REPLAY_NOW_HEADER, USED_WEIGHT_HEADER
 from cryptocast.records import DERIVABLE_FIELDS, Candle, Provenance
@@ -27,6 +29,7 @@ from cryptocast.settings import Settings, get_settings
 MAX_KLINES_PAGE = 1000
 DEFAULT_QUEUE_SIZE = 100  # python-binance's default; overflow raises StreamFailed
 SOCKET_POLL_S = 1.0  # python-binance's per-receive wait (10 s by default) bounds how fast a socket closes
+CLOSE_CHECK_S = 0.1
 # python-binance error dicts that mean "the connection dropped, reconnecting": data may be missing.
 RECONNECTING_ERRORS = frozenset(
     {
@@ -195,6 +198,19 @@ class BinanceExchange(AsyncClient):
         return self.stream([f"{s.lower()}@bookTicker" for s in symbols], stall_timeout_s)
 
 
+async def close_socket(socket: ReconnectingWebsocket) -> None:
+    """Close a python-binance socket, also when it is reconnecting.
+
+    python-binance 1.0.x marks the socket as exiting, but a reconnect finishing afterwards marks it
+    as streaming again and the close then waits forever; keep re-marking until the read loop ends.
+    """
+    closing = asyncio.create_task(socket.__aexit__(None, None, None))
+    while not closing.done():
+        socket.ws_state = WSListenerState.EXITING
+        await asyncio.wait([closing], timeout=CLOSE_CHECK_S)
+    await closing
+
+
 class MarketStream:
     """``async with exchange.kline_stream([...]) as s: async for update in s`` — typed updates or errors."""
 
@@ -216,7 +232,7 @@ class MarketStream:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._socket.__aexit__(exc_type, exc, tb)
+        await close_socket(self._socket)
 
     def __aiter__(self) -> AsyncIterator[KlineUpdate | BookQuote]:
         return self

@@ -7,8 +7,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 from binance import AsyncClient, BinanceSocketManager
+from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 
-from cryptocast.exchange.binance import BinanceExchange
+from cryptocast.exchange.binance import BinanceExchange, close_socket
 from cryptocast.exchange.clock import WEEK_MS
 from cryptocast.exchange.recordings import load_recordings
 from cryptocast.exchange.server import ReplayConfig, ReplayServer
@@ -74,3 +75,13 @@ def socket_manager(client: AsyncClient, server: ReplayServer, queue: int = 100) 
 async def exchange_for(server: ReplayServer, **kwargs: object) -> AsyncIterator[BinanceExchange]:
     async with BinanceExchange(rest_url=server.rest_url, stream_url=server.stream_url, **kwargs) as exchange:
         yield exchange
+
+
+@asynccontextmanager
+async def opened(socket: ReconnectingWebsocket) -> AsyncIterator[ReconnectingWebsocket]:
+    """Connect a python-binance socket; close it even if it is mid-reconnect."""
+    await socket.connect()
+    try:
+        yield socket
+    finally:
+        await close_socket(socket)

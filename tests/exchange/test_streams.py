@@ -12,7 +12,7 @@ import pytest
 from cryptocast.exchange.recordings import load_recordings
 from cryptocast.records import MINUTE_MS, Candle, Provenance
 
-from .conftest import ReplayFactory, async_client, exchange_start_at, socket_manager
+from .conftest import ReplayFactory, async_client, exchange_start_at, opened, socket_manager
 
 ALL_PAIRS = ["BTCUSDT", "ETHUSDT", "ETHBTC", "BNBBTC", "LTCBTC", "XRPBTC", "ADABTC"]
 
@@ -32,7 +32,7 @@ async def test_closed_socket_candle_equals_rest_candle_field_for_field(replay: R
     async with replay(pairs=["BTCUSDT", "ETHBTC"]) as server, async_client(server) as client:
         manager = socket_manager(client, server)
         finals, updates = [], defaultdict(list)
-        async with manager.kline_socket("ETHBTC") as socket:
+        async with opened(manager.kline_socket("ETHBTC")) as socket:
             while len(finals) < 3:
                 msg = await asyncio.wait_for(socket.recv(), timeout=5)
                 assert msg["e"] == "kline" and msg["s"] == "ETHBTC" and msg["k"]["i"] == "1m"
@@ -62,7 +62,7 @@ async def test_one_closed_candle_per_pair_per_minute_in_order(
         manager = socket_manager(client, server)
         streams = [f"{p.lower()}@kline_1m" for p in ALL_PAIRS]
         closed: dict[str, list[int]] = defaultdict(list)
-        async with manager.multiplex_socket(streams) as socket:
+        async with opened(manager.multiplex_socket(streams)) as socket:
             start = server.clock.now()
             for msg in await recv_for(socket, seconds):
                 assert msg.get("e") != "error", msg
@@ -82,7 +82,7 @@ async def test_one_closed_candle_per_pair_per_minute_in_order(
 
 async def test_book_ticker_socket(replay: ReplayFactory) -> None:
     async with replay(pairs=["ETHUSDT"]) as server, async_client(server) as client:
-        async with socket_manager(client, server).symbol_book_ticker_socket("ETHUSDT") as socket:
+        async with opened(socket_manager(client, server).symbol_book_ticker_socket("ETHUSDT")) as socket:
             quotes = [m for m in await recv_for(socket, 1.0)]
     assert len(quotes) >= 5
     assert [q["u"] for q in quotes] == sorted({q["u"] for q in quotes})
@@ -94,7 +94,7 @@ async def test_book_ticker_socket(replay: ReplayFactory) -> None:
 async def test_combined_stream_wraps_messages(replay: ReplayFactory) -> None:
     async with replay(pairs=["BTCUSDT", "ETHUSDT"]) as server, async_client(server) as client:
         names = ["btcusdt@kline_1m", "ethusdt@bookTicker"]
-        async with socket_manager(client, server).multiplex_socket(names) as socket:
+        async with opened(socket_manager(client, server).multiplex_socket(names)) as socket:
             messages = await recv_for(socket, 1.0)
     assert {m["stream"] for m in messages} == set(names)
     assert all(set(m) == {"stream", "data"} for m in messages)
@@ -103,7 +103,7 @@ async def test_combined_stream_wraps_messages(replay: ReplayFactory) -> None:
 
 async def test_live_subscribe_unsubscribe_and_list(replay: ReplayFactory) -> None:
     async with replay(pairs=["BTCUSDT", "ETHUSDT"]) as server, async_client(server) as client:
-        async with socket_manager(client, server).multiplex_socket(["btcusdt@kline_1m"]) as socket:
+        async with opened(socket_manager(client, server).multiplex_socket(["btcusdt@kline_1m"])) as socket:
             await socket.ws.send(
                 json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 1})
             )
@@ -126,7 +126,7 @@ async def test_live_subscribe_unsubscribe_and_list(replay: ReplayFactory) -> Non
 
 async def test_more_than_five_incoming_messages_per_second_disconnects(replay: ReplayFactory) -> None:
     async with replay(pairs=["BTCUSDT"]) as server, async_client(server) as client:
-        async with socket_manager(client, server).multiplex_socket(["btcusdt@kline_1m"]) as socket:
+        async with opened(socket_manager(client, server).multiplex_socket(["btcusdt@kline_1m"])) as socket:
             for i in range(7):
                 await socket.ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
             messages = await recv_for(socket, 1.0)
@@ -144,7 +144,7 @@ async def test_connection_lifetime_is_24h_of_exchange_time(replay: ReplayFactory
         replay(pairs=["BTCUSDT"], speed=43_200) as server,
         async_client(server) as client,
     ):  # 24 h = 2 s
-        async with socket_manager(client, server).kline_socket("BTCUSDT") as socket:
+        async with opened(socket_manager(client, server).kline_socket("BTCUSDT")) as socket:
             started = time.monotonic()
             while (msg := await asyncio.wait_for(socket.recv(), timeout=4)).get("e") != "error":
                 assert msg["e"] == "kline"
@@ -160,7 +160,7 @@ async def test_end_of_recording_closes_streams_and_breaks_the_symbol(replay: Rep
         async with async_client(server) as client:
             info = await client.get_symbol_info("ETHUSDT")
             assert info is not None and info["status"] == "TRADING"
-            async with socket_manager(client, server).kline_socket("ETHUSDT") as socket:
+            async with opened(socket_manager(client, server).kline_socket("ETHUSDT")) as socket:
                 messages = await recv_for(socket, 2.5)
             info = await client.get_symbol_info("ETHUSDT")
             assert info is not None and info["status"] == "BREAK"
