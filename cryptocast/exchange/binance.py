@@ -54,6 +54,10 @@ class StreamFailed(ExchangeStreamError):
     """The stream is dead (queue overflow, closed read loop, broken message): open a new one."""
 
 
+class StreamOverflow(StreamFailed):
+    """Messages arrived faster than they were consumed and python-binance's queue overflowed."""
+
+
 class StreamStalled(StreamFailed):
     """No message arrived within the stall timeout although the connection looked open."""
 
@@ -246,7 +250,15 @@ class MarketStream:
         except TimeoutError:
             raise StreamStalled(f"no message for {self.stall_timeout_s} s on {self.streams}") from None
         except ReadLoopClosed as exc:
-            raise StreamFailed(f"read loop closed: {exc}") from exc
+            raise self._failure(f"read loop closed: {exc}") from exc
+
+    def _failure(self, detail: str) -> StreamFailed:
+        """The typed failure; python-binance leaves the reason as an error dict behind the closed loop."""
+        pending = list(getattr(self._socket._queue, "_queue", ()))
+        reasons = [m.get("type") for m in pending if isinstance(m, dict) and m.get("e") == "error"]
+        if "BinanceWebsocketQueueOverflow" in reasons:
+            return StreamOverflow(f"BinanceWebsocketQueueOverflow; {detail}")
+        return StreamFailed(f"{', '.join(map(str, reasons))}; {detail}" if reasons else detail)
 
     async def recv(self) -> KlineUpdate | BookQuote:
         while True:
@@ -255,6 +267,8 @@ class MarketStream:
                 kind = str(msg.get("type"))
                 if kind in RECONNECTING_ERRORS:
                     raise StreamInterrupted(f"{kind}: {msg.get('m')}")
+                if kind == "BinanceWebsocketQueueOverflow":
+                    raise StreamOverflow(f"{kind}: {msg.get('m')}")
                 raise StreamFailed(f"{kind}: {msg.get('m')}")
             data = msg.get("data")
             if not isinstance(data, dict):

@@ -15,7 +15,7 @@ from cryptocast.exchange.clock import wall_ms
 
 DEFAULT_WEIGHT_LIMIT = 6000
 WINDOW_MS = 60_000
-REQUESTS_WHILE_LIMITED_BEFORE_BAN = 5
+LIMITED_ANSWERS_BEFORE_BAN = 5  # 429s a client may collect before the next request is banned
 FIRST_BAN_S = 120
 LONGEST_BAN_S = 3 * 24 * 3600
 
@@ -71,7 +71,7 @@ class WeightLimiter:
             client.limited_requests = 0
             return Verdict(200, client.used)
         client.limited_requests += 1
-        if client.limited_requests > REQUESTS_WHILE_LIMITED_BEFORE_BAN:
+        if client.limited_requests > LIMITED_ANSWERS_BEFORE_BAN:
             return self.ban(address, now)
         limited_until = self.storm_until_ms if storming else (now // WINDOW_MS + 1) * WINDOW_MS
         return Verdict(429, client.used, self._retry_after(now, limited_until))
