@@ -74,14 +74,14 @@ def test_klines_pages_and_holes(market: Market) -> None:
 def test_coarse_intervals_aggregate_minutes(market: Market, interval: str) -> None:
     sym = market.symbols["LTCBTC"]
     now = sym.end
-    minutes = [Candle.from_rest_row(r) for r in sym.bars(0, len(sym.times), now).rows()]
+    minutes = sym.bars(0, len(sym.times), now)
     bars = sym.klines(interval, 0, None, 1000, now)
     first = Candle.from_rest_row(bars.rows()[0])
-    members = [m for m in minutes if first.open_time <= m.open_time <= first.close_time]
-    assert first.open == members[0].open and first.close == members[-1].close
-    assert first.high == max(m.high for m in members) and first.low == min(m.low for m in members)
-    assert first.volume == pytest.approx(sum(m.volume for m in members))
-    assert first.trades == sum(m.trades for m in members)
+    inside = (minutes.open_time >= first.open_time) & (minutes.open_time <= first.close_time)
+    assert first.open == minutes.open[inside][0] and first.close == minutes.close[inside][-1]
+    assert first.high == minutes.high[inside].max() and first.low == minutes.low[inside].min()
+    assert first.volume == pytest.approx(minutes.volume[inside].sum())
+    assert first.trades == minutes.trades[inside].sum()
     assert len(set(bars.open_time.tolist())) == len(bars.open_time)
 
 
