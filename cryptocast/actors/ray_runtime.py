@@ -1,0 +1,137 @@
+"""Starting, joining and stopping Ray, with every local Ray server on loopback.
+
+On Linux ``ray.init(_node_ip_address="127.0.0.1")`` is not enough: Ray rewrites a loopback node
+address to the host's routable one (``ray._private.services.resolve_ip_for_localhost``), and every
+server derives its bind address from the node address: the GCS, the raylet and each worker bind all
+interfaces unless the node address is loopback, the dashboard agent and the runtime-env agent bind
+the node address, the monitor and the dashboard's metrics endpoints bind all interfaces. Ray keeps
+the node on 127.0.0.1 only with its "cluster mode" off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the
+single-machine mode it uses on macOS and Windows); then every one of those servers binds loopback.
+
+One server ignores the node address: each Ray Serve replica binds its inter-deployment gRPC server
+to ``[::]:0`` (``ray/serve/_private/replica.py``, ``add_port_to_grpc_server(self._server, "[::]:0")``
+in Ray 2.60). A worker start-up hook rewrites that bind address to loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+
+import psutil
+import ray
+from ray._common import tls_utils
+from ray._private import ray_constants
+
+from cryptocast.settings import LOOPBACK
+
+log = logging.getLogger(__name__)
+
+# Ray's switch for multi-machine clusters; "0" keeps a local node on loopback. Child processes read
+# it from the environment, the driver read it once when ray was first imported.
+CLUSTER_MODE_ENV = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+CLUSTER_MODE_OFF = "0"
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+LOCAL_HEAD = "local"  # ray.init address that always starts a new head, whatever RAY_ADDRESS says
+# Ray's own driver-side messages at WARNING; actors' stdout/stderr still reach the driver.
+DRIVER_LOG_LEVEL = logging.WARNING
+ALL_INTERFACES_V6 = "[::]"  # the bind host Serve replicas hard-code
+
+
+def _grpc_on_loopback() -> None:
+    """Worker start-up hook: gRPC servers that Ray code binds to ``[::]`` bind 127.0.0.1 instead.
+
+    Patches the helper before ``ray.serve._private.replica`` imports it (actor classes load after
+    the hook has run), so a replica's inter-deployment server listens on loopback.
+    """
+    bind = tls_utils.add_port_to_grpc_server
+
+    def bind_loopback(server: object, address: str) -> int:
+        host, _, port = address.rpartition(":")
+        return bind(server, f"{LOOPBACK}:{port}" if host == ALL_INTERFACES_V6 else address)
+
+    tls_utils.add_port_to_grpc_server = bind_loopback
+
+
+def _cluster_mode_off() -> None:
+    """Keep the node address (so every Ray server) on 127.0.0.1, however early ray was imported."""
+    os.environ[CLUSTER_MODE_ENV] = CLUSTER_MODE_OFF
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def start_ray(
+    num_cpus: float | None = None, namespace: str = "cryptocast", address: str | None = None
+) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local head on loopback.
+
+    Does nothing when Ray is already initialised in this process. A local head that would not sit
+    on loopback is shut down again and refused, rather than left listening on the network.
+    """
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get(RAY_ADDRESS_ENV)
+    if address:
+        ray.init(address=address, namespace=namespace, logging_level=DRIVER_LOG_LEVEL)
+        return
+    _cluster_mode_off()
+    ray.init(
+        address=LOCAL_HEAD,
+        num_cpus=num_cpus,
+        namespace=namespace,
+        include_dashboard=False,
+        logging_level=DRIVER_LOG_LEVEL,
+        runtime_env={"worker_process_setup_hook": _grpc_on_loopback},
+    )
+    node_ip = ray.util.get_node_ip_address()
+    if node_ip != LOOPBACK:
+        ray.shutdown()
+        raise RuntimeError(f"local Ray came up on {node_ip}, not {LOOPBACK}; refusing to run it")
+    log.info("local Ray started on %s with %s CPUs", LOOPBACK, ray.cluster_resources().get("CPU"))
+
+
+def stop_ray() -> None:
+    """Shut Ray down (a local head and all its processes with it); a no-op when not running."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _ray_processes() -> list[psutil.Process]:
+    """The driver, plus every process the local head started and their descendants (workers, agents).
+
+    When this process joined an existing cluster, the head's processes are not ours: only the
+    driver is returned.
+    """
+    driver = psutil.Process()
+    node = ray._private.worker._global_node
+    started = [info.process.pid for infos in node.all_processes.values() for info in infos] if node else []
+    processes = {driver.pid: driver}
+    for pid in started:
+        try:
+            root = psutil.Process(pid)
+            processes.update({p.pid: p for p in [root, *root.children(recursive=True)]})
+        except psutil.NoSuchProcess:
+            continue
+    return list(processes.values())
+
+
+def _format(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
+
+
+def listening_addresses() -> list[tuple[str, str]]:
+    """(address:port, process name) of every TCP socket that this session's Ray processes listen on.
+
+    The evidence that Ray serves loopback only; IPv6 addresses are bracketed ("[::1]:port").
+    """
+    found = []
+    for process in _ray_processes():
+        try:
+            name = process.name()
+            connections = process.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found += [
+            (_format(c.laddr.ip, c.laddr.port), name) for c in connections if c.status == psutil.CONN_LISTEN
+        ]
+    return sorted(found)
