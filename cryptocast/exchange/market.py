@@ -62,18 +62,31 @@ class Bars:
     taker_base: np.ndarray
     taker_quote: np.ndarray
 
-    def rows(self) -> list[list]:
-        """Binance's 12-field kline rows: times and trades as ints, the rest as strings."""
-        cols = zip(
+    def _columns(self) -> zip:
+        return zip(
             self.open_time.tolist(), self.open.tolist(), self.high.tolist(), self.low.tolist(),
             self.close.tolist(), self.volume.tolist(), self.close_time.tolist(),
             self.quote_volume.tolist(), self.trades.tolist(), self.taker_base.tolist(),
             self.taker_quote.tolist(), strict=True,
         )  # fmt: skip
+
+    def rows(self) -> list[list]:
+        """Binance's 12-field kline rows: times and trades as ints, the rest as strings."""
         return [
             [t, fmt(o), fmt(h), fmt(lo), fmt(c), fmt(v), ct, fmt(q), n, fmt(vb), fmt(qb), "0"]
-            for t, o, h, lo, c, v, ct, q, n, vb, qb in cols
+            for t, o, h, lo, c, v, ct, q, n, vb, qb in self._columns()
         ]
+
+    def json(self) -> str:
+        """``rows()`` as compact JSON text, written directly (paging speed is dominated by this)."""
+        return (
+            "["
+            + ",".join(
+                f'[{t},"{o:.8f}","{h:.8f}","{lo:.8f}","{c:.8f}","{v:.8f}",{ct},"{q:.8f}",{n},"{vb:.8f}","{qb:.8f}","0"]'
+                for t, o, h, lo, c, v, ct, q, n, vb, qb in self._columns()
+            )
+            + "]"
+        )
 
 
 def derive(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, trade_unit: float):

@@ -280,7 +280,7 @@ class RestApi:
         if start is not None and end is not None and start > end:
             raise ApiError(-1023, "Start time is greater than end time.")
         bars = sym.klines(interval, start, end, limit, self.market.clock.now())
-        response = web.json_response(bars.rows())
+        response = web.Response(text=bars.json(), content_type="application/json")
         response.headers[REPLAY_SHIFT_HEADER] = str(sym.shift_ms)
         return response
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,7 @@ def test_klines_pages_and_holes(market: Market) -> None:
         start = rows[-1][0] + 1
     assert got == sym.times.tolist()
     latest = sym.klines("1m", None, None, 500, now).rows()
+    assert json.loads(sym.klines("1m", None, None, 500, now).json()) == latest
     assert [r[0] for r in latest] == sym.times[-500:].tolist()
     before = sym.klines("1m", None, int(sym.times[1000]), 10, now).rows()
     assert [r[0] for r in before] == sym.times[991:1001].tolist()

@@ -7,6 +7,7 @@ import json
 import time
 from collections import defaultdict
 
+import aiohttp
 import pytest
 
 from cryptocast.exchange.recordings import load_recordings
@@ -170,3 +171,12 @@ async def test_end_of_recording_closes_streams_and_breaks_the_symbol(replay: Rep
     assert finals[-1] == last and [r[0] for r in rows] == [last - MINUTE_MS, last]
     after = messages[messages.index(next(m for m in messages if m.get("e") == "error")) :]
     assert after[0]["type"] == "BinanceWebsocketClosed" and not any(m.get("e") == "kline" for m in after)
+
+
+async def test_bare_ws_connection_subscribes_later(replay: ReplayFactory) -> None:
+    async with replay(pairs=["ETHUSDT"]) as server, aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{server.stream_url}ws") as ws:
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 7})
+            assert await ws.receive_json(timeout=2) == {"result": None, "id": 7}
+            quote = await ws.receive_json(timeout=2)
+            assert quote["s"] == "ETHUSDT" and "stream" not in quote  # raw payloads on /ws
