@@ -313,7 +313,6 @@ class Market:
         spreads: SpreadModel | None = None,
     ) -> None:
         self.clock = clock
-        self.timeline = timeline
         spreads = spreads or SpreadModel()
         self.symbols: dict[str, ReplaySymbol] = {}
         for rec in recordings:

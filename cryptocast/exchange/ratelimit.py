@@ -84,9 +84,6 @@ class WeightLimiter:
         client.limited_requests = 0
         return Verdict(418, client.used, seconds)
 
-    def used(self, address: str) -> int:
-        return self._client(address, self.wall()).used
-
     def forgive(self) -> None:
         """Lift every ban and limit (admin: clearing faults)."""
         self._clients.clear()

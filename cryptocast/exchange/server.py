@@ -12,7 +12,6 @@ or standalone with ``cryptocast exchange replay``. Admin routes (loopback only, 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,10 +128,6 @@ class ReplayServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
-
-    async def serve_forever(self) -> None:
-        async with self:
-            await asyncio.Event().wait()
 
     # --- admin ----------------------------------------------------------------------------------
     @staticmethod

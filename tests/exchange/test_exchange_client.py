@@ -110,8 +110,8 @@ async def test_restart_continues_the_timeline(replay: ReplayFactory, tmp_path: P
 def test_standalone_replay_serves_any_binance_client(tmp_path: Path) -> None:
     """``cryptocast exchange replay`` as its own process; the sync python-binance Client talks to it."""
     env = {**os.environ, "CRYPTOCAST_DATA_DIR": str(tmp_path)}
-    code = "from cryptocast.exchange.cli import app; app()"
-    args = [sys.executable, "-c", code, "replay", "--port", "0", "--speed", "60", "--pairs", "BTCUSDT",
+    command = str(Path(sys.executable).parent / "cryptocast")
+    args = [command, "exchange", "replay", "--port", "0", "--speed", "60", "--pairs", "BTCUSDT",
             "--clone", "BTCUSDT:1", "--faults", "latency=1"]  # fmt: skip
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     try:
