@@ -161,11 +161,15 @@ def results_table(result: dict) -> Table:
     for name, scores in result["models"].items():
         for h, s in scores.items():
             table.add_row(
-                name, h, f"{s['skill']:+.4f}", f"{s['daily_skill']:+.4f} ± {s['daily_skill_se'] or float('nan'):.4f}",
+                name, h, f"{s['skill']:+.4f}", f"{s['daily_skill']:+.4f} ± {_number(s['daily_skill_se'])}",
                 f"{s['p_better_than_persistence']:.3g}", f"{s['direction_accuracy']:.3f}", f"{s['coverage_80']:.3f}",
                 f"{s['coverage_95']:.3f}", f"{s['width_80_bps']:.1f}", f"{s['pinball_vs_persistence']:.4f}",
             )
     return table
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def register(app: typer.Typer) -> None:

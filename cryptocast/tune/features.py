@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune.candles import BOOK_COLUMNS, Candles
@@ -79,30 +78,54 @@ class FeatureFrame:
         return np.isfinite(self.values).all(axis=1) & np.isfinite(self.vol)
 
 
-def on_grid(candles: Candles) -> pd.DataFrame:
-    """Reindex to one row per minute; a missing minute becomes a row of NaN."""
-    frame = candles.frame.set_index("open_time_ms")
-    if frame.empty:
-        return frame
-    first, last = int(frame.index[0]), int(frame.index[-1])
-    return frame.reindex(np.arange(first, last + MINUTE_MS, MINUTE_MS, dtype=np.int64))
+def on_grid(candles: Candles) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Open times of every minute from the first candle to the last, and each column on that grid
+    (NaN on missing minutes)."""
+    frame = candles.frame
+    times = frame["open_time_ms"].to_numpy(np.int64)
+    if len(times) == 0:
+        return times, {c: np.zeros(0) for c in frame.columns if c != "open_time_ms"}
+    grid = np.arange(times[0], times[-1] + MINUTE_MS, MINUTE_MS, dtype=np.int64)
+    row = (times - times[0]) // MINUTE_MS
+    columns = {}
+    for name in frame.columns.drop("open_time_ms"):
+        column = np.full(len(grid), np.nan)
+        column[row] = frame[name].to_numpy(np.float64)
+        columns[name] = column
+    return grid, columns
 
 
-def _returns(g: pd.DataFrame, log_close: pd.Series, r1: pd.Series) -> dict[str, pd.Series]:
-    out = {f"ret_{k}": log_close - log_close.shift(k) for k in RETURN_LAGS}
-    out |= {f"std_{w}": r1.rolling(w, min_periods=w).std(ddof=0) for w in STD_WINDOWS}
-    out |= {f"dev_{w}": log_close - log_close.rolling(w, min_periods=w).mean() for w in MEAN_WINDOWS}
+def lag(a: np.ndarray, k: int) -> np.ndarray:
+    """a[t - k] at t (NaN for the first k rows)."""
+    out = np.full_like(a, np.nan)
+    out[k:] = a[:-k]
     return out
 
 
-def _volume(g: pd.DataFrame) -> dict[str, pd.Series]:
+def rolling(a: np.ndarray, window: int, how: str) -> np.ndarray:
+    """Trailing ``mean``/``std``/``min`` over ``window`` rows ending at t; NaN if any of them is NaN."""
+    out = np.full_like(a, np.nan)
+    if len(a) >= window:
+        out[window - 1 :] = getattr(np.lib.stride_tricks.sliding_window_view(a, window), how)(axis=-1)
+    return out
+
+
+def _returns(log_close: np.ndarray, r1: np.ndarray) -> dict[str, np.ndarray]:
+    out = {f"ret_{k}": log_close - lag(log_close, k) for k in RETURN_LAGS}
+    out |= {f"std_{w}": rolling(r1, w, "std") for w in STD_WINDOWS}
+    out |= {f"dev_{w}": log_close - rolling(log_close, w, "mean") for w in MEAN_WINDOWS}
+    return out
+
+
+def _volume(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     log_volume = np.log1p(g["volume"])
-    mean = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).mean()
-    std = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).std(ddof=0)
-    return {"volume_rel": log_volume - mean, "volume_var": std}
+    return {
+        "volume_rel": log_volume - rolling(log_volume, VOLUME_WINDOW, "mean"),
+        "volume_var": rolling(log_volume, VOLUME_WINDOW, "std"),
+    }
 
 
-def _shape(g: pd.DataFrame) -> dict[str, pd.Series]:
+def _shape(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     top = np.maximum(g["open"], g["close"])
     bottom = np.minimum(g["open"], g["close"])
     return {
@@ -113,26 +136,21 @@ def _shape(g: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
-def _calendar(g: pd.DataFrame) -> dict[str, pd.Series]:
-    minute = pd.Series(g.index // MINUTE_MS, index=g.index)
+def _calendar(times: np.ndarray) -> dict[str, np.ndarray]:
+    minute = times // MINUTE_MS
     day = 2 * np.pi * (minute % DAY_MINUTES) / DAY_MINUTES
     week = 2 * np.pi * ((minute + EPOCH_WEEKDAY * DAY_MINUTES) % WEEK_MINUTES) / WEEK_MINUTES
-    return {
-        "day_sin": np.sin(day),
-        "day_cos": np.cos(day),
-        "week_sin": np.sin(week),
-        "week_cos": np.cos(week),
-    }
+    return {"day_sin": np.sin(day), "day_cos": np.cos(day), "week_sin": np.sin(week), "week_cos": np.cos(week)}
 
 
-def _book(g: pd.DataFrame) -> dict[str, pd.Series]:
-    if not set(BOOK_COLUMNS) <= set(g.columns):
+def _book(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not set(BOOK_COLUMNS) <= set(g):
         raise FeatureUnavailable("the 'book' group needs top-of-book rows (bid/ask price and quantity)")
     mid = (g["bid_price"] + g["ask_price"]) / 2
     depth = g["bid_qty"] + g["ask_qty"]
     return {
         "spread_bps": BPS * (g["ask_price"] - g["bid_price"]) / mid,
-        "imbalance": (g["bid_qty"] - g["ask_qty"]) / depth.where(depth > 0),
+        "imbalance": (g["bid_qty"] - g["ask_qty"]) / np.where(depth > 0, depth, np.nan),
     }
 
 
@@ -145,32 +163,34 @@ def _recorded(candles: Candles, column: str, spec: FeatureSpec, group: str) -> N
         )
 
 
-def _taker(g: pd.DataFrame) -> dict[str, pd.Series]:
-    share = g["taker_buy_base"] / g["volume"].where(g["volume"] > 0)
-    return {"taker_share": share.fillna(0.5).where(g["volume"].notna())}
+def _ratio_or(numerator: np.ndarray, denominator: np.ndarray, default: float) -> np.ndarray:
+    """numerator / denominator, ``default`` where the denominator is 0, NaN where either is missing."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(denominator > 0, numerator / denominator, default)
+    return np.where(np.isnan(numerator) | np.isnan(denominator), np.nan, out)
 
 
-def _derived(g: pd.DataFrame) -> dict[str, pd.Series]:
+def _taker(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"taker_share": _ratio_or(g["taker_buy_base"], g["volume"], 0.5)}
+
+
+def _derived(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     trades = g["trades"]
-    size = g["volume"] / trades.where(trades > 0)
-    return {
-        "log_trades": np.log1p(trades),
-        "log_trade_size": np.log1p(size.fillna(0.0).where(trades.notna())),
-    }
+    return {"log_trades": np.log1p(trades), "log_trade_size": np.log1p(_ratio_or(g["volume"], trades, 0.0))}
 
 
 def compute(candles: Candles, spec: FeatureSpec = FeatureSpec()) -> FeatureFrame:
     """Features for every minute; a row is NaN unless its whole lookback is free of missing minutes."""
-    g = on_grid(candles)
+    times, g = on_grid(candles)
     log_close = np.log(g["close"])
-    r1 = log_close.diff()
-    columns: dict[str, pd.Series] = _returns(g, log_close, r1)
+    r1 = log_close - lag(log_close, 1)
+    columns = _returns(log_close, r1)
     if "volume" in spec.groups:
         columns |= _volume(g)
     if "shape" in spec.groups:
         columns |= _shape(g)
     if "calendar" in spec.groups:
-        columns |= _calendar(g)
+        columns |= _calendar(times)
     if "book" in spec.groups:
         columns |= _book(g)
     if "taker" in spec.groups:
@@ -179,14 +199,15 @@ def compute(candles: Candles, spec: FeatureSpec = FeatureSpec()) -> FeatureFrame
     if "derived" in spec.groups:
         _recorded(candles, "trades", spec, "derived")
         columns |= _derived(g)
-    complete = g["close"].notna().astype(float).rolling(LOOKBACK + 1, min_periods=LOOKBACK + 1).min() == 1
-    values = pd.DataFrame(columns).where(complete, np.nan).to_numpy(np.float64)
-    vol = np.sqrt((r1**2).rolling(VOL_WINDOW, min_periods=VOL_WINDOW).mean()).clip(lower=VOL_FLOOR)
+    complete = rolling(np.isfinite(g["close"]).astype(np.float64), LOOKBACK + 1, "min") == 1
+    values = np.stack(list(columns.values()), axis=1)
+    values[~complete] = np.nan
+    vol = np.maximum(np.sqrt(rolling(r1**2, VOL_WINDOW, "mean")), VOL_FLOOR)
     return FeatureFrame(
-        open_time=g.index.to_numpy(np.int64),
-        close=g["close"].to_numpy(np.float64),
+        open_time=times,
+        close=g["close"],
         values=values,
-        vol=vol.where(complete, np.nan).to_numpy(np.float64),
+        vol=np.where(complete, vol, np.nan),
         names=list(columns),
     )
 

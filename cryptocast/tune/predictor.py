@@ -71,8 +71,13 @@ class Predictor:
         """Consecutive candles, ending at the origin, that :meth:`predict` needs."""
         return self.seq_len + LOOKBACK
 
-    def features(self, candles: Candles) -> FeatureFrame:
-        return compute(candles, self.spec)
+    def features(self, candles: Candles, cache: dict | None = None) -> FeatureFrame:
+        """Features of ``candles``; ``cache`` shares them between predictors of one call."""
+        if cache is None:
+            return compute(candles, self.spec)
+        if self.spec not in cache:
+            cache[self.spec] = compute(candles, self.spec)
+        return cache[self.spec]
 
     def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -81,8 +86,8 @@ class Predictor:
         """Grid indices where this predictor has a complete window."""
         return origins(self.features(candles), self.seq_len)
 
-    def forecast_returns(self, candles: Candles, idx: np.ndarray) -> ReturnForecast:
-        ff = self.features(candles)
+    def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
+        ff = self.features(candles, cache)
         point = self.point_returns(ff, idx)
         half = self.calibration.half_widths(horizon_scale(ff.vol[idx], self.horizons))
         return ReturnForecast(point, half, (self.kind,) * len(self.horizons))
@@ -93,11 +98,12 @@ class Predictor:
         if len(recent) < self.window_minutes:
             raise NotEnoughHistory(f"need {self.window_minutes} consecutive minutes, got {len(recent)}")
         window = Candles(recent.reset_index(drop=True), candles.derived)
-        ff = compute(window, self.spec)
+        cache: dict = {}
+        ff = self.features(window, cache)
         last = np.array([len(ff.open_time) - 1])
         if not ff.usable[-self.seq_len :].all():
             raise NotEnoughHistory(f"the last {self.window_minutes} minutes are not complete")
-        out = self.forecast_returns(window, last)
+        out = self.forecast_returns(window, last, cache)
         close = float(ff.close[-1])
         return Forecast(
             int(ff.open_time[-1]),
@@ -218,11 +224,12 @@ class ServedPredictor(Predictor):
         self.seq_len = max(baseline.seq_len, lstm.seq_len if self.lstm else 1)
         self.calibration = baseline.calibration
 
-    def forecast_returns(self, candles: Candles, idx: np.ndarray) -> ReturnForecast:
-        base = self.baseline.forecast_returns(candles, idx)
+    def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
+        cache = {} if cache is None else cache
+        base = self.baseline.forecast_returns(candles, idx, cache)
         if self.lstm is None:
             return base
-        net = self.lstm.forecast_returns(candles, idx)
+        net = self.lstm.forecast_returns(candles, idx, cache)
         take = np.array([h in self.lstm_horizons for h in self.horizons])
         point = np.where(take[None, :], net.point, base.point)
         half = {level: np.where(take[None, :], net.half[level], base.half[level]) for level in LEVELS}

@@ -7,8 +7,10 @@ with the best validation skill vs persistence (not the lowest loss). Ray binds l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,7 +133,8 @@ def run_sweep(
             callbacks=[_Progress(on_trial_done, trials)] if on_trial_done else None,
         ),
     )
-    grid = tuner.fit()
+    with contextlib.redirect_stdout(sys.stderr):  # Tune prints banners; stdout is for command output
+        grid = tuner.fit()
     errors = [str(r.error) for r in grid if r.error]
     if len(errors) == len(grid):
         raise RuntimeError(f"every trial failed; first error: {errors[0]}")
