@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
 from typing import Annotated
 
 import typer
@@ -28,12 +26,21 @@ def _mount_optional() -> None:
     """Sub-apps of other components, mounted when their module is present."""
     from importlib import import_module
 
-    for module, name in (("cryptocast.exchange.cli", "exchange"),):
+    for module, name in (
+        ("cryptocast.exchange.cli", "exchange"),
+        ("cryptocast.actors.cli", None),
+        ("cryptocast.tune.cli", None),
+    ):
         try:
-            app.add_typer(import_module(module).app, name=name)
+            component = import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
+            continue
+        if name:
+            app.add_typer(component.app, name=name)
+        else:
+            component.register(app)
 
 
 _mount_optional()
@@ -152,7 +159,9 @@ def db_prune() -> None:
         async with db.connect() as conn:  # ages follow the exchange clock: the newest stored minute
             newest = (await conn.execute(select(func.max(symbols.c.last_candle_time)))).scalar()
         now = newest or datetime.now(UTC)
-        pruned = await prune(db, now, settings.retention_predictions_days, settings.retention_top_of_book_days)
+        pruned = await prune(
+            db, now, settings.retention_predictions_days, settings.retention_top_of_book_days
+        )
         console.print(f"pruned {pruned.predictions} predictions and {pruned.top_of_book} top-of-book rows")
 
     _with_database(settings, work)
@@ -160,26 +169,28 @@ def db_prune() -> None:
 
 @app.command()
 def up() -> None:
-    """Bring up the system on the configured defaults and run until Ctrl-C."""
-    from cryptocast.sql import migrate
+    """Bring up the system on the configured defaults (database, exchange, Ray, ingestion) until Ctrl-C."""
+    from cryptocast.actors.cli import StopFlag, run_ingest
     from cryptocast.sql.queries import schema_version
 
     settings = get_settings()
-    stop = threading.Event()
+    stop = StopFlag()
+    stop.install()
 
-    async def work(db: Database, url) -> None:  # noqa: ANN001
-        await asyncio.to_thread(migrate.upgrade, url)
-        version = await db.check()
+    async def ready(db: Database) -> None:
         where = "embedded" if settings.database_url is None else "external"
         console.print(
-            f"PostgreSQL {version} ({where}) at {describe(db.url)}, schema {await schema_version(db)}"
+            f"PostgreSQL {await db.check()} ({where}) at {describe(db.url)}, schema {await schema_version(db)}"
         )
+        exchange = (
+            f"replay at {settings.rest_url} ({settings.replay_speed:g}x)"
+            if settings.is_replay
+            else settings.rest_url
+        )
+        console.print(f"exchange: {exchange}\npairs: {', '.join(settings.pairs)}")
         console.print("[green]up[/] — press Ctrl-C to stop")
-        await asyncio.to_thread(stop.wait)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    _with_database(settings, work)
+    run_ingest(settings, stop, on_ready=ready)
     console.print("stopped cleanly")
 
 

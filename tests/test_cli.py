@@ -100,13 +100,24 @@ def _postgres_pids(data_dir: Path) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def test_up_starts_embedded_database_and_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
     env["CRYPTOCAST_DATA_DIR"] = str(tmp_path / "var")
+    env["CRYPTOCAST_REPLAY_PORT"] = str(_free_port())
+    env["CRYPTOCAST_REPLAY_SPEED"] = "60"
     proc = subprocess.Popen([*CLI, "up"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             line = proc.stderr.readline()
             lines.append(line)
@@ -114,12 +125,18 @@ def test_up_starts_embedded_database_and_ctrl_c_leaves_nothing_running(tmp_path:
                 break
         output = "".join(lines)
         assert "(embedded)" in output and "schema 0001" in output, output
+        assert "exchange: replay at http://127.0.0.1:" in output
         assert _postgres_pids(tmp_path / "var" / "pg"), "embedded server should be running"
+        time.sleep(5)  # let ingestion run a little
         proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=60)[1]
+        rest = proc.communicate(timeout=120)[1]
         assert proc.returncode == 0, rest
         assert "stopped cleanly" in rest
     finally:
         if proc.poll() is None:
             proc.kill()
     assert _postgres_pids(tmp_path / "var" / "pg") == []
+    replay = subprocess.run(
+        ["pgrep", "-f", f"exchange replay --port {env['CRYPTOCAST_REPLAY_PORT']}"], capture_output=True
+    )
+    assert replay.stdout == b"", "the replay exchange should have stopped"

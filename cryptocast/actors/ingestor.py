@@ -260,17 +260,19 @@ class PairIngestor:
         now = self.clock.now_ms()
         start = self._backfill_start(now)
         closed_until = now // MINUTE_MS * MINUTE_MS - MINUTE_MS  # newest minute that has closed
+        first_page = await self._page(start)
+        if start == 0 and first_page:  # a new pair from its first candle: the total counts from there
+            start = first_page[0].open_time
         self.progress = Progress(total=max(0, (closed_until - start) // MINUTE_MS + 1))
         pages: asyncio.Queue[list[Candle] | None] = asyncio.Queue(maxsize=2)
 
         async def fetch() -> None:
-            cursor = start
+            candles = first_page
             while True:
-                candles = await self._page(cursor)
                 await pages.put(candles)
                 if len(candles) < PAGE:
                     break
-                cursor = candles[-1].open_time + MINUTE_MS
+                candles = await self._page(candles[-1].open_time + MINUTE_MS)
             await pages.put(None)
 
         fetcher = asyncio.create_task(fetch())
@@ -478,7 +480,9 @@ class PairIngestor:
             return
         dropped = [self._pending.popleft().open_time for _ in range(overflow)]
         low, high = min(dropped), max(dropped)
-        self._dropped = (min(low, self._dropped[0]), max(high, self._dropped[1])) if self._dropped else (low, high)
+        self._dropped = (
+            (min(low, self._dropped[0]), max(high, self._dropped[1])) if self._dropped else (low, high)
+        )
         if not self.counters.dropped_from_buffer:
             log.error(
                 "database down and buffer full (%d candles): dropping the oldest; REST repair will refetch them",

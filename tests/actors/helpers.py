@@ -58,9 +58,13 @@ def gaps_in(times: list[int]) -> list[tuple[int, int]]:
 async def ingest_setup(db: Database, symbol: str = "BTCUSDT", *, speed: float = 600.0,
                        history_ms: int = 6 * HOUR_MS, config: IngestConfig | None = None,
                        **replay_kwargs: object) -> AsyncIterator[tuple[ReplayServer, PairIngestor]]:  # fmt: skip
-    async with ReplayServer(ReplayConfig(speed=speed, pairs=[symbol], history_ms=history_ms, **replay_kwargs)) as server:  # type: ignore[arg-type]
+    async with ReplayServer(
+        ReplayConfig(speed=speed, pairs=[symbol], history_ms=history_ms, **replay_kwargs)
+    ) as server:  # type: ignore[arg-type]
         base, quote = (symbol[:-4], symbol[-4:]) if symbol.endswith("USDT") else (symbol[:-3], symbol[-3:])
         await add_symbol(db, symbol, base, quote)
         async with BinanceExchange(rest_url=server.rest_url, stream_url=server.stream_url) as exchange:
-            ingestor = PairIngestor(symbol, db, exchange, LocalBudget(), config or IngestConfig(lookback_ms=None))
+            ingestor = PairIngestor(
+                symbol, db, exchange, LocalBudget(), config or IngestConfig(lookback_ms=None)
+            )
             yield server, ingestor

@@ -40,7 +40,9 @@ async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
                 assert held >= min(buffer_limit, 10)
                 await asyncio.to_thread(server.start)
                 target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
-                await wait_until(lambda: _is((ingestor.last_stored or 0) >= target and not ingestor._db_down), 60)
+                await wait_until(
+                    lambda: _is((ingestor.last_stored or 0) >= target and not ingestor._db_down), 60
+                )
             times = await stored_open_times(db, "BTCUSDT")
         assert gaps_in(times) == [] and len(times) == len(set(times))
         if buffer_limit == 5:

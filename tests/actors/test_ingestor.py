@@ -52,7 +52,10 @@ async def test_2019_exchange_holes_are_ledgered_as_exchange_holes(db: Database) 
     from tests.exchange.conftest import SHIFT_MS, exchange_start_at
 
     start, history = exchange_start_at("ETHBTC", 30 * 24 * 60 * MINUTE_MS)  # now: 30 days after the first bar
-    async with ingest_setup(db, "ETHBTC", speed=60.0, history_ms=history, exchange_start_ms=start) as (server, ing):
+    async with ingest_setup(db, "ETHBTC", speed=60.0, history_ms=history, exchange_start_ms=start) as (
+        server,
+        ing,
+    ):
         async with running(ing):
             await wait_until(lambda: _async(ing.state == "live"), timeout=120)
         async with db.connect() as conn:
@@ -60,7 +63,10 @@ async def test_2019_exchange_holes_are_ledgered_as_exchange_holes(db: Database) 
                 await conn.execute(text("SELECT start_time, end_time, kind FROM gaps ORDER BY start_time"))
             ).all()
         times = await stored_open_times(db, "ETHBTC")
-    holes = [((int(a.timestamp() * 1000) - SHIFT_MS), (int(b.timestamp() * 1000) - SHIFT_MS), k) for a, b, k in rows]
+    holes = [
+        ((int(a.timestamp() * 1000) - SHIFT_MS), (int(b.timestamp() * 1000) - SHIFT_MS), k)
+        for a, b, k in rows
+    ]
     from datetime import UTC, datetime
 
     def ms(text_: str) -> int:

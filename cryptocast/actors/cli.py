@@ -1,0 +1,274 @@
+"""CLI of the ingest side: ``cryptocast ingest``, ``cryptocast pairs …`` and ``cryptocast check``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cryptocast.settings import LOOPBACK, Settings, get_settings
+
+console = Console(stderr=True, soft_wrap=True)
+pairs_app = typer.Typer(
+    help="Tracked pairs (changes travel as command rows to the running system).", no_args_is_help=True
+)
+LOOKBACK_DAYS = 30
+REPLAY_READY_S = 60.0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("check")(check)
+    app.add_typer(pairs_app, name="pairs")
+
+
+def _run_db(settings: Settings, work):  # noqa: ANN001, ANN202 - async callable(Database)
+    from cryptocast.sql import migrate
+    from cryptocast.sql.database import Database, DatabaseUnavailable
+    from cryptocast.sql.runtime import database_url
+
+    async def run(url):  # noqa: ANN001, ANN202
+        db = Database(url)
+        try:
+            await db.check()
+            await asyncio.to_thread(migrate.upgrade, url)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        with database_url(settings) as url:
+            return asyncio.run(run(url))
+    except DatabaseUnavailable as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+# --- pairs ----------------------------------------------------------------------------------------
+@pairs_app.command("add")
+def pairs_add(symbol: str) -> None:
+    """Validate SYMBOL against the exchange and ask the running system to track it."""
+    from cryptocast.actors.commands import PairRejected, validate_pair
+    from cryptocast.exchange.binance import BinanceExchange
+    from cryptocast.sql.queries import submit_command
+
+    settings = get_settings()
+
+    async def work(db) -> None:  # noqa: ANN001
+        try:
+            async with BinanceExchange(settings) as exchange:
+                info = await validate_pair(exchange, symbol)
+        except PairRejected as exc:
+            console.print(f"[red]refused:[/] {exc}")
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            console.print(f"[red]error:[/] cannot reach the exchange at {settings.rest_url}: {exc}")
+            raise typer.Exit(1) from None
+        command = await submit_command(db, "add_pair", info.symbol)
+        console.print(
+            f"add {info.symbol} ({info.base_asset}/{info.quote_asset}) requested as command {command}"
+        )
+
+    _run_db(settings, work)
+
+
+@pairs_app.command("remove")
+def pairs_remove(
+    symbol: str,
+    purge: Annotated[bool, typer.Option(help="also delete its candles, models and predictions")] = False,
+) -> None:
+    """Stop ingesting SYMBOL; its data stays unless --purge."""
+    from cryptocast.actors.commands import normalise_symbol
+    from cryptocast.sql.queries import submit_command
+
+    async def work(db) -> None:  # noqa: ANN001
+        command = await submit_command(db, "purge_pair" if purge else "remove_pair", normalise_symbol(symbol))
+        console.print(f"{'purge' if purge else 'remove'} {symbol.upper()} requested as command {command}")
+
+    _run_db(get_settings(), work)
+
+
+@pairs_app.command("list")
+def pairs_list() -> None:
+    """Tracked pairs with their state, last candle and backfill progress."""
+    from cryptocast.sql.queries import list_symbols
+
+    async def work(db) -> None:  # noqa: ANN001
+        table = Table("pair", "status", "last candle (UTC)", "backfill", "restarts", "last error")
+        for row in await list_symbols(db):
+            total = row["backfill_total"]
+            progress = f"{100 * row['backfill_done'] / total:.0f} %" if total else "-"
+            last = f"{row['last_candle_time']:%Y-%m-%d %H:%M}" if row["last_candle_time"] else "-"
+            table.add_row(
+                row["symbol"],
+                row["status"],
+                last,
+                progress,
+                str(row["restarts"]),
+                (row["last_error"] or "")[:60],
+            )
+        Console().print(table)
+
+    _run_db(get_settings(), work)
+
+
+# --- check ----------------------------------------------------------------------------------------
+def check() -> None:
+    """Completeness per pair: expected vs stored minutes, exchange holes vs ingestion gaps, duplicates."""
+    from cryptocast.actors.check import completeness
+
+    async def work(db) -> list:  # noqa: ANN001
+        return await completeness(db)
+
+    report = _run_db(get_settings(), work)
+    table = Table(
+        "pair",
+        "first (UTC)",
+        "last (UTC)",
+        "expected",
+        "stored",
+        "exchange holes",
+        "missing",
+        "duplicates",
+        "complete",
+    )
+    for c in report:
+        table.add_row(c.symbol, c.first[:16], c.last[:16], f"{c.expected:,}", f"{c.stored:,}", f"{c.exchange_holes:,}",
+                      f"{c.missing:,}", str(c.duplicates), f"{c.percent:.3f} %")  # fmt: skip
+    Console().print(table)
+    if any(c.missing or c.duplicates for c in report):
+        raise typer.Exit(1)
+
+
+# --- ingest -----------------------------------------------------------------------------------------
+@contextmanager
+def replay_exchange(settings: Settings) -> Iterator[None]:
+    """Run the replay exchange as a child process when it is the configured exchange."""
+    if not settings.is_replay:
+        yield
+        return
+    command = [sys.executable, "-m", "cryptocast.cli", "exchange", "replay", "--port", str(settings.replay_port),
+               "--speed", str(settings.replay_speed)]  # fmt: skip
+    child = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+    try:
+        _wait_for_port(settings.replay_port, child)
+        yield
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _wait_for_port(port: int, child: subprocess.Popen) -> None:
+    import socket
+
+    deadline = time.monotonic() + REPLAY_READY_S
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise typer.Exit(1)
+        with socket.socket() as s:
+            if s.connect_ex((LOOPBACK, port)) == 0:
+                return
+        time.sleep(0.2)
+    console.print(
+        f"[red]error:[/] the replay exchange did not open port {port} within {REPLAY_READY_S:.0f} s"
+    )
+    raise typer.Exit(1)
+
+
+class StopFlag:
+    """Set from a signal handler: a plain attribute, because a lock taken there can deadlock."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._request)
+
+    def _request(self, *_: object) -> None:
+        self.requested = True
+
+    def wait(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.requested
+
+
+def run_ingest(settings: Settings, stop: StopFlag, on_ready=None) -> None:  # noqa: ANN001
+    """Database, exchange, Ray and the supervisor, until ``stop`` is set; then a graceful shutdown."""
+    import ray
+
+    from cryptocast.actors.ray_runtime import start_ray, stop_ray
+    from cryptocast.actors.supervisor import start_supervisor
+    from cryptocast.sql.queries import list_symbols, submit_command
+
+    async def work(db) -> None:  # noqa: ANN001
+        tracked = {row["symbol"] for row in await list_symbols(db)}
+        for pair in settings.pairs:
+            if pair not in tracked:
+                await submit_command(db, "add_pair", pair)
+        url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with replay_exchange(settings):
+            start_ray(address=settings.ray_address)
+            lookback = LOOKBACK_DAYS * 86_400_000 if not settings.is_replay else None
+            supervisor = start_supervisor(url, settings.rest_url, settings.stream_url, lookback)
+            try:
+                if on_ready:
+                    await on_ready(db)
+                while not stop.requested:
+                    snapshot = await supervisor.snapshot.remote()
+                    _print_progress(snapshot)
+                    await asyncio.to_thread(stop.wait, 5.0)
+            finally:
+                console.print("stopping: flushing candles and closing streams …")
+                await supervisor.shutdown.remote()
+                ray.kill(supervisor, no_restart=True)
+                stop_ray()
+
+    _run_db(settings, work)
+
+
+def _print_progress(snapshot: dict) -> None:
+    parts = []
+    for symbol, p in sorted(snapshot["pairs"].items()):
+        b = p["backfill"]
+        extra = f" {100 * b['done'] / b['total']:.0f}%" if p["status"] == "backfilling" and b["total"] else ""
+        last = (p["last_candle_time"] or "-")[:16]
+        parts.append(f"{symbol} {p['status']}{extra} last={last}")
+    console.print("  ".join(parts) or "no pairs yet")
+
+
+def ingest(
+    pairs: Annotated[str, typer.Option(help="comma-separated pairs to track (default: settings)")] = "",
+    speed: Annotated[float, typer.Option(help="replay speed (replay exchange only)")] = 0.0,
+) -> None:
+    """Start ingestion (Ray on loopback, the supervisor, one actor per pair) until Ctrl-C."""
+    settings = get_settings()
+    updates = {}
+    if pairs:
+        updates["pairs"] = [p.strip().upper() for p in pairs.split(",") if p.strip()]
+    if speed:
+        updates["replay_speed"] = speed
+    settings = settings.model_copy(update=updates)
+    stop = StopFlag()
+    stop.install()
+
+    async def ready(db) -> None:  # noqa: ANN001
+        console.print("[green]ingesting[/] — press Ctrl-C to stop")
+
+    run_ingest(settings, stop, on_ready=ready)
+    console.print("stopped cleanly")

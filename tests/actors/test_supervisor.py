@@ -1,0 +1,119 @@
+"""The supervisor on a real Ray: pairs from command rows, kills survived, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+import ray
+from sqlalchemy import select
+from sqlalchemy.engine import URL
+
+from cryptocast.actors.check import completeness
+from cryptocast.actors.pair import NAMESPACE, pair_actor_name
+from cryptocast.actors.supervisor import start_supervisor
+from cryptocast.exchange.server import ReplayConfig, ReplayServer
+from cryptocast.records import MINUTE_MS
+from cryptocast.sql.database import Database
+from cryptocast.sql.queries import submit_command
+from cryptocast.sql.schema import commands, symbols
+
+PAIRS = ["BTCUSDT", "ETHUSDT"]
+KILLS = 20
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    from cryptocast.actors.ray_runtime import start_ray, stop_ray
+
+    start_ray(num_cpus=2)
+    yield
+    stop_ray()
+
+
+async def _states(db: Database) -> dict[str, str]:
+    async with db.connect() as conn:
+        return dict((await conn.execute(select(symbols.c.symbol, symbols.c.status))).all())
+
+
+async def _wait(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.slow
+async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local, db_url: URL) -> None:  # noqa: ANN001
+    db = Database(db_url)
+    url = db_url.render_as_string(hide_password=False)
+    async with ReplayServer(ReplayConfig(speed=120.0, pairs=PAIRS, history_ms=2 * 60 * MINUTE_MS)) as replay:
+        for pair in PAIRS:
+            await submit_command(db, "add_pair", pair)
+        await submit_command(db, "add_pair", "NOSUCHPAIR")
+        supervisor = start_supervisor(url, replay.rest_url, replay.stream_url, lookback_ms=None)
+        try:
+            await _wait(lambda: _all_live(db))
+            async with db.connect() as conn:
+                refused = (
+                    await conn.execute(
+                        select(commands.c.status, commands.c.error).where(commands.c.symbol == "NOSUCHPAIR")
+                    )
+                ).one()
+            assert refused.status == "failed" and "does not list" in refused.error
+            assert "NOSUCHPAIR" not in await _states(db)
+
+            rng = random.Random(4)
+            restart_s = []
+            for _ in range(KILLS):
+                pair = rng.choice(PAIRS)
+                victim = ray.get_actor(pair_actor_name(pair), namespace=NAMESPACE)
+                old = victim._actor_id
+                t0 = time.monotonic()
+                ray.kill(victim, no_restart=True)
+                await _wait(lambda p=pair, o=old: _replaced_and_live(db, p, o), timeout=90)
+                restart_s.append(time.monotonic() - t0)
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
+            target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
+            await _wait(lambda: _caught_up(db, target), timeout=90)
+            snapshot = await supervisor.snapshot.remote()
+        finally:
+            await supervisor.shutdown.remote()
+            ray.kill(supervisor, no_restart=True)
+    report = {c.symbol: c for c in await completeness(db)}
+    await db.dispose()
+    for pair in PAIRS:
+        assert report[pair].missing == 0, report[pair]
+        assert report[pair].duplicates == 0
+    assert sum(snapshot["pairs"][p]["restarts"] for p in PAIRS) == KILLS
+    print(
+        f"restart to live: median {sorted(restart_s)[len(restart_s) // 2]:.2f} s, max {max(restart_s):.2f} s"
+    )
+
+
+async def _all_live(db: Database) -> bool:
+    states = await _states(db)
+    return all(states.get(p) == "live" for p in PAIRS)
+
+
+async def _replaced_and_live(db: Database, pair: str, old_id) -> bool:  # noqa: ANN001
+    try:
+        actor = ray.get_actor(pair_actor_name(pair), namespace=NAMESPACE)
+    except ValueError:
+        return False
+    if actor._actor_id == old_id:
+        return False
+    status = await actor.status.remote()
+    return status["state"] == "live"
+
+
+async def _caught_up(db: Database, target_ms: int) -> bool:
+    async with db.connect() as conn:
+        rows = (
+            (await conn.execute(select(symbols.c.last_candle_time).where(symbols.c.symbol.in_(PAIRS))))
+            .scalars()
+            .all()
+        )
+    return len(rows) == len(PAIRS) and all(r is not None and r.timestamp() * 1000 >= target_ms for r in rows)
