@@ -76,6 +76,7 @@ class IngestConfig:
     lookback_ms: int | None = 30 * 24 * 3_600_000  # None: from the pair's first candle
     reconcile_every: int = RECONCILE_EVERY
     buffer_limit: int = BUFFER_LIMIT
+    connection_lifetime_ms: int = CONNECTION_LIFETIME_MS  # the exchange's cutoff, on its clock
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Counters:
     repaired: int = 0
     reconciled_mismatches: int = 0
     reconnects: int = 0
+    renewals: int = 0
     holes: int = 0
     buffered: int = 0
     dropped_from_buffer: int = 0
@@ -340,7 +342,9 @@ class PairIngestor:
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                if self.clock.now_ms() - reader.opened_at >= CONNECTION_LIFETIME_MS - RENEW_BEFORE_CUTOFF_MS:  # type: ignore[attr-defined]
+                lifetime = self.config.connection_lifetime_ms
+                renew_at = lifetime - min(RENEW_BEFORE_CUTOFF_MS, lifetime // 10)
+                if self.clock.now_ms() - reader.opened_at >= renew_at:  # type: ignore[attr-defined]
                     log.info("renewing stream before the 24 h cutoff", extra=self._extra)
                     (
                         new_stream,
@@ -349,7 +353,7 @@ class PairIngestor:
                     reader.cancel()
                     await _close_quietly(stream)
                     stream, reader = new_stream, new_reader
-                    self.counters.reconnects += 1
+                    self.counters.renewals += 1
                 getter = asyncio.create_task(self._events.get())
                 done, _ = await asyncio.wait(
                     {getter, stopper}, timeout=PROGRESS_EVERY_S, return_when=asyncio.FIRST_COMPLETED

@@ -81,3 +81,18 @@ async def test_2019_exchange_holes_are_ledgered_as_exchange_holes(db: Database) 
     # every missing minute in the stored data is one of those holes
     missing = sum((b - a) // MINUTE_MS - 1 for a, b in gaps_in(times))
     assert missing == sum((b - a) // MINUTE_MS + 1 for a, b, _ in expected)
+
+
+async def test_planned_renewal_before_the_connection_cutoff_loses_nothing(db: Database) -> None:
+    """The replacement stream opens before the old one closes; the overlap is deduplicated."""
+    from cryptocast.actors.ingestor import IngestConfig
+
+    config = IngestConfig(lookback_ms=None, connection_lifetime_ms=20 * MINUTE_MS)  # 2 s of wall time at 600x
+    async with ingest_setup(db, config=config) as (server, ingestor):
+        async with running(ingestor):
+            await wait_until(lambda: _async(ingestor.counters.renewals >= 2), timeout=60)
+            target = server.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
+            await wait_until(lambda: _async((ingestor.last_stored or 0) >= target))
+        times = await stored_open_times(db, "BTCUSDT")
+    assert gaps_in(times) == [] and len(times) == len(set(times))
+    assert ingestor.counters.reconnects == 0, "a planned renewal is not a failure"
