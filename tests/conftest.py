@@ -90,6 +90,8 @@ def templates(server_urls: dict[str, URL]) -> dict[str, URL]:
 async def db_url(request: pytest.FixtureRequest, templates: dict[str, URL]) -> AsyncIterator[URL]:
     """A fresh migrated database (dropped afterwards) on each available server."""
     server = request.param
+    if server != "embedded" and request.node.get_closest_marker("embedded_only"):
+        pytest.skip("long end-to-end test: runs on the embedded server only (the data layer runs on both)")
     if server not in templates:
         pytest.skip("no TCP PostgreSQL configured (set CRYPTOCAST_TEST_DATABASE_URL)")
     admin = templates[server].set(database="postgres")

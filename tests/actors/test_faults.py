@@ -10,6 +10,8 @@ from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
 from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, wait_until
 
+pytestmark = pytest.mark.embedded_only
+
 FAULTS = {
     "socket_drops": ({"drop": 0.7}, 4.0),
     "stalled_stream": ({"stall": "*"}, 6.0),

@@ -20,6 +20,8 @@ from cryptocast.sql.database import Database
 from cryptocast.sql.queries import submit_command
 from cryptocast.sql.schema import commands, symbols
 
+pytestmark = pytest.mark.embedded_only
+
 PAIRS = ["BTCUSDT", "ETHUSDT"]
 KILLS = 20
 
