@@ -10,7 +10,7 @@ from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
 from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, wait_until
 
-pytestmark = pytest.mark.embedded_only
+pytestmark = [pytest.mark.embedded_only, pytest.mark.slow]
 
 FAULTS = {
     "socket_drops": ({"drop": 0.7}, 4.0),
