@@ -1,0 +1,435 @@
+"""The HTTP API: a FastAPI ingress deployment in the router application.
+
+Reads go straight to PostgreSQL; forecasts go to the pair's deployment, found by application name
+(``pair_<SYMBOL>``); pair changes and retrains become command rows for ingestion and training to
+carry out. Every answer that carries data has a ``freshness`` block: the model that made it, the
+last candle and the data lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import httpx
+import ray
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from pydantic import BaseModel, Field
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from cryptocast.actors.commands import PairRejected, normalise_symbol, validate_pair
+from cryptocast.exchange.binance import BinanceExchange
+from cryptocast.serve import errors, metrics, reads, scoring, timeranges
+from cryptocast.serve.auth import require_token
+from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
+from cryptocast.serve.errors import ApiError
+from cryptocast.serve.live import LivePredictor
+from cryptocast.serve.runtime import replica_database
+from cryptocast.settings import get_settings
+from cryptocast.sql.queries import submit_command
+from cryptocast.tune import registry
+from cryptocast.tune.scheduler import DEFAULT_DAILY_MINUTE, DEFAULT_STAGGER_MINUTES
+
+ROUTER_POOL = 10
+CALL_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 2.0
+GZIP_MIN_BYTES = 1024
+MAX_WINDOW = 2000  # candles a caller may send to /predict
+MAX_PRICE = 1e12
+BACKFILLING = ("new", "backfilling")
+PROBLEM_STATUS = {"no_model": 409, "not_enough_history": 409, "invalid_window": 422}
+
+api = FastAPI(
+    title="cryptocast",
+    version="1",
+    description="Per-pair crypto price forecasts (1, 5, 15, 30 min) with 80/95 % intervals.",
+)
+errors.install(api)
+api.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
+api.add_middleware(metrics.RequestMetrics)
+if get_settings().cors_origins:
+    api.add_middleware(CORSMiddleware, allow_origins=get_settings().cors_origins,
+                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+
+Symbol = Annotated[str, Query(max_length=64)]
+Start = Annotated[datetime | None, Query(description="inclusive, ISO 8601 (UTC if no offset)")]
+End = Annotated[datetime | None, Query(description="exclusive, ISO 8601 (UTC if no offset)")]
+Limit = Annotated[int, Query(ge=1, le=timeranges.MAX_LIMIT)]
+
+
+class AddPair(BaseModel):
+    symbol: str = Field(max_length=64, examples=["BTCUSDT"])
+
+
+class CandleIn(BaseModel):
+    open_time: int = Field(ge=0, le=7_258_118_400_000, description="open time, ms since the epoch")
+    open: float = Field(gt=0, le=MAX_PRICE)
+    high: float = Field(gt=0, le=MAX_PRICE)
+    low: float = Field(gt=0, le=MAX_PRICE)
+    close: float = Field(gt=0, le=MAX_PRICE)
+    volume: float = Field(ge=0, le=MAX_PRICE)
+
+
+class PredictIn(BaseModel):
+    candles: list[CandleIn] | None = Field(
+        None, max_length=MAX_WINDOW, description="your own window of consecutive minutes; omit to use stored candles"
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _json(body: dict, request: Request | None = None) -> Response:
+    """JSON with an ETag; a matching ``If-None-Match`` gets 304 without the body."""
+    data = json.dumps(body, default=str, separators=(",", ":")).encode()
+    etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+    if request is not None and request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(data, media_type="application/json", headers={"ETag": etag})
+
+
+def _backfill(row: dict) -> dict:
+    total = row["backfill_total"]
+    return {
+        "done": row["backfill_done"],
+        "total": total,
+        "percent": round(100.0 * row["backfill_done"] / total, 2) if total else None,
+        "eta_s": row["backfill_eta_s"],
+    }
+
+
+def _symbol(text: str) -> str:
+    try:
+        return normalise_symbol(text)
+    except PairRejected as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _completeness(counts: dict) -> float | None:
+    if not counts["stored"]:
+        return None
+    expected = int((counts["last"] - counts["first"]).total_seconds() // 60) + 1 - counts["holes"]
+    return round(100.0 * counts["stored"] / expected, 3) if expected > 0 else 100.0
+
+
+def _next(rows: list[dict], key: str, limit: int) -> str | None:
+    """Where the next page starts, when this one was cut by ``limit``."""
+    return (rows[-1][key] + timedelta(microseconds=1)).isoformat() if len(rows) == limit else None
+
+
+def _prediction(r: dict) -> dict:
+    actual = r["actual"]
+    return {
+        "origin_time": r["origin_time"].isoformat(), "target_time": r["target_time"].isoformat(),
+        "horizon": r["horizon"], "predicted": r["predicted"], "lower_80": r["lower_80"], "upper_80": r["upper_80"],
+        "lower_95": r["lower_95"], "upper_95": r["upper_95"], "actual": actual,
+        "error": None if actual is None else actual - r["predicted"],
+        "model": {"kind": r["kind"], "version": r["version"]}, "served": r["served"], "late": r["late"],
+        "made_at": r["made_at"].isoformat(),
+    }  # fmt: skip
+
+
+@serve.deployment(name="Router", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
+@serve.ingress(api)
+class Router:
+    def __init__(self, options: dict, live: DeploymentHandle) -> None:
+        self.options = ServeOptions(**options)
+        self.db = replica_database(self.options.database_url, ROUTER_POOL)
+        self.live = live
+        self.exchange: BinanceExchange | None = None
+
+    # --- helpers ----------------------------------------------------------------------------------
+    async def _pair(self, text: str) -> dict:
+        symbol = _symbol(text)
+        row = await reads.fetchrow(self.db, reads.PAIR_SQL, symbol)
+        if row is None:
+            raise ApiError(404, f"{symbol} is not tracked (add it with POST /pairs)")
+        return row
+
+    async def _freshness(self, row: dict) -> dict:
+        champions = await reads.fetch(self.db, reads.CHAMPIONS_SQL, row["id"])
+        models = [
+            {"kind": c["kind"], "version": c["version"], "trained_at": _iso(c["trained_at"]),
+             "served_horizons": json.loads(c["served_horizons"]) if c["served_horizons"] else None}
+            for c in champions
+        ]  # fmt: skip
+        last = row["last_candle_time"]
+        lag = max(0.0, time.time() - (last.timestamp() + 60)) if last else None
+        return {
+            "models": models,
+            "last_candle_time": _iso(last),
+            "data_lag_s": round(lag, 3) if lag is not None else None,
+            "as_of": datetime.now(UTC).isoformat(),
+        }
+
+    def _conflict_if_backfilling(self, row: dict) -> None:
+        if row["status"] in BACKFILLING:
+            b = _backfill(row)
+            eta = f", about {b['eta_s']:.0f} s left" if b["eta_s"] is not None else ""
+            pct = f"{b['percent']:.1f} % done" if b["percent"] is not None else "starting"
+            raise ApiError(409, f"{row['symbol']} is still backfilling ({pct}{eta})", "backfilling", progress=b)
+
+    def _handle(self, symbol: str) -> DeploymentHandle:
+        return serve.get_deployment_handle(PAIR_DEPLOYMENT, app_name=pair_app_name(symbol))
+
+    async def _call(self, symbol: str, method: str, *args: Any) -> dict:
+        try:
+            ref = getattr(self._handle(symbol), method).remote(*args)
+            return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
+        except (KeyError, ValueError, ray.exceptions.RayError, TimeoutError) as exc:
+            raise ApiError(503, f"{symbol}: its model deployment is not reachable ({type(exc).__name__})") from None
+
+    # --- system -----------------------------------------------------------------------------------
+    @api.get("/health", summary="Database, supervisor, exchange and per-pair readiness")
+    async def health(self) -> Response:
+        checks: dict[str, Any] = {}
+        try:
+            checks["database"] = {"ok": True, "version": await self.db.check()}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "error": str(exc)}
+        checks["supervisor"] = await self._supervisor()
+        checks["exchange"] = await self._exchange_ping()
+        apps = {n: a.status for n, a in (await asyncio.to_thread(serve.status)).applications.items()}
+        pairs = {}
+        if checks["database"]["ok"]:
+            for row in await reads.fetch(self.db, reads.PAIRS_SQL):
+                state = apps.get(pair_app_name(row["symbol"]), "NOT_DEPLOYED")
+                pairs[row["symbol"]] = {
+                    "status": row["status"], "serving": state,
+                    "ready": row["status"] == "live" and state == "RUNNING",
+                }  # fmt: skip
+        ok = checks["database"]["ok"]
+        body = {"status": "ok" if ok else "degraded", **checks, "pairs": pairs}
+        return Response(json.dumps(body, default=str), 200 if ok else 503, media_type="application/json")
+
+    async def _supervisor(self) -> dict:
+        try:
+            actor = ray.get_actor("supervisor", namespace="cryptocast")
+            snap = await asyncio.wait_for(actor.snapshot.remote(), PROBE_TIMEOUT_S)
+            return {"ok": True, "restarts_total": snap["restarts_total"], "pairs": len(snap["pairs"])}
+        except ValueError:
+            return {"ok": False, "error": "not running (ingestion is stopped)"}
+        except Exception as exc:
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    async def _exchange_ping(self) -> dict:
+        url = self.options.rest_url.rstrip("/") + "/v3/ping"
+        try:
+            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
+                reply = await client.get(url)
+            return {"ok": reply.status_code == 200, "url": self.options.rest_url, "status": reply.status_code}
+        except httpx.HTTPError as exc:
+            return {"ok": False, "url": self.options.rest_url, "error": f"{type(exc).__name__}: {exc}"}
+
+    @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus(self) -> Response:
+        now = time.time()
+        for row in await reads.fetch(self.db, reads.PAIRS_SQL):
+            if row["last_candle_time"] is not None:
+                metrics.last_candle_age.labels(row["symbol"]).set(now - row["last_candle_time"].timestamp() - 60)
+            total = row["backfill_total"]
+            metrics.backfill_done.labels(row["symbol"]).set(row["backfill_done"] / total if total else 0.0)
+        try:
+            stats = await asyncio.wait_for(self.live.stats.remote(), PROBE_TIMEOUT_S)
+            for name, value in stats["counts"].items():
+                metrics.live.labels(name).set(value)
+            if stats["store_latency_s"]["p99"] is not None:
+                metrics.store_p99.set(stats["store_latency_s"]["p99"])
+        except Exception:  # the live predictor restarting must not break scraping
+            pass
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+    # --- pairs ------------------------------------------------------------------------------------
+    @api.get("/pairs", summary="Tracked pairs")
+    async def pairs(self) -> Response:
+        rows = await reads.fetch(self.db, reads.PAIRS_SQL)
+        return _json({
+            "pairs": [
+                {"symbol": r["symbol"], "status": r["status"], "last_candle_time": _iso(r["last_candle_time"]),
+                 "backfill": _backfill(r), "restarts": r["restarts"], "last_error": r["last_error"]}
+                for r in rows
+            ],
+            "as_of": datetime.now(UTC).isoformat(),
+        })  # fmt: skip
+
+    @api.post("/pairs", status_code=202, dependencies=[Depends(require_token)], summary="Track a new pair")
+    async def add_pair(self, body: AddPair) -> Response:
+        symbol = _symbol(body.symbol)
+        row = await reads.fetchrow(self.db, reads.PAIR_SQL, symbol)
+        if row is not None and row["status"] != "removed":
+            raise ApiError(409, f"{symbol} is already tracked (status {row['status']})", "already_tracked")
+        pending = [c for c in await reads.fetch(self.db, reads.OPEN_COMMANDS_SQL, symbol) if c["kind"] == "add_pair"]
+        if pending:
+            raise ApiError(409, f"{symbol} was already requested (command {pending[0]['id']})", "already_requested")
+        try:
+            info = await validate_pair(await self._exchange(), symbol)
+        except PairRejected as exc:
+            raise ApiError(404, str(exc), "unknown_symbol") from None
+        except (OSError, httpx.HTTPError) as exc:
+            raise ApiError(503, f"cannot reach the exchange at {self.options.rest_url}: {exc}") from None
+        command = await submit_command(self.db, "add_pair", info.symbol)
+        return Response(json.dumps({"symbol": info.symbol, "base_asset": info.base_asset,
+                                    "quote_asset": info.quote_asset, "command_id": command, "status": "requested"}),
+                        202, media_type="application/json")  # fmt: skip
+
+    async def _exchange(self) -> BinanceExchange:
+        if self.exchange is None:
+            self.exchange = BinanceExchange(rest_url=self.options.rest_url, stream_url=self.options.stream_url)
+        return self.exchange
+
+    @api.delete("/pairs/{symbol}", status_code=202, dependencies=[Depends(require_token)],
+                summary="Stop ingesting a pair (data kept unless purge=true)")  # fmt: skip
+    async def remove_pair(self, symbol: str, purge: bool = False) -> Response:
+        row = await self._pair(symbol)
+        kind = "purge_pair" if purge else "remove_pair"
+        command = await submit_command(self.db, kind, row["symbol"])
+        return Response(json.dumps({"symbol": row["symbol"], "command_id": command, "kind": kind}), 202,
+                        media_type="application/json")  # fmt: skip
+
+    @api.get("/pairs/{symbol}", summary="A pair's state, progress, model and live accuracy")
+    async def pair(self, symbol: str) -> Response:
+        row = await self._pair(symbol)
+        sid = row["id"]
+        counts = await reads.fetchrow(self.db, reads.COMPLETENESS_SQL, sid)
+        serving = await self._serving(row["symbol"])
+        live = scoring.served_summary(await scoring.scores(self.db, sid, self.options.skill_window_minutes))
+        last_training = await reads.fetchval(self.db, reads.LAST_TRAINING_SQL, sid)
+        return _json({
+            "symbol": row["symbol"], "status": row["status"], "backfill": _backfill(row),
+            "completeness_percent": _completeness(counts), "stored_minutes": counts["stored"],
+            "first_candle_time": _iso(counts["first"]), "restarts": row["restarts"], "last_error": row["last_error"],
+            "serving": serving, "alarm": serving.get("alarm"),
+            "last_training": _iso(last_training), "next_training": _iso(await self._next_training(row)),
+            "live_skill": {"window_minutes": self.options.skill_window_minutes, "horizons": live},
+            "freshness": await self._freshness(row),
+        })  # fmt: skip
+
+    async def _serving(self, symbol: str) -> dict:
+        try:
+            return await self._call(symbol, "status")
+        except ApiError as exc:
+            return {"alarm": None, "error": exc.message}
+
+    async def _next_training(self, row: dict) -> datetime | None:
+        """The scheduler's next daily slot for a live pair, on the exchange clock (≈ the last candle)."""
+        if row["status"] != "live" or row["last_candle_time"] is None:
+            return None
+        ids = [r["id"] for r in await reads.fetch(self.db, reads.LIVE_RANK_SQL)]
+        rank = ids.index(row["id"]) if row["id"] in ids else 0
+        now = row["last_candle_time"]
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        slot = day + timedelta(minutes=DEFAULT_DAILY_MINUTE + rank * DEFAULT_STAGGER_MINUTES)
+        return slot if slot > now else slot + timedelta(days=1)
+
+    # --- data -------------------------------------------------------------------------------------
+    @api.get("/pairs/{symbol}/candles", summary="1-minute candles in [start, end), oldest first, paged")
+    async def candles(self, symbol: str, request: Request, start: Start = None, end: End = None,
+                      limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
+        row = await self._pair(symbol)
+        lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
+        rows = await reads.page(self.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)
+        items = [[r["open_time"].isoformat(), r["open"], r["high"], r["low"], r["close"], r["volume"],
+                  r["quote_volume"], r["trades"], r["provenance"]] for r in rows]  # fmt: skip
+        return _json({
+            "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
+            "columns": ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "provenance"],
+            "candles": items, "next_start": _next(rows, "open_time", limit), "freshness": await self._freshness(row),
+        }, request)  # fmt: skip
+
+    @api.get("/pairs/{symbol}/top-of-book", summary="Best bid/ask per minute in [start, end), paged")
+    async def top_of_book(self, symbol: str, request: Request, start: Start = None, end: End = None,
+                          limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
+        row = await self._pair(symbol)
+        lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
+        rows = await reads.page(self.db, reads.BOOK_SQL, row["id"], lo, hi, limit)
+        items = [[r["minute"].isoformat(), r["bid_price"], r["bid_qty"], r["ask_price"], r["ask_qty"], r["derived"]]
+                 for r in rows]  # fmt: skip
+        return _json({
+            "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
+            "columns": ["minute", "bid_price", "bid_qty", "ask_price", "ask_qty", "derived"],
+            "top_of_book": items, "next_start": _next(rows, "minute", limit), "freshness": await self._freshness(row),
+        }, request)  # fmt: skip
+
+    @api.get("/pairs/{symbol}/predictions", summary="Stored predictions by origin, with the actual close once known")
+    async def predictions(self, symbol: str, request: Request, start: Start = None, end: End = None,
+                          limit: Limit = timeranges.DEFAULT_LIMIT, shadow: bool = False) -> Response:  # fmt: skip
+        row = await self._pair(symbol)
+        lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.PREDICTIONS)
+        rows = await reads.fetch(self.db, reads.PREDICTIONS_SQL, row["id"], lo, hi, limit, shadow)
+        return _json({
+            "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
+            "predictions": [_prediction(r) for r in rows], "next_start": _next(rows, "origin_time", limit),
+            "freshness": await self._freshness(row),
+        }, request)  # fmt: skip
+
+    @api.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
+    async def latest(self, symbol: str, request: Request) -> Response:
+        row = await self._pair(symbol)
+        origin = await reads.fetchval(self.db, reads.LATEST_ORIGIN_SQL, row["id"])
+        if origin is None:
+            self._conflict_if_backfilling(row)
+            raise ApiError(409, f"{row['symbol']} has no prediction yet: the first comes after its first model",
+                           "no_prediction")  # fmt: skip
+        rows = await reads.fetch(self.db, reads.PREDICTIONS_SQL, row["id"], origin, origin + timedelta(minutes=1),
+                                 timeranges.MAX_LIMIT, False)  # fmt: skip
+        return _json({
+            "symbol": row["symbol"], "origin_time": origin.isoformat(),
+            "predictions": [_prediction(r) for r in rows], "freshness": await self._freshness(row),
+        }, request)  # fmt: skip
+
+    @api.post("/pairs/{symbol}/predict", summary="Forecast now, from your window or the newest stored candles")
+    async def predict(self, symbol: str, body: Annotated[PredictIn | None, Body()] = None) -> Response:
+        row = await self._pair(symbol)
+        candles = [c.model_dump() for c in body.candles] if body is not None and body.candles is not None else None
+        if candles is None:
+            self._conflict_if_backfilling(row)
+        answer = await self._call(row["symbol"], "predict", candles)
+        if "error" in answer:
+            raise ApiError(PROBLEM_STATUS.get(answer["error"], 503), answer["message"], answer["error"])
+        answer["freshness"] = await self._freshness(row)
+        return _json(answer)
+
+    # --- models -----------------------------------------------------------------------------------
+    @api.post("/pairs/{symbol}/retrain", status_code=202, dependencies=[Depends(require_token)],
+              summary="Ask the training schedule to retrain this pair now")  # fmt: skip
+    async def retrain(self, symbol: str) -> Response:
+        row = await self._pair(symbol)
+        self._conflict_if_backfilling(row)
+        open_ = [c for c in await reads.fetch(self.db, reads.OPEN_COMMANDS_SQL, row["symbol"]) if c["kind"] == "retrain"]
+        if open_:
+            raise ApiError(409, f"a retrain of {row['symbol']} is already {open_[0]['status']} (command {open_[0]['id']})",
+                           "already_requested")  # fmt: skip
+        command = await submit_command(self.db, "retrain", row["symbol"], reason="requested through the API")
+        return Response(json.dumps({"symbol": row["symbol"], "command_id": command}), 202,
+                        media_type="application/json")  # fmt: skip
+
+    @api.get("/models/{symbol}", summary="Model versions, status, metrics and live scores")
+    async def models(self, symbol: str) -> Response:
+        row = await self._pair(symbol)
+        live = await scoring.scores(self.db, row["id"], self.options.skill_window_minutes)
+        by_model: dict[int, list[dict]] = {}
+        for s in live:
+            by_model.setdefault(s.model_id, []).append(s.to_dict())
+        versions = [
+            {"id": r.id, "kind": r.kind, "version": r.version, "status": r.status, "reason": r.status_reason,
+             "trained_at": _iso(r.trained_at), "data_start": _iso(r.data_start), "data_end": _iso(r.data_end),
+             "served_horizons": r.served_horizons, "artifact": r.artifact_uri is not None,
+             "hyperparameters": r.hyperparameters,
+             "metrics": {k: v for k, v in r.metrics.items() if k in ("val_skill", "test", "gate", "test_window")},
+             "live": by_model.get(r.id, [])}
+            for r in await registry.records(self.db, row["id"])
+        ]  # fmt: skip
+        return _json({"symbol": row["symbol"], "versions": versions, "freshness": await self._freshness(row)})
+
+
+def app(args: dict) -> serve.Application:
+    """Application builder (``import_path`` of the router application)."""
+    return Router.bind(args, LivePredictor.bind(args))
