@@ -10,16 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from cryptocast import __version__
+from cryptocast.cliutil import console, with_database
 from cryptocast.logs import setup_logging
-from cryptocast.settings import ConfigurationError, Settings, get_settings
-from cryptocast.sql.database import Database, DatabaseUnavailable, describe
+from cryptocast.settings import ConfigurationError, get_settings
+from cryptocast.sql.database import Database, describe
 
 app = typer.Typer(help="cryptocast: crypto price forecasting on Ray.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (print JSON).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
-console = Console(stderr=True, soft_wrap=True)
 
 
 def _mount_optional() -> None:
@@ -61,34 +61,10 @@ def main(
     setup_logging(log_level or settings.log_level, log_json or settings.log_json)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
-
-
 @app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
-
-
-def _with_database(settings: Settings, work) -> object:  # noqa: ANN001 - async callable(Database, URL)
-    """Run ``work(db, url)`` against the configured (or embedded) database with clear errors."""
-    from cryptocast.sql.runtime import database_url
-
-    async def run(url):  # noqa: ANN001, ANN202
-        db = Database(url, pool_size=settings.db_pool_size)
-        try:
-            await db.check()
-            return await work(db, url)
-        finally:
-            await db.dispose()
-
-    try:
-        with database_url(settings) as url:
-            return asyncio.run(run(url))
-    except DatabaseUnavailable as exc:
-        raise fail(str(exc)) from None
 
 
 @db_app.command("upgrade")
@@ -97,11 +73,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from cryptocast.sql import migrate
     from cryptocast.sql.queries import schema_version
 
-    async def work(db: Database, url) -> None:  # noqa: ANN001
-        await asyncio.to_thread(migrate.upgrade, url, revision)
+    async def work(db: Database) -> None:
+        await asyncio.to_thread(migrate.upgrade, db.url, revision)
         console.print(f"schema at [bold]{await schema_version(db)}[/] on {describe(db.url)}")
 
-    _with_database(get_settings(), work)
+    with_database(get_settings(), work)
 
 
 @db_app.command("downgrade")
@@ -112,11 +88,11 @@ def db_downgrade(
     from cryptocast.sql import migrate
     from cryptocast.sql.queries import schema_version
 
-    async def work(db: Database, url) -> None:  # noqa: ANN001
-        await asyncio.to_thread(migrate.downgrade, url, revision)
+    async def work(db: Database) -> None:
+        await asyncio.to_thread(migrate.downgrade, db.url, revision)
         console.print(f"schema at [bold]{await schema_version(db) or 'base'}[/] on {describe(db.url)}")
 
-    _with_database(get_settings(), work)
+    with_database(get_settings(), work)
 
 
 @db_app.command("status")
@@ -127,7 +103,7 @@ def db_status() -> None:
     from cryptocast.sql.migrate import head_revision
     from cryptocast.sql.queries import schema_version
 
-    async def work(db: Database, url) -> None:  # noqa: ANN001
+    async def work(db: Database) -> None:
         table = Table(title=f"PostgreSQL {await db.check()} at {describe(db.url)}")
         table.add_column("item")
         table.add_column("value", justify="right")
@@ -140,7 +116,7 @@ def db_status() -> None:
                     table.add_row(name, f"{count:,}")
         Console().print(table)
 
-    _with_database(get_settings(), work)
+    with_database(get_settings(), work)
 
 
 @db_app.command("prune")
@@ -155,7 +131,7 @@ def db_prune() -> None:
 
     settings = get_settings()
 
-    async def work(db: Database, url) -> None:  # noqa: ANN001
+    async def work(db: Database) -> None:
         async with db.connect() as conn:  # ages follow the exchange clock: the newest stored minute
             newest = (await conn.execute(select(func.max(symbols.c.last_candle_time)))).scalar()
         now = newest or datetime.now(UTC)
@@ -164,7 +140,7 @@ def db_prune() -> None:
         )
         console.print(f"pruned {pruned.predictions} predictions and {pruned.top_of_book} top-of-book rows")
 
-    _with_database(settings, work)
+    with_database(settings, work)
 
 
 @app.command()
@@ -202,7 +178,7 @@ def bench_ingest(
     """Bulk candle writer vs raw asyncpg COPY in the same run (JSON on stdout)."""
     from cryptocast.sql.bench import run_ingest_bench
 
-    typer.echo(_with_database(get_settings(), lambda db, url: run_ingest_bench(url, rows, batch)))
+    typer.echo(with_database(get_settings(), lambda db: run_ingest_bench(db.url, rows, batch)))
 
 
 if __name__ == "__main__":

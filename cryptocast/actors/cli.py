@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cryptocast.cliutil import console, with_database
 from cryptocast.settings import LOOPBACK, Settings, get_settings
 
-console = Console(stderr=True, soft_wrap=True)
 pairs_app = typer.Typer(
     help="Tracked pairs (changes travel as command rows to the running system).", no_args_is_help=True
 )
@@ -30,28 +30,6 @@ def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
     app.command("check")(check)
     app.add_typer(pairs_app, name="pairs")
-
-
-def _run_db(settings: Settings, work):  # noqa: ANN001, ANN202 - async callable(Database)
-    from cryptocast.sql import migrate
-    from cryptocast.sql.database import Database, DatabaseUnavailable
-    from cryptocast.sql.runtime import database_url
-
-    async def run(url):  # noqa: ANN001, ANN202
-        db = Database(url)
-        try:
-            await db.check()
-            await asyncio.to_thread(migrate.upgrade, url)
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        with database_url(settings) as url:
-            return asyncio.run(run(url))
-    except DatabaseUnavailable as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
 
 
 # --- pairs ----------------------------------------------------------------------------------------
@@ -79,7 +57,7 @@ def pairs_add(symbol: str) -> None:
             f"add {info.symbol} ({info.base_asset}/{info.quote_asset}) requested as command {command}"
         )
 
-    _run_db(settings, work)
+    with_database(settings, work, migrate=True)
 
 
 @pairs_app.command("remove")
@@ -95,7 +73,7 @@ def pairs_remove(
         command = await submit_command(db, "purge_pair" if purge else "remove_pair", normalise_symbol(symbol))
         console.print(f"{'purge' if purge else 'remove'} {symbol.upper()} requested as command {command}")
 
-    _run_db(get_settings(), work)
+    with_database(get_settings(), work, migrate=True)
 
 
 @pairs_app.command("list")
@@ -119,7 +97,7 @@ def pairs_list() -> None:
             )
         Console().print(table)
 
-    _run_db(get_settings(), work)
+    with_database(get_settings(), work, migrate=True)
 
 
 # --- check ----------------------------------------------------------------------------------------
@@ -130,7 +108,7 @@ def check() -> None:
     async def work(db) -> list:  # noqa: ANN001
         return await completeness(db)
 
-    report = _run_db(get_settings(), work)
+    report = with_database(get_settings(), work, migrate=True)
     table = Table(
         "pair",
         "first (UTC)",
@@ -239,7 +217,7 @@ def run_ingest(settings: Settings, stop: StopFlag, on_ready=None) -> None:  # no
                 ray.kill(supervisor, no_restart=True)
                 stop_ray()
 
-    _run_db(settings, work)
+    with_database(settings, work, migrate=True)
 
 
 def _print_progress(snapshot: dict) -> None:
