@@ -6,7 +6,6 @@ carry out. Every answer that carries data has a ``freshness`` block: the model t
 last candle and the data lag.
 """
 
-from __future__ import annotations
 
 import asyncio
 import hashlib
@@ -90,7 +89,12 @@ def _iso(value: datetime | None) -> str | None:
 def _json(body: dict, request: Request | None = None) -> Response:
     """JSON with an ETag; a matching ``If-None-Match`` gets 304 without the body."""
     data = json.dumps(body, default=str, separators=(",", ":")).encode()
-    etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+    fresh = body.get("freshness") or {}
+    basis = {k: v for k, v in body.items() if k != "freshness"} | {  # the clock-driven fields left out
+        "models": fresh.get("models"), "last_candle_time": fresh.get("last_candle_time")
+    }
+    stable = json.dumps(basis, default=str, separators=(",", ":")).encode()
+    etag = '"' + hashlib.blake2b(stable, digest_size=12).hexdigest() + '"'
     if request is not None and request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     return Response(data, media_type="application/json", headers={"ETag": etag})

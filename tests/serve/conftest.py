@@ -25,11 +25,12 @@ from cryptocast.sql.database import Database
 from cryptocast.tune.registry import ModelStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tune"))
-from tune_data import btc, load_pair, to_records  # noqa: E402
+from tune_data import btc, load_pair, to_records  # noqa: E402, F401
 
 from tests.conftest import _admin  # noqa: E402
 
 PAIR = "BTCUSDT"
+TOKEN = "serve-tests-token-0123456789"
 HISTORY_DAYS = 0.5  # 720 minutes: enough for the persistence baseline and a few hours of scoring
 
 
@@ -68,6 +69,8 @@ async def served(templates: dict[str, URL], tmp_path_factory: pytest.TempPathFac
         url_text = db_url.render_as_string(hide_password=False)
         options = ServeOptions(store.root, replay.rest_url, replay.stream_url, port=free_port(),
                                database_url=url_text, skill_min_samples=30)  # fmt: skip
+        previous = os.environ.get("CRYPTOCAST_API_TOKEN")
+        os.environ["CRYPTOCAST_API_TOKEN"] = TOKEN  # replicas inherit it: POST/DELETE need the token
         start_ray(num_cpus=2)
         try:
             await deploy(db, options)
@@ -75,6 +78,10 @@ async def served(templates: dict[str, URL], tmp_path_factory: pytest.TempPathFac
         finally:
             stop_serving()
             stop_ray()
+            if previous is None:
+                os.environ.pop("CRYPTOCAST_API_TOKEN", None)
+            else:
+                os.environ["CRYPTOCAST_API_TOKEN"] = previous
             await db.dispose()
             await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -97,4 +104,4 @@ async def eventually(check, timeout: float = 60.0, every: float = 0.25):  # noqa
         await asyncio.sleep(every)
 
 
-__all__ = ["Served", "eventually", "to_records", "PAIR"]
+__all__ = ["Served", "eventually", "to_records", "PAIR", "TOKEN"]

@@ -1,0 +1,108 @@
+"""Every route and its error paths, through the real Serve proxy, against real PostgreSQL and replay."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from cryptocast.sql.queries import add_symbol
+from cryptocast.sql.schema import commands
+from tests.serve.conftest import PAIR, TOKEN
+
+pytestmark = pytest.mark.slow
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def problem(reply, status: int) -> dict:  # noqa: ANN001
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert body["message"] and body["error"], body
+    return body
+
+
+async def test_reads_carry_freshness_and_page(served, client) -> None:  # noqa: ANN001
+    pairs = (await client.get("/pairs")).json()["pairs"]
+    assert [p["symbol"] for p in pairs] == [PAIR]
+    detail = (await client.get(f"/pairs/{PAIR.lower()}")).json()
+    assert detail["status"] == "live" and detail["completeness_percent"] == 100.0
+    assert detail["serving"]["models"]["persistence"]["version"] == 1 and detail["alarm"] is None
+    assert detail["freshness"]["models"][0]["kind"] == "persistence"
+    first = await client.get(f"/pairs/{PAIR}/candles", params={"limit": 10})
+    page = first.json()
+    assert len(page["candles"]) == 10 and page["freshness"]["last_candle_time"]
+    second = (await client.get(f"/pairs/{PAIR}/candles", params={"start": page["next_start"], "limit": 10})).json()
+    assert second["candles"][0][0] > page["candles"][-1][0]
+    again = await client.get(f"/pairs/{PAIR}/candles", params={"limit": 10}, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    book = (await client.get(f"/pairs/{PAIR}/top-of-book")).json()
+    assert book["top_of_book"] == [] and "freshness" in book
+    models = (await client.get(f"/models/{PAIR}")).json()
+    assert models["versions"][0]["kind"] == "persistence" and models["versions"][0]["status"] == "champion"
+    health = (await client.get("/health")).json()
+    assert health["database"]["ok"] and health["exchange"]["ok"] and not health["supervisor"]["ok"]
+    assert health["pairs"][PAIR]["serving"] == "RUNNING"
+    assert (await client.get("/docs")).status_code == 200
+    assert "/pairs/{symbol}/predictions/latest" in (await client.get("/openapi.json")).json()["paths"]
+    text = (await client.get("/metrics")).text
+    assert 'cryptocast_api_requests_total{route="/pairs/{symbol}/candles",status="200"}' in text
+
+
+async def test_predict_on_demand_from_stored_and_given_windows(served, client) -> None:  # noqa: ANN001
+    stored = (await client.post(f"/pairs/{PAIR}/predict")).json()
+    assert [h["horizon"] for h in stored["forecast"]["horizons"]] == [1, 5, 15, 30]
+    h = stored["forecast"]["horizons"][0]
+    assert h["lower_95"] <= h["lower_80"] <= h["predicted"] <= h["upper_80"] <= h["upper_95"]
+    window = (await client.get(f"/pairs/{PAIR}/candles", params={"limit": 200})).json()["candles"]
+    given = [{"open_time": 1_700_000_000_000 + i * 60_000, "open": c[1], "high": c[2], "low": c[3], "close": c[4],
+              "volume": c[5]} for i, c in enumerate(window)]  # fmt: skip
+    mine = (await client.post(f"/pairs/{PAIR}/predict", json={"candles": given})).json()
+    assert mine["forecast"]["origin_ms"] == given[-1]["open_time"] and mine["forecast"]["close"] == given[-1]["close"]
+    problem(await client.post(f"/pairs/{PAIR}/predict", json={"candles": given[:5]}), 409)
+    problem(await client.post(f"/pairs/{PAIR}/predict", json={"candles": [{"open_time": 1}]}), 422)
+
+
+async def test_symbol_and_range_errors_are_json(served, client) -> None:  # noqa: ANN001
+    assert "not tracked" in problem(await client.get("/pairs/DOGEUSDT"), 404)["message"]
+    problem(await client.get("/pairs/x'; DROP TABLE symbols; --"), 422)
+    problem(await client.get("/pairs/" + "A" * 500), 422)
+    problem(await client.get(f"/pairs/{PAIR}/candles", params={"start": "2025-03-02", "end": "2025-03-01"}), 422)
+    assert "too wide" in problem(await client.get(f"/pairs/{PAIR}/candles", params={"start": "2024-01-01", "end": "2025-03-01"}), 422)["message"]
+    problem(await client.get(f"/pairs/{PAIR}/candles", params={"limit": 0}), 422)
+    problem(await client.get(f"/pairs/{PAIR}/predictions", params={"start": "not a date"}), 422)
+    problem(await client.get("/no/such/route"), 404)
+
+
+async def test_mutations_need_the_token_and_become_commands(served, client) -> None:  # noqa: ANN001
+    problem(await client.post("/pairs", json={"symbol": "ETHUSDT"}), 401)
+    problem(await client.post("/pairs", json={"symbol": "ETHUSDT"}, headers={"Authorization": "Bearer wrong"}), 401)
+    reason = problem(await client.post("/pairs", json={"symbol": "NOSUCHPAIR"}, headers=AUTH), 404)["message"]
+    assert "does not list" in reason
+    problem(await client.post("/pairs", json={"symbol": "BTC/USDT"}, headers=AUTH), 422)
+    problem(await client.post("/pairs", json={}, headers=AUTH), 422)
+    assert problem(await client.post("/pairs", json={"symbol": PAIR}, headers=AUTH), 409)["error"] == "already_tracked"
+    added = await client.post("/pairs", json={"symbol": "ethusdt"}, headers=AUTH)
+    assert added.status_code == 202 and added.json()["symbol"] == "ETHUSDT"
+    problem(await client.post("/pairs", json={"symbol": "ETHUSDT"}, headers=AUTH), 409)
+    problem(await client.delete("/pairs/ETHUSDT", headers=AUTH), 404)  # requested, not yet tracked
+    retrain = await client.post(f"/pairs/{PAIR}/retrain", headers=AUTH)
+    assert retrain.status_code == 202
+    assert problem(await client.post(f"/pairs/{PAIR}/retrain", headers=AUTH), 409)["error"] == "already_requested"
+    async with served.db.connect() as conn:
+        rows = (await conn.execute(select(commands.c.kind, commands.c.symbol).order_by(commands.c.id))).all()
+    assert [tuple(r) for r in rows] == [("add_pair", "ETHUSDT"), ("retrain", PAIR)]
+    async with served.db.begin() as conn:
+        await conn.execute(commands.delete())
+
+
+async def test_backfilling_pair_answers_409_with_progress(served, client) -> None:  # noqa: ANN001
+    await add_symbol(served.db, "SOLUSDT", "SOL", "USDT", status="backfilling", backfill_done=300,
+                     backfill_total=1200, backfill_eta_s=42.0)  # fmt: skip
+    for path in ("/pairs/SOLUSDT/predictions/latest",):
+        body = problem(await client.get(path), 409)
+        assert body["error"] == "backfilling" and body["progress"]["percent"] == 25.0 and body["progress"]["eta_s"] == 42.0
+    body = problem(await client.post("/pairs/SOLUSDT/predict"), 409)
+    assert "25.0 % done" in body["message"]
+    removed = await client.delete("/pairs/SOLUSDT", params={"purge": "true"}, headers=AUTH)
+    assert removed.status_code == 202 and removed.json()["kind"] == "purge_pair"
+    async with served.db.begin() as conn:
+        await conn.execute(commands.delete())
