@@ -1,0 +1,107 @@
+"""Model swaps under load, a corrupted artifact, and the live loop from candle to stored prediction."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from cryptocast.sql.schema import predictions
+from cryptocast.sql.writer import CandleWriter
+from cryptocast.tune import registry
+from cryptocast.tune.dataset import DAY_MS
+from cryptocast.tune.training import persistence_predictor
+from tests.serve.conftest import PAIR, eventually, to_records
+from tests.tune.tune_data import btc
+
+pytestmark = pytest.mark.slow
+
+
+class CorruptingStore(registry.ModelStore):
+    """Writes damaged bytes under the checksum of the real ones: what a bad disk or a swapped file does."""
+
+    def put(self, symbol: str, version: int, kind: str, data: bytes) -> tuple[str, str]:
+        uri, sha = super().put(symbol, version, kind, data)
+        self.fs.pipe_file(self.fs._strip_protocol(uri), data[: len(data) // 2])
+        return uri, sha
+
+
+async def _new_baseline(served, store: registry.ModelStore) -> registry.ModelRecord:  # noqa: ANN001
+    from cryptocast.tune.pipeline import recent_candles
+
+    candles = await recent_candles(served.db, served.symbol_id, 2 * DAY_MS)
+    baseline, _ = persistence_predictor(candles, 2 * DAY_MS)
+    return await registry.register(served.db, store, served.symbol_id, baseline, registry.CHAMPION, "test swap")
+
+
+async def _serving_version(client) -> tuple[int, dict | None]:  # noqa: ANN001
+    detail = (await client.get(f"/pairs/{PAIR}")).json()
+    return detail["serving"]["models"]["persistence"]["version"], detail["alarm"]
+
+
+async def test_swap_under_requests_loses_none_and_corrupt_artifact_keeps_the_old(served, client) -> None:  # noqa: ANN001
+    before, _ = await _serving_version(client)
+    statuses: list[int] = []
+    stop = asyncio.Event()
+
+    async def hammer() -> None:
+        while not stop.is_set():
+            statuses.append((await client.post(f"/pairs/{PAIR}/predict")).status_code)
+
+    workers = [asyncio.create_task(hammer()) for _ in range(4)]
+    new = await _new_baseline(served, served.store)
+    await eventually(lambda: _is_version(client, new.version), timeout=60)
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*workers)
+    assert new.version > before and len(statuses) > 20 and set(statuses) == {200}
+
+    bad = await _new_baseline(served, CorruptingStore(served.store.root))
+    alarm = await eventually(lambda: _alarm(client), timeout=60)
+    assert "CorruptArtifact" in alarm["message"] and alarm["wanted"]["persistence"] == bad.id
+    answer = (await client.post(f"/pairs/{PAIR}/predict")).json()
+    assert answer["models"]["persistence"]["version"] == new.version  # the previous model still serves
+    fixed = await _new_baseline(served, served.store)
+    await eventually(lambda: _is_version(client, fixed.version), timeout=60)
+    assert (await _serving_version(client))[1] is None
+
+
+async def _is_version(client, version: int) -> bool:  # noqa: ANN001
+    return (await _serving_version(client))[0] == version
+
+
+async def _alarm(client):  # noqa: ANN001, ANN202
+    return (await _serving_version(client))[1]
+
+
+async def test_new_candle_gets_its_prediction_stored_then_scored(served, client) -> None:  # noqa: ANN001
+    future = btc(0.5, offset_days=0.5)
+    writer = CandleWriter(served.db)
+    first = to_records(future)[:1]
+    await writer.write(served.symbol_id, first)
+    origin = first[0].open_time
+    latest = await eventually(lambda: _latest_at(client, origin), timeout=30)
+    assert [p["horizon"] for p in latest["predictions"]] == [1, 5, 15, 30]
+    assert latest["predictions"][0]["late"] is False and latest["predictions"][0]["actual"] is None
+    await writer.write(served.symbol_id, to_records(future)[1:2])
+    scored = (await client.get(f"/pairs/{PAIR}/predictions", params={"start": future.frame["open_time_ms"][0] / 1000})).json()
+    h1 = next(p for p in scored["predictions"] if p["horizon"] == 1 and p["origin_time"] == latest["origin_time"])
+    assert h1["actual"] == to_records(future)[1].close and h1["error"] == pytest.approx(h1["actual"] - h1["predicted"])
+    async with served.db.connect() as conn:
+        made = (await conn.execute(select(predictions.c.served).where(predictions.c.symbol_id == served.symbol_id))).all()
+    assert made and all(r.served for r in made)
+
+
+async def _latest_at(client, origin_ms: int):  # noqa: ANN001, ANN202
+    reply = await client.get(f"/pairs/{PAIR}/predictions/latest")
+    if reply.status_code != 200:
+        return None
+    body = reply.json()
+    return body if body["predictions"] and body["origin_time"].startswith(_iso(origin_ms)) else None
+
+
+def _iso(ms: int) -> str:
+    from cryptocast.sql.writer import ms_to_dt
+
+    return ms_to_dt(ms).isoformat()[:19]
