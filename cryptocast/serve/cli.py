@@ -1,0 +1,62 @@
+"""``cryptocast serve config|apply``: the Serve config generated from the database, printed or applied."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import yaml
+
+from cryptocast.settings import get_settings
+
+serve_app = typer.Typer(help="Ray Serve: the API and one application per pair.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(serve_app, name="serve")
+
+
+def _with_db(work):  # noqa: ANN001, ANN202 - async callable(Database, url)
+    from cryptocast.sql.database import Database
+    from cryptocast.sql.runtime import database_url
+
+    settings = get_settings()
+
+    async def run(url):  # noqa: ANN001, ANN202
+        db = Database(url)
+        try:
+            return await work(db, url)
+        finally:
+            await db.dispose()
+
+    with database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+@serve_app.command("config")
+def config() -> None:
+    """Print the declarative config (YAML, ServeDeploySchema) for the pairs in the database."""
+    from cryptocast.serve.config import ServeOptions, generate
+
+    async def work(db, url) -> dict:  # noqa: ANN001
+        return await generate(db, ServeOptions.from_settings(get_settings()))
+
+    typer.echo(yaml.safe_dump(_with_db(work), sort_keys=False))
+
+
+@serve_app.command("apply")
+def apply() -> None:
+    """Apply the generated config to the running Ray (joined through RAY_ADDRESS) and wait for it."""
+    from cryptocast.actors.ray_runtime import start_ray
+    from cryptocast.serve.config import ServeOptions
+    from cryptocast.serve.deploy import api_url, deploy
+
+    settings = get_settings()
+    start_ray(address=settings.ray_address)
+
+    async def work(db, url) -> str:  # noqa: ANN001
+        options = ServeOptions.from_settings(settings, url.render_as_string(hide_password=False))
+        await deploy(db, options)
+        return api_url(options)
+
+    typer.echo(_with_db(work))
