@@ -22,28 +22,19 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 
 
-def _mount_optional() -> None:
-    """Sub-apps of other components, mounted when their module is present."""
-    from importlib import import_module
+def _mount_components() -> None:
+    """Each component contributes its own commands (imports stay light: heavy ones load per command)."""
+    from cryptocast.actors import cli as actors_cli
+    from cryptocast.exchange import cli as exchange_cli
+    from cryptocast.serve import cli as serve_cli
+    from cryptocast.tune import cli as tune_cli
 
-    for module, name in (
-        ("cryptocast.exchange.cli", "exchange"),
-        ("cryptocast.actors.cli", None),
-        ("cryptocast.tune.cli", None),
-    ):
-        try:
-            component = import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        if name:
-            app.add_typer(component.app, name=name)
-        else:
-            component.register(app)
+    app.add_typer(exchange_cli.app, name="exchange")
+    for component in (actors_cli, tune_cli, serve_cli):
+        component.register(app)
 
 
-_mount_optional()
+_mount_components()
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")]
 
@@ -145,8 +136,9 @@ def db_prune() -> None:
 
 @app.command()
 def up() -> None:
-    """Bring up the system on the configured defaults (database, exchange, Ray, ingestion) until Ctrl-C."""
+    """Bring up the system (database, exchange, Ray, ingestion, serving) until Ctrl-C; prints the URLs."""
     from cryptocast.actors.cli import StopFlag, run_ingest
+    from cryptocast.serve.deploy import start_serving, stop_serving
     from cryptocast.sql.queries import schema_version
 
     settings = get_settings()
@@ -164,9 +156,13 @@ def up() -> None:
             else settings.rest_url
         )
         console.print(f"exchange: {exchange}\npairs: {', '.join(settings.pairs)}")
+        api = await start_serving(
+            settings, db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        console.print(f"API: {api} (OpenAPI at {api.rstrip('/')}/docs)")
         console.print("[green]up[/] — press Ctrl-C to stop")
 
-    run_ingest(settings, stop, on_ready=ready)
+    run_ingest(settings, stop, on_ready=ready, on_stop=stop_serving)
     console.print("stopped cleanly")
 
 

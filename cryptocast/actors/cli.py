@@ -186,8 +186,12 @@ class StopFlag:
         return self.requested
 
 
-def run_ingest(settings: Settings, stop: StopFlag, on_ready=None) -> None:  # noqa: ANN001
-    """Database, exchange, Ray and the supervisor, until ``stop`` is set; then a graceful shutdown."""
+def run_ingest(settings: Settings, stop: StopFlag, on_ready=None, on_stop=None) -> None:  # noqa: ANN001
+    """Database, exchange, Ray and the supervisor, until ``stop`` is set; then a graceful shutdown.
+
+    ``on_ready(db)`` runs once everything is up (``up`` starts serving there); ``on_stop()`` runs
+    before Ray stops.
+    """
     import ray
 
     from cryptocast.actors.ray_runtime import start_ray, stop_ray
@@ -215,6 +219,8 @@ def run_ingest(settings: Settings, stop: StopFlag, on_ready=None) -> None:  # no
                 console.print("stopping: flushing candles and closing streams …")
                 await supervisor.shutdown.remote()
                 ray.kill(supervisor, no_restart=True)
+                if on_stop:
+                    on_stop()
                 stop_ray()
 
     with_database(settings, work, migrate=True)
