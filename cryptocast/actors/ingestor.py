@@ -47,6 +47,8 @@ from cryptocast.sql.writer import CandleWriter, WriteError, ms_to_dt
 log = logging.getLogger(__name__)
 
 PAGE = 1000
+PREFETCH_PAGES = 8  # pages fetched ahead of the writer: the exchange keeps serving while we write
+WRITE_BATCH = 5 * PAGE  # candles per backfill write: fewer transactions, same idempotent writes
 KLINES_WEIGHT = 2
 TIME_WEIGHT = 1
 STALL_INTERVALS = 2  # candle intervals of silence before a stream counts as stalled
@@ -266,7 +268,7 @@ class PairIngestor:
         if start == 0 and first_page:  # a new pair from its first candle: the total counts from there
             start = first_page[0].open_time
         self.progress = Progress(total=max(0, (closed_until - start) // MINUTE_MS + 1))
-        pages: asyncio.Queue[list[Candle] | None] = asyncio.Queue(maxsize=2)
+        pages: asyncio.Queue[list[Candle] | None] = asyncio.Queue(maxsize=PREFETCH_PAGES)
 
         async def fetch() -> None:
             candles = first_page
@@ -282,12 +284,15 @@ class PairIngestor:
         expected = start if self.last_stored is not None else None
         last_progress = 0.0
         try:
-            while (candles := await pages.get()) is not None:
+            done = False
+            while not done:
+                candles, done = await _drain(pages, WRITE_BATCH)
                 if candles:
                     first = candles[0].open_time if expected is None else expected
-                    await self._note_holes(
-                        missing_spans((c.open_time for c in candles), first, candles[-1].open_time)
-                    )
+                    if candles[-1].open_time - first != (len(candles) - 1) * MINUTE_MS:  # else no hole
+                        await self._note_holes(
+                            missing_spans((c.open_time for c in candles), first, candles[-1].open_time)
+                        )
                     await self._store(candles)
                     expected = candles[-1].open_time + MINUTE_MS
                     self.progress.done = min(self.progress.total, (expected - start) // MINUTE_MS)
@@ -525,6 +530,24 @@ class PairIngestor:
             (start, end), self._dropped = self._dropped, None
             self.counters.dropped_from_buffer = 0
             await self._repair(start, end, bracketed=True)
+
+
+async def _drain(pages: asyncio.Queue[list[Candle] | None], limit: int) -> tuple[list[Candle], bool]:
+    """Wait for one page, then take the pages already fetched, up to ``limit`` candles, as one batch.
+
+    Returns the batch and whether the fetcher has finished. One writer call per batch rather than
+    per page: the database's per-transaction cost is paid once for several pages.
+    """
+    page = await pages.get()
+    if page is None:
+        return [], True
+    batch = list(page)
+    while len(batch) < limit and not pages.empty():
+        page = pages.get_nowait()
+        if page is None:
+            return batch, True
+        batch += page
+    return batch, False
 
 
 def _differs(a: Candle, b: Candle) -> bool:
