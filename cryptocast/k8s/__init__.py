@@ -1,0 +1,1 @@
+"""Cluster deployment: rendering the ``k8s/`` manifests and the in-cluster ingestion entrypoint."""

@@ -1,0 +1,55 @@
+"""``cryptocast k8s render``: base + overlay with serveConfigV2 filled from the generated config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from cryptocast.k8s.kustomize import build
+from cryptocast.k8s.serveconfig import settings_from_env
+from cryptocast.settings import Settings
+
+CONFIG_MAP = "cryptocast-config"
+RAY_SERVICE = "cryptocast"
+OVERLAYS = "overlays"
+
+
+def default_root() -> Path:
+    """The ``k8s/`` directory of the checkout (the working directory's, else the package's)."""
+    here = Path.cwd() / "k8s"
+    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "k8s"
+
+
+def overlays(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / OVERLAYS).iterdir() if p.is_dir())
+
+
+def find(docs: list[dict], kind: str, name: str) -> dict:
+    hits = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    if len(hits) != 1:
+        raise LookupError(f"expected one {kind} {name}, found {len(hits)}")
+    return hits[0]
+
+
+def cluster_env(docs: list[dict]) -> dict[str, str]:
+    """The ``CRYPTOCAST_*`` environment every cryptocast container gets (the shared ConfigMap)."""
+    return dict(find(docs, "ConfigMap", CONFIG_MAP)["data"])
+
+
+def with_serve_config(docs: list[dict], config: dict) -> list[dict]:
+    """Put ``config`` into the RayService as serveConfigV2 (a YAML string, as KubeRay expects)."""
+    find(docs, "RayService", RAY_SERVICE)["spec"]["serveConfigV2"] = yaml.safe_dump(config, sort_keys=False)
+    return docs
+
+
+def render(overlay: str, config_for: Callable[[Settings], dict], root: Path | None = None) -> list[dict]:
+    """Manifests of ``overlay``; ``config_for(settings)`` returns the Serve config to embed."""
+    base = root or default_root()
+    docs = build(base / OVERLAYS / overlay)
+    return with_serve_config(docs, config_for(settings_from_env(cluster_env(docs))))
+
+
+def dump(docs: list[dict]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False)
