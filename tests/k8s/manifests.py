@@ -1,0 +1,41 @@
+"""Rendered manifests shared by the k8s tests, and walks over their pods and containers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+from cryptocast.k8s.kustomize import containers
+from cryptocast.k8s.render import render
+from cryptocast.k8s.serveconfig import offline_config
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+OVERLAYS = ("local", "cloud")
+PAIRS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+RAY_KINDS = frozenset({"RayService", "RayCluster"})
+
+
+@cache
+def rendered(overlay: str) -> tuple[dict, ...]:
+    return tuple(render(overlay, lambda settings: offline_config(settings, list(PAIRS)), K8S))
+
+
+def pod_specs(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(where, pod spec) for every pod a manifest describes, Ray head and worker groups included."""
+    spec = doc.get("spec", {})
+    if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
+        yield doc["metadata"]["name"], spec["template"]["spec"]
+    cluster = spec.get("rayClusterConfig", spec) if doc["kind"] in RAY_KINDS else None
+    if cluster:
+        yield f"{doc['metadata']['name']}/head", cluster["headGroupSpec"]["template"]["spec"]
+        for group in cluster.get("workerGroupSpecs", []):
+            yield f"{doc['metadata']['name']}/{group['groupName']}", group["template"]["spec"]
+
+
+def all_containers(overlay: str) -> Iterator[tuple[dict, dict]]:
+    """(manifest, container) for every container of an overlay."""
+    for doc in rendered(overlay):
+        for container in containers(doc):
+            yield doc, container
