@@ -31,8 +31,10 @@ def main() -> None:
     args = parser.parse_args()
     runs = ((args.pairs, args.speed),) if args.pairs and args.speed else DEFAULT_RUNS
     with database_url(get_settings()) as url:
-        results = [asyncio.run(run_live_bench(url, pairs, speed, args.candles)) for pairs, speed in runs]
-    print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        for pairs, speed in runs:  # each result as soon as it is measured: one JSON document per run
+            print(
+                json.dumps(asyncio.run(run_live_bench(url, pairs, speed, args.candles)), indent=2), flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import psutil
+from ray.exceptions import RayError
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
@@ -43,6 +45,8 @@ from cryptocast.sql import migrate
 from cryptocast.sql.database import Database, async_url
 from cryptocast.sql.queries import add_symbol, candle_count, submit_command, symbol_id
 from cryptocast.sql.schema import CANDLES_CHANNEL, symbols
+
+log = logging.getLogger(__name__)
 
 # "now" this long after each recording's first bar (the longest is 31.5 days): every bar is history.
 ALL_HISTORY_MS = 32 * DAY_MS
@@ -419,7 +423,10 @@ async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: fl
         memory = memory_report(ingest_processes())
         snapshot = await supervisor.snapshot.remote()
     finally:
-        await asyncio.wait_for(supervisor.shutdown.remote(), SHUTDOWN_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(supervisor.shutdown.remote(), SHUTDOWN_TIMEOUT_S)
+        except (RayError, TimeoutError) as exc:  # the numbers are taken; Ray's shutdown ends the actors
+            log.warning("supervisor shutdown failed: %s", exc)
         stop_ray()
         await listener.close()
     live = arrivals.live_since(first_open)
