@@ -1,0 +1,75 @@
+"""The kustomize subset and the ``cryptocast k8s render`` command."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from cryptocast.k8s.cli import register
+from cryptocast.k8s.kustomize import KustomizeError, apply_json_patch, build
+from tests.k8s.manifests import K8S
+
+
+def test_json_patch_adds_replaces_and_removes_without_touching_the_input() -> None:
+    doc = {"spec": {"items": [1, 2], "name": "a"}}
+    ops = [
+        {"op": "replace", "path": "/spec/name", "value": "b"},
+        {"op": "add", "path": "/spec/items/-", "value": 3},
+        {"op": "remove", "path": "/spec/items/0"},
+        {"op": "add", "path": "/spec/a~1b", "value": True},
+    ]
+    assert apply_json_patch(doc, ops) == {"spec": {"items": [2, 3], "name": "b", "a/b": True}}
+    assert doc == {"spec": {"items": [1, 2], "name": "a"}}
+    with pytest.raises(KustomizeError):
+        apply_json_patch(doc, [{"op": "replace", "path": "/spec/missing", "value": 1}])
+
+
+def test_unsupported_kustomization_keys_and_unmatched_patches_are_refused(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "kustomization.yaml").write_text("resources: []\nnamePrefix: x-\n")
+    with pytest.raises(KustomizeError, match="namePrefix"):
+        build(tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources: []\npatches:\n- target: {kind: ConfigMap, name: nope}\n  patch: '[]'\n"
+    )
+    with pytest.raises(KustomizeError, match="matched 0"):
+        build(tmp_path)
+
+
+def test_overlays_change_what_they_say() -> None:
+    local, cloud = build(K8S / "overlays" / "local"), build(K8S / "overlays" / "cloud")
+    pvc = {
+        o: next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+        for o, docs in (("l", local), ("c", cloud))
+    }
+    assert pvc["l"]["spec"]["accessModes"] == ["ReadWriteOnce"] and pvc["c"]["spec"]["accessModes"] == [
+        "ReadWriteMany"
+    ]
+    images = {
+        c["image"]
+        for d in cloud
+        for c in yaml.safe_load(yaml.safe_dump(d))
+        .get("spec", {})
+        .get("template", {})
+        .get("spec", {})
+        .get("containers", [])
+    }
+    assert any(i.startswith("registry.example.com/") for i in images)
+
+
+def test_render_command_prints_every_manifest_with_the_requested_pairs() -> None:
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(
+        app, ["k8s", "render", "--overlay", "local", "--pairs", "btcusdt,SOLUSDT", "--root", str(K8S)]
+    )
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.output))
+    service = next(d for d in docs if d["kind"] == "RayService")
+    names = [a["name"] for a in yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]]
+    assert names == ["router", "pair_BTCUSDT", "pair_SOLUSDT"] and len(docs) == len(
+        build(K8S / "overlays" / "local")
+    )
+    refused = CliRunner().invoke(app, ["k8s", "render", "--overlay", "moon", "--root", str(K8S)])
+    assert refused.exit_code != 0 and "local" in refused.output
