@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 WEIGHT_LIMIT_PER_MINUTE = 6000
-SAFETY = 0.9  # keep 10 % headroom for what we cannot see (other processes, in-flight requests)
+# Requests are counted before they are sent, so the headroom only covers other clients on the IP
+# and clock skew at the minute boundary.
+SAFETY = 0.95
 CONNECTIONS_PER_WINDOW = 300
 CONNECTION_WINDOW_S = 300.0
 MINUTE_S = 60.0

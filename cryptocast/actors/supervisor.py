@@ -185,7 +185,9 @@ class Supervisor:
             await asyncio.sleep(0.1)
 
     async def _stop_pair(self, symbol: str) -> None:
-        tracked = self.tracked.pop(symbol)
+        tracked = self.tracked.pop(symbol, None)
+        if tracked is None:  # already stopped (shutdown and a reconcile can race for it)
+            return
         log.info("stopping pair actor", extra={"pair": symbol})
         try:
             await asyncio.wait_for(tracked.handle.stop.remote(), 30)
@@ -224,6 +226,10 @@ class Supervisor:
         """Stop every pair gracefully (flush, close sockets) and end the loop."""
         self._stopping = True
         self._wake.set()
+        try:  # let the loop finish its tick, so nothing restarts a pair while we stop them
+            await asyncio.wait_for(asyncio.shield(self._task), 30)
+        except TimeoutError:
+            self._task.cancel()
         for symbol in list(self.tracked):
             await self._stop_pair(symbol)
         await self.exchange.close_connection()

