@@ -1,0 +1,149 @@
+"""The Dash application and its callbacks; every value on the page comes from the HTTP API.
+
+Live updates: a 1 s interval asks ``GET /pairs`` and the selected pair's newest forecast and
+writes a small *stamp* (last candle, forecast origin). The chart is rebuilt only when the stamp
+changes, so nothing redraws between candles, and ``uirevision`` keeps the user's zoom.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from dash import Dash, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from cryptocast.dashboard import figures, panels
+from cryptocast.dashboard.client import ApiClient, ApiProblem, window_start
+from cryptocast.dashboard.layout import INDEX, WINDOWS, page
+
+PAST_FORECAST_SPAN = timedelta(days=1)  # past forecasts drawn at most this far back (4 rows a minute)
+
+
+def create_app(api_url: str, token: str | None = None) -> Dash:
+    app = Dash(__name__, title="cryptocast", update_title=None)
+    app.index_string = INDEX
+    app.layout = page(api_url)
+    register_callbacks(app, ApiClient(api_url, token))
+    return app
+
+
+def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one closure per callback
+    @app.callback(
+        Output("pair", "options"), Output("stamp", "data"), Output("pair-progress", "children"),
+        Output("api-message", "children"),
+        Input("fast-tick", "n_intervals"), Input("pair", "value"), State("pending", "data"),
+    )  # fmt: skip
+    def poll(_: int | None, symbol: str | None, pending: str | None) -> tuple:
+        try:
+            rows = {r["symbol"]: r for r in api.pairs() if r["status"] != "removed"}
+        except ApiProblem as exc:
+            return no_update, {"error": exc.message}, "", exc.message
+        options = [{"label": f"{s} ({r['status']})", "value": s} for s, r in sorted(rows.items())]
+        if pending and pending not in rows:
+            options.append({"label": f"{pending} (requested)", "value": pending})
+        stamp = {"symbol": symbol}
+        if symbol in rows:
+            stamp |= {"status": rows[symbol]["status"], "last": rows[symbol]["last_candle_time"],
+                      "origin": _latest_origin(api, symbol)}  # fmt: skip
+        return options, stamp, _progress(api, pending, rows), ""
+
+    @app.callback(Output("pair", "value"), Input("pair", "options"), Input("pending", "data"),
+                  State("pair", "value"))  # fmt: skip
+    def choose(options: list[dict] | None, pending: str | None, current: str | None) -> str:
+        values = [o["value"] for o in options or []]
+        if ctx.triggered_id == "pending" and pending:
+            return pending
+        if current in values or not values:
+            raise PreventUpdate
+        return values[0]
+
+    @app.callback(
+        Output("pending", "data"), Output("pair-message", "children"), Output("new-pair", "value"),
+        Input("add-pair", "n_clicks"), Input("new-pair", "n_submit"), Input("remove-pair", "n_clicks"),
+        State("new-pair", "value"), State("pair", "value"), prevent_initial_call=True,
+    )  # fmt: skip
+    def change_pairs(_add: int | None, _submit: int | None, _remove: int | None, text: str | None,
+                     selected: str | None) -> tuple:  # fmt: skip
+        try:
+            if ctx.triggered_id == "remove-pair":
+                if not selected:
+                    return no_update, "No pair selected.", no_update
+                answer = api.remove_pair(selected)
+                return no_update, f"{answer['symbol']}: removal requested (its data is kept).", no_update
+            answer = api.add_pair((text or "").strip())
+        except ApiProblem as exc:
+            return no_update, exc.message, no_update
+        return answer["symbol"], "", ""
+
+    @app.callback(Output("price-chart", "figure"), Output("chart-message", "children"),
+                  Input("stamp", "data"), Input("window", "value"))  # fmt: skip
+    def chart(stamp: dict | None, window: str) -> tuple:
+        if not stamp or not stamp.get("symbol"):
+            text = (stamp or {}).get("error") or "No pair selected: add one above."
+            return figures.message_figure(text), text
+        symbol = stamp["symbol"]
+        if not stamp.get("last"):
+            text = f"{symbol}: no candles stored yet ({stamp.get('status', 'requested')})."
+            return figures.message_figure(text), text
+        start = window_start(datetime.fromisoformat(stamp["last"]), timedelta(minutes=WINDOWS[window]))
+        try:
+            candles = api.candles(symbol, start)
+            past_start = max(start, datetime.fromisoformat(stamp["last"]) - PAST_FORECAST_SPAN)
+            past = api.predictions(symbol, past_start)["predictions"]
+        except ApiProblem as exc:
+            return figures.message_figure(exc.message), exc.message
+        latest, note = None, ""
+        try:
+            latest = api.latest(symbol)
+        except ApiProblem as exc:
+            note = exc.message
+        return figures.price_figure(symbol, window, candles, past, latest), note
+
+    @app.callback(Output("replay-banner", "children"), Output("replay-banner", "hidden"),
+                  Output("system", "children"), Input("slow-tick", "n_intervals"))  # fmt: skip
+    def system(_: int | None) -> tuple:
+        try:
+            health = api.health()
+            details = [api.pair(r["symbol"]) for r in api.pairs() if r["status"] != "removed"]
+        except ApiProblem as exc:
+            return no_update, no_update, exc.message
+        replay = panels.is_replay(health)
+        return (panels.replay_banner(health) if replay else []), not replay, panels.system_panel(details)
+
+    @app.callback(Output("accuracy", "children"), Output("book-chart", "figure"),
+                  Input("slow-tick", "n_intervals"), Input("pair", "value"))  # fmt: skip
+    def pair_panels(_: int | None, symbol: str | None) -> tuple:
+        if not symbol:
+            return "No pair selected.", figures.message_figure("No pair selected.", figures.BOOK_HEIGHT)
+        try:
+            detail = api.pair(symbol)
+        except ApiProblem as exc:
+            return exc.message, figures.message_figure(exc.message, figures.BOOK_HEIGHT)
+        last = detail["freshness"]["last_candle_time"]
+        if last is None:
+            return panels.accuracy_panel(detail), figures.message_figure(f"{symbol}: no data yet", figures.BOOK_HEIGHT)
+        try:
+            book = figures.book_figure(symbol, api.top_of_book(symbol, datetime.fromisoformat(last) - timedelta(hours=1)))
+        except ApiProblem as exc:
+            book = figures.message_figure(exc.message, figures.BOOK_HEIGHT)
+        return panels.accuracy_panel(detail), book
+
+
+def _latest_origin(api: ApiClient, symbol: str) -> str | None:
+    try:
+        return api.latest(symbol)["origin_time"]
+    except ApiProblem:
+        return None
+
+
+def _progress(api: ApiClient, pending: str | None, rows: dict[str, dict]) -> str:
+    if not pending:
+        return ""
+    row = rows.get(pending)
+    detail = None
+    if row is not None and row["status"] == "live":
+        try:
+            detail = api.pair(pending)
+        except ApiProblem:
+            detail = None
+    return panels.pair_progress(pending, row, detail)

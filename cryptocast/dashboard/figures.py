@@ -1,0 +1,116 @@
+"""Plotly figures built from API answers: the main price chart, the top-of-book chart, messages.
+
+Times arrive as ISO 8601 with a UTC offset; Plotly has no time zones, so they are drawn as naive
+UTC and every time axis says so. ``uirevision`` keeps the user's zoom while data refreshes; it
+changes only with the pair or the window, which is when a reset is expected.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import plotly.graph_objects as go
+
+UTC_AXIS = "time (UTC)"
+CANDLES_NAME = "1m candles"
+FORECAST_NAME = "forecast"
+BAND_NAMES = {80: "80 % band", 95: "95 % band"}
+BAND_FILLS = {80: "rgba(31, 119, 180, 0.30)", 95: "rgba(31, 119, 180, 0.13)"}
+FORECAST_COLOR = "#1f77b4"
+PAST_COLORS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+BID_COLOR, ASK_COLOR, SPREAD_COLOR = "#2ca02c", "#d62728", "#7f7f7f"
+BPS = 10_000
+CHART_HEIGHT = 560
+BOOK_HEIGHT = 300
+MARGIN = {"l": 60, "r": 20, "t": 50, "b": 40}
+
+
+def utc(text: str) -> str:
+    """``2025-03-01T12:00:00+00:00`` → ``2025-03-01 12:00:00`` (what Plotly reads as a plain time)."""
+    return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def message_figure(text: str, height: int = CHART_HEIGHT) -> go.Figure:
+    """A figure that carries a sentence instead of data, so no panel is ever blank."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 16})
+    fig.update_layout(height=height, template="plotly_white", margin=MARGIN,
+                      xaxis={"visible": False}, yaxis={"visible": False})  # fmt: skip
+    return fig
+
+
+def price_figure(symbol: str, window: str, candles: dict, past: list[dict], latest: dict | None) -> go.Figure:
+    """Candlesticks, past forecasts at their target times, and the newest forecast with its bands."""
+    rows = candles["candles"]
+    fig = go.Figure()
+    fig.add_trace(go.Candlestick(
+        x=[utc(r[0]) for r in rows], open=[r[1] for r in rows], high=[r[2] for r in rows],
+        low=[r[3] for r in rows], close=[r[4] for r in rows], name=CANDLES_NAME,
+    ))  # fmt: skip
+    _add_past(fig, past)
+    if latest is not None and latest["predictions"] and rows:
+        _add_forecast(fig, latest, rows[-1])
+    last = rows[-1][0] if rows else None
+    title = f"{symbol} · last candle {utc(last)} UTC" if last else f"{symbol} · no candles in this window"
+    fig.update_layout(
+        title={"text": title, "x": 0.01}, height=CHART_HEIGHT, template="plotly_white", margin=MARGIN,
+        uirevision=f"{symbol}/{window}", hovermode="x unified",
+        legend={"orientation": "h", "y": -0.12}, xaxis={"title": UTC_AXIS, "rangeslider": {"visible": False}},
+        yaxis={"title": "price", "side": "right"},
+    )  # fmt: skip
+    return fig
+
+
+def _add_past(fig: go.Figure, past: list[dict]) -> None:
+    """One line per horizon: what was forecast for each minute, against the candles there."""
+    by_horizon: dict[int, list[dict]] = defaultdict(list)
+    for p in past:
+        by_horizon[p["horizon"]].append(p)
+    for i, (horizon, rows) in enumerate(sorted(by_horizon.items())):
+        rows.sort(key=lambda r: r["target_time"])
+        fig.add_trace(go.Scatter(
+            x=[utc(r["target_time"]) for r in rows], y=[r["predicted"] for r in rows], mode="lines",
+            name=f"past +{horizon} min forecast", line={"color": PAST_COLORS[i % len(PAST_COLORS)], "width": 1},
+            visible=True if i == 0 else "legendonly",
+        ))  # fmt: skip
+
+
+def _add_forecast(fig: go.Figure, latest: dict, last_candle: list) -> None:
+    """The forecast path from the newest close through every horizon, 95 % under 80 % bands."""
+    rows = sorted(latest["predictions"], key=lambda r: r["horizon"])
+    origin_close = last_candle[4] if last_candle[0] == latest["origin_time"] else rows[0]["predicted"]
+    x = [utc(latest["origin_time"])] + [utc(r["target_time"]) for r in rows]
+    for level in (95, 80):
+        upper = [origin_close] + [r[f"upper_{level}"] for r in rows]
+        lower = [origin_close] + [r[f"lower_{level}"] for r in rows]
+        fig.add_trace(go.Scatter(x=x, y=upper, mode="lines", line={"width": 0}, showlegend=False,
+                                 hoverinfo="skip", legendgroup=BAND_NAMES[level]))  # fmt: skip
+        fig.add_trace(go.Scatter(x=x, y=lower, mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor=BAND_FILLS[level], name=BAND_NAMES[level],
+                                 legendgroup=BAND_NAMES[level]))  # fmt: skip
+    fig.add_trace(go.Scatter(
+        x=x, y=[origin_close] + [r["predicted"] for r in rows], mode="lines+markers", name=FORECAST_NAME,
+        line={"color": FORECAST_COLOR, "width": 2, "dash": "dot"},
+        text=["now"] + [f"+{r['horizon']} min" for r in rows], hovertemplate="%{text}: %{y}<extra></extra>",
+    ))  # fmt: skip
+
+
+def book_figure(symbol: str, book: dict) -> go.Figure:
+    """Best bid and ask per minute, and the spread in basis points on its own axis."""
+    rows = book["top_of_book"]
+    if not rows:
+        return message_figure(f"{symbol}: no top-of-book quotes stored yet", BOOK_HEIGHT)
+    x = [utc(r[0]) for r in rows]
+    spread = [BPS * (r[3] - r[1]) / ((r[3] + r[1]) / 2) for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=[r[1] for r in rows], name="bid", line={"color": BID_COLOR}))
+    fig.add_trace(go.Scatter(x=x, y=[r[3] for r in rows], name="ask", line={"color": ASK_COLOR}))
+    fig.add_trace(go.Scatter(x=x, y=spread, name="spread (bps)", yaxis="y2",
+                             line={"color": SPREAD_COLOR, "width": 1}))  # fmt: skip
+    fig.update_layout(
+        height=BOOK_HEIGHT, template="plotly_white", margin=MARGIN, uirevision=symbol, hovermode="x unified",
+        legend={"orientation": "h", "y": -0.25}, xaxis={"title": UTC_AXIS},
+        yaxis={"title": "price"}, yaxis2={"title": "spread (bps)", "overlaying": "y", "side": "right"},
+    )  # fmt: skip
+    return fig

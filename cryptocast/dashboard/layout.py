@@ -1,0 +1,68 @@
+"""The page: banner, controls, price chart, accuracy, top-of-book and system panels."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+WINDOWS = {"1h": 60, "6h": 360, "1d": 1440, "1w": 10080}  # minutes of candles the chart loads
+DEFAULT_WINDOW = "6h"
+FAST_POLL_MS = 1000  # new candle / new forecast check
+SLOW_POLL_MS = 5000  # banner, accuracy, book and system panels
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #1d2330; }
+header { display: flex; align-items: baseline; gap: 1rem; padding: .6rem 1.2rem; background: #1d2330; color: #fff; }
+header h1 { font-size: 1.3rem; margin: 0; }
+main { padding: .6rem 1.2rem; }
+.banner { background: #ffcc00; color: #3a2c00; padding: .5rem 1.2rem; font-size: .95rem; }
+.controls { display: flex; flex-wrap: wrap; gap: .8rem; align-items: center; margin-bottom: .4rem; }
+.controls .picker { width: 14rem; }
+.card { background: #fff; border-radius: 6px; padding: .6rem .9rem; margin-bottom: .8rem;
+        box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+.row { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
+.message { color: #8a1f11; font-weight: 600; min-height: 1.2em; }
+.progress { color: #1f4f8a; min-height: 1.2em; }
+.grid { border-collapse: collapse; font-size: .85rem; width: 100%; }
+.grid th, .grid td { border-bottom: 1px solid #e3e6ea; padding: .2rem .4rem; text-align: right; }
+.grid th:first-child, .grid td:first-child { text-align: left; }
+h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
+"""
+
+INDEX = """<!DOCTYPE html>
+<html><head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>""" + STYLE + """</style></head>
+<body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
+
+
+def controls() -> html.Div:
+    return html.Div([
+        dcc.Dropdown(id="pair", className="picker", clearable=False, placeholder="pair"),
+        dcc.RadioItems(id="window", options=list(WINDOWS), value=DEFAULT_WINDOW, inline=True),
+        dcc.Input(id="new-pair", placeholder="add a pair, e.g. ETHUSDT", debounce=False, type="text"),
+        html.Button("Add pair", id="add-pair"),
+        html.Button("Remove selected pair", id="remove-pair"),
+    ], className="controls")  # fmt: skip
+
+
+def page(api_url: str) -> html.Div:
+    return html.Div([
+        html.Header([html.H1("cryptocast"), html.Span(f"API {api_url} · all times UTC")]),
+        html.Div(id="replay-banner", className="banner", hidden=True),
+        html.Main([
+            html.Div(id="api-message", className="message"),
+            controls(),
+            html.Div(id="pair-message", className="message"),
+            html.Div(id="pair-progress", className="progress"),
+            html.Div([html.Div(id="chart-message", className="message"),
+                      dcc.Graph(id="price-chart", config={"displaylogo": False})], className="card"),
+            html.Div([
+                html.Div([html.H2("Accuracy (live, rolling)"), html.Div(id="accuracy")], className="card"),
+                html.Div([html.H2("Top of book"), dcc.Graph(id="book-chart", config={"displaylogo": False})],
+                         className="card"),
+            ], className="row"),
+            html.Div([html.H2("System"), html.Div(id="system")], className="card"),
+        ]),
+        dcc.Interval(id="fast-tick", interval=FAST_POLL_MS),
+        dcc.Interval(id="slow-tick", interval=SLOW_POLL_MS),
+        dcc.Store(id="stamp"),
+        dcc.Store(id="pending"),
+    ])  # fmt: skip

@@ -1,0 +1,103 @@
+"""HTML pieces built from API answers: replay banner, pair progress, accuracy and system tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dash import html
+
+from cryptocast.settings import EXCHANGE_URLS
+
+LIVE_REST_URLS = frozenset(rest for rest, _ in EXCHANGE_URLS.values())
+NOMINAL = (80, 95)
+BACKFILLING = ("new", "backfilling")
+
+
+def _when(text: str | None) -> str:
+    return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M UTC") if text else "—"
+
+
+def _age(text: str | None, now: datetime) -> str:
+    if not text:
+        return "—"
+    seconds = (now - datetime.fromisoformat(text)).total_seconds()
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(seconds, 0) / 60:.0f} min"
+
+
+def _table(header: list[str], rows: list[list[str]], table_id: str) -> html.Table:
+    return html.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in header])),
+         html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows])],
+        id=table_id, className="grid",
+    )  # fmt: skip
+
+
+def is_replay(health: dict) -> bool:
+    """The exchange is the replay when the API says so, or when it is not a known live endpoint."""
+    exchange = health.get("exchange") or {}
+    return "replay" in exchange or exchange.get("url", "").rstrip("/") not in LIVE_REST_URLS
+
+
+def replay_banner(health: dict) -> list:
+    """What the banner says; details (recording, shift, speed) when the API reports them."""
+    exchange = health.get("exchange") or {}
+    details = exchange.get("replay") or {}
+    parts = [html.Strong("REPLAY EXCHANGE"), " — replayed recordings, not the live market."]
+    if details:
+        recordings = ", ".join(f"{s}: {r}" for s, r in sorted((details.get("recordings") or {}).items()))
+        parts.append(f" Recording {recordings or '—'}; time shift {details.get('shift', '—')};"
+                     f" speed {details.get('speed', '—')}×.")  # fmt: skip
+    parts.append(f" Source: {exchange.get('url', 'unknown')}")
+    return parts
+
+
+def pair_progress(symbol: str, row: dict | None, detail: dict | None) -> str:
+    """One line for the add-pair flow: requested → backfilling (%, ETA) → training → live."""
+    if row is None:
+        return f"{symbol}: requested, waiting for ingestion to pick it up"
+    if row["status"] in BACKFILLING:
+        b = row["backfill"]
+        pct = f"{b['percent']:.1f} %" if b["percent"] is not None else "starting"
+        eta = f", about {b['eta_s']:.0f} s left" if b["eta_s"] is not None else ""
+        return f"{symbol}: backfilling {pct}{eta}"
+    if row["status"] == "live" and detail is not None and not detail["freshness"]["models"]:
+        return f"{symbol}: training (the first model comes after 240 minutes of candles)"
+    return f"{symbol}: {row['status']}"
+
+
+def accuracy_panel(detail: dict) -> list:
+    """Rolling MAE model vs persistence, skill and coverage vs nominal per horizon; model facts."""
+    now = datetime.now(UTC)
+    live = detail["live_skill"]
+    rows = [
+        [f"+{h} min", str(s["n"]), f"{s['mae']:.4g}", f"{s['mae_persistence']:.4g}", f"{s['skill']:+.3f}",
+         f"{100 * s['coverage_80']:.1f} % (80 %)", f"{100 * s['coverage_95']:.1f} % (95 %)"]
+        for h, s in sorted(live["horizons"].items(), key=lambda kv: int(kv[0]))
+    ]  # fmt: skip
+    header = ["horizon", "scored", "MAE model", "MAE persistence", "skill", "coverage 80", "coverage 95"]
+    models = detail["freshness"]["models"]
+    facts = [
+        f"{m['kind']} v{m['version']}, trained {_when(m['trained_at'])} ({_age(m['trained_at'], now)} ago)"
+        for m in models
+    ] or ["no model yet"]
+    return [
+        html.P(f"Models: {'; '.join(facts)}."),
+        html.P(f"Last training {_when(detail['last_training'])}; next {_when(detail['next_training'])}."
+               f" Scores over the last {live['window_minutes']} minutes."),  # fmt: skip
+        _table(header, rows, "accuracy-table") if rows else html.P("No scored predictions yet."),
+    ]
+
+
+def system_panel(details: list[dict]) -> html.Table:
+    """Every pair's state, lag, completeness and restarts (from ``GET /pairs/{symbol}``)."""
+    rows = []
+    for d in details:
+        lag = d["freshness"]["data_lag_s"]
+        completeness = d["completeness_percent"]
+        rows.append([
+            d["symbol"], d["status"], f"{lag:.1f} s" if lag is not None else "—",
+            f"{completeness:.2f} %" if completeness is not None else "—", str(d["restarts"]),
+            _when(d["freshness"]["last_candle_time"]), d["last_error"] or d["alarm"] or "",
+        ])  # fmt: skip
+    header = ["pair", "state", "lag", "completeness", "restarts", "last candle", "problem"]
+    return _table(header, rows, "system-table")

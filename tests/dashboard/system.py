@@ -1,0 +1,96 @@
+"""The whole system on the replay exchange, for the browser tests and the benchmark.
+
+Real components only: PostgreSQL, Ray with the ingestion supervisor, Serve with the API, the
+replay exchange at high speed and the dashboard in its thread. Pairs are added the way a user
+adds them (command rows the supervisor carries out), so backfill, baseline model and the live
+prediction loop all run as in ``cryptocast up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.engine import URL
+
+from cryptocast.exchange.server import ReplayConfig, ReplayServer
+from cryptocast.records import MINUTE_MS
+from cryptocast.serve.config import ServeOptions
+from cryptocast.settings import Settings
+from cryptocast.sql.database import Database
+from cryptocast.sql.queries import submit_command
+from tests.serve.conftest import free_port
+
+FIRST_PAIR = "BTCUSDT"
+SECOND_PAIR = "ETHUSDT"  # added through the dashboard's form by the tests
+SPEED = 60.0  # a candle closes every second
+HISTORY_MS = 5 * 60 * MINUTE_MS  # enough for the persistence baseline (240 minutes)
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass
+class System:
+    api_url: str
+    dashboard_url: str
+    replay: ReplayServer
+    db: Database
+
+
+async def wait_for(check, timeout_s: float, what: str):  # noqa: ANN001, ANN201
+    """Poll an async ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout_s:.0f} s (last: {value!r})")
+        await asyncio.sleep(0.5)
+
+
+async def _has_forecast(api_url: str, symbol: str) -> bool:
+    async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+        return (await http.get(f"/pairs/{symbol}/predictions/latest")).status_code == 200
+
+
+@asynccontextmanager
+async def whole_system(db_url: URL, speed: float = SPEED) -> AsyncIterator[System]:
+    """Everything up with ``FIRST_PAIR`` live and forecasting; torn down in reverse order."""
+    import ray
+
+    from cryptocast.actors.ray_runtime import start_ray, stop_ray
+    from cryptocast.actors.supervisor import start_supervisor
+    from cryptocast.dashboard.server import start_dashboard, stop_dashboard
+    from cryptocast.serve.deploy import api_url, deploy, stop_serving
+
+    db = Database(db_url)
+    url_text = db_url.render_as_string(hide_password=False)
+    plain_url = db_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    config = ReplayConfig(speed=speed, pairs=[FIRST_PAIR, SECOND_PAIR], history_ms=HISTORY_MS)
+    async with ReplayServer(config) as replay:
+        await submit_command(db, "add_pair", FIRST_PAIR)
+        start_ray(num_cpus=2)
+        try:
+            options = ServeOptions(tempfile.mkdtemp(prefix="cryptocast-dash-models-"), replay.rest_url,
+                                   replay.stream_url, port=free_port(), database_url=url_text)  # fmt: skip
+            await deploy(db, options)  # Serve first: its proxy starts slowly on a busy machine
+            supervisor = start_supervisor(plain_url, replay.rest_url, replay.stream_url, lookback_ms=None)
+            try:
+                await wait_for(lambda: _has_forecast(api_url(options), FIRST_PAIR), READY_TIMEOUT_S, "first forecast")
+                dashboard = start_dashboard(Settings(), api_url(options), port=0)
+                try:
+                    yield System(api_url(options), dashboard, replay, db)
+                finally:
+                    stop_dashboard()
+            finally:
+                await supervisor.shutdown.remote()
+                ray.kill(supervisor, no_restart=True)
+        finally:
+            stop_serving()
+            stop_ray()
+            await db.dispose()

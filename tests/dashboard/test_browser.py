@@ -1,0 +1,91 @@
+"""The dashboard in headless Chromium against the whole system on the replay exchange.
+
+Waits are generous (the machine is shared); how fast updates arrive is the benchmark's job.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.dashboard.browser import last_candle, traces
+from tests.dashboard.system import FIRST_PAIR, SECOND_PAIR, System
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 30_000
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+async def _wait_traces(page: Page, names: set[str]) -> list[list]:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        found = await traces(page)
+        if names <= {name for name, _, points in found if points}:
+            return found
+        assert time.monotonic() < deadline, f"traces {sorted(names)} not all drawn; found {found}"
+        await page.wait_for_timeout(250)
+
+
+async def test_chart_has_candles_forecast_bands_and_the_replay_banner(system: System, page: Page) -> None:
+    await page.goto(system.dashboard_url)
+    found = await _wait_traces(page, {"1m candles", "forecast", "80 % band", "95 % band", "past +1 min forecast"})
+    assert any(kind == "candlestick" and points >= 60 for _, kind, points in found), found
+    await expect(page.locator("#price-chart .gtitle")).to_contain_text(f"{FIRST_PAIR} · last candle", timeout=WAIT_MS)
+    await expect(page.locator("#price-chart")).to_contain_text("time (UTC)")
+    banner = page.locator("#replay-banner")
+    await expect(banner).to_be_visible(timeout=WAIT_MS)
+    await expect(banner).to_contain_text("REPLAY EXCHANGE")
+    await expect(page.locator("#system-table")).to_contain_text(FIRST_PAIR, timeout=WAIT_MS)
+    await expect(page.locator("#accuracy")).to_contain_text("persistence v1", timeout=WAIT_MS)
+    await expect(page.locator("#accuracy-table")).to_contain_text("+1 min", timeout=WAIT_MS)
+    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+async def test_chart_updates_after_a_candle_closes_and_keeps_the_zoom(system: System, page: Page) -> None:
+    await page.goto(system.dashboard_url)
+    await _wait_traces(page, {"1m candles"})
+    first = await last_candle(page)
+    zoom = await page.evaluate("""() => {
+        const g = document.querySelector('#price-chart .js-plotly-plot');
+        const x = g.data[0].x, range = [x[x.length - 30], x[x.length - 1]];
+        return Plotly.relayout(g, {'xaxis.range': range}).then(() => range);
+    }""")  # fmt: skip
+    await page.wait_for_function(
+        "(before) => { const g = document.querySelector('#price-chart .js-plotly-plot');"
+        " const c = g.data.find(t => t.type === 'candlestick'); return c.x[c.x.length - 1] !== before; }",
+        arg=first, timeout=WAIT_MS,
+    )  # fmt: skip
+    assert await last_candle(page) > first
+    kept = await page.evaluate("() => document.querySelector('#price-chart .js-plotly-plot').layout.xaxis.range")
+    assert [str(v)[:16] for v in kept] == [str(v)[:16] for v in zoom]
+
+
+async def test_an_invalid_pair_shows_the_api_message(system: System, page: Page) -> None:
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as http:
+        expected = (await http.post("/pairs", json={"symbol": "NOSUCHPAIR"})).json()["message"]
+    await page.goto(system.dashboard_url)
+    await page.fill("#new-pair", "NOSUCHPAIR")
+    await page.click("#add-pair")
+    await expect(page.locator("#pair-message")).to_have_text(expected, timeout=WAIT_MS)
+    await page.fill("#new-pair", "BTC/USDT")
+    await page.click("#add-pair")
+    await expect(page.locator("#pair-message")).not_to_have_text(expected, timeout=WAIT_MS)
+    assert "BTC/USDT" in await page.locator("#pair-message").inner_text()
+
+
+async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, page: Page) -> None:
+    await page.goto(system.dashboard_url)
+    await _wait_traces(page, {"1m candles"})
+    await page.fill("#new-pair", SECOND_PAIR.lower())
+    await page.click("#add-pair")
+    progress = page.locator("#pair-progress")
+    await expect(progress).to_have_text(re.compile(rf"^{SECOND_PAIR}: (requested|backfilling)"), timeout=WAIT_MS)
+    await expect(page.locator("#price-chart .gtitle")).to_contain_text(f"{SECOND_PAIR} · last candle",
+                                                                         timeout=2 * WAIT_MS)  # fmt: skip
+    await expect(progress).to_have_text(re.compile(rf"^{SECOND_PAIR}: (training|live)"), timeout=WAIT_MS)
+    await _wait_traces(page, {"1m candles"})
