@@ -26,11 +26,12 @@ def _mount_components() -> None:
     """Each component contributes its own commands (imports stay light: heavy ones load per command)."""
     from cryptocast.actors import cli as actors_cli
     from cryptocast.exchange import cli as exchange_cli
+    from cryptocast.k8s import cli as k8s_cli
     from cryptocast.serve import cli as serve_cli
     from cryptocast.tune import cli as tune_cli
 
     app.add_typer(exchange_cli.app, name="exchange")
-    for component in (actors_cli, tune_cli, serve_cli):
+    for component in (actors_cli, tune_cli, serve_cli, k8s_cli):
         component.register(app)
 
 
