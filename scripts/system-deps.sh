@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs, installed only when missing (idempotent, quiet when done).
 #   postgresql: the TCP server the suite runs against beside the embedded one
+#   chromium, chromium-driver: the real browser the dashboard tests drive (Playwright)
 set -euo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
