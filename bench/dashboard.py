@@ -27,7 +27,7 @@ from cryptocast.records import MINUTE_MS  # noqa: E402
 from cryptocast.settings import Settings  # noqa: E402
 from cryptocast.sql import migrate  # noqa: E402
 from cryptocast.sql.runtime import database_url  # noqa: E402
-from tests.dashboard.browser import TRACES_JS, LAST_CANDLE_JS, launch  # noqa: E402
+from tests.dashboard.browser import LAST_CANDLE_JS, TRACES_JS, launch  # noqa: E402
 from tests.dashboard.system import whole_system  # noqa: E402
 
 FIRST_CHART = {"1m candles", "forecast", "80 % band", "95 % band"}
@@ -69,11 +69,16 @@ async def measure(url, speed: float, updates: int) -> dict:  # noqa: ANN001
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--speed", type=float, default=10.0, help="replay speed")
     parser.add_argument("--updates", type=int, default=10, help="candle closes to time")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="cryptocast-bench-") as tmp, database_url(Settings(data_dir=tmp)) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="cryptocast-bench-") as tmp,
+        database_url(Settings(data_dir=tmp)) as url,
+    ):
         migrate.upgrade(url)
         print(json.dumps(asyncio.run(measure(url, args.speed, args.updates)), indent=2))
 

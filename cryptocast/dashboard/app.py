@@ -121,9 +121,13 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
             return exc.message, figures.message_figure(exc.message, figures.BOOK_HEIGHT)
         last = detail["freshness"]["last_candle_time"]
         if last is None:
-            return panels.accuracy_panel(detail), figures.message_figure(f"{symbol}: no data yet", figures.BOOK_HEIGHT)
+            return panels.accuracy_panel(detail), figures.message_figure(
+                f"{symbol}: no data yet", figures.BOOK_HEIGHT
+            )
         try:
-            book = figures.book_figure(symbol, api.top_of_book(symbol, datetime.fromisoformat(last) - timedelta(hours=1)))
+            book = figures.book_figure(
+                symbol, api.top_of_book(symbol, datetime.fromisoformat(last) - timedelta(hours=1))
+            )
         except ApiProblem as exc:
             book = figures.message_figure(exc.message, figures.BOOK_HEIGHT)
         return panels.accuracy_panel(detail), book

@@ -34,7 +34,9 @@ def utc(text: str) -> str:
 def message_figure(text: str, height: int = CHART_HEIGHT) -> go.Figure:
     """A figure that carries a sentence instead of data, so no panel is ever blank."""
     fig = go.Figure()
-    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 16})
+    fig.add_annotation(
+        text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 16}
+    )
     fig.update_layout(height=height, template="plotly_white", margin=MARGIN,
                       xaxis={"visible": False}, yaxis={"visible": False})  # fmt: skip
     return fig

@@ -28,9 +28,13 @@ main { padding: .6rem 1.2rem; }
 h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
 """
 
-INDEX = """<!DOCTYPE html>
-<html><head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>""" + STYLE + """</style></head>
+INDEX = (
+    """<!DOCTYPE html>
+<html><head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>"""
+    + STYLE
+    + """</style></head>
 <body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
+)
 
 
 def controls() -> html.Div:

@@ -69,11 +69,13 @@ def accuracy_panel(detail: dict) -> list:
     """Rolling MAE model vs persistence, skill and coverage vs nominal per horizon; model facts."""
     now = datetime.now(UTC)
     live = detail["live_skill"]
-    rows = [
-        [f"+{h} min", str(s["n"]), f"{s['mae']:.4g}", f"{s['mae_persistence']:.4g}", f"{s['skill']:+.3f}",
-         f"{100 * s['coverage_80']:.1f} % (80 %)", f"{100 * s['coverage_95']:.1f} % (95 %)"]
-        for h, s in sorted(live["horizons"].items(), key=lambda kv: int(kv[0]))
-    ]  # fmt: skip
+    rows = []
+    for h, raw in sorted(live["horizons"].items(), key=lambda kv: int(kv[0])):
+        s = {k: float(v) for k, v in raw.items()}  # averages of SQL numerics arrive as strings
+        rows.append([
+            f"+{h} min", str(int(s["n"])), f"{s['mae']:.4g}", f"{s['mae_persistence']:.4g}", f"{s['skill']:+.3f}",
+            f"{100 * s['coverage_80']:.1f} % (80 %)", f"{100 * s['coverage_95']:.1f} % (95 %)",
+        ])  # fmt: skip
     header = ["horizon", "scored", "MAE model", "MAE persistence", "skill", "coverage 80", "coverage 95"]
     models = detail["freshness"]["models"]
     facts = [
@@ -82,8 +84,10 @@ def accuracy_panel(detail: dict) -> list:
     ] or ["no model yet"]
     return [
         html.P(f"Models: {'; '.join(facts)}."),
-        html.P(f"Last training {_when(detail['last_training'])}; next {_when(detail['next_training'])}."
-               f" Scores over the last {live['window_minutes']} minutes."),  # fmt: skip
+        html.P(
+            f"Last training {_when(detail['last_training'])}; next {_when(detail['next_training'])}."
+            f" Scores over the last {live['window_minutes']} minutes."
+        ),  # fmt: skip
         _table(header, rows, "accuracy-table") if rows else html.P("No scored predictions yet."),
     ]
 

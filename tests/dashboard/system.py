@@ -81,7 +81,9 @@ async def whole_system(db_url: URL, speed: float = SPEED) -> AsyncIterator[Syste
             await deploy(db, options)  # Serve first: its proxy starts slowly on a busy machine
             supervisor = start_supervisor(plain_url, replay.rest_url, replay.stream_url, lookback_ms=None)
             try:
-                await wait_for(lambda: _has_forecast(api_url(options), FIRST_PAIR), READY_TIMEOUT_S, "first forecast")
+                await wait_for(
+                    lambda: _has_forecast(api_url(options), FIRST_PAIR), READY_TIMEOUT_S, "first forecast"
+                )
                 dashboard = start_dashboard(Settings(), api_url(options), port=0)
                 try:
                     yield System(api_url(options), dashboard, replay, db)

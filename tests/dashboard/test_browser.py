@@ -33,9 +33,13 @@ async def _wait_traces(page: Page, names: set[str]) -> list[list]:
 
 async def test_chart_has_candles_forecast_bands_and_the_replay_banner(system: System, page: Page) -> None:
     await page.goto(system.dashboard_url)
-    found = await _wait_traces(page, {"1m candles", "forecast", "80 % band", "95 % band", "past +1 min forecast"})
+    found = await _wait_traces(
+        page, {"1m candles", "forecast", "80 % band", "95 % band", "past +1 min forecast"}
+    )
     assert any(kind == "candlestick" and points >= 60 for _, kind, points in found), found
-    await expect(page.locator("#price-chart .gtitle")).to_contain_text(f"{FIRST_PAIR} · last candle", timeout=WAIT_MS)
+    await expect(page.locator("#price-chart .gtitle")).to_contain_text(
+        f"{FIRST_PAIR} · last candle", timeout=WAIT_MS
+    )
     await expect(page.locator("#price-chart")).to_contain_text("time (UTC)")
     banner = page.locator("#replay-banner")
     await expect(banner).to_be_visible(timeout=WAIT_MS)
@@ -61,7 +65,9 @@ async def test_chart_updates_after_a_candle_closes_and_keeps_the_zoom(system: Sy
         arg=first, timeout=WAIT_MS,
     )  # fmt: skip
     assert await last_candle(page) > first
-    kept = await page.evaluate("() => document.querySelector('#price-chart .js-plotly-plot').layout.xaxis.range")
+    kept = await page.evaluate(
+        "() => document.querySelector('#price-chart .js-plotly-plot').layout.xaxis.range"
+    )
     assert [str(v)[:16] for v in kept] == [str(v)[:16] for v in zoom]
 
 
@@ -84,7 +90,9 @@ async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, p
     await page.fill("#new-pair", SECOND_PAIR.lower())
     await page.click("#add-pair")
     progress = page.locator("#pair-progress")
-    await expect(progress).to_have_text(re.compile(rf"^{SECOND_PAIR}: (requested|backfilling)"), timeout=WAIT_MS)
+    await expect(progress).to_have_text(
+        re.compile(rf"^{SECOND_PAIR}: (requested|backfilling)"), timeout=WAIT_MS
+    )
     await expect(page.locator("#price-chart .gtitle")).to_contain_text(f"{SECOND_PAIR} · last candle",
                                                                          timeout=2 * WAIT_MS)  # fmt: skip
     await expect(progress).to_have_text(re.compile(rf"^{SECOND_PAIR}: (training|live)"), timeout=WAIT_MS)

@@ -22,7 +22,11 @@ def test_forecast_path_starts_at_the_last_close_and_bands_nest() -> None:
     forecast = by_name[figures.FORECAST_NAME]
     assert list(forecast.x) == ["2025-03-01 12:00:00", "2025-03-01 12:01:00", "2025-03-01 12:05:00"]
     assert forecast.y[0] == 101.0
-    assert list(by_name["95 % band"].y) == [101.0, 100.0, 99.0] and list(by_name["80 % band"].y) == [101.0, 100.5, 100.0]
+    assert list(by_name["95 % band"].y) == [101.0, 100.0, 99.0] and list(by_name["80 % band"].y) == [
+        101.0,
+        100.5,
+        100.0,
+    ]
     assert fig.layout.uirevision == "BTCUSDT/6h" and fig.layout.xaxis.title.text == figures.UTC_AXIS
     assert "past +1 min forecast" in by_name
 
@@ -45,8 +49,29 @@ def test_replay_is_recognised_by_details_or_by_a_non_binance_url() -> None:
 
 def test_progress_reads_requested_backfilling_training_live() -> None:
     row = {"status": "backfilling", "backfill": {"percent": 25.0, "eta_s": 42.0}}
-    assert panels.pair_progress("ETHUSDT", None, None) == "ETHUSDT: requested, waiting for ingestion to pick it up"
+    assert (
+        panels.pair_progress("ETHUSDT", None, None)
+        == "ETHUSDT: requested, waiting for ingestion to pick it up"
+    )
     assert panels.pair_progress("ETHUSDT", row, None) == "ETHUSDT: backfilling 25.0 %, about 42 s left"
     live = {"status": "live"}
-    assert panels.pair_progress("ETHUSDT", live, {"freshness": {"models": []}}).startswith("ETHUSDT: training")
+    assert panels.pair_progress("ETHUSDT", live, {"freshness": {"models": []}}).startswith(
+        "ETHUSDT: training"
+    )
     assert panels.pair_progress("ETHUSDT", live, {"freshness": {"models": [{}]}}) == "ETHUSDT: live"
+
+
+def test_accuracy_reads_numbers_sent_as_strings() -> None:
+    scores = {
+        "n": 30,
+        "mae": 1.5,
+        "mae_persistence": 2.0,
+        "skill": 0.25,
+        "coverage_80": "0.8000",
+        "coverage_95": "0.9667",
+    }
+    detail = {"live_skill": {"window_minutes": 1440, "horizons": {"5": scores}}, "last_training": None,
+              "next_training": None, "freshness": {"models": []}}  # fmt: skip
+    table = panels.accuracy_panel(detail)[-1]
+    cells = [c.children for c in table.children[1].children[0].children]
+    assert cells == ["+5 min", "30", "1.5", "2", "+0.250", "80.0 % (80 %)", "96.7 % (95 %)"]
