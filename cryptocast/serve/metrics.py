@@ -14,7 +14,7 @@ registry = CollectorRegistry()
 requests = Counter("cryptocast_api_requests", "API requests", ["route", "status"], registry=registry)
 latency = Histogram("cryptocast_api_latency_seconds", "API latency", ["route"], buckets=LATENCY_BUCKETS,
                     registry=registry)  # fmt: skip
-last_candle_age = Gauge("cryptocast_pair_last_candle_age_seconds", "Wall time since the last candle closed",
+last_candle_age = Gauge("cryptocast_pair_last_candle_age_seconds", "Exchange time since the last candle closed",
                         ["pair"], registry=registry)  # fmt: skip
 backfill_done = Gauge("cryptocast_pair_backfill_ratio", "Backfill progress (0-1)", ["pair"], registry=registry)
 model_alarm = Gauge("cryptocast_pair_model_alarm", "1 when a model swap was refused", ["pair"], registry=registry)

@@ -10,12 +10,13 @@ last candle and the data lag.
 import asyncio
 import hashlib
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import aiohttp
 import httpx
 import ray
+from binance.exceptions import BinanceAPIException, BinanceRequestException
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
@@ -29,6 +30,7 @@ from cryptocast.serve import errors, metrics, reads, scoring, timeranges
 from cryptocast.serve.auth import require_token
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
 from cryptocast.serve.errors import ApiError
+from cryptocast.serve.exchangeclock import ExchangeClock, server_time
 from cryptocast.serve.live import LivePredictor
 from cryptocast.serve.runtime import replica_database
 from cryptocast.settings import get_settings
@@ -149,6 +151,7 @@ class Router:
         self.db = replica_database(self.options.database_url, ROUTER_POOL)
         self.live = live
         self.exchange: BinanceExchange | None = None
+        self.clock: ExchangeClock | None = None
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _pair(self, text: str) -> dict:
@@ -166,13 +169,24 @@ class Router:
             for c in champions
         ]  # fmt: skip
         last = row["last_candle_time"]
-        lag = max(0.0, time.time() - (last.timestamp() + 60)) if last else None
+        now_ms = await self._exchange_now_ms()
+        lag = max(0.0, now_ms / 1000 - (last.timestamp() + 60)) if last and now_ms is not None else None
         return {
             "models": models,
             "last_candle_time": _iso(last),
             "data_lag_s": round(lag, 3) if lag is not None else None,
+            "exchange_time": _iso(datetime.fromtimestamp(now_ms / 1000, UTC)) if now_ms is not None else None,
             "as_of": datetime.now(UTC).isoformat(),
         }
+
+    async def _exchange_now_ms(self) -> float | None:
+        """The exchange's clock (lag is on its time axis); None while the exchange cannot be asked."""
+        if self.clock is None:
+            self.clock = ExchangeClock(server_time(await self._exchange()))
+        try:
+            return await asyncio.wait_for(self.clock.now_ms(), PROBE_TIMEOUT_S)
+        except (OSError, TimeoutError, aiohttp.ClientError, BinanceAPIException, BinanceRequestException, KeyError):
+            return None
 
     def _conflict_if_backfilling(self, row: dict) -> None:
         if row["status"] in BACKFILLING:
@@ -235,10 +249,11 @@ class Router:
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus(self) -> Response:
-        now = time.time()
+        now_ms = await self._exchange_now_ms()
         for row in await reads.fetch(self.db, reads.PAIRS_SQL):
-            if row["last_candle_time"] is not None:
-                metrics.last_candle_age.labels(row["symbol"]).set(now - row["last_candle_time"].timestamp() - 60)
+            if row["last_candle_time"] is not None and now_ms is not None:
+                age = now_ms / 1000 - row["last_candle_time"].timestamp() - 60
+                metrics.last_candle_age.labels(row["symbol"]).set(age)
             total = row["backfill_total"]
             metrics.backfill_done.labels(row["symbol"]).set(row["backfill_done"] / total if total else 0.0)
         try:
