@@ -17,13 +17,14 @@ main { padding: .6rem 1.2rem; }
 .banner { background: #ffcc00; color: #3a2c00; padding: .5rem 1.2rem; font-size: .95rem; }
 .controls { display: flex; flex-wrap: wrap; gap: .8rem; align-items: center; margin-bottom: .4rem; }
 .controls .picker { width: 14rem; }
+.controls input[type=text] { width: 16rem; }
 .card { background: #fff; border-radius: 6px; padding: .6rem .9rem; margin-bottom: .8rem;
         box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .row { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
 .message { color: #8a1f11; font-weight: 600; min-height: 1.2em; }
 .progress { color: #1f4f8a; min-height: 1.2em; }
 .grid { border-collapse: collapse; font-size: .85rem; width: 100%; }
-.grid th, .grid td { border-bottom: 1px solid #e3e6ea; padding: .2rem .4rem; text-align: right; }
+.grid th, .grid td { border-bottom: 1px solid #e3e6ea; padding: .2rem .4rem; text-align: right; white-space: nowrap; }
 .grid th:first-child, .grid td:first-child { text-align: left; }
 h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
 """
