@@ -3,7 +3,8 @@
 Loads a bundled recording into PostgreSQL (the embedded server under the data directory unless
 CRYPTOCAST_DATABASE_URL is set), registers the persistence baseline, runs the Ray Tune sweep on the
 newest ``--days`` of it, and times ``predict`` on the served model. ``--until`` keeps later minutes
-out of the database, so they can be scored afterwards as unseen data with ``cryptocast evaluate``.
+out of the database, so they can be scored afterwards as unseen data with ``cryptocast evaluate``;
+``--latency-only`` re-times inference of what is registered, without training again.
 
     python bench/train.py --pair BTCUSDT --trials 8 --days 30 > bench-train.json
 """
@@ -18,6 +19,9 @@ import platform
 import statistics
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
 
 from cryptocast.exchange.recordings import BUNDLED_DIR, split_symbol
 from cryptocast.settings import get_settings
@@ -28,11 +32,14 @@ from cryptocast.sql.runtime import database_url
 from cryptocast.sql.writer import CandleWriter
 from cryptocast.tune import registry
 from cryptocast.tune.candles import from_file
+from cryptocast.tune.dataset import DAY_MS, HORIZONS
+from cryptocast.tune.features import compute_tail
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, recent_candles, train_pair
 from cryptocast.tune.predictor import LSTM, ServedPredictor
 
 DERIVED = ("close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
-LATENCY_CALLS = 200
+LATENCY_CALLS = 500
+INFERENCE_TARGET_MS = 5
 WRITE_BATCH = 20_000
 
 
@@ -61,16 +68,69 @@ async def load(db: Database, pair: str, until_ms: int | None) -> int:
     return sid
 
 
+def _summary(times_ms: list[float]) -> dict:
+    return {
+        "median": round(statistics.median(times_ms), 3),
+        "p99": round(float(np.percentile(times_ms, 99)), 3),
+        "calls": len(times_ms),
+    }
+
+
 def latency_ms(predictor: ServedPredictor, candles) -> dict:  # noqa: ANN001
-    window = candles.since(int(candles.open_time[-predictor.window_minutes]))
-    predictor.predict(window)
-    times = []
+    """Per call on the newest minute of a day of history: ``predict`` (features + network) in wall
+    time and in this thread's CPU time (what the call costs, whatever else the cores are running),
+    and the features alone (``compute_tail``, the slice ``predict`` computes)."""
+    predictor.predict(candles)
+    calls, cpu, features = [], [], []
     for _ in range(LATENCY_CALLS):
-        start = time.perf_counter()
-        predictor.predict(window)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return {"median": statistics.median(times), "p95": times[int(0.95 * len(times)) - 1], "calls": LATENCY_CALLS}
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        predictor.predict(candles)
+        middle, middle_cpu = time.perf_counter(), time.thread_time()
+        compute_tail(candles, predictor.seq_len, predictor.spec)
+        calls.append((middle - start) * 1000)
+        cpu.append((middle_cpu - start_cpu) * 1000)
+        features.append((time.perf_counter() - middle) * 1000)
+    return {
+        "predict": _summary(calls),
+        "predict_cpu": _summary(cpu),
+        "features": _summary(features),
+        "window_minutes": predictor.window_minutes,
+    }
+
+
+async def _train(db: Database, store: registry.ModelStore, sid: int, args: argparse.Namespace, storage: Path) -> dict:
+    options = TrainOptions(trials=args.trials, epochs=args.epochs, days=args.days)
+    started = time.perf_counter()
+    outcome = await train_pair(db, store, sid, options, storage)
+    total = time.perf_counter() - started
+    return {
+        "days": args.days,
+        "data_minutes": len(await recent_candles(db, sid, args.days * DAY_MS)),
+        "trials": args.trials,
+        "max_epochs": args.epochs,
+        "sweep_seconds": round(outcome.sweep_seconds, 1),
+        "train_pair_seconds": round(total, 1),
+        "target_seconds": 600,
+        "best_config": outcome.lstm.hyperparameters,
+        "val_skill": outcome.lstm.metrics["val_skill"],
+        "lstm_version": outcome.lstm.version,
+        "lstm_status": outcome.lstm.status,
+        "served_horizons": outcome.lstm.served_horizons,
+        "gate": [d.to_dict() for d in outcome.decisions],
+        "trial_val_skills": [t["val_skill"] for t in outcome.trials],
+        "test_skill": {h: s["skill"] for h, s in outcome.report["models"]["candidate"].items()},
+    }
+
+
+async def _latencies(db: Database, sid: int, lstm: registry.ModelRecord) -> dict:
+    """What the pair serves now, and its newest LSTM on every horizon in NumPy and through TF."""
+    candles = await recent_candles(db, sid, DAY_MS)
+    served = await registry.load_served(db, sid)
+    latency = {"served_numpy": latency_ms(served, candles)}
+    for backend, use_tf in (("lstm_numpy", False), ("lstm_tf_function", True)):
+        every_horizon = ServedPredictor(served.baseline, registry.load(lstm, use_tf), set(HORIZONS))
+        latency[backend] = latency_ms(every_horizon, candles)
+    return latency
 
 
 async def bench(args: argparse.Namespace, url) -> dict:  # noqa: ANN001
@@ -82,38 +142,17 @@ async def bench(args: argparse.Namespace, url) -> dict:  # noqa: ANN001
         until_ms = int(args.until.replace(tzinfo=UTC).timestamp() * 1000) if args.until else None
         sid = await load(db, args.pair, until_ms)
         await ensure_baseline(db, store, sid)
-        options = TrainOptions(trials=args.trials, epochs=args.epochs, days=args.days)
-        started = time.perf_counter()
-        outcome = await train_pair(db, store, sid, options, settings.data_dir / "tune")
-        total = time.perf_counter() - started
-        candles = await recent_candles(db, sid, 86_400_000)
-        served = await registry.load_served(db, sid)
+        result = {"bench": "train", "pair": args.pair, "until": args.until.isoformat() if args.until else None}
+        if not args.latency_only:
+            result |= await _train(db, store, sid, args, settings.data_dir / "tune")
         lstm = await registry.current(db, sid, LSTM) or await registry.current(db, sid, LSTM, registry.SHADOW)
-        latency = {"served_numpy": latency_ms(served, candles)}
-        for backend, use_tf in (("lstm_numpy", False), ("lstm_tf_function", True)):
-            latency[backend] = latency_ms(ServedPredictor(served.baseline, registry.load(lstm, use_tf), {1, 5, 15, 30}), candles)
-        return {
-            "bench": "train",
-            "pair": args.pair,
-            "days": args.days,
-            "data_minutes": len(await recent_candles(db, sid, args.days * 86_400_000)),
-            "until": args.until.isoformat() if args.until else None,
-            "trials": args.trials,
-            "max_epochs": args.epochs,
-            "sweep_seconds": round(outcome.sweep_seconds, 1),
-            "train_pair_seconds": round(total, 1),
-            "target_seconds": 600,
+        return result | {
+            "lstm_config": lstm.hyperparameters,
+            "inference_ms": await _latencies(db, sid, lstm),
+            "inference_target_ms": INFERENCE_TARGET_MS,
             "cpus": os.cpu_count(),
+            "load_average": [round(x, 1) for x in os.getloadavg()],  # other work on the machine
             "machine": platform.processor() or platform.machine(),
-            "best_config": outcome.lstm.hyperparameters,
-            "val_skill": outcome.lstm.metrics["val_skill"],
-            "lstm_version": outcome.lstm.version,
-            "lstm_status": outcome.lstm.status,
-            "served_horizons": outcome.lstm.served_horizons,
-            "gate": [d.to_dict() for d in outcome.decisions],
-            "trial_val_skills": [t["val_skill"] for t in outcome.trials],
-            "test_skill": {h: s["skill"] for h, s in outcome.report["models"]["candidate"].items()},
-            "inference_ms": latency,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     finally:
@@ -127,6 +166,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--until", type=datetime.fromisoformat, default=None, help="load minutes before this UTC time only")
+    parser.add_argument("--latency-only", action="store_true", help="time inference of the registered models, no training")
     args = parser.parse_args()
     with database_url(get_settings()) as url:
         result = asyncio.run(bench(args, url))

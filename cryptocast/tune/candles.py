@@ -55,6 +55,10 @@ class Candles:
             self.frame[self.frame["open_time_ms"] >= start_ms].reset_index(drop=True), self.derived
         )
 
+    def tail(self, n: int) -> Candles:
+        """The newest ``n`` candles (a cheap positional slice: this is on the serving path)."""
+        return Candles(self.frame.iloc[-n:] if n > 0 else self.frame.iloc[:0], self.derived)
+
     def until(self, end_ms: int) -> Candles:
         return Candles(self.frame[self.frame["open_time_ms"] < end_ms].reset_index(drop=True), self.derived)
 

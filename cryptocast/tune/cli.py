@@ -131,11 +131,13 @@ def evaluate(
     pair: Pair,
     data: Annotated[Path | None, typer.Option(help="CSV/Parquet of 1-minute candles (open_time_ms,open,high,low,close,volume)")] = None,
     since: Annotated[datetime | None, typer.Option(help="score only origins from this UTC time on")] = None,
-    report: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
+    report: Annotated[Path | None, typer.Option(help="where to write the JSON report (the PNG goes beside it)")] = None,
 ) -> None:
-    """Score the pair's served models and persistence on data (by default the newest week in the database)."""
+    """Score the pair's served models and persistence on data (by default the newest week in the database);
+    writes the report as JSON and as a PNG plot beside it."""
     from cryptocast.tune.evaluation import evaluate as run_evaluation
     from cryptocast.tune.models import evaluation_set
+    from cryptocast.tune.plot import write_png
 
     settings = get_settings()
 
@@ -148,8 +150,9 @@ def evaluate(
     path = report or settings.data_dir / "reports" / f"evaluate-{pair.upper()}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
+    png = write_png(result, path.with_suffix(".png"))
     Console().print(results_table(result))
-    console.print(f"report: {path}")
+    console.print(f"report: {path} and {png.name}")
 
 
 def results_table(result: dict) -> Table:

@@ -5,7 +5,7 @@ in basis points of close(t), so pairs of any price level compare. Every average 
 with a standard error, and skill comes with a one-sided p-value on the per-day MAE differences, so
 a 0.3 % difference can be told from noise. Coverage has two standard errors: across days, and the
 pooled binomial one with an effective sample of minutes / h (overlapping h-minute targets are not
-independent).
+independent). The newest forecasts at one horizon are kept as a sample, for the report's plot.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from cryptocast.tune.stats import mean_se, one_sided_p
 
 BPS = 1e4
 REFERENCE = "persistence"
+SAMPLE_ORIGINS = 240  # the newest four hours of forecasts, kept in the report for the plot
+SAMPLE_HORIZON = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,19 @@ def _horizon_scores(t: Truth, f: ReturnForecast, j: int, h: int) -> dict:
     return out
 
 
+def _sample(t: Truth, f: ReturnForecast, origins: int, horizon: int) -> dict:
+    """Prices of the newest ``origins`` forecasts at one horizon, with the realised close(t + h)."""
+    j = HORIZONS.index(horizon)
+    keep = slice(max(len(t.idx) - origins, 0), None)
+    close, point = t.close[keep], f.point[keep, j]
+    out = {"actual": (close * np.exp(t.y[keep, j])).tolist(), "point": (close * np.exp(point)).tolist()}
+    for level in LEVELS:
+        half = f.half[level][keep, j]
+        key = round(level * 100)
+        out |= {f"lower_{key}": (close * np.exp(point - half)).tolist(), f"upper_{key}": (close * np.exp(point + half)).tolist()}
+    return out
+
+
 def json_safe(value: object) -> object:
     """NaN and infinity become null (JSON and JSONB have no such numbers)."""
     if isinstance(value, dict):
@@ -148,9 +163,16 @@ def evaluate(
         "days": len(np.unique(t.day)),
         "models": {},
     }
+    keep = slice(max(len(t.idx) - SAMPLE_ORIGINS, 0), None)
+    report["sample"] = {
+        "horizon": SAMPLE_HORIZON,
+        "origin_ms": t.open_time[keep].tolist(),
+        "models": {},
+    }
     for name, predictor in predictors.items():
         f = predictor.forecast_returns(candles, t.idx)
         report["models"][name] = {str(h): _horizon_scores(t, f, j, h) for j, h in enumerate(HORIZONS)}
+        report["sample"]["models"][name] = _sample(t, f, SAMPLE_ORIGINS, SAMPLE_HORIZON)
     reference = report["models"][REFERENCE]
     for scores in report["models"].values():
         for h, s in scores.items():

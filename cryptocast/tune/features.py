@@ -88,7 +88,9 @@ def on_grid(candles: Candles) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     grid = np.arange(times[0], times[-1] + MINUTE_MS, MINUTE_MS, dtype=np.int64)
     row = (times - times[0]) // MINUTE_MS
     columns = {}
-    for name in frame.columns.drop("open_time_ms"):
+    for name in frame.columns:  # not ``columns.drop``: that alone costs ~1 ms per serving call
+        if name == "open_time_ms":
+            continue
         column = np.full(len(grid), np.nan)
         column[row] = frame[name].to_numpy(np.float64)
         columns[name] = column
@@ -210,6 +212,20 @@ def compute(candles: Candles, spec: FeatureSpec = FeatureSpec()) -> FeatureFrame
         vol=np.where(complete, vol, np.nan),
         names=list(columns),
     )
+
+
+def serving_candles(rows: int) -> int:
+    """Candles behind the last ``rows`` feature rows: their lookback, and no more."""
+    return rows + LOOKBACK
+
+
+def compute_tail(candles: Candles, rows: int, spec: FeatureSpec = FeatureSpec()) -> FeatureFrame:
+    """Features of the last ``rows`` minutes only, by :func:`compute` itself on the candles they need.
+
+    Serving needs one window, not the whole history: this is the same code as training on a
+    shorter slice, and a test holds its rows equal to the matching rows of the full computation.
+    """
+    return compute(candles.tail(serving_candles(rows)), spec)
 
 
 @dataclass(frozen=True, slots=True)

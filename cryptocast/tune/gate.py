@@ -2,7 +2,9 @@
 
 On the latest walk-forward window the challenger's per-day MAE must beat both what the pair serves
 now at that horizon (its champion) and persistence of close(t), each by a one-sided sign-flip test
-at level ``ALPHA``. Where it does not, the baseline keeps (or the champion keeps) the horizon.
+at level ``ALPHA``. Where it does not, the baseline keeps (or the champion keeps) the horizon. The
+champion is held to the same standard at every retrain: a horizon where it no longer beats
+persistence on the latest window is demoted back to persistence (:func:`recheck`).
 """
 
 from __future__ import annotations
@@ -51,4 +53,32 @@ def decide(
                 f"(p={p_champ:.3g} vs champion, {p_pers:.3g} vs persistence, {len(challenger)} days)"
             )
         out.append(HorizonDecision(h, promote, p_champ, p_pers, reason))
+    return out
+
+
+def recheck(
+    champion: np.ndarray,
+    persistence: np.ndarray,
+    served: list[int],
+    alpha: float = ALPHA,
+    horizons: tuple[int, ...] = HORIZONS,
+) -> list[HorizonDecision]:
+    """Re-run the persistence half of the gate for the horizons a champion LSTM serves.
+
+    A champion keeps a horizon only while it still beats persistence on the latest window; where it
+    no longer does, the horizon goes back to persistence (``promote`` is False: demoted).
+    """
+    out = []
+    for j, h in enumerate(horizons):
+        if h not in served:
+            continue
+        p = one_sided_p(persistence[:, j] - champion[:, j])
+        if p < alpha:
+            reason = f"h={h}: champion kept, still beats persistence (p={p:.3g})"
+        else:
+            reason = (
+                f"h={h}: champion demoted to persistence, not better than it on the latest window "
+                f"at p<{alpha} (p={p:.3g}, {len(champion)} days)"
+            )
+        out.append(HorizonDecision(h, p < alpha, float("nan"), p, reason))
     return out

@@ -2,8 +2,8 @@
 
 The network predicts ``z_h = y_h / (vol(t) · sqrt(h))`` for every horizon at once; dividing by the
 recent realised volatility makes the target's spread roughly constant, so calm and volatile days
-weigh alike. :func:`numpy_forward` is the same network in NumPy, for replicas that do not load
-TensorFlow; a test holds the two equal within 1e-5.
+weigh alike. :mod:`cryptocast.tune.inference` runs the same network in NumPy, for replicas that do
+not load TensorFlow; a test holds the two equal within 1e-5.
 """
 
 from __future__ import annotations
@@ -109,26 +109,3 @@ class Trainer:
         """Predicted log returns (origins, horizons)."""
         return forward(self.model, self.x, idx, self.config.seq_len) * horizon_scale(vol[idx])
 
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * v))
-
-
-def numpy_forward(weights: list[np.ndarray], layers: int, x: np.ndarray) -> np.ndarray:
-    """The Keras network's output computed in NumPy (gate order i, f, c, o as Keras stores it)."""
-    seq = x.astype(np.float64)
-    for layer in range(layers):
-        kernel, recurrent, bias = weights[3 * layer : 3 * layer + 3]
-        units = recurrent.shape[0]
-        h = np.zeros((seq.shape[0], units))
-        c = np.zeros_like(h)
-        outputs = []
-        for step in range(seq.shape[1]):
-            gates = seq[:, step] @ kernel + h @ recurrent + bias
-            i, f, g, o = np.split(gates, 4, axis=1)
-            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
-            outputs.append(h)
-        seq = np.stack(outputs, axis=1)
-    dense_kernel, dense_bias = weights[3 * layers :]
-    return seq[:, -1] @ dense_kernel + dense_bias

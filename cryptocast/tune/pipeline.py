@@ -22,10 +22,10 @@ from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune import registry
 from cryptocast.tune.candles import Candles, data_span, from_database
 from cryptocast.tune.dataset import DAY_MS, HORIZONS, SplitSpans
-from cryptocast.tune.evaluation import evaluate
-from cryptocast.tune.gate import HorizonDecision, decide
+from cryptocast.tune.evaluation import evaluate, json_safe
+from cryptocast.tune.gate import HorizonDecision, decide, recheck
 from cryptocast.tune.predictor import LSTM, PERSISTENCE, LstmPredictor, Predictor
-from cryptocast.tune.sweep import run_sweep
+from cryptocast.tune.sweep import SweepResult, run_sweep
 from cryptocast.tune.training import lstm_predictor, persistence_predictor, prepare
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class TrainOutcome:
     baseline: registry.ModelRecord
     lstm: registry.ModelRecord
     decisions: list[HorizonDecision]
+    rechecks: list[HorizonDecision]  # the previous champion's horizons, kept or demoted
     report: dict  # scores on the latest walk-forward window
     sweep_seconds: float
     trials: list[dict]
@@ -116,7 +117,32 @@ async def train_pair(
     sweep = await asyncio.to_thread(
         run_sweep, candles, options.spans, options.trials, options.epochs, options.seed, storage, on_trial_done, ray_address
     )
-    sweep_seconds = time.perf_counter() - started
+    return await gate_and_register(db, store, sid, candles, options, sweep, time.perf_counter() - started)
+
+
+def _without(daily: np.ndarray, fallback: np.ndarray, horizons: set[int]) -> np.ndarray:
+    """``daily`` with the columns of ``horizons`` taken from ``fallback``."""
+    out = daily.copy()
+    for j, h in enumerate(HORIZONS):
+        if h in horizons:
+            out[:, j] = fallback[:, j]
+    return out
+
+
+async def gate_and_register(
+    db: Database,
+    store: registry.ModelStore,
+    sid: int,
+    candles: Candles,
+    options: TrainOptions,
+    sweep: SweepResult,
+    sweep_seconds: float = 0.0,
+) -> TrainOutcome:
+    """Calibrate the sweep's winner, score everything on the latest window, gate, register.
+
+    The champion is re-checked first: a horizon where it no longer beats persistence goes back to
+    persistence (and the challenger then only has persistence to beat there).
+    """
     prepared = prepare(candles, sweep.config, options.spans)
     candidate, candidate_plain = lstm_predictor(prepared, sweep.config, sweep.weights)
     test_start = prepared.split.bounds[3]
@@ -129,9 +155,16 @@ async def train_pair(
     if await registry.current(db, sid, PERSISTENCE) is not None:
         contenders[CHAMPION_NOW] = await registry.load_served(db, sid)
     report = evaluate(candles, contenders, since_ms=test_start, period_ms=options.period_ms)
-    champion = CHAMPION_NOW if CHAMPION_NOW in report["models"] else "persistence"
-    decisions = decide(_daily(report, CANDIDATE), _daily(report, champion), _daily(report, "persistence"))
+    persistence_daily = _daily(report, "persistence")
+    champion_daily = _daily(report, CHAMPION_NOW if CHAMPION_NOW in report["models"] else "persistence")
+    champion_lstm = await registry.current(db, sid, LSTM)
+    rechecks = recheck(champion_daily, persistence_daily, champion_lstm.served_horizons) if champion_lstm else []
+    demoted = {d.horizon for d in rechecks if not d.promote}
+    decisions = decide(_daily(report, CANDIDATE), _without(champion_daily, persistence_daily, demoted), persistence_daily)
     served = [d.horizon for d in decisions if d.promote]
+    if demoted and not served:  # the champion stays, on the horizons it still earns
+        kept = [h for h in champion_lstm.served_horizons if h not in demoted]
+        await registry.demote(db, champion_lstm, kept, "; ".join(d.reason for d in rechecks))
     span = _span(candles)
     baseline_record = await registry.register(
         db, store, sid, baseline, registry.CHAMPION, "recalibrated with the daily retrain", **span,
@@ -146,6 +179,7 @@ async def train_pair(
             "served_horizons": served,
             "val_skill": sweep.val_skill,
             "gate": [d.to_dict() for d in decisions],
+            "champion_recheck": json_safe([d.to_dict() for d in rechecks]),
             "test": _compact(report["models"][CANDIDATE]),
             "test_plain_conformal": _compact(report["models"]["candidate_plain_conformal"]),
             "test_window": {"start": ms_to_dt(test_start).isoformat(), "days": report["days"]},
@@ -153,5 +187,4 @@ async def train_pair(
     )
     await registry.prune(db, sid, options.keep)
     log.info("trained %s v%d: %s", LSTM, lstm_record.version, reason, extra={"symbol_id": sid})
-    return TrainOutcome(baseline_record, lstm_record, decisions, report, sweep_seconds, sweep.trials)
-
+    return TrainOutcome(baseline_record, lstm_record, decisions, rechecks, report, sweep_seconds, sweep.trials)

@@ -18,8 +18,9 @@ import numpy as np
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.conformal import LEVELS, Calibration
 from cryptocast.tune.dataset import HORIZONS, horizon_scale, origins
-from cryptocast.tune.features import LOOKBACK, FeatureFrame, FeatureSpec, Scaler, compute
-from cryptocast.tune.lstm import LstmConfig, build, numpy_forward, windows
+from cryptocast.tune.features import FeatureFrame, FeatureSpec, Scaler, compute, serving_candles
+from cryptocast.tune.inference import NumpyLstm
+from cryptocast.tune.lstm import LstmConfig, build, windows
 
 PERSISTENCE = "persistence"
 LSTM = "lstm"
@@ -69,7 +70,7 @@ class Predictor:
     @property
     def window_minutes(self) -> int:
         """Consecutive candles, ending at the origin, that :meth:`predict` needs."""
-        return self.seq_len + LOOKBACK
+        return serving_candles(self.seq_len)
 
     def features(self, candles: Candles, cache: dict | None = None) -> FeatureFrame:
         """Features of ``candles``; ``cache`` shares them between predictors of one call."""
@@ -94,12 +95,11 @@ class Predictor:
 
     def predict(self, candles: Candles) -> Forecast:
         """Forecast from the latest minute of ``candles`` (at least :attr:`window_minutes` of them)."""
-        recent = candles.frame.tail(self.window_minutes)
-        if len(recent) < self.window_minutes:
-            raise NotEnoughHistory(f"need {self.window_minutes} consecutive minutes, got {len(recent)}")
-        window = Candles(recent.reset_index(drop=True), candles.derived)
+        if len(candles) < self.window_minutes:
+            raise NotEnoughHistory(f"need {self.window_minutes} consecutive minutes, got {len(candles)}")
+        window = candles.tail(self.window_minutes)
         cache: dict = {}
-        ff = self.features(window, cache)
+        ff = self.features(window, cache)  # the same features as compute_tail(candles, seq_len)
         last = np.array([len(ff.open_time) - 1])
         if not ff.usable[-self.seq_len :].all():
             raise NotEnoughHistory(f"the last {self.window_minutes} minutes are not complete")
@@ -180,6 +180,7 @@ class LstmPredictor(Predictor):
         self.calibration = calibration
         self.spec = FeatureSpec(config.groups)
         self.seq_len = config.seq_len
+        self._numpy = NumpyLstm(weights, config.layers)
         self._tf_call = self._compile(len(scaler.mean)) if use_tf else None
 
     def _compile(self, n_features: int):  # noqa: ANN202 - a tf.function
@@ -195,7 +196,7 @@ class LstmPredictor(Predictor):
         """Scaled network output for windows (origins, seq_len, features)."""
         if self._tf_call is not None:
             return np.asarray(self._tf_call(x.astype(np.float32)), dtype=np.float64)
-        return numpy_forward(self.weights, self.config.layers, x)
+        return self._numpy(x).astype(np.float64)
 
     def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
         x = np.nan_to_num(self.scaler.transform(ff.values), nan=0.0)

@@ -199,6 +199,21 @@ async def load_served(db: Database, symbol_id: int, use_tf: bool = False) -> Ser
     )
 
 
+async def demote(db: Database, record: ModelRecord, kept: list[int], reason: str) -> ModelRecord:
+    """Take horizons from an LSTM champion; with none left it is retired and persistence serves alone."""
+    status = CHAMPION if kept else RETIRED
+    async with db.begin() as conn:
+        row = (
+            await conn.execute(
+                update(models)
+                .where(models.c.id == record.id)
+                .values(metrics=record.metrics | {"served_horizons": kept}, status=status, status_reason=reason)
+                .returning(*models.c)
+            )
+        ).one()
+    return _record(row)
+
+
 async def rollback(db: Database, symbol_id: int) -> ModelRecord | None:
     """Retire the LSTM champion and restore the one it replaced (None: the baseline alone serves)."""
     async with db.begin() as conn:

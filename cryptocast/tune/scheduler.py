@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 
@@ -21,12 +22,16 @@ from cryptocast.sql.schema import commands, models, symbols
 from cryptocast.tune.dataset import DAY_MS
 from cryptocast.tune.predictor import LSTM
 
+if TYPE_CHECKING:  # the pipeline pulls in Ray Tune: imported where training runs, not here
+    from cryptocast.tune.pipeline import TrainOptions
+
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
 DEFAULT_DAILY_MINUTE = 2 * 60  # 02:00 UTC: the quietest hours of the day for most pairs
 DEFAULT_STAGGER_MINUTES = 20
 POLL_SECONDS = 30.0
+SCHEDULER_CPUS = 0.02  # like the ingestion actors: a reservation, not a core
 LIVE = "live"
 
 
@@ -134,24 +139,30 @@ class Scheduler:
 
 
 def scheduler_actor():  # noqa: ANN201 - a Ray actor class
-    """The scheduler as a Ray actor: one per cluster, zero CPUs reserved (it mostly waits)."""
+    """The scheduler as a Ray actor: one per cluster, a sliver of a CPU reserved (it mostly waits;
+    the trials it starts reserve their own fractions)."""
     import ray
 
-    @ray.remote(num_cpus=0)
+    @ray.remote(num_cpus=SCHEDULER_CPUS)
     class SchedulerActor:
         def __init__(
-            self, database_url: str, model_store: str, storage: str, clock: Callable[[], int], **schedule: int
+            self,
+            database_url: str,
+            model_store: str,
+            storage: str,
+            clock: Callable[[], int],
+            options: TrainOptions | None = None,
+            **schedule: int,
         ) -> None:
             from cryptocast.tune.pipeline import TrainOptions, train_pair
             from cryptocast.tune.registry import ModelStore
 
             self.db = Database(database_url)
             store = ModelStore(model_store)
+            train_options = options or TrainOptions()
 
             async def train(sid: int, symbol: str) -> object:
-                import tempfile
-
-                return await train_pair(self.db, store, sid, TrainOptions(), Path(tempfile.gettempdir()) / "cryptocast-tune")
+                return await train_pair(self.db, store, sid, train_options, Path(storage))
 
             self.scheduler = Scheduler(self.db, train, clock, **schedule)
 
@@ -160,5 +171,8 @@ def scheduler_actor():  # noqa: ANN201 - a Ray actor class
 
         async def tick(self) -> list[Job]:
             return await self.scheduler.tick()
+
+        async def close(self) -> None:
+            await self.db.dispose()
 
     return SchedulerActor

@@ -2,14 +2,13 @@
 
 Each trial gets a fraction of a CPU and a one-thread TensorFlow, so a sweep runs beside live
 ingestion on two cores. Trials checkpoint their weights every epoch; the winner is the checkpoint
-with the best validation skill vs persistence (not the lowest loss). Ray binds loopback only.
+with the best validation skill vs persistence (not the lowest loss). Ray is started (or joined)
+by :func:`cryptocast.actors.ray_runtime.start_ray`, which keeps a local head on loopback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -17,27 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
-# On Linux Ray resolves 127.0.0.1 to the host's routable address and binds every server there or on
-# all interfaces; with "cluster mode" off it keeps them on loopback. Read when ray is first imported.
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-import ray  # noqa: E402
-from ray import tune  # noqa: E402
-from ray.tune.schedulers import ASHAScheduler  # noqa: E402
-from ray.tune.search.basic_variant import BasicVariantGenerator  # noqa: E402
-
-from cryptocast.settings import LOOPBACK
+from cryptocast.actors.ray_runtime import start_ray
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.dataset import SplitSpans
 from cryptocast.tune.features import DEFAULT_GROUPS
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.training import fit, prepare
 
-log = logging.getLogger(__name__)
-
 TRIAL_CPU = 0.5
-RAY_CPUS = 2
+RAY_CPUS = 2  # a local head's CPUs; a cluster joined by address keeps its own
 METRIC = "val_skill"
 GRACE_EPOCHS = 1
 WEIGHTS_FILE = "weights.npz"
@@ -58,25 +49,6 @@ class SweepResult:
     weights: list[np.ndarray]
     val_skill: float
     trials: list[dict]  # config and best validation skill of every trial
-
-
-def ensure_ray(address: str | None = None) -> None:
-    """Join the configured cluster, or start a local one listening on loopback only."""
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-        return
-    ray.init(
-        address="local",
-        num_cpus=RAY_CPUS,
-        include_dashboard=False,
-        _node_ip_address=LOOPBACK,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    if ray.util.get_node_ip_address() != LOOPBACK:
-        log.warning("Ray listens on %s, not loopback: import ray after cryptocast.tune.sweep", ray.util.get_node_ip_address())
 
 
 def _trial(config: dict, candles: Candles, spans: SplitSpans, epochs: int, seed: int) -> None:
@@ -113,7 +85,7 @@ def run_sweep(
     ray_address: str | None = None,
 ) -> SweepResult:
     """Search ``trials`` configurations; return the best checkpoint by validation skill."""
-    ensure_ray(ray_address)
+    start_ray(num_cpus=RAY_CPUS, address=ray_address)  # the one way Ray starts: loopback only
     trainable = tune.with_resources(
         tune.with_parameters(_trial, candles=candles, spans=spans, epochs=epochs, seed=seed), {"cpu": TRIAL_CPU}
     )

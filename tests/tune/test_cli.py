@@ -1,26 +1,32 @@
-"""``cryptocast evaluate`` and ``models list`` on a real database and a gzipped CSV the model never saw."""
+"""``cryptocast evaluate`` (JSON and PNG) and ``models list`` on a real database and a gzipped CSV the model never saw."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import struct
 
+import numpy as np
 import pytest
 import typer
 from tune_data import btc, load_pair
 from typer.testing import CliRunner
 
+from cryptocast.records import MINUTE_MS
 from cryptocast.settings import get_settings
 from cryptocast.sql.database import Database
 from cryptocast.tune import registry
 from cryptocast.tune.cli import register
 from cryptocast.tune.dataset import SplitSpans
+from cryptocast.tune.evaluation import SAMPLE_ORIGINS
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.pipeline import ensure_baseline
 from cryptocast.tune.training import fit, lstm_predictor, prepare
 
 HOUR_MS = 3_600_000
 SMALL = LstmConfig(seq_len=10, units=8, epochs=1, batch=128, seed=3)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MIN_PNG_BYTES = 30_000  # three panels of markers, bands and lines; a blank figure is a few kB
 
 
 async def _setup(url, store_dir) -> None:  # noqa: ANN001
@@ -57,5 +63,19 @@ def test_evaluate_on_an_unseen_csv(cli_env, db_url) -> None:  # noqa: ANN001
     assert set(scores["models"]) == {"served", "persistence", "persistence_plain_conformal", "lstm_v2_all_horizons"}
     assert scores["models"]["served"]["30"]["skill"] == 0.0  # the shadow LSTM is not served
     assert 0.5 < scores["models"]["persistence"]["1"]["coverage_80"] < 1.0
+    # the plot's sample is the newest forecasts against the realised close(t + h) from the file
+    sample = scores["sample"]
+    h = sample["horizon"]
+    close = btc(1.0, offset_days=10).frame.set_index("open_time_ms")["close"]
+    expected = close.reindex([t + h * MINUTE_MS for t in sample["origin_ms"]]).to_numpy()
+    np.testing.assert_allclose(sample["models"]["served"]["actual"], expected, rtol=1e-12)
+    assert sample["origin_ms"][-1] == scores["last_origin_ms"] and len(sample["origin_ms"]) == SAMPLE_ORIGINS
+    lstm = sample["models"]["lstm_v2_all_horizons"]
+    assert all(lo <= p <= hi for lo, p, hi in zip(lstm["lower_80"], lstm["point"], lstm["upper_80"], strict=True))
+    png = report.with_suffix(".png")
+    data = png.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > MIN_PNG_BYTES
+    width, height = struct.unpack(">II", data[16:24])  # IHDR: a full-size figure, not an empty canvas
+    assert width >= 800 and height >= 800
     listing = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "240"})
     assert listing.exit_code == 0 and "shadow" in listing.output and "persistence" in listing.output

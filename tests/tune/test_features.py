@@ -9,7 +9,7 @@ from tune_data import HOLE_START_MS, btc, ethbtc_around_hole
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.dataset import HORIZONS, SplitSpans, origins, targets
-from cryptocast.tune.features import GROUPS, LOOKBACK, FeatureSpec, FeatureUnavailable, compute
+from cryptocast.tune.features import GROUPS, LOOKBACK, FeatureSpec, FeatureUnavailable, compute, compute_tail
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.training import prepare
 
@@ -88,3 +88,18 @@ def test_derived_fields_are_refused_unless_asked_for() -> None:
     assert "taker_share" in compute(Candles(frame), FeatureSpec(("returns", "taker"))).names
     with pytest.raises(FeatureUnavailable, match="top-of-book"):
         compute(btc(0.2), FeatureSpec(("returns", "book")))
+
+
+@pytest.mark.parametrize("seq_len", [15, 60])
+def test_serving_features_of_the_tail_equal_the_full_computation(seq_len: int) -> None:
+    candles = _with_book(btc(0.5))
+    spec = FeatureSpec(GROUPS)
+    full = compute(candles, spec)
+    tail = compute_tail(candles, seq_len, spec)
+    assert len(tail.open_time) == seq_len + LOOKBACK  # only what the last window needs
+    np.testing.assert_array_equal(tail.open_time[-seq_len:], full.open_time[-seq_len:])
+    np.testing.assert_array_equal(tail.values[-seq_len:], full.values[-seq_len:])
+    np.testing.assert_array_equal(tail.vol[-seq_len:], full.vol[-seq_len:])
+    assert tail.usable[-seq_len:].all() and not tail.usable[: LOOKBACK].any()
+    # one minute shorter and the first row of the window loses its lookback
+    assert not compute(candles.tail(seq_len + LOOKBACK - 1), spec).usable[-seq_len:].all()

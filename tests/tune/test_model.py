@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 from tune_data import btc
 
+from cryptocast.tune import inference
 from cryptocast.tune.conformal import Calibration
 from cryptocast.tune.dataset import SplitSpans
-from cryptocast.tune.lstm import LstmConfig, build, numpy_forward
+from cryptocast.tune.inference import numpy_forward
+from cryptocast.tune.lstm import LstmConfig, build
 from cryptocast.tune.predictor import LstmPredictor, from_bytes
 from cryptocast.tune.training import fit, lstm_predictor, prepare
 
 HOUR_MS = 3_600_000
 SPANS = SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)
 SMALL = LstmConfig(seq_len=10, units=8, layers=1, epochs=1, batch=128, seed=3)
+SMALL_BATCH = 100  # origins per NumPy batch in the equality test, so batching is exercised cheaply
 
 
 @pytest.fixture(scope="module")
@@ -22,26 +25,34 @@ def prepared():  # noqa: ANN201
     return prepare(btc(1.0), SMALL, SPANS)
 
 
-def test_numpy_forward_equals_keras() -> None:
-    config = LstmConfig(seq_len=12, layers=2, units=16, dropout=0.2)
+def test_numpy_forward_equals_keras(monkeypatch) -> None:  # noqa: ANN001
+    config = LstmConfig(seq_len=60, layers=2, units=64, dropout=0.2)  # the served size
     model = build(config, n_features=7)
-    x = np.random.default_rng(0).normal(size=(64, 12, 7)).astype(np.float32)
+    weights = [w + np.random.default_rng(1).normal(0, 0.1, w.shape).astype(np.float32) for w in model.get_weights()]
+    model.set_weights(weights)  # non-zero biases, so a gate-order mix-up cannot pass
+    monkeypatch.setattr(inference, "BATCH_ORIGINS", SMALL_BATCH)
+    x = np.random.default_rng(0).normal(size=(2 * SMALL_BATCH + 5, 60, 7)).astype(np.float32)  # three batches
     keras_out = np.asarray(model(x, training=False))
-    np.testing.assert_allclose(numpy_forward(model.get_weights(), config.layers, x), keras_out, atol=1e-5)
-    assert np.abs(keras_out).max() > 1e-3  # not trivially zero
+    out = numpy_forward(weights, config.layers, x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, keras_out, atol=1e-5)
+    assert np.abs(keras_out).max() > 1e-2  # not trivially zero
 
 
-def test_training_with_a_fixed_seed_is_reproducible(prepared) -> None:  # noqa: ANN001
-    first, _ = fit(prepared, SMALL)
+@pytest.fixture(scope="module")
+def weights(prepared):  # noqa: ANN001, ANN201 - trained once, shared by the tests below
+    return fit(prepared, SMALL)[0]
+
+
+def test_training_with_a_fixed_seed_is_reproducible(prepared, weights) -> None:  # noqa: ANN001
     second, _ = fit(prepared, SMALL)
     other, _ = fit(prepared, LstmConfig.from_dict(SMALL.to_dict() | {"seed": 4}))
-    for a, b in zip(first, second, strict=True):
+    for a, b in zip(weights, second, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert not all(np.array_equal(a, c) for a, c in zip(first, other, strict=True))
+    assert not all(np.array_equal(a, c) for a, c in zip(weights, other, strict=True))
 
 
-def test_artifact_round_trip_and_tf_path_agree(prepared) -> None:  # noqa: ANN001
-    weights, _ = fit(prepared, SMALL)
+def test_artifact_round_trip_and_tf_path_agree(prepared, weights) -> None:  # noqa: ANN001
     predictor, _ = lstm_predictor(prepared, SMALL, weights)
     restored = from_bytes(predictor.to_bytes())
     compiled = from_bytes(predictor.to_bytes(), use_tf=True)

@@ -10,18 +10,22 @@ from tune_data import HOLE_START_MS, btc, ethbtc_around_hole, load_pair
 
 from cryptocast.tune import registry
 from cryptocast.tune.candles import from_database
-from cryptocast.tune.dataset import SplitSpans, origins, targets
+from cryptocast.tune.dataset import HORIZONS, SplitSpans, origins, targets
 from cryptocast.tune.features import compute
-from cryptocast.tune.gate import decide
+from cryptocast.tune.gate import decide, recheck
 from cryptocast.tune.lstm import LstmConfig
-from cryptocast.tune.pipeline import ensure_baseline
-from cryptocast.tune.predictor import LSTM, PERSISTENCE
+from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, gate_and_register
+from cryptocast.tune.predictor import LSTM, PERSISTENCE, LstmPredictor
+from cryptocast.tune.sweep import SweepResult
 from cryptocast.tune.training import fit, lstm_predictor, prepare
 
 HOUR_MS = 3_600_000
 SPANS = SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)
 SMALL = LstmConfig(seq_len=10, units=8, epochs=1, batch=128, seed=3)
 ALL = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+# Added to the network's output (volatility-scaled returns): a forecast of a 3-sigma rise every
+# minute, far worse than persistence on every period of the test window.
+BIAS = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +110,37 @@ def test_a_worse_challenger_is_never_promoted() -> None:
     assert all(d.promote for d in decisions) and "beats champion" in decisions[0].reason
     # better than persistence but not than the champion: the champion keeps the horizon
     assert not any(d.promote for d in decide(persistence * 0.95, persistence * 0.9, persistence))
+
+
+def test_a_champion_keeps_only_the_horizons_where_it_still_beats_persistence() -> None:
+    rng = np.random.default_rng(0)
+    persistence = rng.uniform(10, 20, size=(7, 4))
+    champion = persistence * np.array([0.9, 1.05, 0.9, 0.9])  # better at 1, 15, 30; worse at 5
+    checks = recheck(champion, persistence, served=[1, 5, 15])
+    assert [(d.horizon, d.promote) for d in checks] == [(1, True), (5, False), (15, True)]  # 30 was not served
+    assert "demoted to persistence" in checks[1].reason and "kept" in checks[0].reason
+
+
+async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retrain(db, tmp_path, lstm) -> None:  # noqa: ANN001
+    store = registry.ModelStore(str(tmp_path))
+    candles = btc(1.0)
+    sid = await load_pair(db, "BTCUSDT", candles)
+    await ensure_baseline(db, store, sid)
+    weights = [*lstm.weights[:-1], lstm.weights[-1] + BIAS]
+    biased = LstmPredictor(SMALL, weights, lstm.scaler, lstm.calibration)
+    champion = await registry.register(
+        db, store, sid, biased, registry.CHAMPION, "promoted earlier", metrics={"served_horizons": list(HORIZONS)}
+    )
+    served_before = await registry.load_served(db, sid)
+    assert {h.source for h in served_before.predict(candles).horizons} == {LSTM}
+    options = TrainOptions(days=1, spans=SPANS, period_ms=HOUR_MS // 2)  # 6 periods: smallest p = 1/64
+    outcome = await gate_and_register(db, store, sid, candles, options, SweepResult(SMALL, weights, 0.0, []))
+    assert [(d.horizon, d.promote) for d in outcome.rechecks] == [(h, False) for h in HORIZONS]
+    assert all(d.p_vs_persistence >= 0.05 for d in outcome.rechecks)
+    old = next(r for r in await registry.records(db, sid) if r.id == champion.id)
+    assert old.status == registry.RETIRED and old.served_horizons == []
+    assert old.status_reason.count("demoted to persistence") == len(HORIZONS)
+    assert outcome.lstm.status == registry.SHADOW  # the equally biased challenger is not promoted either
+    assert outcome.lstm.metrics["champion_recheck"][0]["reason"].startswith("h=1: champion demoted")
+    forecast = (await registry.load_served(db, sid)).predict(candles)
+    assert all(h.source == PERSISTENCE and h.point == forecast.close for h in forecast.horizons)
