@@ -114,6 +114,7 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path) 
     env["CRYPTOCAST_DATA_DIR"] = str(tmp_path / "var")
     env["CRYPTOCAST_REPLAY_PORT"] = str(_free_port())
     env["CRYPTOCAST_REPLAY_SPEED"] = "60"
+    env["CRYPTOCAST_API_PORT"] = str(_free_port())
     proc = subprocess.Popen([*CLI, "up"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
@@ -126,6 +127,16 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path) 
         output = "".join(lines)
         assert "(embedded)" in output and "schema 0001" in output, output
         assert "exchange: replay at http://127.0.0.1:" in output
+        import re
+
+        found = re.search(r"API: (http://\S+)", output)
+        assert found, output
+        api = found.group(1)
+        assert api.startswith("http://127.0.0.1:")
+        import httpx
+
+        health = httpx.get(api.rstrip("/") + "/health", timeout=30)
+        assert health.status_code == 200 and health.json()["database"]["ok"], health.text
         assert _postgres_pids(tmp_path / "var" / "pg"), "embedded server should be running"
         time.sleep(5)  # let ingestion run a little
         proc.send_signal(signal.SIGINT)
