@@ -5,46 +5,23 @@ Mounted on the main ``cryptocast`` app by :func:`register`.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cryptocast.settings import Settings, get_settings
-from cryptocast.sql.database import Database, DatabaseUnavailable
+from cryptocast.cliutil import console, with_database
+from cryptocast.settings import get_settings
+from cryptocast.sql.database import Database
 
-console = Console(stderr=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
-T = TypeVar("T")
 
 Pair = Annotated[str, typer.Option("--pair", help="trading pair, e.g. BTCUSDT")]
-
-
-def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``work(db)`` against the configured (or embedded) database."""
-    from cryptocast.sql.runtime import database_url
-
-    async def run(url) -> T:  # noqa: ANN001
-        db = Database(url, pool_size=settings.db_pool_size)
-        try:
-            await db.check()
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        with database_url(settings) as url:
-            return asyncio.run(run(url))
-    except DatabaseUnavailable as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
 
 
 async def _pair_id(db: Database, pair: str) -> int:
@@ -73,20 +50,37 @@ def train(
     async def work(db: Database):  # noqa: ANN202
         sid = await _pair_id(db, pair)
         await ensure_baseline(db, store, sid)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task(f"training {pair.upper()}", total=trials)
             return await train_pair(
-                db, store, sid, TrainOptions(trials=trials, epochs=epochs, days=days),
-                settings.data_dir / "tune", lambda n, total: bar.update(task, completed=n), settings.ray_address,
+                db,
+                store,
+                sid,
+                TrainOptions(trials=trials, epochs=epochs, days=days),
+                settings.data_dir / "tune",
+                lambda n, total: bar.update(task, completed=n),
+                settings.ray_address,
             )
 
-    outcome = _run(settings, work)
+    outcome = with_database(settings, work)
     table = Table(title=f"{pair.upper()} LSTM v{outcome.lstm.version}: {outcome.lstm.status}")
     for column in ("horizon", "served by", "test skill", "p vs champion", "p vs persistence"):
         table.add_column(column, justify="right")
     for d in outcome.decisions:
         skill = outcome.report["models"]["candidate"][str(d.horizon)]["skill"]
-        table.add_row(f"{d.horizon} min", "lstm" if d.promote else "champion", f"{skill:+.4f}", f"{d.p_vs_champion:.3g}", f"{d.p_vs_persistence:.3g}")
+        table.add_row(
+            f"{d.horizon} min",
+            "lstm" if d.promote else "champion",
+            f"{skill:+.4f}",
+            f"{d.p_vs_champion:.3g}",
+            f"{d.p_vs_persistence:.3g}",
+        )
     Console().print(table)
     console.print(f"sweep: {outcome.sweep_seconds:.0f} s for {trials} trials")
 
@@ -101,13 +95,21 @@ def models_list(pair: Annotated[str | None, typer.Option("--pair", help="only th
         names = {s["id"]: s["symbol"] for s in await list_symbols(db)}
         return names, await records(db, await _pair_id(db, pair) if pair else None)
 
-    names, rows = _run(get_settings(), work)
+    names, rows = with_database(get_settings(), work)
     table = Table(title="models")
     for column in ("pair", "version", "kind", "status", "serves", "trained", "reason"):
         table.add_column(column)
     for r in rows:
         serves = ",".join(map(str, r.served_horizons)) if r.kind == "lstm" else "floor"
-        table.add_row(names.get(r.symbol_id, "?"), str(r.version), r.kind, r.status, serves, f"{r.trained_at:%Y-%m-%d %H:%M}", (r.status_reason or "")[:90])
+        table.add_row(
+            names.get(r.symbol_id, "?"),
+            str(r.version),
+            r.kind,
+            r.status,
+            serves,
+            f"{r.trained_at:%Y-%m-%d %H:%M}",
+            (r.status_reason or "")[:90],
+        )
     Console().print(table)
 
 
@@ -123,15 +125,22 @@ def models_rollback(pair: Pair) -> None:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
 
-    restored = _run(get_settings(), work)
-    console.print(f"restored v{restored.version}" if restored else "rolled back: the persistence baseline serves alone")
+    restored = with_database(get_settings(), work)
+    console.print(
+        f"restored v{restored.version}" if restored else "rolled back: the persistence baseline serves alone"
+    )
 
 
 def evaluate(
     pair: Pair,
-    data: Annotated[Path | None, typer.Option(help="CSV/Parquet of 1-minute candles (open_time_ms,open,high,low,close,volume)")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="CSV/Parquet of 1-minute candles (open_time_ms,open,high,low,close,volume)"),
+    ] = None,
     since: Annotated[datetime | None, typer.Option(help="score only origins from this UTC time on")] = None,
-    report: Annotated[Path | None, typer.Option(help="where to write the JSON report (the PNG goes beside it)")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="where to write the JSON report (the PNG goes beside it)")
+    ] = None,
 ) -> None:
     """Score the pair's served models and persistence on data (by default the newest week in the database);
     writes the report as JSON and as a PNG plot beside it."""
@@ -144,10 +153,13 @@ def evaluate(
     async def work(db: Database):  # noqa: ANN202
         return await evaluation_set(db, await _pair_id(db, pair), data)
 
-    candles, predictors, source = _run(settings, work)
+    candles, predictors, source = with_database(settings, work)
     since_ms = int(since.replace(tzinfo=since.tzinfo or UTC).timestamp() * 1000) if since else None
     result = run_evaluation(candles, predictors, since_ms=since_ms) | {"pair": pair.upper(), "data": source}
-    path = report or settings.data_dir / "reports" / f"evaluate-{pair.upper()}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path = (
+        report
+        or settings.data_dir / "reports" / f"evaluate-{pair.upper()}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     png = write_png(result, path.with_suffix(".png"))
@@ -159,14 +171,32 @@ def results_table(result: dict) -> Table:
     """Per model and horizon: skill (± SE over days), p, direction, coverage, width, pinball."""
     days = result["days"]
     table = Table(title=f"{result['pair']} on {result['data']}: {result['origins']:,} origins, {days} days")
-    for column in ("model", "h", "skill", "daily skill ± se", "p(better)", "direction", "cov 80", "cov 95", "width 80 bps", "pinball vs pers."):
+    for column in (
+        "model",
+        "h",
+        "skill",
+        "daily skill ± se",
+        "p(better)",
+        "direction",
+        "cov 80",
+        "cov 95",
+        "width 80 bps",
+        "pinball vs pers.",
+    ):
         table.add_column(column, justify="right")
     for name, scores in result["models"].items():
         for h, s in scores.items():
             table.add_row(
-                name, h, f"{s['skill']:+.4f}", f"{s['daily_skill']:+.4f} ± {_number(s['daily_skill_se'])}",
-                f"{s['p_better_than_persistence']:.3g}", f"{s['direction_accuracy']:.3f}", f"{s['coverage_80']:.3f}",
-                f"{s['coverage_95']:.3f}", f"{s['width_80_bps']:.1f}", f"{s['pinball_vs_persistence']:.4f}",
+                name,
+                h,
+                f"{s['skill']:+.4f}",
+                f"{s['daily_skill']:+.4f} ± {_number(s['daily_skill_se'])}",
+                f"{s['p_better_than_persistence']:.3g}",
+                f"{s['direction_accuracy']:.3f}",
+                f"{s['coverage_80']:.3f}",
+                f"{s['coverage_95']:.3f}",
+                f"{s['width_80_bps']:.1f}",
+                f"{s['pinball_vs_persistence']:.4f}",
             )
     return table
 
