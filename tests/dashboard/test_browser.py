@@ -18,6 +18,7 @@ from tests.dashboard.system import FIRST_PAIR, SECOND_PAIR, System
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000
+RANGE_JS = "() => document.querySelector('#price-chart .js-plotly-plot').layout.xaxis.range"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 
@@ -54,11 +55,18 @@ async def test_chart_updates_after_a_candle_closes_and_keeps_the_zoom(system: Sy
     await page.goto(system.dashboard_url)
     await _wait_traces(page, {"1m candles"})
     first = await last_candle(page)
-    zoom = await page.evaluate("""() => {
-        const g = document.querySelector('#price-chart .js-plotly-plot');
-        const x = g.data[0].x, range = [x[x.length - 30], x[x.length - 1]];
-        return Plotly.relayout(g, {'xaxis.range': range}).then(() => range);
-    }""")  # fmt: skip
+    box = await page.locator("#price-chart .nsewdrag").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    await page.mouse.move(box["x"] + box["width"] * 0.55, y)  # a box zoom, as a user drags it
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + box["width"] * 0.8, y, steps=8)
+    await page.mouse.up()
+    zoom = await page.evaluate(RANGE_JS)
+    assert (
+        zoom[0]
+        > (await page.evaluate("() => document.querySelector('#price-chart .js-plotly-plot').data[0].x"))[0]
+    )
     await page.wait_for_function(
         "(before) => { const g = document.querySelector('#price-chart .js-plotly-plot');"
         " const c = g.data.find(t => t.type === 'candlestick'); return c.x[c.x.length - 1] !== before; }",
