@@ -87,12 +87,14 @@ def on_grid(candles: Candles) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return times, {c: np.zeros(0) for c in frame.columns if c != "open_time_ms"}
     grid = np.arange(times[0], times[-1] + MINUTE_MS, MINUTE_MS, dtype=np.int64)
     row = (times - times[0]) // MINUTE_MS
+    # One conversion of the whole frame: column by column costs ~0.4 ms per serving call.
+    block = frame.to_numpy(np.float64)
     columns = {}
-    for name in frame.columns:  # not ``columns.drop``: that alone costs ~1 ms per serving call
+    for k, name in enumerate(frame.columns):
         if name == "open_time_ms":
             continue
         column = np.full(len(grid), np.nan)
-        column[row] = frame[name].to_numpy(np.float64)
+        column[row] = block[:, k]
         columns[name] = column
     return grid, columns
 

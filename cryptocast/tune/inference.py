@@ -4,8 +4,8 @@ A replica needs no TensorFlow: :class:`NumpyLstm` runs the Keras weights directl
 projection ``x @ W + b`` of a layer is one matmul over every time step at once; only ``h @ U`` and
 the gate arithmetic stay in the per-step loop, written in place into arrays allocated once per
 call. Everything is float32, as Keras computes, and a test holds the output equal to Keras within
-1e-5. Gate columns are reordered once from Keras' (i, f, g, o) to (i, f, o, g), so the three
-sigmoid gates are one contiguous slice and one ufunc call per step.
+1e-5. Gate columns are reordered once from Keras' (i, f, g, o) to (i, f, o, g) and the sigmoid
+gates' weights halved, so one ``tanh`` per step covers all four gates.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cryptocast.tune.runtime import single_threaded_blas
 GATES = 4
 KERAS_ORDER = ("i", "f", "g", "o")
 LOOP_ORDER = ("i", "f", "o", "g")  # sigmoid gates first, then the tanh candidate
+SIGMOID_GATES = 3
 DTYPE = np.float32
 # Origins per batch: bounds the (origins, steps, 4·units) input projection to ~100 MB when a whole
 # evaluation month is scored at once.
@@ -42,22 +43,23 @@ def _reorder(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([blocks[KERAS_ORDER.index(g)] for g in LOOP_ORDER], axis=-1), DTYPE)
 
 
-def _sigmoid_(v: np.ndarray) -> None:
-    """In-place logistic function, written as 0.5·(1 + tanh(v/2)) (no overflow for large |v|)."""
-    v *= 0.5
-    np.tanh(v, out=v)
-    v += 1.0
-    v *= 0.5
+def _prescale(w: np.ndarray, units: int) -> np.ndarray:
+    """Halve the sigmoid gates' columns (exact: a power of two), so that one ``tanh`` over all four
+    gates serves them too: sigmoid(v) = 0.5·(1 + tanh(v/2))."""
+    w = w.copy()
+    w[..., : SIGMOID_GATES * units] *= 0.5
+    return w
 
 
 class NumpyLstm:
     """Stacked Keras LSTM layers followed by the dense head, from ``model.get_weights()``."""
 
     def __init__(self, weights: list[np.ndarray], layers: int) -> None:
-        self.layers = [
-            _Layer(_reorder(weights[3 * k]), _reorder(weights[3 * k + 1]), _reorder(weights[3 * k + 2]))
-            for k in range(layers)
-        ]
+        self.layers = []
+        for k in range(layers):
+            kernel, recurrent, bias = (_reorder(w) for w in weights[3 * k : 3 * k + 3])
+            units = recurrent.shape[0]
+            self.layers.append(_Layer(*(_prescale(w, units) for w in (kernel, recurrent, bias))))
         self.dense_kernel = np.asarray(weights[3 * layers], DTYPE)
         self.dense_bias = np.asarray(weights[3 * layers + 1], DTYPE)
 
@@ -88,11 +90,13 @@ class NumpyLstm:
         tanh_c = np.empty_like(c)
         out = np.empty((origins, steps, u), DTYPE) if keep_sequence else None
         i, f, o, g = (gates[:, n * u : (n + 1) * u] for n in range(GATES))
+        sigmoid = gates[:, : SIGMOID_GATES * u]
         for step in range(steps):
             np.matmul(h, layer.recurrent, out=gates)
             gates += projected[:, step]
-            _sigmoid_(gates[:, : 3 * u])
-            np.tanh(g, out=g)
+            np.tanh(gates, out=gates)  # the candidate g, and the halved sigmoid gates
+            sigmoid += 1.0
+            sigmoid *= 0.5
             c *= f
             g *= i
             c += g

@@ -157,6 +157,13 @@ class PersistencePredictor(Predictor):
         self.spec = spec
         self.seq_len = 1
 
+    def features(self, candles: Candles, cache: dict | None = None) -> FeatureFrame:
+        """Any frame already computed for this call will do: persistence reads only the close and the
+        volatility, which every feature spec computes alike (saves a second pass when serving)."""
+        if cache:
+            return next(iter(cache.values()))
+        return super().features(candles, cache)
+
     def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
         return np.zeros((len(idx), len(self.horizons)))
 
