@@ -25,13 +25,14 @@ app.add_typer(bench_app, name="bench")
 def _mount_components() -> None:
     """Each component contributes its own commands (imports stay light: heavy ones load per command)."""
     from cryptocast.actors import cli as actors_cli
+    from cryptocast.dashboard import cli as dashboard_cli
     from cryptocast.exchange import cli as exchange_cli
     from cryptocast.k8s import cli as k8s_cli
     from cryptocast.serve import cli as serve_cli
     from cryptocast.tune import cli as tune_cli
 
     app.add_typer(exchange_cli.app, name="exchange")
-    for component in (actors_cli, tune_cli, serve_cli, k8s_cli):
+    for component in (actors_cli, tune_cli, serve_cli, dashboard_cli, k8s_cli):
         component.register(app)
 
 
@@ -137,8 +138,9 @@ def db_prune() -> None:
 
 @app.command()
 def up() -> None:
-    """Bring up the system (database, exchange, Ray, ingestion, serving) until Ctrl-C; prints the URLs."""
+    """Bring up the whole system (database, exchange, Ray, ingestion, serving, dashboard) until Ctrl-C."""
     from cryptocast.actors.cli import StopFlag, run_ingest
+    from cryptocast.dashboard.server import start_dashboard, stop_dashboard
     from cryptocast.serve.deploy import start_serving, stop_serving
     from cryptocast.sql.queries import schema_version
 
@@ -161,9 +163,14 @@ def up() -> None:
             settings, db.url.set(drivername="postgresql").render_as_string(hide_password=False)
         )
         console.print(f"API: {api} (OpenAPI at {api.rstrip('/')}/docs)")
+        console.print(f"dashboard: {start_dashboard(settings, api)}")
         console.print("[green]up[/] — press Ctrl-C to stop")
 
-    run_ingest(settings, stop, on_ready=ready, on_stop=stop_serving)
+    def shutdown() -> None:
+        stop_dashboard()
+        stop_serving()
+
+    run_ingest(settings, stop, on_ready=ready, on_stop=shutdown)
     console.print("stopped cleanly")
 
 

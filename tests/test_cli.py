@@ -115,6 +115,7 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path) 
     env["CRYPTOCAST_REPLAY_PORT"] = str(_free_port())
     env["CRYPTOCAST_REPLAY_SPEED"] = "60"
     env["CRYPTOCAST_API_PORT"] = str(_free_port())
+    env["CRYPTOCAST_DASHBOARD_PORT"] = str(_free_port())
     proc = subprocess.Popen([*CLI, "up"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
@@ -137,6 +138,9 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path) 
 
         health = httpx.get(api.rstrip("/") + "/health", timeout=30)
         assert health.status_code == 200 and health.json()["database"]["ok"], health.text
+        dashboard = re.search(r"dashboard: (http://\S+)", output)
+        assert dashboard and dashboard.group(1).startswith("http://127.0.0.1:")
+        assert httpx.get(dashboard.group(1), timeout=30).status_code == 200
         assert _postgres_pids(tmp_path / "var" / "pg"), "embedded server should be running"
         time.sleep(5)  # let ingestion run a little
         proc.send_signal(signal.SIGINT)

@@ -168,7 +168,7 @@ class Supervisor:
         self.restarts_total += 1
         log.warning("restarting in %.1f s: %s", delay, problem, extra={"pair": symbol})
         ray.kill(tracked.handle, no_restart=True)
-        del self.tracked[symbol]
+        self.tracked.pop(symbol, None)
         async with self.db.begin() as conn:
             await conn.execute(
                 update(symbols)

@@ -172,10 +172,7 @@ def test_ingestion_cluster_survives_head_restarts() -> None:
 
 def _cli() -> typer.Typer:
     from cryptocast.cli import app
-    from cryptocast.k8s.cli import register
 
-    if "k8s" not in {g.name for g in app.registered_groups}:
-        register(app)
     return app
 
 
@@ -199,12 +196,7 @@ def _exists(path: tuple[str, ...]) -> bool:
     return True
 
 
-MISSING_DASHBOARD = pytest.mark.xfail(strict=True, reason="the dashboard command is not built yet")
-
-
-@pytest.mark.parametrize(
-    "path", [("db", "upgrade"), ("k8s", "keep"), pytest.param(("dashboard",), marks=MISSING_DASHBOARD)]
-)
+@pytest.mark.parametrize("path", [("db", "upgrade"), ("k8s", "keep"), ("dashboard",)])
 def test_commands_the_manifests_run_exist(path: tuple[str, ...]) -> None:
     used = {p[: len(path)] for p in _commands("local")}
     assert path in used
