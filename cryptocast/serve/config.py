@@ -22,9 +22,10 @@ ROUTER_IMPORT = "cryptocast.serve.router:app"
 PAIR_IMPORT = "cryptocast.serve.pair:app"
 PAIR_DEPLOYMENT = "PairModel"
 PAIR_PREFIX = "pair_"
-# A pair replica mostly waits on I/O and runs a 1-12 ms NumPy forward pass: a twentieth of a core
-# lets 20 pairs fit beside ingestion and a Tune trial on two cores.
-PAIR_CPUS = 0.05
+# A pair replica mostly waits on I/O and runs a 1-12 ms NumPy forward pass. Reservations on two
+# cores with 20 pairs: 20 x 0.03 (pair replicas) + 0.15 (router) + 20 x 0.02 (ingest actors) + 0.03
+# (supervisor, budget) + 0.5 (a Tune trial) = 1.68; at 0.05 a pair it was 2.08, and the trial waited.
+PAIR_CPUS = 0.03
 ROUTER_CPUS = 0.1
 LIVE_CPUS = 0.05
 SERVED_STATES = ("new", "backfilling", "live", "paused", "halted", "error")  # not "removed"
@@ -56,6 +57,7 @@ class ServeOptions:
     manage_config: bool = True  # the router re-applies the config when the database changes
     skill_window_minutes: int = 24 * 60
     skill_min_samples: int = 120
+    access_log: bool = True  # one log line per request; off is one of Serve's throughput options
 
     @classmethod
     def from_settings(cls, settings: Settings, database_url: str | None = None) -> ServeOptions:
@@ -100,7 +102,9 @@ async def served_pairs(db: Database) -> list[PairEntry]:
         if key in ("persistence", "lstm", "shadow"):
             chosen.setdefault(sid, {})[key] = model_id
     return [
-        PairEntry(sid, symbol, **chosen.get(sid, {})) for sid, symbol, status in pairs if status in SERVED_STATES
+        PairEntry(sid, symbol, **chosen.get(sid, {}))
+        for sid, symbol, status in pairs
+        if status in SERVED_STATES
     ]
 
 
@@ -139,11 +143,14 @@ def router_application(options: ServeOptions) -> dict:
 
 def build_config(pairs: list[PairEntry], options: ServeOptions) -> dict:
     """A ``ServeDeploySchema`` document (the shape of ``serve deploy`` files and serveConfigV2)."""
-    return {
+    config = {
         "proxy_location": "HeadOnly",
         "http_options": {"host": options.host, "port": options.port},
         "applications": [router_application(options)] + [pair_application(p, options) for p in pairs],
     }
+    if not options.access_log:
+        config["logging_config"] = {"enable_access_log": False}
+    return config
 
 
 async def generate(db: Database, options: ServeOptions) -> dict:

@@ -1,0 +1,45 @@
+"""Serving benchmark: API throughput and latency against a no-op Serve floor, on loopback; JSON.
+
+    .venv/bin/python bench/serve.py                    # default Serve options, then the tuned ones
+    .venv/bin/python bench/serve.py --configs tuned
+    .venv/bin/python bench/serve.py --memory            # 20 live pairs and a Tune trial: RSS
+
+Concurrency 1, 16 and 64, idle and with two pairs live from the replay exchange at 60x; the
+candle close → stored prediction latency in the live phase. See ``cryptocast/serve/bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+
+from cryptocast.serve.bench import CONFIGS, run_serve_bench
+from cryptocast.serve.membench import run_memory_bench
+from cryptocast.settings import get_settings
+from cryptocast.sql.runtime import database_url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    parser.add_argument(
+        "--memory", action="store_true", help="RSS with 20 live pairs and a Tune trial instead"
+    )
+    args = parser.parse_args()
+    with (
+        database_url(get_settings()) as url,
+        tempfile.TemporaryDirectory(prefix="cryptocast-bench-models-") as store,
+    ):
+        if args.memory:
+            result = asyncio.run(run_memory_bench(url, store))
+        else:
+            result = asyncio.run(run_serve_bench(url, store, tuple(args.configs)))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
