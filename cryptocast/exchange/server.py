@@ -22,6 +22,7 @@ from aiohttp import web
 from cryptocast.exchange.clock import DEFAULT_HISTORY_MS, WEEK_MS, open_timeline, wall_ms
 from cryptocast.exchange.faults import FaultError, Faults
 from cryptocast.exchange.market import DERIVED_FIELDS, Market
+from cryptocast.exchange.protocol import REPLAY_INFO_PATH
 from cryptocast.exchange.ratelimit import DEFAULT_WEIGHT_LIMIT, FIRST_BAN_S, WeightLimiter
 from cryptocast.exchange.recordings import RecordingError, load_recordings
 from cryptocast.exchange.rest import RestApi
@@ -96,7 +97,7 @@ class ReplayServer:
                 web.get("/ws", self.hub.handle_raw),
                 web.get("/ws/{streams:.*}", self.hub.handle_raw),
                 web.get("/stream", self.hub.handle_combined),
-                web.get("/replay/info", self.info),
+                web.get(REPLAY_INFO_PATH, self.info),
                 web.get("/replay/faults", self.get_faults),
                 web.post("/replay/faults", self.post_faults),
                 web.delete("/replay/faults", self.delete_faults),

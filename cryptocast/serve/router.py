@@ -6,7 +6,6 @@ carry out. Every answer that carries data has a ``freshness`` block: the model t
 last candle and the data lag.
 """
 
-
 import asyncio
 import hashlib
 import json
@@ -26,12 +25,15 @@ from ray.serve.handle import DeploymentHandle
 
 from cryptocast.actors.commands import PairRejected, normalise_symbol, validate_pair
 from cryptocast.exchange.binance import BinanceExchange
+from cryptocast.exchange.clock import WEEK_MS
+from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
 from cryptocast.serve import errors, metrics, reads, scoring, timeranges
 from cryptocast.serve.auth import require_token
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
 from cryptocast.serve.errors import ApiError
 from cryptocast.serve.exchangeclock import ExchangeClock, server_time
 from cryptocast.serve.live import LivePredictor
+from cryptocast.serve.microcache import MicroCache
 from cryptocast.serve.runtime import replica_database
 from cryptocast.settings import get_settings
 from cryptocast.sql.queries import submit_command
@@ -41,6 +43,7 @@ from cryptocast.tune.scheduler import DEFAULT_DAILY_MINUTE, DEFAULT_STAGGER_MINU
 ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
+LATEST_TTL_S = 0.5  # the latest forecast changes once a minute; reuse it this long under load
 GZIP_MIN_BYTES = 1024
 MAX_WINDOW = 2000  # candles a caller may send to /predict
 MAX_PRICE = 1e12
@@ -80,7 +83,9 @@ class CandleIn(BaseModel):
 
 class PredictIn(BaseModel):
     candles: list[CandleIn] | None = Field(
-        None, max_length=MAX_WINDOW, description="your own window of consecutive minutes; omit to use stored candles"
+        None,
+        max_length=MAX_WINDOW,
+        description="your own window of consecutive minutes; omit to use stored candles",
     )
 
 
@@ -93,7 +98,8 @@ def _json(body: dict, request: Request | None = None) -> Response:
     data = json.dumps(body, default=str, separators=(",", ":")).encode()
     fresh = body.get("freshness") or {}
     basis = {k: v for k, v in body.items() if k != "freshness"} | {  # the clock-driven fields left out
-        "models": fresh.get("models"), "last_candle_time": fresh.get("last_candle_time")
+        "models": fresh.get("models"),
+        "last_candle_time": fresh.get("last_candle_time"),
     }
     stable = json.dumps(basis, default=str, separators=(",", ":")).encode()
     etag = '"' + hashlib.blake2b(stable, digest_size=12).hexdigest() + '"'
@@ -143,6 +149,17 @@ def _prediction(r: dict) -> dict:
     }  # fmt: skip
 
 
+async def _replay_details(client: httpx.AsyncClient, rest_url: str) -> dict:
+    """Which recordings a replay exchange plays, shifted by how much, how fast (for the banner)."""
+    info = (await client.get(rest_url.rstrip("/").removesuffix("/api") + REPLAY_INFO_PATH)).json()
+    weeks = sorted({round(sym["shiftMs"] / WEEK_MS) for sym in info["symbols"].values()})
+    return {
+        "recordings": {name: sym["recording"] for name, sym in info["symbols"].items()},
+        "shift": " / ".join(f"{w} weeks" for w in weeks),
+        "speed": info["speed"],
+    }
+
+
 @serve.deployment(name="Router", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
 @serve.ingress(api)
 class Router:
@@ -152,6 +169,7 @@ class Router:
         self.live = live
         self.exchange: BinanceExchange | None = None
         self.clock: ExchangeClock | None = None
+        self.latest_cache: MicroCache[dict] = MicroCache(LATEST_TTL_S)
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _pair(self, text: str) -> dict:
@@ -185,7 +203,14 @@ class Router:
             self.clock = ExchangeClock(server_time(await self._exchange()))
         try:
             return await asyncio.wait_for(self.clock.now_ms(), PROBE_TIMEOUT_S)
-        except (OSError, TimeoutError, aiohttp.ClientError, BinanceAPIException, BinanceRequestException, KeyError):
+        except (
+            OSError,
+            TimeoutError,
+            aiohttp.ClientError,
+            BinanceAPIException,
+            BinanceRequestException,
+            KeyError,
+        ):
             return None
 
     def _conflict_if_backfilling(self, row: dict) -> None:
@@ -193,7 +218,9 @@ class Router:
             b = _backfill(row)
             eta = f", about {b['eta_s']:.0f} s left" if b["eta_s"] is not None else ""
             pct = f"{b['percent']:.1f} % done" if b["percent"] is not None else "starting"
-            raise ApiError(409, f"{row['symbol']} is still backfilling ({pct}{eta})", "backfilling", progress=b)
+            raise ApiError(
+                409, f"{row['symbol']} is still backfilling ({pct}{eta})", "backfilling", progress=b
+            )
 
     def _handle(self, symbol: str) -> DeploymentHandle:
         return serve.get_deployment_handle(PAIR_DEPLOYMENT, app_name=pair_app_name(symbol))
@@ -203,7 +230,9 @@ class Router:
             ref = getattr(self._handle(symbol), method).remote(*args)
             return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
         except (KeyError, ValueError, ray.exceptions.RayError, TimeoutError) as exc:
-            raise ApiError(503, f"{symbol}: its model deployment is not reachable ({type(exc).__name__})") from None
+            raise ApiError(
+                503, f"{symbol}: its model deployment is not reachable ({type(exc).__name__})"
+            ) from None
 
     # --- system -----------------------------------------------------------------------------------
     @api.get("/health", summary="Database, supervisor, exchange and per-pair readiness")
@@ -243,7 +272,14 @@ class Router:
         try:
             async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
                 reply = await client.get(url)
-            return {"ok": reply.status_code == 200, "url": self.options.rest_url, "status": reply.status_code}
+                answer = {
+                    "ok": reply.status_code == 200,
+                    "url": self.options.rest_url,
+                    "status": reply.status_code,
+                }
+                if REPLAY_SPEED_HEADER in reply.headers:  # the exchange says it replays recordings
+                    answer["replay"] = await _replay_details(client, self.options.rest_url)
+            return answer
         except httpx.HTTPError as exc:
             return {"ok": False, "url": self.options.rest_url, "error": f"{type(exc).__name__}: {exc}"}
 
@@ -285,9 +321,13 @@ class Router:
         row = await reads.fetchrow(self.db, reads.PAIR_SQL, symbol)
         if row is not None and row["status"] != "removed":
             raise ApiError(409, f"{symbol} is already tracked (status {row['status']})", "already_tracked")
-        pending = [c for c in await reads.fetch(self.db, reads.OPEN_COMMANDS_SQL, symbol) if c["kind"] == "add_pair"]
+        pending = [
+            c for c in await reads.fetch(self.db, reads.OPEN_COMMANDS_SQL, symbol) if c["kind"] == "add_pair"
+        ]
         if pending:
-            raise ApiError(409, f"{symbol} was already requested (command {pending[0]['id']})", "already_requested")
+            raise ApiError(
+                409, f"{symbol} was already requested (command {pending[0]['id']})", "already_requested"
+            )
         try:
             info = await validate_pair(await self._exchange(), symbol)
         except PairRejected as exc:
@@ -301,7 +341,9 @@ class Router:
 
     async def _exchange(self) -> BinanceExchange:
         if self.exchange is None:
-            self.exchange = BinanceExchange(rest_url=self.options.rest_url, stream_url=self.options.stream_url)
+            self.exchange = BinanceExchange(
+                rest_url=self.options.rest_url, stream_url=self.options.stream_url
+            )
         return self.exchange
 
     @api.delete("/pairs/{symbol}", status_code=202, dependencies=[Depends(require_token)],
@@ -377,7 +419,10 @@ class Router:
             "top_of_book": items, "next_start": _next(rows, "minute", limit), "freshness": await self._freshness(row),
         }, request)  # fmt: skip
 
-    @api.get("/pairs/{symbol}/predictions", summary="Stored predictions by origin, with the actual close once known")
+    @api.get(
+        "/pairs/{symbol}/predictions",
+        summary="Stored predictions by origin, with the actual close once known",
+    )
     async def predictions(self, symbol: str, request: Request, start: Start = None, end: End = None,
                           limit: Limit = timeranges.DEFAULT_LIMIT, shadow: bool = False) -> Response:  # fmt: skip
         row = await self._pair(symbol)
@@ -391,6 +436,9 @@ class Router:
 
     @api.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
     async def latest(self, symbol: str, request: Request) -> Response:
+        return _json(await self.latest_cache.get(_symbol(symbol), lambda: self._latest(symbol)), request)
+
+    async def _latest(self, symbol: str) -> dict:
         row = await self._pair(symbol)
         origin = await reads.fetchval(self.db, reads.LATEST_ORIGIN_SQL, row["id"])
         if origin is None:
@@ -399,15 +447,19 @@ class Router:
                            "no_prediction")  # fmt: skip
         rows = await reads.fetch(self.db, reads.PREDICTIONS_SQL, row["id"], origin, origin + timedelta(minutes=1),
                                  timeranges.MAX_LIMIT, False)  # fmt: skip
-        return _json({
+        return {
             "symbol": row["symbol"], "origin_time": origin.isoformat(),
             "predictions": [_prediction(r) for r in rows], "freshness": await self._freshness(row),
-        }, request)  # fmt: skip
+        }  # fmt: skip
 
-    @api.post("/pairs/{symbol}/predict", summary="Forecast now, from your window or the newest stored candles")
+    @api.post(
+        "/pairs/{symbol}/predict", summary="Forecast now, from your window or the newest stored candles"
+    )
     async def predict(self, symbol: str, body: Annotated[PredictIn | None, Body()] = None) -> Response:
         row = await self._pair(symbol)
-        candles = [c.model_dump() for c in body.candles] if body is not None and body.candles is not None else None
+        candles = (
+            [c.model_dump() for c in body.candles] if body is not None and body.candles is not None else None
+        )
         if candles is None:
             self._conflict_if_backfilling(row)
         answer = await self._call(row["symbol"], "predict", candles)
@@ -422,7 +474,11 @@ class Router:
     async def retrain(self, symbol: str) -> Response:
         row = await self._pair(symbol)
         self._conflict_if_backfilling(row)
-        open_ = [c for c in await reads.fetch(self.db, reads.OPEN_COMMANDS_SQL, row["symbol"]) if c["kind"] == "retrain"]
+        open_ = [
+            c
+            for c in await reads.fetch(self.db, reads.OPEN_COMMANDS_SQL, row["symbol"])
+            if c["kind"] == "retrain"
+        ]
         if open_:
             raise ApiError(409, f"a retrain of {row['symbol']} is already {open_[0]['status']} (command {open_[0]['id']})",
                            "already_requested")  # fmt: skip

@@ -16,8 +16,8 @@ WITH newest AS (SELECT max(open_time) AS t FROM price_history WHERE symbol_id = 
 SELECT p.model_id, m.kind, m.version, p.served, p.horizon, count(*) AS n,
        avg(abs(p.predicted - a.close)) AS mae,
        avg(abs(o.close - a.close)) AS mae_persistence,
-       avg((a.close BETWEEN p.lower_80 AND p.upper_80)::int) AS coverage_80,
-       avg((a.close BETWEEN p.lower_95 AND p.upper_95)::int) AS coverage_95
+       avg((a.close BETWEEN p.lower_80 AND p.upper_80)::int)::float8 AS coverage_80,
+       avg((a.close BETWEEN p.lower_95 AND p.upper_95)::int)::float8 AS coverage_95
 FROM predictions p
 JOIN models m ON m.id = p.model_id
 JOIN price_history a ON a.symbol_id = p.symbol_id AND a.open_time = p.origin_time + p.horizon * interval '1 minute'

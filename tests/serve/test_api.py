@@ -39,8 +39,12 @@ async def test_reads_carry_freshness_and_page(served, client) -> None:  # noqa: 
     models = (await client.get(f"/models/{PAIR}")).json()
     assert models["versions"][0]["kind"] == "persistence" and models["versions"][0]["status"] == "champion"
     health = (await client.get("/health")).json()
+    assert "database" in health, health
     assert health["database"]["ok"] and health["exchange"]["ok"] and not health["supervisor"]["ok"]
     assert health["pairs"][PAIR]["serving"] == "RUNNING"
+    replay = health["exchange"]["replay"]  # the banner's facts: which recordings, shifted how much, how fast
+    assert replay["speed"] == 60.0 and replay["recordings"]["BTCUSDT"] == "BTCUSDT-2025-03.parquet"
+    assert replay["shift"].endswith("weeks")
     assert (await client.get("/docs")).status_code == 200
     assert "/pairs/{symbol}/predictions/latest" in (await client.get("/openapi.json")).json()["paths"]
     text = (await client.get("/metrics")).text
