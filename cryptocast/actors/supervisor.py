@@ -31,6 +31,9 @@ SUPERVISOR_CPUS = 0.02
 TICK_S = 1.0
 STATUS_TIMEOUT_S = 10.0
 HUNG_AFTER_S = 60.0  # wall seconds without a heartbeat: the actor is stuck
+# A new actor's process may take this long to start when many start at once on 2 cores; until
+# then an unanswered status call means "still starting", not "hung" (a death is still a death).
+STARTUP_GRACE_S = 180.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 60.0
 HEALTHY_RESET_S = 10.0  # an actor healthy this long resets its back-off
@@ -111,8 +114,7 @@ class Supervisor:
         wanted = {symbol for symbol, status in rows if status in RUNNING_STATES}
         for symbol in sorted(set(self.tracked) - wanted):
             await self._stop_pair(symbol)
-        for symbol in sorted(wanted):
-            await self._ensure(symbol)
+        await asyncio.gather(*(self._ensure(symbol) for symbol in sorted(wanted)))
 
     async def _ensure(self, symbol: str) -> None:
         now = time.time()
@@ -129,7 +131,10 @@ class Supervisor:
         problem = await self._health(symbol, tracked)
         if problem is None:
             # Back-off is for crash loops: an actor that got back to live (or ran a while) starts afresh.
-            if self.last_status[symbol].get("state") == "live" or now - tracked.started > HEALTHY_RESET_S:
+            if (
+                self.last_status.get(symbol, {}).get("state") == "live"
+                or now - tracked.started > HEALTHY_RESET_S
+            ):
                 self.failures.pop(symbol, None)
             return
         await self._restart(symbol, tracked, problem)
@@ -140,11 +145,16 @@ class Supervisor:
         except RayActorError as exc:
             return f"actor died: {str(exc).splitlines()[0]}"
         except (TimeoutError, GetTimeoutError):
+            if time.time() - tracked.started < STARTUP_GRACE_S:
+                return None
             return f"no answer within {STATUS_TIMEOUT_S:.0f} s"
         self.last_status[symbol] = status
         if status["finished"]:
             return status["error"] or "ingestion ended"
-        if time.time() - status["heartbeat"] > HUNG_AFTER_S:
+        if (
+            time.time() - status["heartbeat"] > HUNG_AFTER_S
+            and time.time() - tracked.started > STARTUP_GRACE_S
+        ):
             return f"hung: no heartbeat for {time.time() - status['heartbeat']:.0f} s"
         return None
 
