@@ -1,0 +1,39 @@
+"""A short-lived cache for hot reads: one database round trip per key per ``ttl_s``, however many callers.
+
+The latest forecast of a pair changes once a minute, yet it is the answer most polled. Under load,
+reusing it for half a second takes the database off the request path without making it stale in
+any way that matters (its ``freshness`` block still says when it was read). Concurrent misses for
+the same key wait for one query instead of each sending their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class MicroCache(Generic[T]):
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self.entries: dict[str, tuple[float, T]] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    def _fresh(self, key: str) -> T | None:
+        hit = self.entries.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    async def get(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
+        """The cached value of ``key``, or ``make()``'s (exceptions propagate and nothing is kept)."""
+        value = self._fresh(key)
+        if value is not None:
+            return value
+        async with self.locks.setdefault(key, asyncio.Lock()):
+            value = self._fresh(key)
+            if value is None:
+                value = await make()
+                self.entries[key] = (time.monotonic() + self.ttl_s, value)
+            return value

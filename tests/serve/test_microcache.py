@@ -1,0 +1,41 @@
+"""The hot-read cache: one query per key per TTL under concurrent callers; errors are not kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cryptocast.serve.microcache import MicroCache
+
+TTL_S = 0.2
+
+
+async def test_concurrent_misses_share_one_call_and_expire() -> None:
+    cache: MicroCache[int] = MicroCache(TTL_S)
+    calls = 0
+
+    async def make() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return calls
+
+    assert await asyncio.gather(*(cache.get("BTCUSDT", make) for _ in range(20))) == [1] * 20
+    assert await cache.get("ETHUSDT", make) == 2  # keys are separate
+    await asyncio.sleep(TTL_S * 1.5)
+    assert await cache.get("BTCUSDT", make) == 3
+
+
+async def test_errors_are_not_cached() -> None:
+    cache: MicroCache[int] = MicroCache(TTL_S)
+
+    async def fail() -> int:
+        raise LookupError("not tracked")
+
+    async def succeed() -> int:
+        return 7
+
+    with pytest.raises(LookupError):
+        await cache.get("X", fail)
+    assert await cache.get("X", succeed) == 7
