@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cryptocast.settings import ConfigurationError, ExchangeName, Settings
+from cryptocast.settings import EXCHANGE_URLS, ConfigurationError, ExchangeName, Settings
 
 
 def test_dev_defaults_bind_loopback_and_use_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,7 +23,7 @@ def test_env_prefix_and_csv_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRYPTOCAST_EXCHANGE", "binance-us")
     s = Settings(_env_file=None)
     assert s.pairs == ["BTCUSDT", "ETHBTC"]
-    assert s.rest_url == "https://api.binance.us/api"
+    assert s.rest_url == EXCHANGE_URLS[ExchangeName.BINANCE_US][0]
     assert not s.is_replay
 
 
