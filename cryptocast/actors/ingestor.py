@@ -108,6 +108,14 @@ class Counters:
     dropped_from_buffer: int = 0
 
 
+@dataclass(frozen=True)
+class StreamEnded:
+    """A stream's read loop ended; tagged with its stream so the end of a replaced one is ignored."""
+
+    stream: MarketStream
+    error: ExchangeStreamError
+
+
 class PairIngestor:
     """Backfill then stream one pair; safe to kill at any moment and start again."""
 
@@ -139,7 +147,7 @@ class PairIngestor:
         self._pending_book: deque[BookTop] = deque()
         self._reconcile: list[Candle] = []
         self._quote: BookQuote | None = None
-        self._events: asyncio.Queue[KlineUpdate | BookQuote | Exception] = asyncio.Queue()
+        self._events: asyncio.Queue[KlineUpdate | BookQuote | StreamEnded] = asyncio.Queue()
         self._on_status = on_status
         self._db_down = False
         self._dropped: tuple[int, int] | None = None  # span of candles dropped from a full buffer
@@ -337,9 +345,9 @@ class PairIngestor:
             async for update in stream:
                 self._events.put_nowait(update)
         except ExchangeStreamError as exc:
-            self._events.put_nowait(exc)
+            self._events.put_nowait(StreamEnded(stream, exc))
         except Exception as exc:  # noqa: BLE001 - anything else that kills the read loop ends this stream
-            self._events.put_nowait(ExchangeStreamError(f"{type(exc).__name__}: {exc}"))
+            self._events.put_nowait(StreamEnded(stream, ExchangeStreamError(f"{type(exc).__name__}: {exc}")))
 
     async def _live(self, stop: asyncio.Event, stream: MarketStream, reader: asyncio.Task) -> None:
         assert self.clock is not None
@@ -368,11 +376,13 @@ class PairIngestor:
                     await self._tick()
                     continue
                 event = getter.result()
-                if isinstance(event, Exception):
+                if isinstance(event, StreamEnded):
+                    if event.stream is not stream:
+                        continue  # the end of a stream already replaced by a planned renewal
                     failures += 1
                     self.counters.reconnects += 1
-                    self.last_error = f"stream: {event}"
-                    log.warning("stream failed (%s); reconnecting", event, extra=self._extra)
+                    self.last_error = f"stream: {event.error}"
+                    log.warning("stream failed (%s); reconnecting", event.error, extra=self._extra)
                     reader.cancel()
                     await _close_quietly(stream)
                     await asyncio.sleep(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** min(failures, 6)))
