@@ -29,14 +29,28 @@ def render_command(
         bool, typer.Option("--from-database", help="generate serveConfigV2 from the symbols table instead")
     ] = False,
     root: Annotated[Path | None, typer.Option(help="the k8s/ directory (default: the checkout's)")] = None,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE for the cryptocast-config ConfigMap (repeatable), e.g. "
+            "CRYPTOCAST_BIND_HOST=127.0.0.1 to run the config on a local Ray",
+        ),
+    ] = None,
 ) -> None:
     """Print every manifest of an overlay (multi-document YAML, ready for ``kubectl apply -f -``)."""
     from cryptocast.k8s.render import default_root, dump, overlays, render
-    from cryptocast.k8s.serveconfig import cluster_options, offline_config
+    from cryptocast.k8s.serveconfig import ENV_PREFIX, cluster_options, offline_config
 
     base = root or default_root()
     if overlay not in overlays(base):
         raise typer.BadParameter(f"unknown overlay {overlay!r}; choose from {', '.join(overlays(base))}")
+    overrides = {}
+    for item in set_values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith(ENV_PREFIX):
+            raise typer.BadParameter(f"--set takes {ENV_PREFIX}KEY=VALUE, not {item!r}")
+        overrides[key] = value
     if from_database:
         from cryptocast.cliutil import with_database
         from cryptocast.serve.config import served_pairs
@@ -53,7 +67,7 @@ def render_command(
         def config_for(settings: Settings) -> dict:
             return offline_config(settings, symbols)
 
-    typer.echo(dump(render(overlay, config_for, base)), nl=False)
+    typer.echo(dump(render(overlay, config_for, base, overrides)), nl=False)
 
 
 @k8s_app.command("keep")

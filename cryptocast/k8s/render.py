@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from cryptocast.k8s.kustomize import build
-from cryptocast.k8s.serveconfig import settings_from_env
+from cryptocast.k8s.serveconfig import ENV_PREFIX, settings_from_env
 from cryptocast.settings import Settings
 
 CONFIG_MAP = "cryptocast-config"
@@ -38,16 +38,37 @@ def cluster_env(docs: list[dict]) -> dict[str, str]:
     return dict(find(docs, "ConfigMap", CONFIG_MAP)["data"])
 
 
+def with_settings(docs: list[dict], overrides: dict[str, str]) -> list[dict]:
+    """Change entries of the shared ConfigMap (``CRYPTOCAST_*``), before serveConfigV2 is generated.
+
+    For running the rendered cluster somewhere other than Kubernetes (a local Ray on loopback, with
+    its own port, model store and exchange): the manifests and the Serve config stay consistent.
+    """
+    unknown = [key for key in overrides if not key.startswith(ENV_PREFIX)]
+    if unknown:
+        raise ValueError(f"only {ENV_PREFIX}* settings can be set: {unknown}")
+    find(docs, "ConfigMap", CONFIG_MAP)["data"].update(overrides)
+    return docs
+
+
 def with_serve_config(docs: list[dict], config: dict) -> list[dict]:
     """Put ``config`` into the RayService as serveConfigV2 (a YAML string, as KubeRay expects)."""
     find(docs, "RayService", RAY_SERVICE)["spec"]["serveConfigV2"] = yaml.safe_dump(config, sort_keys=False)
     return docs
 
 
-def render(overlay: str, config_for: Callable[[Settings], dict], root: Path | None = None) -> list[dict]:
-    """Manifests of ``overlay``; ``config_for(settings)`` returns the Serve config to embed."""
+def render(
+    overlay: str,
+    config_for: Callable[[Settings], dict],
+    root: Path | None = None,
+    overrides: dict[str, str] | None = None,
+) -> list[dict]:
+    """Manifests of ``overlay``; ``config_for(settings)`` returns the Serve config to embed.
+
+    ``overrides`` replaces ConfigMap entries first (see :func:`with_settings`).
+    """
     base = root or default_root()
-    docs = build(base / OVERLAYS / overlay)
+    docs = with_settings(build(base / OVERLAYS / overlay), overrides or {})
     return with_serve_config(docs, config_for(settings_from_env(cluster_env(docs))))
 
 

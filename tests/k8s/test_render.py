@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from cryptocast.k8s.cli import register
 from cryptocast.k8s.kustomize import KustomizeError, apply_json_patch, build
+from cryptocast.k8s.render import CONFIG_MAP
 from tests.k8s.manifests import K8S
 
 
@@ -73,3 +74,21 @@ def test_render_command_prints_every_manifest_with_the_requested_pairs() -> None
     )
     refused = CliRunner().invoke(app, ["k8s", "render", "--overlay", "moon", "--root", str(K8S)])
     assert refused.exit_code != 0 and "local" in refused.output
+
+
+def test_set_changes_the_config_map_and_the_serve_config_it_generates() -> None:
+    app = typer.Typer()
+    register(app)
+    args = ["k8s", "render", "--overlay", "local", "--pairs", "BTCUSDT", "--root", str(K8S)]
+    loopback = ["--set", "CRYPTOCAST_BIND_HOST=127.0.0.1", "--set", "CRYPTOCAST_API_PORT=18000"]
+    result = CliRunner().invoke(app, args + loopback)
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.output))
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == CONFIG_MAP)
+    assert config_map["data"]["CRYPTOCAST_BIND_HOST"] == "127.0.0.1"
+    service = next(d for d in docs if d["kind"] == "RayService")
+    config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    assert config["http_options"] == {"host": "127.0.0.1", "port": 18000}
+    assert config["applications"][0]["args"]["host"] == "127.0.0.1"
+    refused = CliRunner().invoke(app, args + ["--set", "RAY_ADDRESS=auto"])
+    assert refused.exit_code != 0 and "CRYPTOCAST_" in refused.output
