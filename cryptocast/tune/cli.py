@@ -141,12 +141,21 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="where to write the JSON report (the PNG goes beside it)")
     ] = None,
+    daily_calibration: Annotated[
+        bool,
+        typer.Option(
+            "--daily-calibration/--fixed-calibration",
+            help="refit the intervals each day on the days before it, as the daily retrain does when serving",
+        ),
+    ] = True,
 ) -> None:
     """Score the pair's served models and persistence on data (by default the newest week in the database);
     writes the report as JSON and as a PNG plot beside it."""
+    from cryptocast.tune.dataset import SplitSpans
     from cryptocast.tune.evaluation import evaluate as run_evaluation
     from cryptocast.tune.models import evaluation_set
     from cryptocast.tune.plot import write_png
+    from cryptocast.tune.walkforward import DailyRecalibrated
 
     settings = get_settings()
 
@@ -154,8 +163,15 @@ def evaluate(
         return await evaluation_set(db, await _pair_id(db, pair), data)
 
     candles, predictors, source = with_database(settings, work)
+    if daily_calibration:
+        calib_ms = SplitSpans().calib_ms
+        predictors = {name: DailyRecalibrated(p, calib_ms) for name, p in predictors.items()}
     since_ms = int(since.replace(tzinfo=since.tzinfo or UTC).timestamp() * 1000) if since else None
-    result = run_evaluation(candles, predictors, since_ms=since_ms) | {"pair": pair.upper(), "data": source}
+    result = run_evaluation(candles, predictors, since_ms=since_ms) | {
+        "pair": pair.upper(),
+        "data": source,
+        "calibration": "daily" if daily_calibration else "fixed",
+    }
     path = (
         report
         or settings.data_dir / "reports" / f"evaluate-{pair.upper()}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"

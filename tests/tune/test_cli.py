@@ -17,13 +17,14 @@ from cryptocast.settings import get_settings
 from cryptocast.sql.database import Database
 from cryptocast.tune import registry
 from cryptocast.tune.cli import register
-from cryptocast.tune.dataset import SplitSpans
+from cryptocast.tune.dataset import DAY_MS, SplitSpans
 from cryptocast.tune.evaluation import SAMPLE_ORIGINS
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.pipeline import ensure_baseline
 from cryptocast.tune.training import fit, lstm_predictor, prepare
 
 HOUR_MS = 3_600_000
+UNSEEN_DAYS = 3.5  # intervals are recalibrated daily on the 2 days before, so 2 days go to calibration
 SMALL = LstmConfig(seq_len=10, units=8, epochs=1, batch=128, seed=3)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_PNG_BYTES = 30_000  # three panels of markers, bands and lines; a blank figure is a few kB
@@ -52,21 +53,23 @@ def cli_env(db_url, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
 def test_evaluate_on_an_unseen_csv(cli_env, db_url) -> None:  # noqa: ANN001
     asyncio.run(_setup(db_url, get_settings().model_store))
     unseen = cli_env / "BTCUSDT-unseen.csv.gz"
-    btc(1.0, offset_days=10).frame.to_csv(unseen, index=False, compression="gzip")
+    btc(UNSEEN_DAYS, offset_days=10).frame.to_csv(unseen, index=False, compression="gzip")
     app = typer.Typer()
     register(app)
     report = cli_env / "report.json"
     result = CliRunner().invoke(app, ["evaluate", "--pair", "BTCUSDT", "--data", str(unseen), "--report", str(report)])
     assert result.exit_code == 0, result.output
     scores = json.loads(report.read_text())
-    assert scores["data"] == unseen.name and scores["days"] >= 1
+    assert scores["data"] == unseen.name and scores["days"] >= 1 and scores["calibration"] == "daily"
+    first_scored = min(scores["first_origin_ms"], *scores["sample"]["origin_ms"])
+    assert first_scored >= (btc(UNSEEN_DAYS, offset_days=10).open_time[0] // DAY_MS + 2) * DAY_MS  # after 2 calibration days
     assert set(scores["models"]) == {"served", "persistence", "persistence_plain_conformal", "lstm_v2_all_horizons"}
     assert scores["models"]["served"]["30"]["skill"] == 0.0  # the shadow LSTM is not served
     assert 0.5 < scores["models"]["persistence"]["1"]["coverage_80"] < 1.0
     # the plot's sample is the newest forecasts against the realised close(t + h) from the file
     sample = scores["sample"]
     h = sample["horizon"]
-    close = btc(1.0, offset_days=10).frame.set_index("open_time_ms")["close"]
+    close = btc(UNSEEN_DAYS, offset_days=10).frame.set_index("open_time_ms")["close"]
     expected = close.reindex([t + h * MINUTE_MS for t in sample["origin_ms"]]).to_numpy()
     np.testing.assert_allclose(sample["models"]["served"]["actual"], expected, rtol=1e-12)
     assert sample["origin_ms"][-1] == scores["last_origin_ms"] and len(sample["origin_ms"]) == SAMPLE_ORIGINS

@@ -1,0 +1,63 @@
+"""Daily recalibration as served: no day's intervals use that day or later, and they cover as stated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tune_data import btc
+
+from cryptocast.tune.candles import from_frame
+from cryptocast.tune.dataset import DAY_MS, HORIZONS, horizon_scale, targets
+from cryptocast.tune.features import compute
+from cryptocast.tune.training import persistence_predictor
+from cryptocast.tune.walkforward import DailyRecalibrated
+
+
+def _recalibrated(candles):  # noqa: ANN001, ANN202
+    baseline, _ = persistence_predictor(candles.until(int(candles.open_time[0]) + 2 * DAY_MS), 2 * DAY_MS)
+    return DailyRecalibrated(baseline, 2 * DAY_MS)
+
+
+def test_days_without_a_full_calibration_span_before_them_are_not_scored() -> None:
+    candles = btc(5)
+    idx = _recalibrated(candles).usable_origins(candles)
+    first_day = int(candles.open_time[0]) // DAY_MS * DAY_MS
+    assert len(idx) > 0
+    assert compute(candles).open_time[idx].min() >= first_day + 2 * DAY_MS
+
+
+def test_a_days_quantiles_do_not_change_when_that_day_and_later_change() -> None:
+    candles = btc(5)
+    predictor = _recalibrated(candles)
+    idx = predictor.usable_origins(candles)
+    ff = compute(candles)
+    day = int(ff.open_time[idx].max()) // DAY_MS * DAY_MS
+    today = idx[ff.open_time[idx] >= day]
+
+    def quantiles(c):  # noqa: ANN001, ANN202 - half-width per unit of the origin's own scale
+        out = predictor.forecast_returns(c, today)
+        return out.half[0.8] / horizon_scale(compute(c).vol[today], HORIZONS)
+
+    frame = candles.frame.copy()
+    later = frame["open_time_ms"] >= day
+    shock = np.random.default_rng(1).lognormal(0, 0.01, later.sum())
+    for column in ("open", "high", "low", "close"):
+        frame.loc[later, column] = frame.loc[later, column] * shock
+    frame.loc[later, "high"] = frame.loc[later, ["open", "high", "low", "close"]].max(axis=1)
+    frame.loc[later, "low"] = frame.loc[later, ["open", "high", "low", "close"]].min(axis=1)
+    shocked = from_frame(pd.DataFrame(frame))
+    assert not np.allclose(compute(shocked).close[today], ff.close[today])
+    np.testing.assert_allclose(quantiles(shocked), quantiles(candles))
+
+
+def test_recalibrated_intervals_cover_near_nominal_on_days_they_never_saw() -> None:
+    candles = btc(8)
+    predictor = _recalibrated(candles)
+    idx = predictor.usable_origins(candles)
+    ff = compute(candles)
+    y = targets(ff)[idx]
+    idx, y = idx[np.isfinite(y).all(axis=1)], y[np.isfinite(y).all(axis=1)]
+    out = predictor.forecast_returns(candles, idx)
+    for level in (0.8, 0.95):
+        coverage = (np.abs(y - out.point) <= out.half[level]).mean(axis=0)
+        assert np.all(np.abs(coverage - level) < 0.04), (level, coverage)
