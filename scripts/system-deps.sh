@@ -2,11 +2,13 @@
 # Debian packages the test suite needs, installed only when missing (idempotent, quiet when done).
 #   postgresql: the TCP server the suite runs against beside the embedded one
 #   chromium, chromium-driver: the real browser the dashboard tests drive (Playwright)
+#   redis-server: the GCS store of the Ray head in the GCS fault-tolerance tests (tests/k8s)
 set -euo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
