@@ -100,7 +100,9 @@ class LocalRedis:
         deadline = time.monotonic() + 30
         while not self.ping():
             if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start: {(self.directory / 'redis.log').read_text()}")
+                raise RuntimeError(
+                    f"redis-server did not start: {(self.directory / 'redis.log').read_text()}"
+                )
             time.sleep(0.2)
 
     def ping(self) -> bool:
@@ -345,7 +347,9 @@ async def _ingestion(server_url: URL | str, pairs: tuple[str, ...], speed: float
         try:
             for pair in pairs:
                 await submit_command(db, "add_pair", pair)
-            with replay_process(ReplayConfig(speed=speed, pairs=list(pairs), history_ms=HISTORY_MS)) as replay:
+            with replay_process(
+                ReplayConfig(speed=speed, pairs=list(pairs), history_ms=HISTORY_MS)
+            ) as replay:
                 yield db, url, replay
         finally:
             await db.dispose()
