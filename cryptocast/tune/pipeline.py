@@ -26,7 +26,7 @@ from cryptocast.tune.evaluation import evaluate, json_safe
 from cryptocast.tune.gate import HorizonDecision, decide, recheck
 from cryptocast.tune.predictor import LSTM, PERSISTENCE, LstmPredictor, Predictor
 from cryptocast.tune.sweep import SweepResult, run_sweep
-from cryptocast.tune.training import lstm_predictor, persistence_predictor, prepare
+from cryptocast.tune.training import lstm_predictor, persistence_predictor, prepare, recent_calibration
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ async def gate_and_register(
     prepared = prepare(candles, sweep.config, options.spans)
     candidate, candidate_plain = lstm_predictor(prepared, sweep.config, sweep.weights)
     test_start = prepared.split.bounds[3]
-    baseline, baseline_plain = persistence_predictor(candles.until(test_start), options.spans.calib_ms)
+    baseline, _ = persistence_predictor(candles.until(test_start), options.spans.calib_ms)
     contenders: dict[str, Predictor] = {
         CANDIDATE: candidate,
         "persistence": baseline,
@@ -166,9 +166,15 @@ async def gate_and_register(
         kept = [h for h in champion_lstm.served_horizons if h not in demoted]
         await registry.demote(db, champion_lstm, kept, "; ".join(d.reason for d in rechecks))
     span = _span(candles)
+    # Scored with calibrations fitted before the test window; served with ones refitted on the newest
+    # days, so an interval is never calibrated on data older than the last retrain's.
+    served_baseline, served_plain = persistence_predictor(candles, options.spans.calib_ms)
+    candidate = LstmPredictor(
+        sweep.config, sweep.weights, prepared.scaler, recent_calibration(candidate, candles, options.spans.calib_ms)[0]
+    )
     baseline_record = await registry.register(
-        db, store, sid, baseline, registry.CHAMPION, "recalibrated with the daily retrain", **span,
-        metrics={"plain_calibration": baseline_plain.to_dict(), "test": _compact(report["models"]["persistence"])},
+        db, store, sid, served_baseline, registry.CHAMPION, "recalibrated with the daily retrain", **span,
+        metrics={"plain_calibration": served_plain.to_dict(), "test": _compact(report["models"]["persistence"])},
     )
     status = registry.CHAMPION if served else registry.SHADOW
     reason = "; ".join(d.reason for d in decisions)

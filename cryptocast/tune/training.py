@@ -18,7 +18,7 @@ from cryptocast.tune.conformal import Calibration
 from cryptocast.tune.dataset import Split, SplitSpans, horizon_scale, origins, split, targets
 from cryptocast.tune.features import FeatureFrame, FeatureSpec, Scaler, compute
 from cryptocast.tune.lstm import LstmConfig, Trainer
-from cryptocast.tune.predictor import LstmPredictor, PersistencePredictor
+from cryptocast.tune.predictor import LstmPredictor, PersistencePredictor, Predictor
 
 
 @dataclass(slots=True)
@@ -90,13 +90,18 @@ def lstm_predictor(
     return LstmPredictor(config, weights, p.scaler, scaled), plain
 
 
-def persistence_predictor(candles: Candles, calib_ms: int) -> tuple[PersistencePredictor, Calibration]:
-    """Persistence calibrated on the most recent ``calib_ms`` of complete origins."""
-    ff = compute(candles)
+def recent_calibration(predictor: Predictor, candles: Candles, calib_ms: int) -> tuple[Calibration, Calibration]:
+    """(volatility-scaled, plain) calibrations from the most recent ``calib_ms`` of complete origins."""
+    ff = predictor.features(candles)
     y = targets(ff)
-    idx = origins(ff, 1, y)
+    idx = origins(ff, predictor.seq_len, y)
     end = int(ff.open_time[-1]) + MINUTE_MS
     idx = idx[ff.open_time[idx] >= end - calib_ms]
-    residuals = y[idx]
-    scaled = Calibration.fit(residuals, horizon_scale(ff.vol[idx]))
-    return PersistencePredictor(scaled), Calibration.fit(residuals, None)
+    residuals = y[idx] - predictor.point_returns(ff, idx)
+    return Calibration.fit(residuals, horizon_scale(ff.vol[idx])), Calibration.fit(residuals, None)
+
+
+def persistence_predictor(candles: Candles, calib_ms: int) -> tuple[PersistencePredictor, Calibration]:
+    """Persistence calibrated on the most recent ``calib_ms`` of complete origins."""
+    scaled, plain = recent_calibration(PersistencePredictor(Calibration(True, {})), candles, calib_ms)
+    return PersistencePredictor(scaled), plain

@@ -17,7 +17,7 @@ from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, gate_and_register
 from cryptocast.tune.predictor import LSTM, PERSISTENCE, LstmPredictor
 from cryptocast.tune.sweep import SweepResult
-from cryptocast.tune.training import fit, lstm_predictor, prepare
+from cryptocast.tune.training import fit, lstm_predictor, persistence_predictor, prepare
 
 HOUR_MS = 3_600_000
 SPANS = SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)
@@ -144,3 +144,10 @@ async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retra
     assert outcome.lstm.metrics["champion_recheck"][0]["reason"].startswith("h=1: champion demoted")
     forecast = (await registry.load_served(db, sid)).predict(candles)
     assert all(h.source == PERSISTENCE and h.point == forecast.close for h in forecast.horizons)
+    # served intervals are refitted on the newest calibration span, not the one before the test window
+    newest, _ = persistence_predictor(candles, SPANS.calib_ms)
+    before_test, _ = persistence_predictor(candles.until(int(candles.open_time[-1]) - SPANS.test_ms), SPANS.calib_ms)
+    served = (await registry.load_served(db, sid)).baseline.calibration.quantiles
+    for level, q in newest.calibration.quantiles.items():
+        np.testing.assert_allclose(served[level], q)
+        assert not np.allclose(before_test.calibration.quantiles[level], q)
