@@ -1,15 +1,21 @@
 """The Dash application and its callbacks; every value on the page comes from the HTTP API.
 
 Live updates: a 1 s interval asks ``GET /pairs`` and the selected pair's newest forecast and
-writes a small *stamp* (last candle, forecast origin). The chart is rebuilt only when the stamp
-changes, so nothing redraws between candles, and ``uirevision`` keeps the user's zoom.
+writes a small *stamp* (last candle, forecast origin) only when it differs from the one on the
+page, so the chart is fetched and redrawn only after a candle closes or a forecast is stored.
+
+A redraw of the chart already on screen (same pair and window) is sent as a ``Patch`` of its
+traces and title, never as a whole figure: ``dcc.Graph`` writes a drag zoom into its own
+``figure`` prop, so Plotly counts that range as the app's and a whole new figure without it
+would autorange the axis. A new pair or window sends a whole figure, which resets the zoom.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dash import Dash, Input, Output, State, ctx, no_update
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from cryptocast.dashboard import figures, panels
@@ -32,12 +38,13 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
         Output("pair", "options"), Output("stamp", "data"), Output("pair-progress", "children"),
         Output("api-message", "children"),
         Input("fast-tick", "n_intervals"), Input("pair", "value"), State("pending", "data"),
+        State("stamp", "data"),
     )  # fmt: skip
-    def poll(_: int | None, symbol: str | None, pending: str | None) -> tuple:
+    def poll(_: int | None, symbol: str | None, pending: str | None, shown: dict | None) -> tuple:
         try:
             rows = {r["symbol"]: r for r in api.pairs() if r["status"] != "removed"}
         except ApiProblem as exc:
-            return no_update, {"error": exc.message}, "", exc.message
+            return no_update, _changed({"error": exc.message}, shown), "", exc.message
         options = [{"label": f"{s} ({r['status']})", "value": s} for s, r in sorted(rows.items())]
         if pending and pending not in rows:
             options.append({"label": f"{pending} (requested)", "value": pending})
@@ -45,7 +52,7 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
         if symbol in rows:
             stamp |= {"status": rows[symbol]["status"], "last": rows[symbol]["last_candle_time"],
                       "origin": _latest_origin(api, symbol)}  # fmt: skip
-        return options, stamp, _progress(api, pending, rows), ""
+        return options, _changed(stamp, shown), _progress(api, pending, rows), ""
 
     @app.callback(Output("pair", "value"), Input("pair", "options"), Input("pending", "data"),
                   State("pair", "value"))  # fmt: skip
@@ -75,29 +82,31 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
             return no_update, exc.message, no_update
         return answer["symbol"], "", ""
 
-    @app.callback(Output("price-chart", "figure"), Output("chart-message", "children"),
-                  Input("stamp", "data"), Input("window", "value"))  # fmt: skip
-    def chart(stamp: dict | None, window: str) -> tuple:
+    @app.callback(Output("price-chart", "figure"), Output("chart-message", "children"), Output("drawn", "data"),
+                  Input("stamp", "data"), Input("window", "value"), State("drawn", "data"))  # fmt: skip
+    def chart(stamp: dict | None, window: str, drawn: str | None) -> tuple:
         if not stamp or not stamp.get("symbol"):
             text = (stamp or {}).get("error") or "No pair selected: add one above."
-            return figures.message_figure(text), text
+            return figures.message_figure(text), text, None
         symbol = stamp["symbol"]
         if not stamp.get("last"):
             text = f"{symbol}: no candles stored yet ({stamp.get('status', 'requested')})."
-            return figures.message_figure(text), text
+            return figures.message_figure(text), text, None
         start = window_start(datetime.fromisoformat(stamp["last"]), timedelta(minutes=WINDOWS[window]))
         try:
             candles = api.candles(symbol, start)
             past_start = max(start, datetime.fromisoformat(stamp["last"]) - PAST_FORECAST_SPAN)
             past = api.predictions(symbol, past_start)["predictions"]
         except ApiProblem as exc:
-            return figures.message_figure(exc.message), exc.message
+            return figures.message_figure(exc.message), exc.message, None
         latest, note = None, ""
         try:
             latest = api.latest(symbol)
         except ApiProblem as exc:
             note = exc.message
-        return figures.price_figure(symbol, window, candles, past, latest), note
+        fig = figures.price_figure(symbol, window, candles, past, latest)
+        revision = fig.layout.uirevision
+        return (_live_patch(fig) if revision == drawn else fig), note, revision
 
     @app.callback(Output("replay-banner", "children"), Output("replay-banner", "hidden"),
                   Output("system", "children"), Input("slow-tick", "n_intervals"))  # fmt: skip
@@ -131,6 +140,19 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
         except ApiProblem as exc:
             book = figures.message_figure(exc.message, figures.BOOK_HEIGHT)
         return panels.accuracy_panel(detail), book
+
+
+def _changed(stamp: dict, shown: dict | None) -> dict:
+    """``stamp``, or no update when the page has it already (Dash would re-run the chart anyway)."""
+    return no_update if stamp == shown else stamp
+
+
+def _live_patch(fig: go.Figure) -> Patch:
+    """Traces and title of ``fig`` as a change to the chart on screen, leaving its axes (the zoom) alone."""
+    patch = Patch()
+    patch["data"] = fig.to_plotly_json()["data"]
+    patch["layout"]["title"]["text"] = fig.layout.title.text
+    return patch
 
 
 def _latest_origin(api: ApiClient, symbol: str) -> str | None:

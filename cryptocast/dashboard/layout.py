@@ -69,5 +69,6 @@ def page(api_url: str) -> html.Div:
         dcc.Interval(id="fast-tick", interval=FAST_POLL_MS),
         dcc.Interval(id="slow-tick", interval=SLOW_POLL_MS),
         dcc.Store(id="stamp"),
+        dcc.Store(id="drawn"),  # uirevision of the price figure on screen; None while it shows a message
         dcc.Store(id="pending"),
     ])  # fmt: skip
