@@ -6,8 +6,11 @@ integer milliseconds since the epoch (UTC), as the exchange sends them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import numpy as np
 
 MINUTE_MS = 60_000
 
@@ -80,6 +83,95 @@ class Candle:
             provenance=provenance,
             derived_fields=derived_fields,
         )
+
+
+# What a candle shares with its neighbours from the same source: provenance and derived fields.
+Kind = tuple[Provenance, tuple[str, ...]]
+
+
+@dataclass(slots=True, frozen=True)
+class CandleBlock:
+    """Many candles as columns: the bulk form of history (a backfill page is one block).
+
+    Building a :class:`Candle` per row costs more than fetching and storing it, so bulk paths keep
+    numpy columns (times and trades int64, the rest float64) and make candles only where single
+    ones are needed. ``kind[i]`` indexes ``kinds``: rows from one response share one kind.
+    """
+
+    open_time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    close_time: np.ndarray
+    quote_volume: np.ndarray
+    trades: np.ndarray
+    taker_buy_base: np.ndarray
+    taker_buy_quote: np.ndarray
+    kind: np.ndarray
+    kinds: tuple[Kind, ...]
+
+    @classmethod
+    def of_kind(
+        cls, columns: Sequence[np.ndarray], provenance: Provenance, derived: tuple[str, ...]
+    ) -> CandleBlock:
+        """The 11 numeric columns in Binance's order, all rows of one kind."""
+        t, o, h, lo, c, v, ct, q, n, vb, qb = columns
+        i8, f8 = np.int64, np.float64
+        return cls(
+            t.astype(i8, copy=False), o.astype(f8, copy=False), h.astype(f8, copy=False),
+            lo.astype(f8, copy=False), c.astype(f8, copy=False), v.astype(f8, copy=False),
+            ct.astype(i8, copy=False), q.astype(f8, copy=False), n.astype(i8, copy=False),
+            vb.astype(f8, copy=False), qb.astype(f8, copy=False),
+            np.zeros(len(t), np.uint8), ((provenance, derived),),
+        )  # fmt: skip
+
+    @classmethod
+    def from_candles(cls, candles: Sequence[Candle]) -> CandleBlock:
+        kinds: dict[Kind, int] = {}
+        kind = [kinds.setdefault((c.provenance, c.derived_fields), len(kinds)) for c in candles]
+        ints = np.array([(c.open_time, c.close_time, c.trades) for c in candles], np.int64).reshape(-1, 3)
+        floats = np.array(
+            [(c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote)
+             for c in candles], np.float64,
+        ).reshape(-1, 8)  # fmt: skip
+        o, h, lo, c, v, q, vb, qb = floats.T
+        t, ct, n = ints.T
+        return cls(t, o, h, lo, c, v, ct, q, n, vb, qb, np.array(kind, np.uint8), tuple(kinds))
+
+    @classmethod
+    def concat(cls, blocks: Sequence[CandleBlock]) -> CandleBlock:
+        if len(blocks) == 1:
+            return blocks[0]
+        kinds: dict[Kind, int] = {}
+        codes = []
+        for b in blocks:
+            remap = np.array([kinds.setdefault(k, len(kinds)) for k in b.kinds], np.uint8)
+            codes.append(remap[b.kind])
+        columns = [np.concatenate([getattr(b, name) for b in blocks]) for name in _NUMERIC]
+        return cls(*columns, np.concatenate(codes), tuple(kinds))
+
+    def __len__(self) -> int:
+        return len(self.open_time)
+
+    def __getitem__(self, index: slice | np.ndarray) -> CandleBlock:
+        """The rows at a slice or boolean mask / index array, as a block."""
+        return CandleBlock(*(getattr(self, name)[index] for name in _NUMERIC), self.kind[index], self.kinds)
+
+    def candle(self, i: int) -> Candle:
+        return Candle(*(getattr(self, name)[i].item() for name in _NUMERIC), *self.kinds[self.kind[i]])
+
+    def candles(self) -> list[Candle]:
+        columns = [getattr(self, name).tolist() for name in _NUMERIC]
+        kinds = self.kinds
+        return [Candle(*values, *kinds[k]) for *values, k in zip(*columns, self.kind.tolist(), strict=True)]
+
+
+_NUMERIC = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
+    "taker_buy_base", "taker_buy_quote",
+)  # fmt: skip
 
 
 @dataclass(slots=True, frozen=True)

@@ -99,6 +99,30 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+async def database_server(url: URL) -> psutil.Process | None:
+    """The PostgreSQL postmaster behind ``url`` when it runs on this machine and may be inspected."""
+    conn = await asyncpg.connect(_dsn(url))
+    try:  # while the backend lives: it exits with the connection
+        return psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
+    except psutil.Error:
+        return None
+    finally:
+        await conn.close()
+
+
+def server_cpu(postmaster: psutil.Process | None) -> dict[int, float]:
+    """CPU seconds of each of the server's processes (backends, writers, autovacuum) by pid."""
+    if postmaster is None:
+        return {}
+    cpu = {}
+    for child in [postmaster, *postmaster.children()]:
+        try:
+            cpu[child.pid] = cpu_seconds(child)
+        except psutil.Error:
+            continue
+    return cpu
+
+
 # --- scratch database -------------------------------------------------------------------------------
 def _dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -213,7 +237,9 @@ async def backfill_once(db_url: URL, replay: Replay, weight_limit: int) -> dict:
         for symbol, exchange in zip(replay.bars, exchanges, strict=True)
     ]
     me, exchange_side = psutil.Process(), psutil.Process(replay.pid)
+    postmaster = await database_server(db_url)
     cpu0 = (cpu_seconds(me), cpu_seconds(exchange_side))
+    db_cpu0 = server_cpu(postmaster)
     stop = asyncio.Event()
     samples: list[tuple[float, int]] = []
     started = time.time()
@@ -226,6 +252,7 @@ async def backfill_once(db_url: URL, replay: Replay, weight_limit: int) -> dict:
         for exchange in exchanges:
             await exchange.close_connection()
     cpu1 = (cpu_seconds(me), cpu_seconds(exchange_side))
+    db_cpu1 = server_cpu(postmaster)  # before the pool closes: its backends' CPU goes with them
     stored = {r.ingestor.symbol: await _stored(db, r.ingestor.symbol) for r in runs}
     await db.dispose()
     first = min(r.backfilling_at for r in runs)  # type: ignore[type-var]
@@ -245,6 +272,10 @@ async def backfill_once(db_url: URL, replay: Replay, weight_limit: int) -> dict:
         "http_429_or_418": budget.penalties,
         "cpu_s_ingest": round(cpu1[0] - cpu0[0], 2),
         "cpu_s_exchange": round(cpu1[1] - cpu0[1], 2),
+        # None when the server is not on this machine (or its processes may not be inspected).
+        "cpu_s_database": round(sum(t - db_cpu0.get(pid, 0.0) for pid, t in db_cpu1.items()), 2)
+        if postmaster is not None
+        else None,
         "ingest_cpu_us_per_candle": round((cpu1[0] - cpu0[0]) / max(total, 1) * 1e6, 1),
         "per_pair": {
             r.ingestor.symbol: {

@@ -38,7 +38,7 @@ from cryptocast.exchange.binance import (
     KlineUpdate,
     MarketStream,
 )
-from cryptocast.records import MINUTE_MS, BookTop, Candle, Provenance
+from cryptocast.records import MINUTE_MS, BookTop, Candle, CandleBlock, Provenance
 from cryptocast.sql.database import Database, DatabaseUnavailable
 from cryptocast.sql.ledger import Span, missing_spans, record_holes
 from cryptocast.sql.schema import price_history, symbols
@@ -254,10 +254,13 @@ class PairIngestor:
         return int((await self._rest(TIME_WEIGHT, self.exchange.get_server_time))["serverTime"])
 
     async def _page(self, start_ms: int, end_ms: int | None = None) -> list[Candle]:
+        return (await self._block(start_ms, end_ms)).candles()
+
+    async def _block(self, start_ms: int, end_ms: int | None = None) -> CandleBlock:
         page = await self._rest(
             KLINES_WEIGHT, lambda: self.exchange.klines(self.symbol, start_ms, end_ms, PAGE)
         )
-        return page.candles
+        return page.block
 
     # --- backfill -------------------------------------------------------------------------------
     def _backfill_start(self, now: int) -> int:
@@ -272,19 +275,19 @@ class PairIngestor:
         now = self.clock.now_ms()
         start = self._backfill_start(now)
         closed_until = now // MINUTE_MS * MINUTE_MS - MINUTE_MS  # newest minute that has closed
-        first_page = await self._page(start)
-        if start == 0 and first_page:  # a new pair from its first candle: the total counts from there
-            start = first_page[0].open_time
+        first_page = await self._block(start)
+        if start == 0 and len(first_page):  # a new pair from its first candle: the total counts from there
+            start = int(first_page.open_time[0])
         self.progress = Progress(total=max(0, (closed_until - start) // MINUTE_MS + 1))
-        pages: asyncio.Queue[list[Candle] | None] = asyncio.Queue(maxsize=PREFETCH_PAGES)
+        pages: asyncio.Queue[CandleBlock | None] = asyncio.Queue(maxsize=PREFETCH_PAGES)
 
         async def fetch() -> None:
-            candles = first_page
+            page = first_page
             while True:
-                await pages.put(candles)
-                if len(candles) < PAGE:
+                await pages.put(page)
+                if len(page) < PAGE:
                     break
-                candles = await self._page(candles[-1].open_time + MINUTE_MS)
+                page = await self._block(int(page.open_time[-1]) + MINUTE_MS)
             await pages.put(None)
 
         fetcher = asyncio.create_task(fetch())
@@ -294,15 +297,14 @@ class PairIngestor:
         try:
             done = False
             while not done:
-                candles, done = await _drain(pages, WRITE_BATCH)
-                if candles:
-                    first = candles[0].open_time if expected is None else expected
-                    if candles[-1].open_time - first != (len(candles) - 1) * MINUTE_MS:  # else no hole
-                        await self._note_holes(
-                            missing_spans((c.open_time for c in candles), first, candles[-1].open_time)
-                        )
-                    await self._store(candles)
-                    expected = candles[-1].open_time + MINUTE_MS
+                batch, done = await _drain(pages, WRITE_BATCH)
+                if len(batch):
+                    times = batch.open_time
+                    first, newest = int(times[0]) if expected is None else expected, int(times[-1])
+                    if newest - first != (len(batch) - 1) * MINUTE_MS:  # else no hole
+                        await self._note_holes(missing_spans(times.tolist(), first, newest))
+                    await self._store_block(batch)
+                    expected = newest + MINUTE_MS
                     self.progress.done = min(self.progress.total, (expected - start) // MINUTE_MS)
                 if time.time() - last_progress > PROGRESS_EVERY_S:
                     last_progress = time.time()
@@ -492,6 +494,33 @@ class PairIngestor:
         self.last_seen = max(self.last_seen or 0, max(c.open_time for c in candles))
         await self._flush()
 
+    async def _store_block(self, block: CandleBlock) -> None:
+        """The backfill's store: the block goes to the writer whole; only candles the database
+        could not take are held one by one, like any others."""
+        self.last_seen = max(self.last_seen or 0, int(block.open_time.max()))
+        if not self._pending and not self._db_down:
+            try:
+                result = await self.writer.write(self.symbol_id, block)
+            except DB_ERRORS as exc:
+                self._pending.extend(block.candles())
+                self._hold(exc)
+                return
+            self.counters.written += result.inserted
+            self.last_stored = max(self.last_stored or 0, int(block.open_time.max()))
+            return
+        self._pending.extend(block.candles())
+        await self._flush()
+
+    def _hold(self, exc: BaseException) -> None:
+        """The database refused a write: keep the candles (bounded) until it is back."""
+        if not self._db_down:
+            log.error("database unavailable (%s): holding closed candles", exc, extra=self._extra)
+        self._db_down = True
+        self._trim()
+        while len(self._pending_book) > self.config.buffer_limit:
+            self._pending_book.popleft()
+        self.counters.buffered = len(self._pending)
+
     def _trim(self) -> None:
         """While the database is down, hold at most ``buffer_limit`` candles; remember what was dropped."""
         overflow = len(self._pending) - self.config.buffer_limit
@@ -525,13 +554,7 @@ class PairIngestor:
                 await self.writer.write_book(self.symbol_id, books)
                 self._pending_book.clear()
         except DB_ERRORS as exc:
-            if not self._db_down:
-                log.error("database unavailable (%s): holding closed candles", exc, extra=self._extra)
-            self._db_down = True
-            self._trim()
-            while len(self._pending_book) > self.config.buffer_limit:
-                self._pending_book.popleft()
-            self.counters.buffered = len(self._pending)
+            self._hold(exc)
             return
         if self._db_down:
             self._db_down = False
@@ -542,7 +565,7 @@ class PairIngestor:
             await self._repair(start, end, bracketed=True)
 
 
-async def _drain(pages: asyncio.Queue[list[Candle] | None], limit: int) -> tuple[list[Candle], bool]:
+async def _drain(pages: asyncio.Queue[CandleBlock | None], limit: int) -> tuple[CandleBlock, bool]:
     """Wait for one page, then take the pages already fetched, up to ``limit`` candles, as one batch.
 
     Returns the batch and whether the fetcher has finished. One writer call per batch rather than
@@ -550,14 +573,17 @@ async def _drain(pages: asyncio.Queue[list[Candle] | None], limit: int) -> tuple
     """
     page = await pages.get()
     if page is None:
-        return [], True
-    batch = list(page)
-    while len(batch) < limit and not pages.empty():
+        return CandleBlock.from_candles([]), True
+    batch, size = [page], len(page)
+    done = False
+    while size < limit and not pages.empty():
         page = pages.get_nowait()
         if page is None:
-            return batch, True
-        batch += page
-    return batch, False
+            done = True
+            break
+        batch.append(page)
+        size += len(page)
+    return CandleBlock.concat(batch), done
 
 
 def _differs(a: Candle, b: Candle) -> bool:

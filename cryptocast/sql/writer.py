@@ -1,10 +1,13 @@
 """Bulk writes of candles and top of book, idempotent and announced with NOTIFY.
 
-Candles go through asyncpg COPY into a per-connection temporary table, then one
-``INSERT … ON CONFLICT DO NOTHING`` into ``price_history``: writing the same candles twice changes
-nothing. In the same transaction the writer moves the pair's ``last_candle_time`` forward and sends
-``NOTIFY cryptocast_candles`` naming the pair and its newest closed minute, so consumers downstream
-(the live predictor) learn of new data without polling and without being called.
+Candles are validated as numpy columns and encoded into PostgreSQL's binary COPY format by numpy
+(no Python object per row). A batch past the pair's last stored minute is copied straight into
+``price_history``; one that may overlap what is stored goes to a per-connection temporary table,
+then one ``INSERT … ON CONFLICT DO NOTHING`` into ``price_history``: writing the same candles
+twice changes nothing. In the same transaction the writer moves the pair's ``last_candle_time``
+forward and sends ``NOTIFY cryptocast_candles`` naming the pair and its newest closed minute, so
+consumers downstream (the live predictor) learn of new data without polling and without being
+called.
 
 Bad rows are rejected before they reach the database, each with its reason; the good rows of the
 same batch still land.
@@ -15,14 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
 
 import asyncpg
+import numpy as np
 
-from cryptocast.records import MINUTE_MS, BookTop, Candle
+from cryptocast.records import MINUTE_MS, BookTop, Candle, CandleBlock, Kind
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import CANDLES_CHANNEL
 
@@ -44,30 +48,15 @@ CANDLE_COLUMNS = (
     "provenance",
     "derived_fields",
 )
-# Staging keeps the exchange's integer milliseconds: converting to timestamptz in SQL is far cheaper
-# than building a Python datetime per row.
-_STAGED = CANDLE_COLUMNS[1:]
-_row_of = attrgetter(*_STAGED)
-STAGING_TABLE = "cryptocast_candles_in"
+_COLUMN_LIST = ", ".join(CANDLE_COLUMNS)
+STAGING_TABLE = "cryptocast_candles_stage"
 _CREATE_STAGING = f"""
-CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (
-    open_time bigint, open float8, high float8, low float8, close float8, volume float8,
-    close_time bigint, quote_volume float8, trades bigint, taker_buy_base float8,
-    taker_buy_quote float8, provenance text, derived_fields text[]
-) ON COMMIT DELETE ROWS
+CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE price_history INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
-_INSERT = f"""
-INSERT INTO price_history ({", ".join(CANDLE_COLUMNS)})
-SELECT $1, to_timestamp(open_time / 1000.0), open, high, low, close, volume,
-       to_timestamp(close_time / 1000.0), quote_volume, trades, taker_buy_base, taker_buy_quote,
-       provenance, derived_fields
-FROM {STAGING_TABLE}
-"""
-# Speculative insertion (ON CONFLICT) costs ~50 % more than a plain insert, so it is used only
-# when the batch may overlap what is stored.
-_MERGE = _INSERT + "ON CONFLICT DO NOTHING"
+_FROM_STAGING = f"INSERT INTO price_history ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} "
+_MERGE = _FROM_STAGING + "ON CONFLICT DO NOTHING"
 _REPLACE = (
-    _INSERT
+    _FROM_STAGING
     + "ON CONFLICT (symbol_id, open_time) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in CANDLE_COLUMNS[2:])
     + ", ingested_at = now()"
@@ -76,6 +65,18 @@ _REPLACE = (
 _LOCK_PAIR = "SELECT symbol, last_candle_time FROM symbols WHERE id = $1 FOR UPDATE"
 _ADVANCE = "UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2) WHERE id = $1"
 INF = math.inf
+# Binary COPY: a fixed header and trailer; timestamps are microseconds since 2000-01-01 UTC.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_PG_EPOCH_MS = 946_684_800_000
+_TEXT_OID = 25
+# price_history's fixed-width columns after symbol_id, with their binary COPY types.
+_FIXED = (
+    ("open_time", ">i8"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"), ("close", ">f8"),
+    ("volume", ">f8"), ("close_time", ">i8"), ("quote_volume", ">f8"), ("trades", ">i8"),
+    ("taker_buy_base", ">f8"), ("taker_buy_quote", ">f8"),
+)  # fmt: skip
+_TIMES = ("open_time", "close_time")
 _UPSERT_BOOK = """
 INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -118,18 +119,6 @@ def ms_to_dt(ms: int) -> datetime:
 
 def check_candle(c: Candle) -> str | None:
     """Why a candle must not be stored, or None when it is sane."""
-    if (  # the common case in one chained comparison (NaN fails every comparison)
-        0 < c.low <= c.open <= c.high < INF
-        and c.low <= c.close <= c.high
-        and 0 <= c.volume < INF
-        and 0 <= c.quote_volume < INF
-        and 0 <= c.taker_buy_base < INF
-        and 0 <= c.taker_buy_quote < INF
-        and c.trades >= 0
-        and c.close_time > c.open_time
-        and not c.open_time % MINUTE_MS
-    ):
-        return None
     prices = (c.open, c.high, c.low, c.close)
     numbers = (*prices, c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote)
     if not all(math.isfinite(x) for x in numbers):
@@ -149,6 +138,52 @@ def check_candle(c: Candle) -> str | None:
     return None
 
 
+def sane(b: CandleBlock) -> np.ndarray:
+    """Which rows pass :func:`check_candle`, for the whole block at once (NaN fails every comparison)."""
+    ok = (0 < b.low) & (b.low <= b.open) & (b.open <= b.high) & (b.high < INF)
+    ok &= (b.low <= b.close) & (b.close <= b.high) & (b.trades >= 0) & (b.close_time > b.open_time)
+    for volume in (b.volume, b.quote_volume, b.taker_buy_base, b.taker_buy_quote):
+        ok &= (volume >= 0) & (volume < INF)
+    return ok & (b.open_time % MINUTE_MS == 0)
+
+
+def _text_array(values: tuple[str, ...]) -> bytes:
+    """A one-dimensional ``text[]`` in PostgreSQL's binary array format."""
+    if not values:
+        return struct.pack(">iii", 0, 0, _TEXT_OID)
+    head = struct.pack(">iiiii", 1, 0, _TEXT_OID, len(values), 1)
+    return head + b"".join(struct.pack(">i", len(v.encode())) + v.encode() for v in values)
+
+
+def _copy_rows(symbol_id: int, b: CandleBlock, kind: Kind) -> bytes:
+    """Binary COPY tuples of ``price_history`` for rows of one kind: fixed width, so one numpy record each."""
+    provenance, derived = kind[0].value.encode(), _text_array(kind[1])
+    layout = [("n", ">i2"), ("symbol_id_len", ">i4"), ("symbol_id", ">i4")]
+    for name, kind_code in _FIXED:
+        layout += [(f"{name}_len", ">i4"), (name, kind_code)]
+    layout += [("provenance_len", ">i4"), ("provenance", f"V{len(provenance)}")]
+    layout += [("derived_len", ">i4"), ("derived", f"V{len(derived)}")]
+    rows = np.empty(len(b), np.dtype(layout))
+    rows["n"] = len(CANDLE_COLUMNS)
+    rows["symbol_id_len"], rows["symbol_id"] = 4, symbol_id
+    for name, _ in _FIXED:
+        rows[f"{name}_len"] = 8
+        column = getattr(b, name)
+        rows[name] = (column - _PG_EPOCH_MS) * 1000 if name in _TIMES else column
+    rows["provenance_len"], rows["provenance"] = len(provenance), np.void(provenance)
+    rows["derived_len"], rows["derived"] = len(derived), np.void(derived)
+    return rows.tobytes()
+
+
+def copy_data(symbol_id: int, b: CandleBlock) -> bytes:
+    """The whole binary COPY stream of ``b`` as rows of ``price_history`` for ``symbol_id``."""
+    if len(b.kinds) == 1:
+        parts = [_copy_rows(symbol_id, b, b.kinds[0])]
+    else:
+        parts = [_copy_rows(symbol_id, b[b.kind == k], kind) for k, kind in enumerate(b.kinds)]
+    return b"".join((_COPY_HEADER, *parts, _COPY_TRAILER))
+
+
 class CandleWriter:
     """The one way candles enter the database."""
 
@@ -156,36 +191,38 @@ class CandleWriter:
         self.db = db
 
     @staticmethod
-    def prepare(candles: Sequence[Candle], result: WriteResult) -> list[tuple]:
-        """Validate and flatten candles into staging rows; rejected rows are recorded on ``result``."""
-        records = []
-        for i, c in enumerate(candles):
-            reason = check_candle(c)
-            if reason is None:
-                records.append(_row_of(c))
-            else:
-                result.rejected.append(RejectedRow(i, c.open_time, reason))
-        result.received += len(candles)
-        if records:
-            result.newest_open_time = max(r[0] for r in records)
-        return records
+    def prepare(candles: Sequence[Candle] | CandleBlock, result: WriteResult) -> CandleBlock:
+        """Validate candles into the block of good rows; rejected rows are recorded on ``result``."""
+        block = candles if isinstance(candles, CandleBlock) else CandleBlock.from_candles(candles)
+        ok = sane(block)
+        result.received += len(block)
+        if not ok.all():
+            for i in np.flatnonzero(~ok).tolist():
+                candle = block.candle(i)
+                reason = check_candle(candle)
+                assert reason is not None, "sane() and check_candle() disagree"
+                result.rejected.append(RejectedRow(i, candle.open_time, reason))
+            block = block[ok]
+        if len(block):
+            result.newest_open_time = int(block.open_time.max())
+        return block
 
-    async def write(self, symbol_id: int, candles: Sequence[Candle]) -> WriteResult:
+    async def write(self, symbol_id: int, candles: Sequence[Candle] | CandleBlock) -> WriteResult:
         """Store closed candles for one pair; idempotent, and announced when anything is new."""
         result = WriteResult()
-        records = self.prepare(candles, result)
+        block = self.prepare(candles, result)
         for rejected in result.rejected:
             log.warning("candle rejected: %s", rejected, extra={"symbol_id": symbol_id})
-        if not records:
+        if not len(block):
             return result
+        data = copy_data(symbol_id, block)
         try:
             async with self.db.raw() as conn, conn.transaction():
                 pair = await conn.fetchrow(_LOCK_PAIR, symbol_id)
                 if pair is None:
                     raise WriteError(f"no pair with id {symbol_id}: add the pair before writing its candles")
-                await conn.execute(_CREATE_STAGING)
-                await conn.copy_records_to_table(STAGING_TABLE, records=records, columns=_STAGED)
-                result.inserted = await self._insert(conn, symbol_id, records, pair["last_candle_time"])
+                first = int(block.open_time.min())
+                result.inserted = await self._insert(conn, data, first, pair["last_candle_time"], symbol_id)
                 if result.inserted:
                     newest = ms_to_dt(result.newest_open_time)
                     await conn.execute(_ADVANCE, symbol_id, newest)
@@ -204,28 +241,27 @@ class CandleWriter:
 
     @staticmethod
     async def _insert(
-        conn: asyncpg.Connection, symbol_id: int, records: list[tuple], last: datetime | None
+        conn: asyncpg.Connection, data: bytes, first: int, last: datetime | None, symbol_id: int
     ) -> int:
-        """Plain insert for a batch past the last stored minute, merge otherwise; returns rows added."""
-        if last is None or min(r[0] for r in records) > last.timestamp() * 1000:
+        """COPY straight into ``price_history`` for a batch past the last stored minute, merge
+        through staging otherwise; returns rows added."""
+        if last is None or first > last.timestamp() * 1000:
             try:
                 async with conn.transaction():  # a savepoint: a surprise overlap falls back to the merge
-                    return int((await conn.execute(_INSERT, symbol_id)).rsplit(" ", 1)[1])
+                    return _count(await _copy(conn, "price_history", data))
             except asyncpg.UniqueViolationError:
                 log.info("batch overlapped stored candles; merging", extra={"symbol_id": symbol_id})
-        return int((await conn.execute(_MERGE, symbol_id)).rsplit(" ", 1)[1])
+        await _stage(conn, data)
+        return _count(await conn.execute(_MERGE))
 
     async def replace(self, symbol_id: int, candles: Sequence[Candle]) -> int:
         """Overwrite stored candles with corrected ones (a REST value that disagreed with the socket's)."""
-        result = WriteResult()
-        records = self.prepare(candles, result)
-        if not records:
+        block = self.prepare(candles, WriteResult())
+        if not len(block):
             return 0
         async with self.db.raw() as conn, conn.transaction():
-            await conn.execute(_CREATE_STAGING)
-            await conn.copy_records_to_table(STAGING_TABLE, records=records, columns=_STAGED)
-            status = await conn.execute(_REPLACE, symbol_id)
-        return int(status.rsplit(" ", 1)[1])
+            await _stage(conn, copy_data(symbol_id, block))
+            return _count(await conn.execute(_REPLACE))
 
     async def write_book(self, symbol_id: int, tops: Sequence[BookTop]) -> int:
         """Upsert one top-of-book row per minute (the last quote before the minute closed wins)."""
@@ -242,3 +278,18 @@ class CandleWriter:
             async with self.db.raw() as conn:
                 await conn.executemany(_UPSERT_BOOK, rows)
         return len(rows)
+
+
+async def _copy(conn: asyncpg.Connection, table: str, data: bytes) -> str:
+    # A memoryview: asyncpg would take plain bytes for a file path.
+    return await conn.copy_to_table(table, source=memoryview(data), columns=CANDLE_COLUMNS, format="binary")
+
+
+async def _stage(conn: asyncpg.Connection, data: bytes) -> None:
+    await conn.execute(_CREATE_STAGING)
+    await _copy(conn, STAGING_TABLE, data)
+
+
+def _count(status: str) -> int:
+    """Rows of a command status such as ``INSERT 0 5`` or ``COPY 5``."""
+    return int(status.rsplit(" ", 1)[1])

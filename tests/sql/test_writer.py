@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select, text
 
-from cryptocast.records import MINUTE_MS, BookTop, Candle, Provenance
+from cryptocast.records import MINUTE_MS, BookTop, Candle, CandleBlock, Provenance
 from cryptocast.sql.bench import synthetic_candles
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, candle_count
@@ -170,6 +170,35 @@ async def test_provenance_is_stored(db: Database, pair: int) -> None:
     await CandleWriter(db).write(pair, [candle])
     async with db.connect() as conn:
         assert (await conn.execute(select(price_history.c.provenance))).scalar() == "websocket"
+
+
+async def test_mixed_kinds_keep_their_provenance_and_derived_fields(db: Database, pair: int) -> None:
+    """One batch of several provenances and derived-field sets, copied directly, then merged, then replaced."""
+    kinds = [
+        (Provenance.REST, ("trades", "quote_volume")),
+        (Provenance.WEBSOCKET, ()),
+        (Provenance.REPAIR, ("trades",)),
+    ]
+    candles = [
+        dataclasses.replace(c, provenance=kinds[i % 3][0], derived_fields=kinds[i % 3][1])
+        for i, c in enumerate(synthetic_candles(9, start_ms=START))
+    ]
+    writer = CandleWriter(db)
+    assert (await writer.write(pair, CandleBlock.from_candles(candles[:6]))).inserted == 6  # straight COPY
+    assert (await writer.write(pair, candles[3:])).inserted == 3  # overlaps: through staging
+    changed = [dataclasses.replace(c, close=c.low, provenance=Provenance.REPAIR) for c in candles[:2]]
+    assert await writer.replace(pair, changed) == 2
+    async with db.connect() as conn:
+        stored = (
+            (await conn.execute(select(price_history).order_by(price_history.c.open_time))).mappings().all()
+        )
+    expected = changed + candles[2:]
+    assert [(r["provenance"], r["derived_fields"], r["close"]) for r in stored] == [
+        (c.provenance.value, list(c.derived_fields), c.close) for c in expected
+    ]
+    assert [r["close_time"].timestamp() * 1000 for r in stored] == pytest.approx(
+        [c.close_time for c in expected]
+    )
 
 
 async def test_top_of_book_last_quote_wins_and_crossed_quotes_are_dropped(db: Database, pair: int) -> None:
