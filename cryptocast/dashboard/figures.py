@@ -1,8 +1,9 @@
 """Plotly figures built from API answers: the main price chart, the top-of-book chart, messages.
 
 Times arrive as ISO 8601 with a UTC offset; Plotly has no time zones, so they are drawn as naive
-UTC and every time axis says so. ``uirevision`` keeps the user's zoom while data refreshes; it
-changes only with the pair or the window, which is when a reset is expected.
+UTC and every time axis says so. The price chart's ``uirevision`` (pair/window) names the chart on
+screen: live updates of the same one only patch its traces (see ``app``), so zoom and legend choices
+stay; a new pair or window changes it, which is when a reset is expected.
 """
 
 from __future__ import annotations
