@@ -78,15 +78,12 @@ class Bars:
         ]
 
     def json(self) -> str:
-        """``rows()`` as compact JSON text, written directly (paging speed is dominated by this)."""
-        return (
-            "["
-            + ",".join(
-                f'[{t},"{o:.8f}","{h:.8f}","{lo:.8f}","{c:.8f}","{v:.8f}",{ct},"{q:.8f}",{n},"{vb:.8f}","{qb:.8f}","0"]'
-                for t, o, h, lo, c, v, ct, q, n, vb, qb in self._columns()
-            )
-            + "]"
-        )
+        """``rows()`` as compact JSON text, one ``%`` format per row in C (paging speed is dominated by this)."""
+        return "[" + ",".join(map(_ROW_JSON.__mod__, self._columns())) + "]"
+
+
+# One kline row of Bars.json: %.8f is fmt()'s format, so REST and websocket texts agree.
+_ROW_JSON = '[%d,"%.8f","%.8f","%.8f","%.8f","%.8f",%d,"%.8f",%d,"%.8f","%.8f","0"]'
 
 
 def derive(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, trade_unit: float):
