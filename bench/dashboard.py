@@ -6,6 +6,11 @@
 * ``first_chart_s``: page navigation → candles, forecast and both bands drawn.
 * ``update_delay_s``: a candle closes on the replay's clock (its close time mapped to wall time)
   → that candle is drawn in the page, for each of ``--updates`` closes (the page polls every 1 s).
+* ``load_avg``: the 1/5/15-minute load averages before and after, on ``cpus`` cores (the numbers
+  mean little on a machine busy with other work).
+
+Only the JSON goes to stdout: Ray prints its workers' logs on the driver's stdout, so they are
+sent to stderr while the system runs.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
+from contextlib import redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,7 +87,11 @@ def main() -> None:
         database_url(Settings(data_dir=tmp)) as url,
     ):
         migrate.upgrade(url)
-        print(json.dumps(asyncio.run(measure(url, args.speed, args.updates)), indent=2))
+        before = os.getloadavg()
+        with redirect_stdout(sys.stderr):
+            result = asyncio.run(measure(url, args.speed, args.updates))
+        load = {"before": [round(v, 2) for v in before], "after": [round(v, 2) for v in os.getloadavg()]}
+        print(json.dumps(result | {"load_avg": load, "cpus": os.cpu_count()}, indent=2))
 
 
 if __name__ == "__main__":
