@@ -44,7 +44,7 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
         try:
             rows = {r["symbol"]: r for r in api.pairs() if r["status"] != "removed"}
         except ApiProblem as exc:
-            return no_update, _changed({"error": exc.message}, shown), "", exc.message
+            return no_update, _changed({"symbol": symbol, "error": exc.message}, shown), "", exc.message
         options = [{"label": f"{s} ({r['status']})", "value": s} for s, r in sorted(rows.items())]
         if pending and pending not in rows:
             options.append({"label": f"{pending} (requested)", "value": pending})
@@ -85,28 +85,31 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
     @app.callback(Output("price-chart", "figure"), Output("chart-message", "children"), Output("drawn", "data"),
                   Input("stamp", "data"), Input("window", "value"), State("drawn", "data"))  # fmt: skip
     def chart(stamp: dict | None, window: str, drawn: str | None) -> tuple:
-        if not stamp or not stamp.get("symbol"):
-            text = (stamp or {}).get("error") or "No pair selected: add one above."
-            return figures.message_figure(text), text, None
-        symbol = stamp["symbol"]
+        stamp = stamp or {}
+        symbol = stamp.get("symbol")
+        on_screen = drawn is not None and drawn == figures.revision(symbol, window)
+        if stamp.get("error"):
+            return _problem(stamp["error"], on_screen)
+        if not symbol:
+            return _problem("No pair selected: add one above.", keep=False)
         if not stamp.get("last"):
-            text = f"{symbol}: no candles stored yet ({stamp.get('status', 'requested')})."
-            return figures.message_figure(text), text, None
+            return _problem(
+                f"{symbol}: no candles stored yet ({stamp.get('status', 'requested')}).", keep=False
+            )
         start = window_start(datetime.fromisoformat(stamp["last"]), timedelta(minutes=WINDOWS[window]))
         try:
             candles = api.candles(symbol, start)
             past_start = max(start, datetime.fromisoformat(stamp["last"]) - PAST_FORECAST_SPAN)
             past = api.predictions(symbol, past_start)["predictions"]
         except ApiProblem as exc:
-            return figures.message_figure(exc.message), exc.message, None
+            return _problem(exc.message, on_screen)
         latest, note = None, ""
         try:
             latest = api.latest(symbol)
         except ApiProblem as exc:
             note = exc.message
         fig = figures.price_figure(symbol, window, candles, past, latest)
-        revision = fig.layout.uirevision
-        return (_live_patch(fig) if revision == drawn else fig), note, revision
+        return (_live_patch(fig) if on_screen else fig), note, fig.layout.uirevision
 
     @app.callback(Output("replay-banner", "children"), Output("replay-banner", "hidden"),
                   Output("system", "children"), Input("slow-tick", "n_intervals"))  # fmt: skip
@@ -145,6 +148,14 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
 def _changed(stamp: dict, shown: dict | None) -> dict:
     """``stamp``, or no update when the page has it already (Dash would re-run the chart anyway)."""
     return no_update if stamp == shown else stamp
+
+
+def _problem(text: str, keep: bool) -> tuple:
+    """Chart outputs for a sentence: above the chart on screen when ``keep`` (a failed read must not
+    throw away the user's zoom), else as the chart itself so the panel is never blank."""
+    if keep:
+        return no_update, text, no_update
+    return figures.message_figure(text), text, None
 
 
 def _live_patch(fig: go.Figure) -> Patch:

@@ -43,6 +43,11 @@ def message_figure(text: str, height: int = CHART_HEIGHT) -> go.Figure:
     return fig
 
 
+def revision(symbol: str | None, window: str) -> str:
+    """The price chart's ``uirevision``: one per pair and window."""
+    return f"{symbol}/{window}"
+
+
 def price_figure(symbol: str, window: str, candles: dict, past: list[dict], latest: dict | None) -> go.Figure:
     """Candlesticks, past forecasts at their target times, and the newest forecast with its bands."""
     rows = candles["candles"]
@@ -58,7 +63,7 @@ def price_figure(symbol: str, window: str, candles: dict, past: list[dict], late
     title = f"{symbol} · last candle {utc(last)} UTC" if last else f"{symbol} · no candles in this window"
     fig.update_layout(
         title={"text": title, "x": 0.01}, height=CHART_HEIGHT, template="plotly_white", margin=MARGIN,
-        uirevision=f"{symbol}/{window}", hovermode="x unified",
+        uirevision=revision(symbol, window), hovermode="x unified",
         legend={"orientation": "h", "y": -0.12}, xaxis={"title": UTC_AXIS, "rangeslider": {"visible": False}},
         yaxis={"title": "price", "side": "right"},
     )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from playwright.async_api import BrowserContext, Page, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -21,6 +23,12 @@ LAST_CANDLE_JS = """() => {
   return c && c.x.length ? c.x[c.x.length - 1] : null;
 }"""
 
+# The main chart's x-axis range as Plotly holds it (what a zoom sets), and its candles' times.
+RANGE_JS = "() => document.querySelector('#price-chart .js-plotly-plot').layout.xaxis.range"
+CANDLE_X_JS = (
+    "() => document.querySelector('#price-chart .js-plotly-plot').data.find(t => t.type === 'candlestick').x"
+)
+
 
 async def launch(playwright: Playwright, user_data_dir: str) -> BrowserContext:
     return await playwright.chromium.launch_persistent_context(
@@ -34,3 +42,37 @@ async def traces(page: Page) -> list[list]:
 
 async def last_candle(page: Page) -> str | None:
     return await page.evaluate(LAST_CANDLE_JS)
+
+
+async def wait_traces(page: Page, names: set[str], wait_ms: int) -> list[list]:
+    """The main chart's traces once every one of ``names`` has points."""
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        found = await traces(page)
+        if names <= {name for name, _, points in found if points}:
+            return found
+        assert time.monotonic() < deadline, f"traces {sorted(names)} not all drawn; found {found}"
+        await page.wait_for_timeout(250)
+
+
+async def wait_next_candle(page: Page, seen: str | None, wait_ms: int) -> str:
+    """The newest candle on the chart once it is later than ``seen``."""
+    await page.wait_for_function(f"(before) => ({LAST_CANDLE_JS})() !== before", arg=seen, timeout=wait_ms)
+    shown = await last_candle(page)
+    assert shown is not None and (seen is None or shown > seen), (seen, shown)
+    return shown
+
+
+async def drag_zoom(page: Page) -> list:
+    """Box-zoom the main chart onto 55-80 % of its width with the mouse, as a user drags; the new range."""
+    box = await page.locator("#price-chart .nsewdrag").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    await page.mouse.move(box["x"] + box["width"] * 0.55, y)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + box["width"] * 0.8, y, steps=8)
+    await page.mouse.up()
+    zoom = await page.evaluate(RANGE_JS)
+    candles = await page.evaluate(CANDLE_X_JS)
+    assert candles[0] < zoom[0] < zoom[1] < candles[-1], (zoom, candles[0], candles[-1])
+    return zoom

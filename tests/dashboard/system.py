@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import httpx
+from dash import Dash
 from sqlalchemy.engine import URL
+from werkzeug.serving import make_server
 
 from cryptocast.exchange.server import ReplayConfig, ReplayServer
 from cryptocast.records import MINUTE_MS
@@ -96,3 +99,16 @@ async def whole_system(db_url: URL, speed: float = SPEED) -> AsyncIterator[Syste
             stop_serving()
             stop_ray()
             await db.dispose()
+
+
+@contextmanager
+def serving(app: Dash) -> Iterator[str]:
+    """A dashboard app of the test's own (another API URL) on a free port in a thread; its URL."""
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

@@ -6,40 +6,25 @@ Waits are generous (the machine is shared); how fast updates arrive is the bench
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.dashboard.browser import LAST_CANDLE_JS, last_candle, traces
+from tests.dashboard.browser import RANGE_JS, drag_zoom, last_candle, wait_next_candle, wait_traces
 from tests.dashboard.system import FIRST_PAIR, SECOND_PAIR, System
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000
-RANGE_JS = "() => document.querySelector('#price-chart .js-plotly-plot').layout.xaxis.range"
-CANDLE_X_JS = (
-    "() => document.querySelector('#price-chart .js-plotly-plot').data.find(t => t.type === 'candlestick').x"
-)
 ZOOM_UPDATES = 3  # candle closes (a second apart) the zoom must survive
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 
-async def _wait_traces(page: Page, names: set[str]) -> list[list]:
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while True:
-        found = await traces(page)
-        if names <= {name for name, _, points in found if points}:
-            return found
-        assert time.monotonic() < deadline, f"traces {sorted(names)} not all drawn; found {found}"
-        await page.wait_for_timeout(250)
-
-
 async def test_chart_has_candles_forecast_bands_and_the_replay_banner(system: System, page: Page) -> None:
     await page.goto(system.dashboard_url)
-    found = await _wait_traces(
-        page, {"1m candles", "forecast", "80 % band", "95 % band", "past +1 min forecast"}
+    found = await wait_traces(
+        page, {"1m candles", "forecast", "80 % band", "95 % band", "past +1 min forecast"}, WAIT_MS
     )
     assert any(kind == "candlestick" and points >= 60 for _, kind, points in found), found
     await expect(page.locator("#price-chart .gtitle")).to_contain_text(
@@ -57,29 +42,13 @@ async def test_chart_has_candles_forecast_bands_and_the_replay_banner(system: Sy
 
 async def test_chart_updates_after_a_candle_closes_and_keeps_the_zoom(system: System, page: Page) -> None:
     await page.goto(system.dashboard_url)
-    await _wait_traces(page, {"1m candles"})
-    box = await page.locator("#price-chart .nsewdrag").bounding_box()
-    assert box is not None
-    y = box["y"] + box["height"] / 2
-    await page.mouse.move(box["x"] + box["width"] * 0.55, y)  # a box zoom, as a user drags it
-    await page.mouse.down()
-    await page.mouse.move(box["x"] + box["width"] * 0.8, y, steps=8)
-    await page.mouse.up()
-    zoom = await page.evaluate(RANGE_JS)
-    candles = await page.evaluate(CANDLE_X_JS)
-    assert candles[0] < zoom[0] < zoom[1] < candles[-1], (zoom, candles[0], candles[-1])
+    await wait_traces(page, {"1m candles"}, WAIT_MS)
+    zoom = await drag_zoom(page)
     seen = await last_candle(page)  # read after the zoom, so each update below comes after it
     for _ in range(ZOOM_UPDATES):
-        await page.wait_for_function(
-            f"(before) => ({LAST_CANDLE_JS})() !== before", arg=seen, timeout=WAIT_MS
-        )  # fmt: skip
-        shown = await last_candle(page)
-        assert shown > seen
+        seen = await wait_next_candle(page, seen, WAIT_MS)
         kept = await page.evaluate(RANGE_JS)
-        assert [str(v)[:19] for v in kept] == [str(v)[:19] for v in zoom], (
-            f"zoom {zoom} not kept across the update to {shown} (now {kept})"
-        )
-        seen = shown
+        assert kept == zoom, f"zoom {zoom} not kept across the update to {seen} (now {kept})"
 
 
 async def test_an_invalid_pair_shows_the_api_message(system: System, page: Page) -> None:
@@ -97,7 +66,7 @@ async def test_an_invalid_pair_shows_the_api_message(system: System, page: Page)
 
 async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, page: Page) -> None:
     await page.goto(system.dashboard_url)
-    await _wait_traces(page, {"1m candles"})
+    await wait_traces(page, {"1m candles"}, WAIT_MS)
     await page.fill("#new-pair", SECOND_PAIR.lower())
     await page.click("#add-pair")
     progress = page.locator("#pair-progress")
@@ -107,4 +76,4 @@ async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, p
     await expect(page.locator("#price-chart .gtitle")).to_contain_text(f"{SECOND_PAIR} · last candle",
                                                                          timeout=2 * WAIT_MS)  # fmt: skip
     await expect(progress).to_have_text(re.compile(rf"^{SECOND_PAIR}: (training|live)"), timeout=WAIT_MS)
-    await _wait_traces(page, {"1m candles"})
+    await wait_traces(page, {"1m candles"}, WAIT_MS)
