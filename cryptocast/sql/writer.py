@@ -64,6 +64,25 @@ _REPLACE = (
 # Locks the pair's row: writers of one pair take turns, and an unknown pair fails before any COPY.
 _LOCK_PAIR = "SELECT symbol, last_candle_time FROM symbols WHERE id = $1 FOR UPDATE"
 _ADVANCE = "UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2) WHERE id = $1"
+# One live candle in one statement (one round trip, its own transaction): lock the pair, insert,
+# advance, announce. COPY's per-batch overhead is a dozen round trips, which dominate the latency of
+# a single candle when many pairs close the same minute on a busy machine.
+_INSERT_ONE = f"""
+WITH pair AS (SELECT id, symbol FROM symbols WHERE id = $1 FOR UPDATE),
+ins AS (
+    INSERT INTO price_history ({_COLUMN_LIST})
+    SELECT pair.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM pair
+    ON CONFLICT DO NOTHING RETURNING symbol_id
+),
+adv AS (
+    UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2)
+    FROM ins WHERE symbols.id = ins.symbol_id RETURNING symbols.symbol
+)
+SELECT (SELECT symbol FROM pair) AS symbol,
+       (SELECT count(*) FROM adv) AS inserted,
+       (SELECT pg_notify($15, json_build_object(
+            'symbol_id', $1::int, 'symbol', adv.symbol, 'open_time', $16::bigint, 'count', 1)::text) FROM adv)
+"""
 INF = math.inf
 # Binary COPY: a fixed header and trailer; timestamps are microseconds since 2000-01-01 UTC.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -215,6 +234,8 @@ class CandleWriter:
             log.warning("candle rejected: %s", rejected, extra={"symbol_id": symbol_id})
         if not len(block):
             return result
+        if len(block) == 1:
+            return await self._write_one(symbol_id, block, result)
         data = copy_data(symbol_id, block)
         try:
             async with self.db.raw() as conn, conn.transaction():
@@ -237,6 +258,24 @@ class CandleWriter:
             raise WriteError(
                 f"pair {symbol_id}: a candle broke {exc.constraint_name}: {exc.detail or exc}"
             ) from None
+        return result
+
+    async def _write_one(self, symbol_id: int, block: CandleBlock, result: WriteResult) -> WriteResult:
+        c = block.candle(0)
+        try:
+            async with self.db.raw() as conn:
+                row = await conn.fetchrow(
+                    _INSERT_ONE, symbol_id, ms_to_dt(c.open_time), c.open, c.high, c.low, c.close, c.volume,
+                    ms_to_dt(c.close_time), c.quote_volume, c.trades, c.taker_buy_base, c.taker_buy_quote,
+                    c.provenance.value, list(c.derived_fields), CANDLES_CHANNEL, c.open_time,
+                )  # fmt: skip
+        except asyncpg.CheckViolationError as exc:
+            raise WriteError(
+                f"pair {symbol_id}: a candle broke {exc.constraint_name}: {exc.detail or exc}"
+            ) from None
+        if row["symbol"] is None:
+            raise WriteError(f"no pair with id {symbol_id}: add the pair before writing its candles")
+        result.inserted = row["inserted"]
         return result
 
     @staticmethod

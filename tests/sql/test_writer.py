@@ -125,41 +125,49 @@ async def test_database_constraints_back_up_the_writer(db: Database, pair: int) 
             )
 
 
-async def test_unknown_pair_is_refused_and_nothing_lands(db: Database) -> None:
+# One candle (a live close) takes a one-statement path; a batch goes through COPY: both behave alike.
+BATCH_SIZES = pytest.mark.parametrize("n", [1, 5])
+
+
+@BATCH_SIZES
+async def test_unknown_pair_is_refused_and_nothing_lands(db: Database, n: int) -> None:
     with pytest.raises(WriteError, match="no pair with id 999"):
-        await CandleWriter(db).write(999, synthetic_candles(3, start_ms=START))
+        await CandleWriter(db).write(999, synthetic_candles(n, start_ms=START))
     async with db.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM price_history"))).scalar() == 0
 
 
-async def test_write_notifies_newest_minute_and_advances_pair(db: Database, pair: int) -> None:
+@BATCH_SIZES
+async def test_write_notifies_newest_minute_and_advances_pair(db: Database, pair: int, n: int) -> None:
     received: asyncio.Queue[str] = asyncio.Queue()
     async with db.raw() as listener:
         await listener.add_listener(CANDLES_CHANNEL, lambda *args: received.put_nowait(args[3]))
         try:
-            candles = synthetic_candles(5, start_ms=START)
-            await CandleWriter(db).write(pair, candles)
+            candles = synthetic_candles(n, start_ms=START)
+            result = await CandleWriter(db).write(pair, candles)
+            assert result.inserted == n
             payload = json.loads(await asyncio.wait_for(received.get(), 5))
             assert payload == {
                 "symbol_id": pair,
                 "symbol": "BTCUSDT",
-                "open_time": START + 4 * MINUTE_MS,
-                "count": 5,
+                "open_time": START + (n - 1) * MINUTE_MS,
+                "count": n,
             }
-            await CandleWriter(db).write(pair, candles)  # nothing new: no news
+            assert (await CandleWriter(db).write(pair, candles)).inserted == 0  # nothing new: no news
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(received.get(), 0.5)
         finally:
             await listener.remove_listener(CANDLES_CHANNEL, lambda *args: None)
     async with db.connect() as conn:
         last = (await conn.execute(select(symbols.c.last_candle_time).where(symbols.c.id == pair))).scalar()
-    assert last.timestamp() * 1000 == START + 4 * MINUTE_MS
+    assert last.timestamp() * 1000 == START + (n - 1) * MINUTE_MS
 
 
-async def test_older_batch_never_moves_last_candle_back(db: Database, pair: int) -> None:
+@BATCH_SIZES
+async def test_older_batch_never_moves_last_candle_back(db: Database, pair: int, n: int) -> None:
     writer = CandleWriter(db)
     await writer.write(pair, synthetic_candles(5, start_ms=START + 100 * MINUTE_MS))
-    await writer.write(pair, synthetic_candles(5, start_ms=START))
+    await writer.write(pair, synthetic_candles(n, start_ms=START))
     async with db.connect() as conn:
         last = (await conn.execute(select(symbols.c.last_candle_time).where(symbols.c.id == pair))).scalar()
     assert last.timestamp() * 1000 == START + 104 * MINUTE_MS
