@@ -26,7 +26,11 @@ from cryptocast.records import MINUTE_MS
 PUMP_INTERVAL_S = 0.01
 KLINE_UPDATE_MS = 2_000  # exchange time between forming-candle updates
 BOOK_UPDATE_MS = 1_000  # exchange time between top-of-book updates
-MIN_UPDATE_WALL_S = 0.05  # at high speed, forming updates are thinned to this wall interval
+# At high speed, updates are thinned to at most 4 a second a stream (the speed-up would otherwise
+# multiply the message rate consumers face far past the real exchange's), but never below 4
+# forming updates a minute, however fast the replay runs.
+MIN_UPDATE_WALL_S = 0.25
+MIN_UPDATES_PER_MINUTE = 4
 PING_INTERVAL_S = 20.0
 CONNECTION_LIFETIME_MS = 24 * 3_600_000  # exchange time; scaled with speed
 MAX_INCOMING_PER_S = 5
@@ -46,7 +50,7 @@ class KlineStream:
         self.last_update: tuple[int, int] | None = None
         self.last_update_wall = 0.0
 
-    def advance(self, now: int, wall_s: float) -> list[dict]:
+    def advance(self, now: int, wall_s: float, min_gap_s: float) -> list[dict]:
         sym, out = self.sym, []
         closed = sym.closed_count(now)
         for i in range(self.cursor, closed):
@@ -55,7 +59,7 @@ class KlineStream:
         i = sym.forming_index(now)
         if i is not None:
             update = (i, (now - int(sym.times[i])) // KLINE_UPDATE_MS)
-            if update != self.last_update and wall_s - self.last_update_wall >= MIN_UPDATE_WALL_S:
+            if update != self.last_update and wall_s - self.last_update_wall >= min_gap_s:
                 out.append(sym.kline_event(i, now, closed=False))
                 self.last_update, self.last_update_wall = update, wall_s
         return out
@@ -69,9 +73,9 @@ class BookStream:
         self.last_second = -1
         self.last_wall = 0.0
 
-    def advance(self, now: int, wall_s: float) -> list[dict]:
+    def advance(self, now: int, wall_s: float, min_gap_s: float) -> list[dict]:
         second = (now - self.sym.shift_ms) // BOOK_UPDATE_MS
-        if second == self.last_second or wall_s - self.last_wall < MIN_UPDATE_WALL_S:
+        if second == self.last_second or wall_s - self.last_wall < min_gap_s:
             return []
         if self.sym.forming_index(now) is None:
             return []
@@ -274,8 +278,10 @@ class StreamHub:
                         conn.send(conn.last_text)
 
     def _tick(self, now: int, wall_s: float) -> None:
+        minute_wall_s = MINUTE_MS / 1000 / self.market.clock.speed
+        min_gap_s = min(MIN_UPDATE_WALL_S, minute_wall_s / MIN_UPDATES_PER_MINUTE)
         for name, stream in list(self.streams.items()):
-            payloads = stream.advance(now, wall_s)
+            payloads = stream.advance(now, wall_s, min_gap_s)
             if not payloads or self.faults.is_stalled(name) or self.faults.is_halted(stream.sym.symbol):
                 continue
             subscribers = [c for c in self.connections if name in c.streams]
