@@ -7,7 +7,6 @@ last candle and the data lag.
 """
 
 import asyncio
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
 from cryptocast.serve import errors, metrics, reads, scoring, timeranges
 from cryptocast.serve.auth import require_token
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
+from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, dumps, encode, respond
 from cryptocast.serve.errors import ApiError
 from cryptocast.serve.exchangeclock import ExchangeClock, server_time
 from cryptocast.serve.live import LivePredictor
@@ -44,7 +44,7 @@ ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
 LATEST_TTL_S = 0.5  # the latest forecast changes once a minute; reuse it this long under load
-GZIP_MIN_BYTES = 1024
+PAGE_TTL_S = 5.0  # a page of candles is keyed by the pair's last candle; this bounds a repair's wait
 MAX_WINDOW = 2000  # candles a caller may send to /predict
 MAX_PRICE = 1e12
 BACKFILLING = ("new", "backfilling")
@@ -56,7 +56,7 @@ api = FastAPI(
     description="Per-pair crypto price forecasts (1, 5, 15, 30 min) with 80/95 % intervals.",
 )
 errors.install(api)
-api.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
+api.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
 api.add_middleware(metrics.RequestMetrics)
 if get_settings().cors_origins:
     api.add_middleware(CORSMiddleware, allow_origins=get_settings().cors_origins,
@@ -95,17 +95,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def _json(body: dict, request: Request | None = None) -> Response:
     """JSON with an ETag; a matching ``If-None-Match`` gets 304 without the body."""
-    data = json.dumps(body, default=str, separators=(",", ":")).encode()
-    fresh = body.get("freshness") or {}
-    basis = {k: v for k, v in body.items() if k != "freshness"} | {  # the clock-driven fields left out
-        "models": fresh.get("models"),
-        "last_candle_time": fresh.get("last_candle_time"),
-    }
-    stable = json.dumps(basis, default=str, separators=(",", ":")).encode()
-    etag = '"' + hashlib.blake2b(stable, digest_size=12).hexdigest() + '"'
-    if request is not None and request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(data, media_type="application/json", headers={"ETag": etag})
+    return respond(encode(body), request)
 
 
 def _backfill(row: dict) -> dict:
@@ -169,7 +159,8 @@ class Router:
         self.live = live
         self.exchange: BinanceExchange | None = None
         self.clock: ExchangeClock | None = None
-        self.latest_cache: MicroCache[dict] = MicroCache(LATEST_TTL_S)
+        self.latest_cache: MicroCache[Encoded] = MicroCache(LATEST_TTL_S)
+        self.page_cache: MicroCache[tuple[bytes, str | None]] = MicroCache(PAGE_TTL_S)
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _pair(self, text: str) -> dict:
@@ -396,14 +387,20 @@ class Router:
                       limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
         row = await self._pair(symbol)
         lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
-        rows = await reads.page(self.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)
-        items = [[r["open_time"].isoformat(), r["open"], r["high"], r["low"], r["close"], r["volume"],
-                  r["quote_volume"], r["trades"], r["provenance"]] for r in rows]  # fmt: skip
-        return _json({
+        # The rows change when a candle lands; until then identical reads share one serialised page.
+        key = f"{row['id']} {lo.isoformat()} {hi.isoformat()} {limit} {row['last_candle_time']}"
+        rows, next_start = await self.page_cache.get(key, lambda: self._candle_page(row["id"], lo, hi, limit))
+        return respond(encode({
             "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
             "columns": ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "provenance"],
-            "candles": items, "next_start": _next(rows, "open_time", limit), "freshness": await self._freshness(row),
-        }, request)  # fmt: skip
+            "next_start": next_start, "freshness": await self._freshness(row),
+        }, {"candles": rows}), request)  # fmt: skip
+
+    async def _candle_page(self, sid: int, lo: datetime, hi: datetime, limit: int) -> tuple[bytes, str | None]:
+        rows = await reads.page(self.db, reads.CANDLES_SQL, sid, lo, hi, limit)
+        items = [[r["open_time"].isoformat(), r["open"], r["high"], r["low"], r["close"], r["volume"],
+                  r["quote_volume"], r["trades"], r["provenance"]] for r in rows]  # fmt: skip
+        return dumps(items), _next(rows, "open_time", limit)
 
     @api.get("/pairs/{symbol}/top-of-book", summary="Best bid/ask per minute in [start, end), paged")
     async def top_of_book(self, symbol: str, request: Request, start: Start = None, end: End = None,
@@ -436,9 +433,9 @@ class Router:
 
     @api.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
     async def latest(self, symbol: str, request: Request) -> Response:
-        return _json(await self.latest_cache.get(_symbol(symbol), lambda: self._latest(symbol)), request)
+        return respond(await self.latest_cache.get(_symbol(symbol), lambda: self._latest(symbol)), request)
 
-    async def _latest(self, symbol: str) -> dict:
+    async def _latest(self, symbol: str) -> Encoded:
         row = await self._pair(symbol)
         origin = await reads.fetchval(self.db, reads.LATEST_ORIGIN_SQL, row["id"])
         if origin is None:
@@ -447,10 +444,10 @@ class Router:
                            "no_prediction")  # fmt: skip
         rows = await reads.fetch(self.db, reads.PREDICTIONS_SQL, row["id"], origin, origin + timedelta(minutes=1),
                                  timeranges.MAX_LIMIT, False)  # fmt: skip
-        return {
+        return encode({
             "symbol": row["symbol"], "origin_time": origin.isoformat(),
             "predictions": [_prediction(r) for r in rows], "freshness": await self._freshness(row),
-        }  # fmt: skip
+        })  # fmt: skip
 
     @api.post(
         "/pairs/{symbol}/predict", summary="Forecast now, from your window or the newest stored candles"

@@ -39,3 +39,15 @@ async def test_errors_are_not_cached() -> None:
     with pytest.raises(LookupError):
         await cache.get("X", fail)
     assert await cache.get("X", succeed) == 7
+
+
+async def test_caller_chosen_keys_cannot_grow_it_past_its_bound() -> None:
+    cache: MicroCache[int] = MicroCache(60.0, max_entries=8)
+
+    async def make() -> int:
+        return 1
+
+    for i in range(100):
+        await cache.get(f"candles {i}", make)
+    assert len(cache.entries) <= 8 and len(cache.locks) <= 9
+    assert "candles 99" in cache.entries and "candles 0" not in cache.entries  # the oldest went first
