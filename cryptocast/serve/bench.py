@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 import asyncpg
 import httpx
 from ray import serve
+from ray.actor import ActorHandle
 from sqlalchemy.engine import URL
 
 from cryptocast.actors.bench import (
+    SHUTDOWN_TIMEOUT_S,
     _dsn,
     _statuses,
     _until,
@@ -282,13 +284,18 @@ async def run_config(server_url: URL | str, store_root: str, tuned: bool) -> dic
                         LIVE_DEPLOYMENT, app_name="router").stats.remote()  # fmt: skip
                     await listener.close()
             finally:
-                if supervisor is not None:
-                    await asyncio.wait_for(supervisor.shutdown.remote(), 60)
-                stop_serving()
-                stop_ray()
+                await tear_down(supervisor)
         await db.dispose()
     result["machine_after"] = machine()
     return result
+
+
+async def tear_down(supervisor: ActorHandle | None) -> None:
+    """Pairs first (the supervisor stops its actors), then Serve, then Ray: nothing is left running."""
+    if supervisor is not None:
+        await asyncio.wait_for(supervisor.shutdown.remote(), SHUTDOWN_TIMEOUT_S)
+    stop_serving()
+    stop_ray()
 
 
 async def _statuses_ids(db: Database) -> dict[str, int]:

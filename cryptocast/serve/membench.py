@@ -18,13 +18,14 @@ import psutil
 from sqlalchemy.engine import URL
 
 from cryptocast.actors.bench import _dsn, _until, machine, replay_process, scratch_database
-from cryptocast.actors.ray_runtime import _ray_processes, start_ray, stop_ray
+from cryptocast.actors.ray_runtime import _ray_processes, start_ray
 from cryptocast.actors.supervisor import start_supervisor
 from cryptocast.exchange.recordings import BUNDLED_DIR
 from cryptocast.exchange.server import ReplayConfig
 from cryptocast.records import MINUTE_MS
+from cryptocast.serve.bench import tear_down
 from cryptocast.serve.config import PAIR_CPUS, ServeOptions
-from cryptocast.serve.deploy import deploy, stop_serving, wait_running
+from cryptocast.serve.deploy import deploy, wait_running
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import submit_command
 from cryptocast.tune.candles import from_file
@@ -158,10 +159,7 @@ async def run_memory_bench(server_url: URL | str, store_root: str) -> dict:
                 result["trial_errors"] = errors
                 result["limit_gib"] = LIMIT_GIB
             finally:
-                if supervisor is not None:
-                    await asyncio.wait_for(supervisor.shutdown.remote(), 60)
-                stop_serving()
-                stop_ray()
+                await tear_down(supervisor)
         await db.dispose()
     result["machine_after"] = machine()
     return result
