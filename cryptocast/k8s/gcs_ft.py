@@ -105,25 +105,22 @@ class LocalRedis:
                 )
             time.sleep(0.2)
 
-    def ping(self) -> bool:
+    def _cli(self, command: str, check: bool) -> str:
+        """One ``redis-cli`` command against this server (the password goes through the environment)."""
         result = subprocess.run(
-            ["redis-cli", "-h", LOOPBACK, "-p", str(self.port), "ping"],
+            ["redis-cli", "-h", LOOPBACK, "-p", str(self.port), command],
             env={**os.environ, "REDISCLI_AUTH": self.password},
             capture_output=True,
             text=True,
-            check=False,
+            check=check,
         )
-        return result.stdout.strip() == "PONG"
+        return result.stdout.strip()
+
+    def ping(self) -> bool:
+        return self._cli("ping", check=False) == "PONG"
 
     def keys(self) -> int:
-        result = subprocess.run(
-            ["redis-cli", "-h", LOOPBACK, "-p", str(self.port), "dbsize"],
-            env={**os.environ, "REDISCLI_AUTH": self.password},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return int(result.stdout.strip())
+        return int(self._cli("dbsize", check=True))
 
     def stop(self) -> None:
         if self.process is not None:

@@ -82,6 +82,27 @@ async def test_one_closed_candle_per_pair_per_minute_in_order(
         assert times == sym.times[first : first + len(times)].tolist(), pair  # in order, none missing
 
 
+@pytest.mark.parametrize("speed", [60, 600])
+async def test_high_speed_thins_updates_but_keeps_some_in_every_minute(replay: ReplayFactory, speed: float) -> None:
+    """At 60x, at most 4 messages a wall second a stream (unthinned it would be 60 books a second);
+    at 600x, where a minute lasts 0.1 s, still a few forming updates before every close."""
+    async with replay(pairs=["BTCUSDT"], speed=speed) as server, async_client(server) as client:
+        manager = socket_manager(client, server)
+        async with opened(manager.multiplex_socket(["btcusdt@kline_1m", "btcusdt@bookTicker"])) as socket:
+            messages = await recv_for(socket, 3.0)
+    books = [m for m in messages if m["stream"].endswith("@bookTicker")]
+    klines = [m["data"]["k"] for m in messages if m["stream"].endswith("@kline_1m")]
+    closes = [k["t"] for k in klines if k["x"]]
+    forming = defaultdict(int)
+    for k in klines:
+        forming[k["t"]] += not k["x"]
+    assert books and closes
+    if speed == 60:
+        assert len(books) <= 3.0 * 4 + 1 and sum(forming.values()) <= 3.0 * 4 + 1
+    else:
+        assert len(closes) >= 10 and all(forming[t] >= 2 for t in closes[1:]), (closes, dict(forming))
+
+
 async def test_book_ticker_socket(replay: ReplayFactory) -> None:
     async with replay(pairs=["ETHUSDT"]) as server, async_client(server) as client:
         async with opened(socket_manager(client, server).symbol_book_ticker_socket("ETHUSDT")) as socket:
