@@ -17,7 +17,7 @@ from ray import serve
 from sqlalchemy import delete, func, select
 
 from cryptocast.serve.live import LIVE_DEPLOYMENT
-from cryptocast.sql.schema import commands, models, predictions
+from cryptocast.sql.schema import commands, models, predictions, price_history
 from cryptocast.sql.writer import CandleWriter, ms_to_dt
 from tests.serve.conftest import PAIR, eventually, to_records
 from tests.tune.tune_data import btc
@@ -53,13 +53,35 @@ async def _late_origins(served, origins: list[int]) -> set[int]:  # noqa: ANN001
     return {int(r.origin_time.timestamp() * 1000) for r in found if r.late}
 
 
-async def test_restarted_predictor_catches_up_and_flags_late(served, client) -> None:  # noqa: ANN001
+async def _settled(served) -> datetime | None:  # noqa: ANN001
+    """The pair's newest candle, once its prediction is stored (the predictor is idle then)."""
+    newest_candle = select(func.max(price_history.c.open_time)).where(price_history.c.symbol_id == served.symbol_id)
+    newest_served = select(func.max(predictions.c.origin_time)).where(
+        predictions.c.symbol_id == served.symbol_id, predictions.c.served
+    )
     async with served.db.connect() as conn:
-        newest = (await conn.execute(select(func.max(predictions.c.origin_time)))).scalar_one()
+        candle = (await conn.execute(newest_candle)).scalar_one()
+        predicted = (await conn.execute(newest_served)).scalar_one()
+    return candle if candle is not None and candle == predicted else None
+
+
+async def _dead(actor: ray.actor.ActorHandle) -> bool:
+    """``ray.kill`` only asks; a replica still running could take a notification meant for its heir."""
+    try:
+        await actor.__ray_ready__.remote()
+    except ray.exceptions.RayActorError:
+        return True
+    return False
+
+
+async def test_restarted_predictor_catches_up_and_flags_late(served, client) -> None:  # noqa: ANN001
+    newest = await eventually(lambda: _settled(served), timeout=30)  # the last test's candle is predicted
     following = [c for c in to_records(btc(1.0)) if c.open_time > newest.timestamp() * 1000]
     missed = following[:MISSED]  # the minutes right after the newest predicted one: a full window each
     origins = [c.open_time for c in missed]
-    ray.kill(_live_replica(), no_restart=True)  # Serve notices and starts a new replica
+    replica = _live_replica()
+    ray.kill(replica, no_restart=True)  # Serve notices and starts a new replica
+    await eventually(lambda: _dead(replica), timeout=30)
     await CandleWriter(served.db).write(served.symbol_id, missed)  # nobody listens while it is down
     await eventually(lambda: _all_late(served, origins), timeout=RESTART_TIMEOUT_S)
     reply = (await client.get(f"/pairs/{PAIR}/predictions/latest")).json()
