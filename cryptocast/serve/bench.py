@@ -1,11 +1,13 @@
 """The serving benchmark (``bench/serve.py``): API throughput and latency against a no-op floor.
 
-One run per Serve configuration ("default", then "tuned" with Serve's throughput options), each on
-a fresh Ray and a scratch database. The read pair is backfilled from the replay exchange and left
+One run per Serve configuration ("default"; "tuned", Serve's throughput options; "direct", those
+plus direct ingress: clients reach the router's replica on its own loopback port, skipping the
+proxy, and the floor's likewise), each on a fresh Ray and a scratch database. The read pair is backfilled from the replay exchange and left
 idle; then two pairs go live from a second replay at 60x, through the real supervisor. Each phase
 (idle, live) loads, on loopback and at several concurrencies: a no-op Serve deployment behind the
 same proxy (the floor), the latest prediction, one day of candles, and on-demand predict from the
-caller's window. In the live phase every closed candle is timed to its stored prediction.
+caller's window. In the live phase every closed candle is timed to its stored prediction. The load
+comes from ``wrk`` when installed, else from a Python loop (see ``loadgen``).
 """
 
 from __future__ import annotations
@@ -42,10 +44,17 @@ from cryptocast.exchange.clock import ReplayClock
 from cryptocast.exchange.recordings import split_symbol
 from cryptocast.exchange.server import ReplayConfig
 from cryptocast.records import MINUTE_MS
-from cryptocast.serve.config import ServeOptions, generate
-from cryptocast.serve.deploy import api_url, apply_config, start_controller, stop_serving, wait_running
+from cryptocast.serve.config import ROUTER_APP, ServeOptions, generate
+from cryptocast.serve.deploy import (
+    api_url,
+    apply_config,
+    direct_ingress_url,
+    start_controller,
+    stop_serving,
+    wait_running,
+)
 from cryptocast.serve.live import LIVE_DEPLOYMENT
-from cryptocast.serve.loadgen import Target, percentile, run_load
+from cryptocast.serve.loadgen import WRK, Target, percentile, run_load, run_wrk
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, submit_command
 from cryptocast.sql.schema import CANDLES_CHANNEL
@@ -63,16 +72,17 @@ LIVE_SPEED = 60.0
 NO_WEIGHT_LIMIT = 10**12
 CONCURRENCY = (1, 16, 64)
 CELL_SECONDS = 4.0
-CELL_MAX_REQUESTS = 3000
-WARMUP_REQUESTS = 20
+CELL_MAX_REQUESTS = 3000  # the Python loop's bound; wrk runs for the cell's seconds
+WARMUP_SECONDS = 1.0
 PREDICT_WINDOW = 240  # minutes the caller sends to /predict
 LIVE_READY_TIMEOUT_S = 240.0
 LIVE_MIN_SECONDS = 20.0  # of live candles timed, beyond the load phase
 NOOP_APP, NOOP_ROUTE = "bench_noop", "/bench-noop"
 PORT = 8765
-CONFIGS = ("default", "tuned")
-# Serve's throughput options that keep every server on loopback (direct ingress would open a port
-# per replica, so it stays off); workers inherit them from the driver's environment.
+CONFIGS = ("default", "tuned", "direct")
+# Serve's throughput options; workers inherit them from the driver's environment. "tuned" keeps
+# the proxy as the only HTTP server; "direct" adds direct ingress (a loopback port per ingress
+# replica, found through the controller).
 TUNED_ENV = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
@@ -80,6 +90,7 @@ TUNED_ENV = {
     "RAY_SERVE_LOG_TO_STDERR": "0",
     "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
 }
+ENV = {"default": {}, "tuned": TUNED_ENV, "direct": TUNED_ENV | {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}}
 TUNED_MAX_ONGOING = 256
 TARGETS = {  # ratio of the floor's throughput wanted, and the p99 bound, at concurrency 16
     "latest": {"ratio": 0.7, "p99_ms": 50.0},
@@ -149,16 +160,30 @@ def _minus_day(iso: str) -> str:
     return (datetime.fromisoformat(iso) - timedelta(days=1)).isoformat()
 
 
-async def load_phase(client: httpx.AsyncClient, targets: dict[str, Target]) -> dict:
+async def measure(base_url: str, target: Target, concurrency: int, seconds: float) -> dict:
+    if WRK:
+        return await run_wrk(base_url, target, concurrency, seconds)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        return await run_load(client, target, concurrency, seconds, CELL_MAX_REQUESTS)
+
+
+async def load_phase(targets: dict[str, Target], bases: dict[str, str]) -> dict:
     """Every target at every concurrency (predict at 1), after a short warm-up of each."""
     out: dict[str, dict] = {}
     for name, target in targets.items():
-        await run_load(client, target, 1, CELL_SECONDS, WARMUP_REQUESTS)
+        await measure(bases[name], target, 1, WARMUP_SECONDS)
         levels = (1,) if name == "predict" else CONCURRENCY
-        out[name] = {
-            str(c): await run_load(client, target, c, CELL_SECONDS, CELL_MAX_REQUESTS) for c in levels
-        }
+        out[name] = {str(c): await measure(bases[name], target, c, CELL_SECONDS) for c in levels}
     return out
+
+
+async def target_bases(config: str, options: ServeOptions, targets: dict[str, Target]) -> dict[str, str]:
+    """Where each target is loaded: the proxy, or with direct ingress the application's replica."""
+    if config != "direct":
+        return dict.fromkeys(targets, api_url(options))
+    router = await direct_ingress_url(ROUTER_APP, options.port)
+    floor = await direct_ingress_url(NOOP_APP, options.port)
+    return {name: floor if name == "floor_noop" else router for name in targets}
 
 
 def verdict(phase: dict) -> dict:
@@ -219,11 +244,10 @@ def _r(value: float | None) -> float | None:
 
 
 @contextlib.contextmanager
-def serve_environment(tuned: bool) -> Iterator[None]:
-    """Serve's throughput options in the environment that Ray's processes inherit, then restored."""
-    saved = {k: os.environ.get(k) for k in TUNED_ENV}
-    if tuned:
-        os.environ.update(TUNED_ENV)
+def serve_environment(config: str) -> Iterator[None]:
+    """Serve's options in the environment that Ray's processes inherit, then restored."""
+    saved = {k: os.environ.get(k) for k in ENV["direct"]}
+    os.environ.update(ENV[config])
     try:
         yield
     finally:
@@ -234,9 +258,10 @@ def serve_environment(tuned: bool) -> Iterator[None]:
                 os.environ[k] = v
 
 
-async def run_config(server_url: URL | str, store_root: str, tuned: bool) -> dict:
+async def run_config(server_url: URL | str, store_root: str, config_name: str) -> dict:
     """One Serve configuration: idle phase, then two live pairs."""
-    result: dict = {"config": "tuned" if tuned else "default", "env": TUNED_ENV if tuned else {},
+    tuned = config_name != "default"
+    result: dict = {"config": config_name, "env": ENV[config_name], "client": "wrk" if WRK else "httpx",
                     "machine_before": machine()}  # fmt: skip
     async with scratch_database(server_url, BENCH_DB) as url:
         db = Database(url, pool_size=4)
@@ -247,7 +272,7 @@ async def run_config(server_url: URL | str, store_root: str, tuned: bool) -> dic
         store = ModelStore(store_root)
         await ensure_baseline(db, store, (await _statuses_ids(db))[READ_PAIR])
         live_config = ReplayConfig(speed=LIVE_SPEED, pairs=[LIVE_SOURCE], clones={LIVE_SOURCE: 1})
-        with replay_process(live_config) as live, serve_environment(tuned):
+        with replay_process(live_config) as live, serve_environment(config_name):
             options = ServeOptions(store.root, live.rest_url, live.stream_url, port=PORT, database_url=url_text,
                                    access_log=not tuned)  # fmt: skip
             start_ray(num_cpus=2)
@@ -261,7 +286,9 @@ async def run_config(server_url: URL | str, store_root: str, tuned: bool) -> dic
                 async with httpx.AsyncClient(base_url=api_url(options), timeout=30) as client:
                     await _until(lambda: _has_prediction(client), LIVE_READY_TIMEOUT_S, "a stored prediction")
                     targets = await read_targets(client)
-                    result["idle"] = await load_phase(client, targets)
+                    bases = await target_bases(config_name, options, targets)
+                    result["bases"] = bases
+                    result["idle"] = await load_phase(targets, bases)
                     result["idle_verdict"] = verdict(result["idle"])
                     closes = Closes()
                     listener = await asyncpg.connect(_dsn(url))
@@ -274,7 +301,7 @@ async def run_config(server_url: URL | str, store_root: str, tuned: bool) -> dic
                     )
                     since = (live.clock.now() // MINUTE_MS + 1) * MINUTE_MS
                     started = time.monotonic()
-                    result["live"] = await load_phase(client, targets)
+                    result["live"] = await load_phase(targets, bases)
                     result["live_verdict"] = verdict(result["live"])
                     await asyncio.sleep(max(0.0, LIVE_MIN_SECONDS - (time.monotonic() - started)))
                     result["live_verdict"]["close_to_stored"] = await close_to_stored(
@@ -319,5 +346,5 @@ async def _live_and_predicted(db: Database) -> bool:
 
 
 async def run_serve_bench(server_url: URL | str, store_root: str, configs: tuple[str, ...] = CONFIGS) -> dict:
-    runs = {name: await run_config(server_url, store_root, name == "tuned") for name in configs}
+    runs = {name: await run_config(server_url, store_root, name) for name in configs}
     return {"benchmark": "serve", "runs": runs}

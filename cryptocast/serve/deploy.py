@@ -91,6 +91,28 @@ def api_url(options: ServeOptions) -> str:
     return f"http://{options.host}:{options.port}"
 
 
+async def direct_ingress_url(app_name: str, proxy_port: int, timeout_s: float = READY_TIMEOUT_S) -> str:
+    """The URL of an application's ingress replica itself, with Serve's direct ingress on.
+
+    ``RAY_SERVE_ENABLE_DIRECT_INGRESS=1`` (in the environment Ray's processes start with) makes each
+    ingress replica serve HTTP on its own port (from 30000, on the proxy's host, so loopback here),
+    skipping the proxy hop. The port is allocated at replica start, so it is asked of the controller;
+    until the replica runs the controller names the proxy instead, which is waited out.
+    """
+    from ray.serve._private.common import RequestProtocol
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        groups = await _controller().get_target_groups.remote(app_name)
+        for group in groups:
+            direct = [t for t in group.targets if t.port != proxy_port]
+            if group.protocol == RequestProtocol.HTTP and group.app_name == app_name and direct:
+                return f"http://{direct[0].ip}:{direct[0].port}"
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no direct-ingress port for {app_name!r} after {timeout_s:.0f} s (is it enabled?)")
+        await asyncio.sleep(POLL_S)
+
+
 async def start_serving(settings: Settings, db_url: str) -> str:
     """Serve the API and every pair on the running Ray (started with ``start_ray``); returns the URL.
 

@@ -15,11 +15,10 @@ from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
 from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune import registry
-from cryptocast.tune.candles import Candles, from_database, from_frame
+from cryptocast.tune.candles import OHLCV, Candles, from_database, from_frame
 from cryptocast.tune.predictor import LSTM, Forecast, LstmPredictor, Predictor, ServedPredictor
 
 WINDOW_SLACK_MINUTES = 5  # read a little more than the window, so a late minute does not starve it
-CANDLE_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,7 @@ async def window_until(db: Database, symbol_id: int, minutes: int, origin_ms: in
         async with db.raw() as conn:
             newest = await conn.fetchval("SELECT max(open_time) FROM price_history WHERE symbol_id = $1", symbol_id)
         if newest is None:
-            return from_frame(pd.DataFrame({"open_time_ms": [], **{c: [] for c in CANDLE_FIELDS}}))
+            return from_frame(pd.DataFrame({"open_time_ms": [], **{c: [] for c in OHLCV}}))
         end = newest + timedelta(milliseconds=MINUTE_MS)
     else:
         end = ms_to_dt(origin_ms + MINUTE_MS)
@@ -110,12 +109,9 @@ async def window_until(db: Database, symbol_id: int, minutes: int, origin_ms: in
     return await from_database(db, symbol_id, start, end)
 
 
-def candles_from_request(rows: list[dict]) -> Candles:
-    """A caller's window (``open_time`` in ms plus OHLCV per minute) as :class:`Candles`."""
-    frame = pd.DataFrame(
-        {"open_time_ms": [r["open_time"] for r in rows], **{c: [r[c] for r in rows] for c in CANDLE_FIELDS}}
-    )
-    return from_frame(frame)
+def candles_from_request(columns: dict) -> Candles:
+    """A caller's window, as columns (``open_time_ms`` and OHLCV arrays), as :class:`Candles`."""
+    return from_frame(pd.DataFrame(columns))
 
 
 def forecast_json(forecast: Forecast) -> dict:

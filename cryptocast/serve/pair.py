@@ -29,7 +29,7 @@ from cryptocast.tune.predictor import NotEnoughHistory
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 16
-BATCH_WAIT_S = 0.002  # long enough to gather a burst, far below the 50 ms latency target
+BATCH_WAIT_S = 0.0  # no waiting: requests that queued while the last batch ran form the next one
 MAX_ONGOING = 64
 LOAD_ERRORS = (LookupError, RuntimeError, OSError, ValueError, KeyError)  # CorruptArtifact is a RuntimeError
 
@@ -80,21 +80,21 @@ class PairModel:
         """Served and shadow forecasts from stored candles ending at ``origin_ms`` (newest if None)."""
         return await self._batched((origin_ms, None, True))
 
-    async def predict(self, candles: list[dict] | None = None) -> dict:
+    async def predict(self, candles: dict | None = None) -> dict:
         """The served forecast from the caller's window, or from the newest stored candles."""
         return await self._batched((None, candles, False))
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
-    async def _batched(self, requests: list[tuple[int | None, list[dict] | None, bool]]) -> list[dict]:
+    async def _batched(self, requests: list[tuple[int | None, dict | None, bool]]) -> list[dict]:
         models = self.models  # one model set for the whole batch, even if a swap lands meanwhile
         return [await self._one(models, *request) for request in requests]
 
-    async def _one(self, models: ModelSet, origin_ms: int | None, rows: list[dict] | None, store: bool) -> dict:
+    async def _one(self, models: ModelSet, origin_ms: int | None, window: dict | None, store: bool) -> dict:
         if models.served is None:
             return _problem("no_model", f"{self.symbol} has no model yet: it needs 240 minutes of candles first")
         try:
-            if rows is not None:
-                candles = candles_from_request(rows)
+            if window is not None:
+                candles = candles_from_request(window)
             else:
                 candles = await window_until(self.db, self.symbol_id, models.window_minutes, origin_ms)
             served = models.served.predict(candles)
@@ -107,7 +107,7 @@ class PairModel:
         except NotEnoughHistory as exc:
             return _problem("not_enough_history", f"{self.symbol}: {exc}")
         except (ValueError, KeyError, FloatingPointError) as exc:
-            if rows is None:
+            if window is None:
                 raise
             return _problem("invalid_window", f"cannot forecast from the window given: {exc}")
         answer = {"forecast": forecast_json(served), "models": models.describe(), "alarm": self.alarm}

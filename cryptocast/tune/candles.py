@@ -64,13 +64,18 @@ class Candles:
 
 
 def from_frame(frame: pd.DataFrame, derived: frozenset[str] = frozenset()) -> Candles:
-    """Normalise any frame with ``open_time_ms`` and OHLCV columns (extra columns kept)."""
-    frame = frame.sort_values("open_time_ms").drop_duplicates("open_time_ms", keep="last")
-    frame = frame.reset_index(drop=True)
-    frame["open_time_ms"] = frame["open_time_ms"].astype(np.int64)
-    for column in frame.columns.drop("open_time_ms"):
-        frame[column] = frame[column].astype(np.float64)
-    return Candles(frame, derived)
+    """Normalise any frame with ``open_time_ms`` and OHLCV columns (extra columns kept).
+
+    A frame that is already in order, without repeats and with the right types (the database's
+    and the API's) is used as it is: this runs on every served forecast.
+    """
+    times = frame["open_time_ms"].to_numpy()
+    if len(times) > 1 and not (np.diff(times) > 0).all():
+        frame = frame.sort_values("open_time_ms").drop_duplicates("open_time_ms", keep="last")
+    types = {c: np.int64 if c == "open_time_ms" else np.float64 for c in frame.columns}
+    if any(frame[c].dtype != t for c, t in types.items()):
+        frame = frame.astype(types)
+    return Candles(frame.reset_index(drop=True), derived)
 
 
 def from_file(path: Path) -> Candles:
