@@ -30,7 +30,7 @@ from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
 from cryptocast.serve import errors, metrics, reads, scoring, timeranges
 from cryptocast.serve.auth import require_token
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
-from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, dumps, encode, respond
+from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, Prepared, dumps, encode, respond
 from cryptocast.serve.errors import ApiError
 from cryptocast.serve.exchangeclock import ExchangeClock, server_time
 from cryptocast.serve.live import LivePredictor
@@ -46,6 +46,7 @@ ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
 LATEST_TTL_S = 0.5  # the latest forecast changes once a minute; reuse it this long under load
+CHAMPIONS_TTL_S = 1.0  # a pair's champions change daily at most; every answer names them
 PAGE_TTL_S = 5.0  # a page of candles is keyed by the pair's last candle; this bounds a repair's wait
 MAX_WINDOW = 2000  # candles a caller may send to /predict
 MAX_PRICE = 1e12
@@ -172,7 +173,8 @@ class Router:
         self.exchange: BinanceExchange | None = None
         self.clock: ExchangeClock | None = None
         self.latest_cache: MicroCache[Encoded] = MicroCache(LATEST_TTL_S)
-        self.page_cache: MicroCache[tuple[bytes, str | None]] = MicroCache(PAGE_TTL_S)
+        self.champions_cache: MicroCache[list] = MicroCache(CHAMPIONS_TTL_S)
+        self.page_cache: MicroCache[Prepared] = MicroCache(PAGE_TTL_S)
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _pair(self, text: str) -> dict:
@@ -183,7 +185,9 @@ class Router:
         return row
 
     async def _freshness(self, row: dict) -> dict:
-        champions = await reads.fetch(self.db, reads.CHAMPIONS_SQL, row["id"])
+        champions = await self.champions_cache.get(
+            str(row["id"]), lambda: reads.fetch(self.db, reads.CHAMPIONS_SQL, row["id"])
+        )
         models = [
             {"kind": c["kind"], "version": c["version"], "trained_at": _iso(c["trained_at"]),
              "served_horizons": json.loads(c["served_horizons"]) if c["served_horizons"] else None}
@@ -401,18 +405,18 @@ class Router:
         lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
         # The rows change when a candle lands; until then identical reads share one serialised page.
         key = f"{row['id']} {lo.isoformat()} {hi.isoformat()} {limit} {row['last_candle_time']}"
-        rows, next_start = await self.page_cache.get(key, lambda: self._candle_page(row["id"], lo, hi, limit))
-        return respond(encode({
-            "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
-            "columns": ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "provenance"],
-            "next_start": next_start, "freshness": await self._freshness(row),
-        }, {"candles": rows}), request)  # fmt: skip
+        page = await self.page_cache.get(key, lambda: self._candle_page(row, lo, hi, limit))
+        return respond(page.finish(await self._freshness(row)), request)
 
-    async def _candle_page(self, sid: int, lo: datetime, hi: datetime, limit: int) -> tuple[bytes, str | None]:
-        rows = await reads.page(self.db, reads.CANDLES_SQL, sid, lo, hi, limit)
+    async def _candle_page(self, row: dict, lo: datetime, hi: datetime, limit: int) -> Prepared:
+        rows = await reads.page(self.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)
         items = [[r["open_time"].isoformat(), r["open"], r["high"], r["low"], r["close"], r["volume"],
                   r["quote_volume"], r["trades"], r["provenance"]] for r in rows]  # fmt: skip
-        return dumps(items), _next(rows, "open_time", limit)
+        return Prepared({
+            "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
+            "columns": ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "provenance"],
+            "next_start": _next(rows, "open_time", limit),
+        }, {"candles": dumps(items)})  # fmt: skip
 
     @api.get("/pairs/{symbol}/top-of-book", summary="Best bid/ask per minute in [start, end), paged")
     async def top_of_book(self, symbol: str, request: Request, start: Start = None, end: End = None,

@@ -7,7 +7,7 @@ import json
 
 from starlette.requests import Request
 
-from cryptocast.serve.encoded import dumps, encode, respond
+from cryptocast.serve.encoded import Prepared, dumps, encode, respond
 
 
 def _request(**headers: str) -> Request:
@@ -51,3 +51,15 @@ def test_spliced_fragments_read_as_part_of_the_body() -> None:
     assert json.loads(answer.data) == BODY
     assert list(json.loads(answer.data))[-1] == "freshness"
     assert answer.etag == encode(BODY).etag  # the same data, however it was assembled
+
+
+def test_a_prepared_page_answers_many_freshness_blocks_each_complete() -> None:
+    rows = BODY["candles"]
+    page = Prepared({"symbol": "BTCUSDT"}, {"candles": dumps(rows)})
+    answers = [page.finish(BODY["freshness"] | {"data_lag_s": lag}) for lag in (1.0, 2.0, 1.0)]
+    for answer, lag in zip(answers, (1.0, 2.0, 1.0), strict=True):
+        assert json.loads(answer.data) == BODY | {"freshness": BODY["freshness"] | {"data_lag_s": lag}}
+        assert gzip.decompress(answer.gzipped) == answer.data  # header, CRC and length of the whole body
+    assert answers[0].gzipped == answers[2].gzipped != answers[1].gzipped
+    assert len({a.etag for a in answers}) == 1 and answers[0].etag == encode(BODY).etag
+    assert json.loads(page.finish(None).data) == {"symbol": "BTCUSDT", "candles": rows}
