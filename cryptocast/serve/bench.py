@@ -76,7 +76,7 @@ CELL_MAX_REQUESTS = 3000  # the Python loop's bound; wrk runs for the cell's sec
 WARMUP_SECONDS = 1.0
 PREDICT_WINDOW = 240  # minutes the caller sends to /predict
 LIVE_READY_TIMEOUT_S = 240.0
-LIVE_MIN_SECONDS = 20.0  # of live candles timed, beyond the load phase
+QUIET_SECONDS = 45.0  # after the load: ~45 more candles at 60x, timed with nothing else asked
 NOOP_APP, NOOP_ROUTE = "bench_noop", "/bench-noop"
 PORT = 8765
 CONFIGS = ("default", "tuned", "direct")
@@ -214,16 +214,18 @@ class Closes:
 _STORED_SQL = """
 SELECT s.symbol, (extract(epoch FROM p.origin_time) * 1000)::bigint AS origin, extract(epoch FROM min(p.made_at))::float8 AS made
 FROM predictions p JOIN symbols s ON s.id = p.symbol_id
-WHERE p.served AND NOT p.late AND s.symbol = ANY($1) AND p.origin_time >= to_timestamp($2 / 1000.0)
+WHERE p.served AND NOT p.late AND s.symbol = ANY($1)
+  AND p.origin_time >= to_timestamp($2 / 1000.0) AND p.origin_time + interval '1 minute' <= to_timestamp($3 / 1000.0)
 GROUP BY 1, 2
 """
 
 
-async def close_to_stored(db_url: URL, closes: Closes, clock: ReplayClock, since_ms: int) -> dict:
-    """Candle commit (NOTIFY) → prediction row, and exchange close → prediction row, in ms."""
+async def close_to_stored(db_url: URL, closes: Closes, clock: ReplayClock, since_ms: int, until_ms: int) -> dict:
+    """Candle commit (NOTIFY) → prediction row, and exchange close → prediction row, in ms, for the
+    candles that opened from ``since_ms`` and closed by ``until_ms`` (exchange time)."""
     conn = await asyncpg.connect(_dsn(db_url))
     try:
-        rows = await conn.fetch(_STORED_SQL, LIVE_PAIRS, since_ms)
+        rows = await conn.fetch(_STORED_SQL, LIVE_PAIRS, since_ms, until_ms)
     finally:
         await conn.close()
     from_notify = [(r["made"] - closes.at[(r["symbol"], r["origin"])]) * 1000 for r in rows
@@ -300,12 +302,16 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str) -
                         lambda: _live_and_predicted(db), LIVE_READY_TIMEOUT_S, "live pairs predicted"
                     )
                     since = (live.clock.now() // MINUTE_MS + 1) * MINUTE_MS
-                    started = time.monotonic()
                     result["live"] = await load_phase(targets, bases)
                     result["live_verdict"] = verdict(result["live"])
-                    await asyncio.sleep(max(0.0, LIVE_MIN_SECONDS - (time.monotonic() - started)))
+                    loaded_until = live.clock.now()
+                    await asyncio.sleep(QUIET_SECONDS)  # more candles, with no API load at all
+                    quiet_until = live.clock.now() - MINUTE_MS  # a slow last prediction is still counted
                     result["live_verdict"]["close_to_stored"] = await close_to_stored(
-                        url, closes, live.clock, since
+                        url, closes, live.clock, since, loaded_until
+                    )
+                    result["live_verdict"]["close_to_stored_unloaded"] = await close_to_stored(
+                        url, closes, live.clock, loaded_until, quiet_until
                     )
                     result["live_predictor"] = await serve.get_deployment_handle(
                         LIVE_DEPLOYMENT, app_name="router").stats.remote()  # fmt: skip
