@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated
 
 import typer
@@ -141,12 +142,15 @@ def up() -> None:
     """Bring up the whole system (database, exchange, Ray, ingestion, serving, dashboard) until Ctrl-C."""
     from cryptocast.actors.cli import StopFlag, run_ingest
     from cryptocast.dashboard.server import start_dashboard, stop_dashboard
-    from cryptocast.serve.deploy import start_serving, stop_serving
+    from cryptocast.serve.config import ROUTER_APP
+    from cryptocast.serve.deploy import DIRECT_INGRESS_ENV, direct_ingress_url, start_serving, stop_serving
     from cryptocast.sql.queries import schema_version
 
     settings = get_settings()
     stop = StopFlag()
     stop.install()
+    if settings.serve_direct_ingress:  # before Ray starts: its processes inherit the environment
+        os.environ[DIRECT_INGRESS_ENV] = "1"
 
     async def ready(db: Database) -> None:
         where = "embedded" if settings.database_url is None else "external"
@@ -163,6 +167,9 @@ def up() -> None:
             settings, db.url.set(drivername="postgresql").render_as_string(hide_password=False)
         )
         console.print(f"API: {api} (OpenAPI at {api.rstrip('/')}/docs)")
+        if settings.serve_direct_ingress:
+            direct = await direct_ingress_url(ROUTER_APP, settings.api_port)
+            console.print(f"API, direct to its replica: {direct} (a new port if the replica restarts)")
         console.print(f"dashboard: {start_dashboard(settings, api)}")
         console.print("[green]up[/] — press Ctrl-C to stop")
 

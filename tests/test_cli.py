@@ -109,8 +109,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["proxy", "direct-ingress"])
+def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path, direct: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
+    env["CRYPTOCAST_SERVE_DIRECT_INGRESS"] = "true" if direct else "false"
     env["CRYPTOCAST_DATA_DIR"] = str(tmp_path / "var")
     env["CRYPTOCAST_REPLAY_PORT"] = str(_free_port())
     env["CRYPTOCAST_REPLAY_SPEED"] = "60"
@@ -138,6 +140,15 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path) 
 
         health = httpx.get(api.rstrip("/") + "/health", timeout=30)
         assert health.status_code == 200 and health.json()["database"]["ok"], health.text
+        replica = re.search(r"API, direct to its replica: (http://\S+)", output)
+        assert bool(replica) == direct, output
+        if direct:  # the router's replica answers on a loopback port of its own, not the proxy's
+            port = int(replica.group(1).rsplit(":", 1)[1])
+            assert replica.group(1).startswith("http://127.0.0.1:") and port != int(env["CRYPTOCAST_API_PORT"])
+            listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+            assert listening and all(line.split()[3] == f"127.0.0.1:{port}" for line in listening.splitlines())
+            direct_health = httpx.get(replica.group(1) + "/health", timeout=30)
+            assert direct_health.status_code == 200 and direct_health.json()["database"]["ok"]
         dashboard = re.search(r"dashboard: (http://\S+)", output)
         assert dashboard and dashboard.group(1).startswith("http://127.0.0.1:")
         assert httpx.get(dashboard.group(1), timeout=30).status_code == 200

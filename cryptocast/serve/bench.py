@@ -46,6 +46,7 @@ from cryptocast.exchange.server import ReplayConfig
 from cryptocast.records import MINUTE_MS
 from cryptocast.serve.config import ROUTER_APP, ServeOptions, generate
 from cryptocast.serve.deploy import (
+    DIRECT_INGRESS_ENV,
     api_url,
     apply_config,
     direct_ingress_url,
@@ -88,9 +89,9 @@ TUNED_ENV = {
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
     "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
     "RAY_SERVE_LOG_TO_STDERR": "0",
-    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+    DIRECT_INGRESS_ENV: "0",
 }
-ENV = {"default": {}, "tuned": TUNED_ENV, "direct": TUNED_ENV | {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}}
+ENV = {"default": {}, "tuned": TUNED_ENV, "direct": TUNED_ENV | {DIRECT_INGRESS_ENV: "1"}}
 TUNED_MAX_ONGOING = 256
 TARGETS = {  # ratio of the floor's throughput wanted, and the p99 bound, at concurrency 16
     "latest": {"ratio": 0.7, "p99_ms": 50.0},

@@ -24,6 +24,7 @@ from cryptocast.sql.database import Database
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0
+DIRECT_INGRESS_ENV = "RAY_SERVE_ENABLE_DIRECT_INGRESS"
 POLL_S = 0.2
 
 
