@@ -1,7 +1,7 @@
 """Serving benchmark: API throughput and latency against a no-op Serve floor, on loopback; JSON.
 
-    .venv/bin/python bench/serve.py                    # default Serve options, then the tuned ones
-    .venv/bin/python bench/serve.py --configs tuned
+    .venv/bin/python bench/serve.py                    # default, tuned and direct-ingress Serve options
+    .venv/bin/python bench/serve.py --configs direct --client httpx   # one, loaded from Python
     .venv/bin/python bench/serve.py --memory            # 20 live pairs and a Tune trial: RSS
 
 Concurrency 1, 16 and 64, idle and with two pairs live from the replay exchange at 60x; the
@@ -15,7 +15,7 @@ import asyncio
 import json
 import tempfile
 
-from cryptocast.serve.bench import CONFIGS, run_serve_bench
+from cryptocast.serve.bench import CLIENTS, CONFIGS, run_serve_bench
 from cryptocast.serve.membench import run_memory_bench
 from cryptocast.settings import get_settings
 from cryptocast.sql.runtime import database_url
@@ -26,6 +26,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    parser.add_argument("--client", choices=CLIENTS, help="load generator (default: wrk when installed)")
     parser.add_argument(
         "--memory", action="store_true", help="RSS with 20 live pairs and a Tune trial instead"
     )
@@ -37,7 +38,7 @@ def main() -> None:
         if args.memory:
             result = asyncio.run(run_memory_bench(url, store))
         else:
-            result = asyncio.run(run_serve_bench(url, store, tuple(args.configs)))
+            result = asyncio.run(run_serve_bench(url, store, tuple(args.configs), args.client))
     print(json.dumps(result, indent=2))
 
 
