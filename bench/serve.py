@@ -15,7 +15,7 @@ import asyncio
 import json
 import tempfile
 
-from cryptocast.serve.bench import CLIENTS, CONFIGS, run_serve_bench
+from cryptocast.serve.bench import CONFIGS, LOADERS, run_serve_bench
 from cryptocast.serve.membench import run_memory_bench
 from cryptocast.settings import get_settings
 from cryptocast.sql.runtime import database_url
@@ -26,7 +26,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    parser.add_argument("--client", choices=CLIENTS, help="load generator (default: wrk when installed)")
+    parser.add_argument("--client", choices=LOADERS, help="load generator (default: wrk when installed)")
     parser.add_argument(
         "--memory", action="store_true", help="RSS with 20 live pairs and a Tune trial instead"
     )

@@ -161,23 +161,26 @@ def _minus_day(iso: str) -> str:
     return (datetime.fromisoformat(iso) - timedelta(days=1)).isoformat()
 
 
-CLIENTS = ("wrk", "httpx")
+LOADERS = ("wrk", "httpx")
 
 
-async def measure(base_url: str, target: Target, concurrency: int, seconds: float, client: str) -> dict:
-    if client == "wrk":
+async def measure(base_url: str, target: Target, concurrency: int, seconds: float, loader: str) -> dict:
+    if loader == "wrk":
         return await run_wrk(base_url, target, concurrency, seconds)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         return await run_load(client, target, concurrency, seconds, CELL_MAX_REQUESTS)
 
 
-async def load_phase(targets: dict[str, Target], bases: dict[str, str], client: str) -> dict:
+async def load_phase(targets: dict[str, Target], bases: dict[str, str], loader: str) -> dict:
     """Every target at every concurrency (predict at 1), after a short warm-up of each."""
     out: dict[str, dict] = {}
     for name, target in targets.items():
-        await measure(bases[name], target, 1, WARMUP_SECONDS, client)
+        await measure(bases[name], target, 1, WARMUP_SECONDS, loader)
         levels = (1,) if name == "predict" else CONCURRENCY
-        out[name] = {str(c): await measure(bases[name], target, c, CELL_SECONDS, client) for c in levels}
+        out[name] = {str(c): await measure(bases[name], target, c, CELL_SECONDS, loader) for c in levels}
+    used = {cell["client"] for cells in out.values() for cell in cells.values()}
+    if used != {loader}:
+        raise RuntimeError(f"the cells were loaded by {sorted(used)}, not by {loader}")
     return out
 
 
@@ -264,10 +267,10 @@ def serve_environment(config: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-async def run_config(server_url: URL | str, store_root: str, config_name: str, client: str) -> dict:
+async def run_config(server_url: URL | str, store_root: str, config_name: str, loader: str) -> dict:
     """One Serve configuration: idle phase, then two live pairs."""
     tuned = config_name != "default"
-    result: dict = {"config": config_name, "env": ENV[config_name], "client": client,
+    result: dict = {"config": config_name, "env": ENV[config_name], "client": loader,
                     "machine_before": machine()}  # fmt: skip
     async with scratch_database(server_url, BENCH_DB) as url:
         db = Database(url, pool_size=4)
@@ -294,7 +297,7 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str, c
                     targets = await read_targets(client)
                     bases = await target_bases(config_name, options, targets)
                     result["bases"] = bases
-                    result["idle"] = await load_phase(targets, bases, client)
+                    result["idle"] = await load_phase(targets, bases, loader)
                     result["idle_verdict"] = verdict(result["idle"])
                     closes = Closes()
                     listener = await asyncpg.connect(_dsn(url))
@@ -306,7 +309,7 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str, c
                         lambda: _live_and_predicted(db), LIVE_READY_TIMEOUT_S, "live pairs predicted"
                     )
                     since = (live.clock.now() // MINUTE_MS + 1) * MINUTE_MS
-                    result["live"] = await load_phase(targets, bases, client)
+                    result["live"] = await load_phase(targets, bases, loader)
                     result["live_verdict"] = verdict(result["live"])
                     loaded_until = live.clock.now()
                     await asyncio.sleep(QUIET_SECONDS)  # more candles, with no API load at all
@@ -356,9 +359,9 @@ async def _live_and_predicted(db: Database) -> bool:
 
 
 async def run_serve_bench(
-    server_url: URL | str, store_root: str, configs: tuple[str, ...] = CONFIGS, client: str | None = None
+    server_url: URL | str, store_root: str, configs: tuple[str, ...] = CONFIGS, loader: str | None = None
 ) -> dict:
-    """Every configuration in turn; the load from ``client`` (default: wrk when installed)."""
-    client = client or ("wrk" if WRK else "httpx")
-    runs = {name: await run_config(server_url, store_root, name, client) for name in configs}
+    """Every configuration in turn; the load from ``loader`` (default: wrk when installed)."""
+    loader = loader or ("wrk" if WRK else "httpx")
+    runs = {name: await run_config(server_url, store_root, name, loader) for name in configs}
     return {"benchmark": "serve", "runs": runs}
