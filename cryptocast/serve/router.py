@@ -8,7 +8,6 @@ last candle and the data lag.
 
 import asyncio
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -47,7 +46,6 @@ ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
 LATEST_TTL_S = 0.5  # the latest forecast changes once a minute; reuse it this long under load
-READS_NICE = 5  # when reads saturate the CPU, candles and their predictions are stored first
 CHAMPIONS_TTL_S = 1.0  # a pair's champions change daily at most; every answer names them
 PAGE_TTL_S = 5.0  # a page of candles is keyed by the pair's last candle; this bounds a repair's wait
 MAX_WINDOW = 2000  # candles a caller may send to /predict
@@ -169,7 +167,6 @@ async def _replay_details(client: httpx.AsyncClient, rest_url: str) -> dict:
 @serve.ingress(api)
 class Router:
     def __init__(self, options: dict, live: DeploymentHandle) -> None:
-        os.nice(READS_NICE)
         self.options = ServeOptions(**options)
         self.db = replica_database(self.options.database_url, ROUTER_POOL)
         self.live = live
