@@ -100,14 +100,12 @@ async def direct_ingress_url(app_name: str, proxy_port: int, timeout_s: float = 
     skipping the proxy hop. The port is allocated at replica start, so it is asked of the controller;
     until the replica runs the controller names the proxy instead, which is waited out.
     """
-    from ray.serve._private.common import RequestProtocol
-
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         groups = await _controller().get_target_groups.remote(app_name)
         for group in groups:
             direct = [t for t in group.targets if t.port != proxy_port]
-            if group.protocol == RequestProtocol.HTTP and group.app_name == app_name and direct:
+            if group.protocol == "HTTP" and group.app_name == app_name and direct:  # a str enum
                 return f"http://{direct[0].ip}:{direct[0].port}"
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"no direct-ingress port for {app_name!r} after {timeout_s:.0f} s (is it enabled?)")
