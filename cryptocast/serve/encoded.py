@@ -1,8 +1,8 @@
 """JSON answers serialised once: the body, its gzip form and its ETag, ready for any number of callers.
 
 The latest forecast is cached in this form, so a cache hit costs no serialisation and no
-compression at all; a page of candles is cached as its serialised rows, spliced into each answer
-beside a freshness block of its own. The ETag covers everything but the clock-driven part of
+compression at all; a page of candles is cached as a :class:`Prepared` answer, finished for each
+caller with a freshness block of its own. The ETag covers everything but the clock-driven part of
 ``freshness`` (ages and lags), so a client polling with ``If-None-Match`` gets 304 until the data
 itself changes.
 """
@@ -30,13 +30,9 @@ class Encoded:
     etag: str
 
 
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, default=str, separators=(",", ":")).encode()
-
-
 def dumps(value: object) -> bytes:
-    """Compact JSON, for a fragment that :func:`encode` splices in as is (a cached page of rows)."""
-    return _dumps(value)
+    """Compact JSON; also a fragment's form, which :class:`Prepared` splices in as is."""
+    return json.dumps(value, default=str, separators=(",", ":")).encode()
 
 
 class Prepared:
@@ -52,9 +48,9 @@ class Prepared:
     __slots__ = ("stable", "prefix", "digest", "compressor", "head")
 
     def __init__(self, body: dict, fragments: dict[str, bytes] | None = None) -> None:
-        stable = _dumps({k: v for k, v in body.items() if k != "freshness"})
+        stable = dumps({k: v for k, v in body.items() if k != "freshness"})
         for key, value in (fragments or {}).items():
-            stable = stable[:-1] + (b"," if len(stable) > 2 else b"") + _dumps(key) + b":" + value + b"}"
+            stable = stable[:-1] + (b"," if len(stable) > 2 else b"") + dumps(key) + b":" + value + b"}"
         self.stable = stable
         self.prefix = stable[:-1] + (b"," if len(stable) > 2 else b"") + b'"freshness":'
         self.digest = hashlib.blake2b(stable, digest_size=12)
@@ -63,10 +59,10 @@ class Prepared:
 
     def finish(self, fresh: dict | None) -> Encoded:
         """The whole answer with ``fresh`` as its ``freshness`` (None: an answer without one)."""
-        tail = _dumps(fresh) + b"}" if fresh is not None else b""
+        tail = dumps(fresh) + b"}" if fresh is not None else b""
         data = self.prefix + tail if fresh is not None else self.stable
         digest = self.digest.copy()
-        digest.update(_dumps([(fresh or {}).get("models"), (fresh or {}).get("last_candle_time")]))
+        digest.update(dumps([(fresh or {}).get("models"), (fresh or {}).get("last_candle_time")]))
         etag = '"' + digest.hexdigest() + '"'
         if len(data) < GZIP_MIN_BYTES:
             return Encoded(data, None, etag)
