@@ -2,11 +2,12 @@
 
 One run per Serve configuration ("default"; "tuned", Serve's throughput options; "direct", those
 plus direct ingress: clients reach the router's replica on its own loopback port, skipping the
-proxy, and the floor's likewise), each on a fresh Ray and a scratch database. The read pair is backfilled from the replay exchange and left
-idle; then two pairs go live from a second replay at 60x, through the real supervisor. Each phase
-(idle, live) loads, on loopback and at several concurrencies: a no-op Serve deployment behind the
-same proxy (the floor), the latest prediction, one day of candles, and on-demand predict from the
-caller's window. In the live phase every closed candle is timed to its stored prediction. The load
+proxy, and the floor's likewise), each on a fresh Ray and a scratch database. The read pair is
+backfilled from the replay exchange and left idle; then two pairs go live from a second replay at
+60x, through the real supervisor. Each phase (idle, live) loads, on loopback and at several
+concurrencies: a no-op Serve deployment behind the same proxy (the floor), a no-op FastAPI ingress
+(what Serve's FastAPI integration alone costs), the latest prediction, one day of candles, and
+on-demand predict from the caller's window. In the live phase every closed candle is timed to its stored prediction. The load
 comes from ``wrk`` when installed, else from a Python loop (see ``loadgen``).
 """
 
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
+from fastapi import FastAPI, Response
 from ray import serve
 from ray.actor import ActorHandle
 from sqlalchemy.engine import URL
@@ -79,6 +81,7 @@ PREDICT_WINDOW = 240  # minutes the caller sends to /predict
 LIVE_READY_TIMEOUT_S = 240.0
 QUIET_SECONDS = 45.0  # after the load: ~45 more candles at 60x, timed with nothing else asked
 NOOP_APP, NOOP_ROUTE = "bench_noop", "/bench-noop"
+INGRESS_APP, INGRESS_ROUTE = "bench_noop_ingress", "/bench-noop-ingress"
 PORT = 8765
 CONFIGS = ("default", "tuned", "direct")
 # Serve's throughput options; workers inherit them from the driver's environment. "tuned" keeps
@@ -109,16 +112,39 @@ class Noop:
         return "ok"
 
 
+noop_api = FastAPI()
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.01})
+@serve.ingress(noop_api)
+class NoopIngress:
+    """A second reference: a FastAPI ingress whose one route (the latest prediction's path, with
+    its path parameter) does nothing. It is what Serve's FastAPI integration costs before any of
+    the API's own code, which the bare floor above does not pay."""
+
+    @noop_api.get("/pairs/{symbol}/predictions/latest")
+    async def latest(self, symbol: str) -> Response:
+        return Response(b'{"symbol":"' + symbol.encode() + b'"}', media_type="application/json")
+
+
 def noop_app(args: dict) -> serve.Application:
     return Noop.options(max_ongoing_requests=int(args["max_ongoing_requests"])).bind()
 
 
-def noop_application(tuned: bool) -> dict:
-    app = {"name": NOOP_APP, "route_prefix": NOOP_ROUTE, "import_path": "cryptocast.serve.bench:noop_app",
-           "args": {"max_ongoing_requests": TUNED_MAX_ONGOING if tuned else 5}}  # fmt: skip
-    if tuned:
-        app["logging_config"] = {"enable_access_log": False}
-    return app
+def noop_ingress_app(args: dict) -> serve.Application:
+    return NoopIngress.options(max_ongoing_requests=int(args["max_ongoing_requests"])).bind()
+
+
+def noop_applications(tuned: bool) -> list[dict]:
+    """The floor and the FastAPI reference, with the same Serve options."""
+    apps = []
+    for name, route, builder in ((NOOP_APP, NOOP_ROUTE, "noop_app"), (INGRESS_APP, INGRESS_ROUTE, "noop_ingress_app")):
+        app = {"name": name, "route_prefix": route, "import_path": f"cryptocast.serve.bench:{builder}",
+               "args": {"max_ongoing_requests": TUNED_MAX_ONGOING if tuned else 5}}  # fmt: skip
+        if tuned:
+            app["logging_config"] = {"enable_access_log": False}
+        apps.append(app)
+    return apps
 
 
 async def backfill(db: Database, rest_url: str, stream_url: str, symbol: str, lookback_ms: int) -> None:
@@ -150,6 +176,7 @@ async def read_targets(client: httpx.AsyncClient) -> dict[str, Target]:
     day = {"start": _minus_day(end), "end": end, "limit": 1440}
     return {
         "floor_noop": Target("floor_noop", "GET", NOOP_ROUTE),
+        "ingress_noop": Target("ingress_noop", "GET", f"{INGRESS_ROUTE}/pairs/{READ_PAIR}/predictions/latest"),
         "latest": Target("latest", "GET", f"/pairs/{READ_PAIR}/predictions/latest"),
         "candles_day": Target("candles_day", "GET", f"/pairs/{READ_PAIR}/candles", params=day,
                               headers={"Accept-Encoding": "gzip"}),
@@ -189,17 +216,21 @@ async def target_bases(config: str, options: ServeOptions, targets: dict[str, Ta
     if config != "direct":
         return dict.fromkeys(targets, api_url(options))
     router = await direct_ingress_url(ROUTER_APP, options.port)
-    floor = await direct_ingress_url(NOOP_APP, options.port)
-    return {name: floor if name == "floor_noop" else router for name in targets}
+    own = {"floor_noop": await direct_ingress_url(NOOP_APP, options.port),
+           "ingress_noop": await direct_ingress_url(INGRESS_APP, options.port)}  # fmt: skip
+    return {name: own.get(name, router) for name in targets}
 
 
 def verdict(phase: dict) -> dict:
     """The acceptance figures of one phase, next to their targets."""
     floor = phase["floor_noop"]["16"]["rps"]
-    out = {"floor_rps_c16": floor, "floor_rps_c1": phase["floor_noop"]["1"]["rps"]}
+    ingress = phase["ingress_noop"]["16"]["rps"]
+    out = {"floor_rps_c16": floor, "floor_rps_c1": phase["floor_noop"]["1"]["rps"], "ingress_noop_rps_c16": ingress,
+           "ingress_noop_ratio_to_floor": round(ingress / floor, 3)}  # fmt: skip
     for name, want in TARGETS.items():
         cell = phase[name]["16"]
-        out[name] = {"rps_c16": cell["rps"], "ratio_to_floor": round(cell["rps"] / floor, 3), "p99_ms_c16": cell["p99_ms"],
+        out[name] = {"rps_c16": cell["rps"], "ratio_to_floor": round(cell["rps"] / floor, 3),
+                     "ratio_to_ingress_noop": round(cell["rps"] / ingress, 3), "p99_ms_c16": cell["p99_ms"],
                      "target_ratio": want["ratio"], "target_p99_ms": want.get("p99_ms"),
                      "wire_bytes_per_s_c16": cell["wire_bytes_per_s"]}  # fmt: skip
     out["predict"] = {"p99_ms_c1": phase["predict"]["1"]["p99_ms"], "target_p99_ms": PREDICT_P99_MS}
@@ -289,7 +320,7 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str, l
             try:
                 start_controller(options.host, options.port)
                 config = await generate(db, options)
-                config["applications"].append(noop_application(tuned))
+                config["applications"].extend(noop_applications(tuned))
                 await apply_config(config)
                 await wait_running([a["name"] for a in config["applications"]])
                 async with httpx.AsyncClient(base_url=api_url(options), timeout=30) as client:
