@@ -81,12 +81,22 @@ def encode(body: dict, fragments: dict[str, bytes] | None = None) -> Encoded:
     return Prepared(body, fragments).finish(body.get("freshness") if "freshness" in body else None)
 
 
-def respond(answer: Encoded, request: Request | None = None) -> Response:
-    """200 with the body (gzipped when the caller accepts it), or 304 for a matching ``If-None-Match``."""
+def choose(answer: Encoded, if_none_match: str | None, accept_encoding: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body for a caller: 304 for a matching ``If-None-Match``, else 200 with the
+    body, gzipped when the caller accepts it."""
     headers = {"ETag": answer.etag}
-    if request is not None and request.headers.get("if-none-match") == answer.etag:
+    if if_none_match == answer.etag:
+        return 304, headers, b""
+    if answer.gzipped is not None and "gzip" in accept_encoding:
+        return 200, headers | {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}, answer.gzipped
+    return 200, headers, answer.data
+
+
+def respond(answer: Encoded, request: Request | None = None) -> Response:
+    """The answer as a response for ``request`` (see :func:`choose`)."""
+    if request is None:
+        return Response(answer.data, media_type=MEDIA_TYPE, headers={"ETag": answer.etag})
+    status, headers, body = choose(answer, request.headers.get("if-none-match"), request.headers.get("accept-encoding", ""))
+    if status == 304:
         return Response(status_code=304, headers=headers)
-    if answer.gzipped is not None and request is not None and "gzip" in request.headers.get("accept-encoding", ""):
-        headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
-        return Response(answer.gzipped, media_type=MEDIA_TYPE, headers=headers)
-    return Response(answer.data, media_type=MEDIA_TYPE, headers=headers)
+    return Response(body, media_type=MEDIA_TYPE, headers=headers)

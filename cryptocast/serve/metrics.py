@@ -26,6 +26,19 @@ def render() -> bytes:
     return generate_latest(registry)
 
 
+_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+
+def observe(route: str, status: int, seconds: float) -> None:
+    """Count and time one request; the labelled series are looked up once per (route, status)."""
+    key = (route, str(status))
+    series = _children.get(key)
+    if series is None:
+        series = _children[key] = (requests.labels(*key), latency.labels(route))
+    series[0].inc()
+    series[1].observe(seconds)
+
+
 class RequestMetrics:
     """ASGI middleware: counts and times requests by route template (never by raw path)."""
 
@@ -47,6 +60,4 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, record)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            requests.labels(route, str(status["code"])).inc()
-            latency.labels(route).observe(time.perf_counter() - started)
+            observe(getattr(scope.get("route"), "path", "unmatched"), status["code"], time.perf_counter() - started)

@@ -40,6 +40,11 @@ class MicroCache(Generic[T]):
         hit = self.entries.get(key)
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
+    def expires(self, key: str) -> float:
+        """When ``key``'s entry expires (``time.monotonic()``); 0 when there is none."""
+        hit = self.entries.get(key)
+        return hit[0] if hit is not None else 0.0
+
     async def get(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
         """The cached value of ``key``, or ``make()``'s (exceptions propagate and nothing is kept)."""
         value = self._fresh(key)

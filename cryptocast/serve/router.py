@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import ray
 from binance.exceptions import BinanceAPIException, BinanceRequestException
-from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi import Body, Depends, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from pydantic import BaseModel, Field
@@ -33,6 +33,7 @@ from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
 from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, Prepared, dumps, encode, respond
 from cryptocast.serve.errors import ApiError
 from cryptocast.serve.exchangeclock import ExchangeClock, server_time
+from cryptocast.serve.hotpath import HotApi
 from cryptocast.serve.live import LivePredictor
 from cryptocast.serve.microcache import MicroCache
 from cryptocast.serve.runtime import replica_database
@@ -53,17 +54,24 @@ MAX_PRICE = 1e12
 BACKFILLING = ("new", "backfilling")
 PROBLEM_STATUS = {"no_model": 409, "not_enough_history": 409, "invalid_window": 422}
 
-api = FastAPI(
-    title="cryptocast",
-    version="1",
-    description="Per-pair crypto price forecasts (1, 5, 15, 30 min) with 80/95 % intervals.",
-)
-errors.install(api)
-api.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
-api.add_middleware(metrics.RequestMetrics)
-if get_settings().cors_origins:
-    api.add_middleware(CORSMiddleware, allow_origins=get_settings().cors_origins,
-                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+
+def new_api() -> HotApi:
+    """The API's app: error handlers, gzip, request metrics, CORS when configured; no routes yet."""
+    app = HotApi(
+        title="cryptocast",
+        version="1",
+        description="Per-pair crypto price forecasts (1, 5, 15, 30 min) with 80/95 % intervals.",
+    )
+    errors.install(app)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
+    app.add_middleware(metrics.RequestMetrics)
+    if get_settings().cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=get_settings().cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+    return app
+
+
+api = new_api()
 
 Symbol = Annotated[str, Query(max_length=64)]
 Start = Annotated[datetime | None, Query(description="inclusive, ISO 8601 (UTC if no offset)")]
@@ -449,7 +457,11 @@ class Router:
 
     @api.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
     async def latest(self, symbol: str, request: Request) -> Response:
-        return respond(await self.latest_cache.get(_symbol(symbol), lambda: self._latest(symbol)), request)
+        key = _symbol(symbol)
+        answer = await self.latest_cache.get(key, lambda: self._latest(symbol))
+        # Until the cached answer expires, this exact path is answered before FastAPI (hotpath.py).
+        request.app.hot.put(request.scope["path"], answer, request.scope["route"].path, self.latest_cache.expires(key))
+        return respond(answer, request)
 
     async def _latest(self, symbol: str) -> Encoded:
         row = await self._pair(symbol)

@@ -84,6 +84,14 @@ async def test_new_candle_gets_its_prediction_stored_then_scored(served, client)
     latest = await eventually(lambda: _latest_at(client, origin), timeout=30)
     assert [p["horizon"] for p in latest["predictions"]] == [1, 5, 15, 30]
     assert latest["predictions"][0]["late"] is False and latest["predictions"][0]["actual"] is None
+    # Repeats while the answer is cached are sent before FastAPI (hotpath.py): the same answer, counted.
+    before = _latest_count((await client.get("/metrics")).text)
+    repeats = [await client.get(f"/pairs/{PAIR}/predictions/latest", headers={"Accept-Encoding": "identity"})
+               for _ in range(3)]  # fmt: skip
+    assert {(r.status_code, r.headers["etag"], r.headers["content-type"]) for r in repeats} == {
+        (200, repeats[0].headers["etag"], "application/json")
+    }
+    assert _latest_count((await client.get("/metrics")).text) - before == 3
     await writer.write(served.symbol_id, to_records(future)[1:2])
     scored = (await client.get(f"/pairs/{PAIR}/predictions", params={"start": future.frame["open_time_ms"][0] / 1000})).json()
     h1 = next(p for p in scored["predictions"] if p["horizon"] == 1 and p["origin_time"] == latest["origin_time"])
@@ -91,6 +99,11 @@ async def test_new_candle_gets_its_prediction_stored_then_scored(served, client)
     async with served.db.connect() as conn:
         made = (await conn.execute(select(predictions.c.served).where(predictions.c.symbol_id == served.symbol_id))).all()
     assert made and all(r.served for r in made)
+
+
+def _latest_count(metrics_text: str) -> float:
+    line = 'cryptocast_api_requests_total{route="/pairs/{symbol}/predictions/latest",status="200"} '
+    return next(float(x.removeprefix(line)) for x in metrics_text.splitlines() if x.startswith(line))
 
 
 async def _latest_at(client, origin_ms: int):  # noqa: ANN001, ANN202

@@ -1,0 +1,94 @@
+"""Fresh cached answers sent before FastAPI: the same bytes and headers as the route, and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from fastapi import Request, Response
+
+from cryptocast.serve import metrics
+from cryptocast.serve.encoded import encode, respond
+from cryptocast.serve.hotpath import HotAnswers
+from cryptocast.serve.router import new_api
+
+TTL_S = 0.3
+ROUTE = "/items/{name}"
+BIG = encode({"rows": [[i, i * 1.5, "2025-03-30T12:00:00+00:00"] for i in range(200)], "freshness": {"as_of": "now"}})
+SMALL = encode({"rows": [], "freshness": {"as_of": "now"}})
+
+
+@pytest.fixture
+def served() -> tuple:
+    """The API's own app and middleware, with one route that fills the hot answers as ``latest`` does."""
+    app = new_api()
+    calls: list[str] = []
+
+    @app.get(ROUTE)
+    async def item(name: str, request: Request) -> Response:
+        calls.append(name)
+        answer = BIG if name == "big" else SMALL
+        request.app.hot.put(request.scope["path"], answer, request.scope["route"].path, time.monotonic() + TTL_S)
+        return respond(answer, request)
+
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return client, calls
+
+
+def _same(a: httpx.Response, b: httpx.Response) -> None:
+    assert (a.status_code, a.content) == (b.status_code, b.content)
+    assert sorted(a.headers.multi_items()) == sorted(b.headers.multi_items())
+
+
+@pytest.mark.parametrize("name", ["big", "small"])
+@pytest.mark.parametrize(
+    "headers",  # httpx accepts gzip unless told otherwise
+    [{"Accept-Encoding": "identity"}, {"Accept-Encoding": "gzip"}, {"Accept-Encoding": "gzip, br"},
+     {"Accept-Encoding": "identity", "If-None-Match": BIG.etag}],
+)
+async def test_a_hit_is_the_routes_answer_without_the_route(served, name: str, headers: dict) -> None:  # noqa: ANN001
+    client, calls = served
+    first = await client.get(f"/items/{name}", headers=headers)  # through FastAPI, fills the entry
+    second = await client.get(f"/items/{name}", headers=headers)
+    assert calls == [name]  # the second never reached the route
+    _same(first, second)
+    if name == "big" and "gzip" in headers["Accept-Encoding"]:
+        assert second.headers["content-encoding"] == "gzip"
+    if name == "big" and "If-None-Match" in headers:
+        assert second.status_code == 304 and second.content == b""
+
+
+async def test_what_fastapi_must_see_goes_through_it(served) -> None:  # noqa: ANN001
+    client, calls = served
+    await client.get("/items/big")
+    await client.get("/items/big", params={"x": 1})  # a query string
+    await client.get("/items/big", headers={"Origin": "http://elsewhere"})  # CORS decides
+    await client.post("/items/big")  # not a GET: FastAPI answers 405
+    await client.get("/items/BIG")  # another path: its own entry
+    assert calls == ["big", "big", "big", "BIG"]
+    await asyncio.sleep(TTL_S * 1.2)
+    await client.get("/items/big")  # expired
+    assert calls[-1] == "big" and len(calls) == 5
+
+
+async def test_hits_are_counted_under_the_route(served) -> None:  # noqa: ANN001
+    client, _ = served
+
+    def count() -> float:
+        return metrics.registry.get_sample_value("cryptocast_api_requests_total", {"route": ROUTE, "status": "200"}) or 0.0
+
+    before = count()
+    for _ in range(5):
+        assert (await client.get("/items/small")).status_code == 200
+    assert count() - before == 5
+
+
+def test_entries_are_bounded_oldest_first() -> None:
+    hot = HotAnswers(max_entries=3)
+    for i in range(5):
+        hot.put(f"/p/{i}", SMALL, ROUTE, time.monotonic() + 60)
+    assert list(hot.entries) == ["/p/2", "/p/3", "/p/4"]
+    hot.put("/p/9", SMALL, ROUTE, time.monotonic() - 1)  # already expired: kept out of answers
+    assert hot.get("/p/9") is None and hot.get("/p/4") is not None
