@@ -4,9 +4,10 @@ The latest forecast of a pair is the most polled answer, and it is cached for ha
 (``router.LATEST_TTL_S``). On Serve, FastAPI's routing, parameter handling and middleware cost more
 than the rest of a request: a FastAPI ingress whose one route does nothing reaches only 0.3-0.7x
 the requests/s of a bare Serve callable (``bench/serve.py``, direct ingress). So while a cached
-answer is fresh, a plain ``GET`` of exactly its path is answered here, with the bytes and headers
-the route itself would send (ETag, 304, gzip) and counted in the same metrics. Everything else goes
-through FastAPI: a miss, an expired entry, a query string, an ``Origin`` header (CORS must see it).
+answer is fresh, a ``GET`` of exactly its path and query string is answered here, with the bytes
+and headers the route itself would send (ETag, 304, gzip) and counted in the same metrics. A route
+opts in by putting its answer here; everything else goes through FastAPI: a miss, an expired
+entry, any other query string, an ``Origin`` header (CORS must see it).
 """
 
 from __future__ import annotations
@@ -31,24 +32,31 @@ class HotAnswer:
     expires: float  # time.monotonic()
 
 
+def _key(scope: Scope) -> str:
+    query = scope.get("query_string")
+    return scope["path"] + "?" + query.decode("latin-1") if query else scope["path"]
+
+
 class HotAnswers:
-    """Answers by exact request path, each until its cache entry expires; bounded like the caches."""
+    """Answers by exact path and query string, each until ``expires``; bounded like the caches."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self.entries: dict[str, HotAnswer] = {}
 
-    def put(self, path: str, answer: Encoded, route: str, expires: float) -> None:
-        if path not in self.entries and len(self.entries) >= self.max_entries:
+    def put(self, scope: Scope, answer: Encoded, expires: float) -> None:
+        """Send ``answer`` for requests like the one of ``scope`` (a routed request) until ``expires``."""
+        key = _key(scope)
+        if key not in self.entries and len(self.entries) >= self.max_entries:
             now = time.monotonic()
-            for key in [k for k, hot in self.entries.items() if hot.expires <= now]:
-                del self.entries[key]
+            for old in [k for k, hot in self.entries.items() if hot.expires <= now]:
+                del self.entries[old]
             if len(self.entries) >= self.max_entries:
                 del self.entries[next(iter(self.entries))]
-        self.entries[path] = HotAnswer(answer, route, expires)
+        self.entries[key] = HotAnswer(answer, scope["route"].path, expires)
 
-    def get(self, path: str) -> HotAnswer | None:
-        hot = self.entries.get(path)
+    def get(self, scope: Scope) -> HotAnswer | None:
+        hot = self.entries.get(_key(scope))
         return hot if hot is not None and hot.expires > time.monotonic() else None
 
 
@@ -67,8 +75,8 @@ class HotApi(FastAPI):
         self.hot = HotAnswers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("query_string"):
-            hot = self.hot.get(scope["path"])
+        if scope["type"] == "http" and scope["method"] == "GET":
+            hot = self.hot.get(scope)
             if hot is not None and _header(scope, b"origin") is None:
                 await self._send(hot, scope, send)
                 return

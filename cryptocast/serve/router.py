@@ -459,8 +459,8 @@ class Router:
     async def latest(self, symbol: str, request: Request) -> Response:
         key = _symbol(symbol)
         answer = await self.latest_cache.get(key, lambda: self._latest(symbol))
-        # Until the cached answer expires, this exact path is answered before FastAPI (hotpath.py).
-        request.app.hot.put(request.scope["path"], answer, request.scope["route"].path, self.latest_cache.expires(key))
+        # Until the cached answer expires, this exact request is answered before FastAPI (hotpath.py).
+        request.app.hot.put(request.scope, answer, self.latest_cache.expires(key))
         return respond(answer, request)
 
     async def _latest(self, symbol: str) -> Encoded:

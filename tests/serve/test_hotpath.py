@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 from fastapi import Request, Response
+from fastapi.routing import APIRoute
 
 from cryptocast.serve import metrics
 from cryptocast.serve.encoded import encode, respond
@@ -30,7 +31,7 @@ def served() -> tuple:
     async def item(name: str, request: Request) -> Response:
         calls.append(name)
         answer = BIG if name == "big" else SMALL
-        request.app.hot.put(request.scope["path"], answer, request.scope["route"].path, time.monotonic() + TTL_S)
+        request.app.hot.put(request.scope, answer, time.monotonic() + TTL_S)
         return respond(answer, request)
 
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
@@ -63,14 +64,16 @@ async def test_a_hit_is_the_routes_answer_without_the_route(served, name: str, h
 async def test_what_fastapi_must_see_goes_through_it(served) -> None:  # noqa: ANN001
     client, calls = served
     await client.get("/items/big")
-    await client.get("/items/big", params={"x": 1})  # a query string
+    await client.get("/items/big", params={"x": 1})  # another query string: its own entry
+    await client.get("/items/big", params={"x": 1})
+    await client.get("/items/big", params={"x": 2})
     await client.get("/items/big", headers={"Origin": "http://elsewhere"})  # CORS decides
     await client.post("/items/big")  # not a GET: FastAPI answers 405
     await client.get("/items/BIG")  # another path: its own entry
-    assert calls == ["big", "big", "big", "BIG"]
+    assert calls == ["big", "big", "big", "big", "BIG"]
     await asyncio.sleep(TTL_S * 1.2)
     await client.get("/items/big")  # expired
-    assert calls[-1] == "big" and len(calls) == 5
+    assert calls[-1] == "big" and len(calls) == 6
 
 
 async def test_hits_are_counted_under_the_route(served) -> None:  # noqa: ANN001
@@ -86,9 +89,12 @@ async def test_hits_are_counted_under_the_route(served) -> None:  # noqa: ANN001
 
 
 def test_entries_are_bounded_oldest_first() -> None:
+    def scope(path: str) -> dict:
+        return {"path": path, "query_string": b"", "route": APIRoute(ROUTE, lambda: None)}
+
     hot = HotAnswers(max_entries=3)
     for i in range(5):
-        hot.put(f"/p/{i}", SMALL, ROUTE, time.monotonic() + 60)
+        hot.put(scope(f"/p/{i}"), SMALL, time.monotonic() + 60)
     assert list(hot.entries) == ["/p/2", "/p/3", "/p/4"]
-    hot.put("/p/9", SMALL, ROUTE, time.monotonic() - 1)  # already expired: kept out of answers
-    assert hot.get("/p/9") is None and hot.get("/p/4") is not None
+    hot.put(scope("/p/9"), SMALL, time.monotonic() - 1)  # already expired: kept out of answers
+    assert hot.get(scope("/p/9")) is None and hot.get(scope("/p/4")).route == ROUTE
