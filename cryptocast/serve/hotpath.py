@@ -1,7 +1,8 @@
 """Fresh cached answers sent before FastAPI: no routing, no dependencies, no middleware stack.
 
-The latest forecast of a pair is the most polled answer, and it is cached for half a second anyway
-(``router.LATEST_TTL_S``). On Serve, FastAPI's routing, parameter handling and middleware cost more
+The latest forecast and pages of candles are the most polled answers, and they are reused for a
+moment under load anyway (``router.reuse_s``: half a second at most, and one second of exchange
+time at most). On Serve, FastAPI's routing, parameter handling and middleware cost more
 than the rest of a request: a FastAPI ingress whose one route does nothing reaches only 0.3-0.7x
 the requests/s of a bare Serve callable (``bench/serve.py``, direct ingress). So while a cached
 answer is fresh, a ``GET`` of exactly its path and query string is answered here, with the bytes

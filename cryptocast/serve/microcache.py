@@ -45,8 +45,9 @@ class MicroCache(Generic[T]):
         hit = self.entries.get(key)
         return hit[0] if hit is not None else 0.0
 
-    async def get(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
-        """The cached value of ``key``, or ``make()``'s (exceptions propagate and nothing is kept)."""
+    async def get(self, key: str, make: Callable[[], Awaitable[T]], ttl_s: float | None = None) -> T:
+        """The cached value of ``key``, or ``make()``'s, kept ``ttl_s`` (default: the cache's);
+        exceptions propagate and nothing is kept."""
         value = self._fresh(key)
         if value is not None:
             return value
@@ -56,5 +57,5 @@ class MicroCache(Generic[T]):
                 value = await make()
                 if len(self.entries) >= self.max_entries:
                     self._make_room()
-                self.entries[key] = (time.monotonic() + self.ttl_s, value)
+                self.entries[key] = (time.monotonic() + (self.ttl_s if ttl_s is None else ttl_s), value)
             return value

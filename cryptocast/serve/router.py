@@ -8,6 +8,7 @@ last candle and the data lag.
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -46,7 +47,10 @@ from cryptocast.tune.scheduler import DEFAULT_DAILY_MINUTE, DEFAULT_STAGGER_MINU
 ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
-LATEST_TTL_S = 0.5  # the latest forecast changes once a minute; reuse it this long under load
+# Hot reads (the latest forecast, a page of candles) are reused under load for at most REUSE_WALL_S
+# and at most REUSE_EXCHANGE_S of exchange time, so their data and lag stay that fresh on a fast replay.
+REUSE_WALL_S = 0.5
+REUSE_EXCHANGE_S = 1.0
 CHAMPIONS_TTL_S = 1.0  # a pair's champions change daily at most; every answer names them
 PAGE_TTL_S = 5.0  # a page of candles is keyed by the pair's last candle; this bounds a repair's wait
 MAX_WINDOW = 2000  # candles a caller may send to /predict
@@ -108,6 +112,11 @@ def request_columns(candles: list[CandleIn]) -> dict[str, np.ndarray]:
         "open_time_ms": np.fromiter((c.open_time for c in candles), np.int64, n),
         **{f: np.fromiter((getattr(c, f) for c in candles), np.float64, n) for f in OHLCV},
     }
+
+
+def reuse_s(rate: float) -> float:
+    """Wall seconds a hot read may be reused when the exchange clock runs ``rate`` times local time."""
+    return min(REUSE_WALL_S, REUSE_EXCHANGE_S / max(rate, 1e-6))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -180,7 +189,7 @@ class Router:
         self.live = live
         self.exchange: BinanceExchange | None = None
         self.clock: ExchangeClock | None = None
-        self.latest_cache: MicroCache[Encoded] = MicroCache(LATEST_TTL_S)
+        self.latest_cache: MicroCache[Encoded] = MicroCache(REUSE_WALL_S)
         self.champions_cache: MicroCache[list] = MicroCache(CHAMPIONS_TTL_S)
         self.page_cache: MicroCache[Prepared] = MicroCache(PAGE_TTL_S)
 
@@ -227,6 +236,9 @@ class Router:
             KeyError,
         ):
             return None
+
+    def _reuse_s(self) -> float:
+        return reuse_s(self.clock.rate if self.clock is not None else 1.0)
 
     def _conflict_if_backfilling(self, row: dict) -> None:
         if row["status"] in BACKFILLING:
@@ -414,7 +426,9 @@ class Router:
         # The rows change when a candle lands; until then identical reads share one serialised page.
         key = f"{row['id']} {lo.isoformat()} {hi.isoformat()} {limit} {row['last_candle_time']}"
         page = await self.page_cache.get(key, lambda: self._candle_page(row, lo, hi, limit))
-        return respond(page.finish(await self._freshness(row)), request)
+        answer = page.finish(await self._freshness(row))
+        request.app.hot.put(request.scope, answer, time.monotonic() + self._reuse_s())  # the same request, re-sent
+        return respond(answer, request)
 
     async def _candle_page(self, row: dict, lo: datetime, hi: datetime, limit: int) -> Prepared:
         rows = await reads.page(self.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)
@@ -458,7 +472,7 @@ class Router:
     @api.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
     async def latest(self, symbol: str, request: Request) -> Response:
         key = _symbol(symbol)
-        answer = await self.latest_cache.get(key, lambda: self._latest(symbol))
+        answer = await self.latest_cache.get(key, lambda: self._latest(symbol), self._reuse_s())
         # Until the cached answer expires, this exact request is answered before FastAPI (hotpath.py).
         request.app.hot.put(request.scope, answer, self.latest_cache.expires(key))
         return respond(answer, request)

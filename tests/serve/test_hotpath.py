@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from cryptocast.serve import metrics
 from cryptocast.serve.encoded import encode, respond
 from cryptocast.serve.hotpath import HotAnswers
-from cryptocast.serve.router import new_api
+from cryptocast.serve.router import REUSE_EXCHANGE_S, REUSE_WALL_S, new_api, reuse_s
 
 TTL_S = 0.3
 ROUTE = "/items/{name}"
@@ -98,3 +98,9 @@ def test_entries_are_bounded_oldest_first() -> None:
     assert list(hot.entries) == ["/p/2", "/p/3", "/p/4"]
     hot.put(scope("/p/9"), SMALL, time.monotonic() - 1)  # already expired: kept out of answers
     assert hot.get(scope("/p/9")) is None and hot.get(scope("/p/4")).route == ROUTE
+
+
+def test_reuse_is_bounded_on_both_clocks() -> None:
+    assert reuse_s(1.0) == REUSE_WALL_S == 0.5  # live exchange: half a second
+    assert reuse_s(60.0) == pytest.approx(REUSE_EXCHANGE_S / 60)  # a 60x replay: one exchange second
+    assert reuse_s(0.5) == REUSE_WALL_S

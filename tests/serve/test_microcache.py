@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -51,3 +52,18 @@ async def test_caller_chosen_keys_cannot_grow_it_past_its_bound() -> None:
         await cache.get(f"candles {i}", make)
     assert len(cache.entries) <= 8 and len(cache.locks) <= 9
     assert "candles 99" in cache.entries and "candles 0" not in cache.entries  # the oldest went first
+
+
+async def test_a_caller_may_keep_an_entry_shorter() -> None:
+    cache: MicroCache[int] = MicroCache(60.0)
+    calls = 0
+
+    async def make() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    assert await cache.get("BTCUSDT", make, ttl_s=0.05) == 1
+    assert cache.expires("BTCUSDT") - time.monotonic() <= 0.05
+    await asyncio.sleep(0.08)
+    assert await cache.get("BTCUSDT", make) == 2 and cache.expires("BTCUSDT") - time.monotonic() > 50
