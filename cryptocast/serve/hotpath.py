@@ -33,7 +33,8 @@ class HotAnswer:
     expires: float  # time.monotonic()
 
 
-def _key(scope: Scope) -> str:
+def request_key(scope: Scope) -> str:
+    """A request's path and query string, as sent."""
     query = scope.get("query_string")
     return scope["path"] + "?" + query.decode("latin-1") if query else scope["path"]
 
@@ -47,7 +48,7 @@ class HotAnswers:
 
     def put(self, scope: Scope, answer: Encoded, expires: float) -> None:
         """Send ``answer`` for requests like the one of ``scope`` (a routed request) until ``expires``."""
-        key = _key(scope)
+        key = request_key(scope)
         if key not in self.entries and len(self.entries) >= self.max_entries:
             now = time.monotonic()
             for old in [k for k, hot in self.entries.items() if hot.expires <= now]:
@@ -57,7 +58,7 @@ class HotAnswers:
         self.entries[key] = HotAnswer(answer, scope["route"].path, expires)
 
     def get(self, scope: Scope) -> HotAnswer | None:
-        hot = self.entries.get(_key(scope))
+        hot = self.entries.get(request_key(scope))
         return hot if hot is not None and hot.expires > time.monotonic() else None
 
 

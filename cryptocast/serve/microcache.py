@@ -5,6 +5,9 @@ reusing it for half a second takes the database off the request path without mak
 any way that matters (its ``freshness`` block still says when it was read). Concurrent misses for
 the same key wait for one query instead of each sending their own. Keys come from callers (a time
 range), so the cache holds at most ``max_entries``: expired ones go first, then the oldest.
+While one caller refreshes an expired entry, the others get the previous value if it expired less
+than one TTL ago, instead of queueing behind the refresh (stale while revalidate): a short TTL then
+costs one refresh per TTL, not a stall of every caller.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ class MicroCache(Generic[T]):
     def __init__(self, ttl_s: float, max_entries: int = MAX_ENTRIES) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self.entries: dict[str, tuple[float, T]] = {}
+        self.entries: dict[str, tuple[float, float, T]] = {}  # fresh until, usable while refreshing until, value
         self.locks: dict[str, asyncio.Lock] = {}
 
     def _make_room(self) -> None:
         now = time.monotonic()
-        for key in [k for k, (expires, _) in self.entries.items() if expires <= now]:
+        for key in [k for k, (_, stale, _) in self.entries.items() if stale <= now]:
             del self.entries[key]
         while len(self.entries) >= self.max_entries:
             del self.entries[next(iter(self.entries))]
@@ -38,10 +41,10 @@ class MicroCache(Generic[T]):
 
     def _fresh(self, key: str) -> T | None:
         hit = self.entries.get(key)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+        return hit[2] if hit is not None and hit[0] > time.monotonic() else None
 
     def expires(self, key: str) -> float:
-        """When ``key``'s entry expires (``time.monotonic()``); 0 when there is none."""
+        """When ``key``'s entry stops being fresh (``time.monotonic()``); 0 when there is none."""
         hit = self.entries.get(key)
         return hit[0] if hit is not None else 0.0
 
@@ -51,11 +54,17 @@ class MicroCache(Generic[T]):
         value = self._fresh(key)
         if value is not None:
             return value
-        async with self.locks.setdefault(key, asyncio.Lock()):
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        hit = self.entries.get(key)
+        if lock.locked() and hit is not None and hit[1] > time.monotonic():
+            return hit[2]  # being refreshed: the previous value, at most one TTL past fresh
+        async with lock:
             value = self._fresh(key)
             if value is None:
                 value = await make()
                 if len(self.entries) >= self.max_entries:
                     self._make_room()
-                self.entries[key] = (time.monotonic() + (self.ttl_s if ttl_s is None else ttl_s), value)
+                ttl = self.ttl_s if ttl_s is None else ttl_s
+                now = time.monotonic()
+                self.entries[key] = (now + ttl, now + 2 * ttl, value)
             return value

@@ -8,7 +8,6 @@ last candle and the data lag.
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -34,7 +33,7 @@ from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
 from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, Prepared, dumps, encode, respond
 from cryptocast.serve.errors import ApiError
 from cryptocast.serve.exchangeclock import ExchangeClock, server_time
-from cryptocast.serve.hotpath import HotApi
+from cryptocast.serve.hotpath import HotApi, request_key
 from cryptocast.serve.live import LivePredictor
 from cryptocast.serve.microcache import MicroCache
 from cryptocast.serve.runtime import replica_database
@@ -190,6 +189,7 @@ class Router:
         self.exchange: BinanceExchange | None = None
         self.clock: ExchangeClock | None = None
         self.latest_cache: MicroCache[Encoded] = MicroCache(REUSE_WALL_S)
+        self.candles_cache: MicroCache[Encoded] = MicroCache(REUSE_WALL_S)
         self.champions_cache: MicroCache[list] = MicroCache(CHAMPIONS_TTL_S)
         self.page_cache: MicroCache[Prepared] = MicroCache(PAGE_TTL_S)
 
@@ -421,14 +421,18 @@ class Router:
     @api.get("/pairs/{symbol}/candles", summary="1-minute candles in [start, end), oldest first, paged")
     async def candles(self, symbol: str, request: Request, start: Start = None, end: End = None,
                       limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
+        key = request_key(request.scope)  # the same request is answered alike for a moment (reuse_s)
+        answer = await self.candles_cache.get(key, lambda: self._candles(symbol, start, end, limit), self._reuse_s())
+        request.app.hot.put(request.scope, answer, self.candles_cache.expires(key))
+        return respond(answer, request)
+
+    async def _candles(self, symbol: str, start: datetime | None, end: datetime | None, limit: int) -> Encoded:
         row = await self._pair(symbol)
         lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
         # The rows change when a candle lands; until then identical reads share one serialised page.
         key = f"{row['id']} {lo.isoformat()} {hi.isoformat()} {limit} {row['last_candle_time']}"
         page = await self.page_cache.get(key, lambda: self._candle_page(row, lo, hi, limit))
-        answer = page.finish(await self._freshness(row))
-        request.app.hot.put(request.scope, answer, time.monotonic() + self._reuse_s())  # the same request, re-sent
-        return respond(answer, request)
+        return page.finish(await self._freshness(row))
 
     async def _candle_page(self, row: dict, lo: datetime, hi: datetime, limit: int) -> Prepared:
         rows = await reads.page(self.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)

@@ -67,3 +67,27 @@ async def test_a_caller_may_keep_an_entry_shorter() -> None:
     assert cache.expires("BTCUSDT") - time.monotonic() <= 0.05
     await asyncio.sleep(0.08)
     assert await cache.get("BTCUSDT", make) == 2 and cache.expires("BTCUSDT") - time.monotonic() > 50
+
+
+async def test_callers_get_the_previous_value_while_one_refreshes() -> None:
+    cache: MicroCache[int] = MicroCache(TTL_S)
+    calls = 0
+
+    async def slow() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.1)
+        return calls
+
+    assert await cache.get("BTCUSDT", slow) == 1
+    await asyncio.sleep(TTL_S * 1.2)  # expired, within one TTL of it
+    refresh = asyncio.create_task(cache.get("BTCUSDT", slow))
+    await asyncio.sleep(0.01)
+    started = time.monotonic()
+    assert await cache.get("BTCUSDT", slow) == 1  # not queued behind the refresh
+    assert time.monotonic() - started < 0.05
+    assert await refresh == 2 and await cache.get("BTCUSDT", slow) == 2
+    await asyncio.sleep(TTL_S * 2.5)  # too old to stand in: callers wait for the refresh
+    refresh = asyncio.create_task(cache.get("BTCUSDT", slow))
+    await asyncio.sleep(0.01)
+    assert await cache.get("BTCUSDT", slow) == 3 and await refresh == 3 and calls == 3
