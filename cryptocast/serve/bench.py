@@ -7,8 +7,9 @@ backfilled from the replay exchange and left idle; then two pairs go live from a
 60x, through the real supervisor. Each phase (idle, live) loads, on loopback and at several
 concurrencies: a no-op Serve deployment behind the same proxy (the floor), a no-op FastAPI ingress
 (what Serve's FastAPI integration alone costs), the latest prediction, one day of candles, and
-on-demand predict from the caller's window. In the live phase every closed candle is timed to its stored prediction. The load
-comes from ``wrk`` when installed, else from a Python loop (see ``loadgen``).
+on-demand predict from the caller's window. In the live phase every closed candle is timed to its
+stored prediction. The load comes from ``wrk`` when installed, else from a Python loop (see
+``loadgen``).
 """
 
 from __future__ import annotations

@@ -12,16 +12,21 @@ from cryptocast.serve.microcache import MicroCache
 TTL_S = 0.2
 
 
+class Counting:
+    """A value maker that returns how many times it has been called, after ``delay_s``."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.calls, self.delay_s = 0, delay_s
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        return self.calls
+
+
 async def test_concurrent_misses_share_one_call_and_expire() -> None:
     cache: MicroCache[int] = MicroCache(TTL_S)
-    calls = 0
-
-    async def make() -> int:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.05)
-        return calls
-
+    make = Counting(0.05)
     assert await asyncio.gather(*(cache.get("BTCUSDT", make) for _ in range(20))) == [1] * 20
     assert await cache.get("ETHUSDT", make) == 2  # keys are separate
     await asyncio.sleep(TTL_S * 1.5)
@@ -56,13 +61,7 @@ async def test_caller_chosen_keys_cannot_grow_it_past_its_bound() -> None:
 
 async def test_a_caller_may_keep_an_entry_shorter() -> None:
     cache: MicroCache[int] = MicroCache(60.0)
-    calls = 0
-
-    async def make() -> int:
-        nonlocal calls
-        calls += 1
-        return calls
-
+    make = Counting()
     assert await cache.get("BTCUSDT", make, ttl_s=0.05) == 1
     assert cache.expires("BTCUSDT") - time.monotonic() <= 0.05
     await asyncio.sleep(0.08)
@@ -71,14 +70,7 @@ async def test_a_caller_may_keep_an_entry_shorter() -> None:
 
 async def test_callers_get_the_previous_value_while_one_refreshes() -> None:
     cache: MicroCache[int] = MicroCache(TTL_S)
-    calls = 0
-
-    async def slow() -> int:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.1)
-        return calls
-
+    slow = Counting(0.1)
     assert await cache.get("BTCUSDT", slow) == 1
     await asyncio.sleep(TTL_S * 1.2)  # expired, within one TTL of it
     refresh = asyncio.create_task(cache.get("BTCUSDT", slow))
@@ -90,4 +82,4 @@ async def test_callers_get_the_previous_value_while_one_refreshes() -> None:
     await asyncio.sleep(TTL_S * 2.5)  # too old to stand in: callers wait for the refresh
     refresh = asyncio.create_task(cache.get("BTCUSDT", slow))
     await asyncio.sleep(0.01)
-    assert await cache.get("BTCUSDT", slow) == 3 and await refresh == 3 and calls == 3
+    assert await cache.get("BTCUSDT", slow) == 3 and await refresh == 3 and slow.calls == 3
