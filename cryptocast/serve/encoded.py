@@ -12,7 +12,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request, Response
@@ -28,6 +30,10 @@ class Encoded:
     data: bytes
     gzipped: bytes | None  # None when the body is too small to be worth compressing
     etag: str
+
+    def current(self) -> Encoded:
+        """As it is now: a fixed answer never changes (see :class:`Renewing` for one that does)."""
+        return self
 
 
 def dumps(value: object) -> bytes:
@@ -73,6 +79,32 @@ class Prepared:
             self.head = self.compressor.compress(self.prefix)
         rest = self.compressor.copy()
         return Encoded(data, self.head + rest.compress(tail) + rest.flush(), etag)
+
+
+class Renewing:
+    """A cached answer whose data stay while its clock-driven freshness fields are renewed.
+
+    A read's data (a page of candles, the latest forecast) change only when news says so, but its
+    data lag and exchange time age by the second. ``stamp(fresh)`` gives those fields; they are
+    renewed at most every ``period()`` seconds, which costs one small serialisation (and, for a
+    large body, one copied gzip stream) and no database round trip. The ETag stays: it never
+    covered the clock.
+    """
+
+    __slots__ = ("prepared", "fresh", "stamp", "period", "encoded", "until")
+
+    def __init__(self, prepared: Prepared, fresh: dict, stamp: Callable[[dict], dict],
+                 period: Callable[[], float]) -> None:  # fmt: skip
+        self.prepared, self.fresh, self.stamp, self.period = prepared, fresh, stamp, period
+        self.encoded: Encoded | None = None
+        self.until = 0.0
+
+    def current(self) -> Encoded:
+        now = time.monotonic()
+        if self.encoded is None or now >= self.until:
+            self.encoded = self.prepared.finish(self.fresh | self.stamp(self.fresh))
+            self.until = now + self.period()
+        return self.encoded
 
 
 def encode(body: dict, fragments: dict[str, bytes] | None = None) -> Encoded:

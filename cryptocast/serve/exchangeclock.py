@@ -17,6 +17,7 @@ from cryptocast.exchange.binance import BinanceExchange
 
 REFRESH_S = 1.0  # ask the exchange at most this often; in between, extrapolate
 MIN_RATE_SPAN_S = 0.5  # two asks closer than this give no usable rate
+MAX_EXTRAPOLATION_S = 5.0  # a reading without an ask for longer than this is not given
 ServerTime = Callable[[], Awaitable[int]]
 
 
@@ -59,6 +60,14 @@ class ExchangeClock:
     def extrapolate(self, wall_s: float) -> float:
         assert self.last is not None
         return self.last.exchange_ms + (wall_s - self.last.wall_s) * 1000 * self.rate
+
+    def estimate_ms(self) -> float | None:
+        """Exchange time in ms without asking (for answers renewed between asks); None when the last
+        answer is older than ``MAX_EXTRAPOLATION_S``."""
+        wall = time.time()
+        if self.last is None or wall - self.last.wall_s > MAX_EXTRAPOLATION_S:
+            return None
+        return self.extrapolate(wall)
 
     async def now_ms(self) -> float:
         """Exchange time in ms; asks the exchange when the last answer is older than ``refresh_s``."""

@@ -1,21 +1,21 @@
 """Fresh cached answers sent before FastAPI: no routing, no dependencies, no middleware stack.
 
-The latest forecast and pages of candles are the most polled answers, and they are reused for a
-moment under load anyway (``router.reuse_s``: half a second at most, and one second of exchange
-time at most). On Serve, FastAPI's routing, parameter handling and middleware cost more
-than the rest of a request: a FastAPI ingress whose one route does nothing reaches only 0.3-0.7x
-the requests/s of a bare Serve callable (``bench/serve.py``, direct ingress). So while a cached
-answer is fresh, a ``GET`` of exactly its path and query string is answered here, with the bytes
-and headers the route itself would send (ETag, 304, gzip) and counted in the same metrics. A route
-opts in by putting its answer here; everything else goes through FastAPI: a miss, an expired
-entry, any other query string, an ``Origin`` header (CORS must see it).
+The latest forecast and pages of candles are the most polled answers, and their data are kept
+until news of the pair ends them (``router``: at most half a second), their lag renewed every
+exchange second (``encoded.Renewing``). On Serve, FastAPI's routing, parameter handling and
+middleware cost more than the rest of a request: a FastAPI ingress whose one route does nothing
+reaches only 0.3-0.7x the requests/s of a bare Serve callable (``bench/serve.py``, direct ingress).
+So while a cached answer is fresh, a ``GET`` of exactly its path and query string is answered
+here, with the bytes and headers the route itself would send (ETag, 304, gzip) and counted in the
+same metrics. A route opts in by putting its answer here; everything else goes through FastAPI: a
+miss, an expired or dropped entry, any other query string, an ``Origin`` header (CORS must see it).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -26,11 +26,16 @@ from cryptocast.serve.encoded import GZIP_MIN_BYTES, MEDIA_TYPE, Encoded, choose
 MAX_ENTRIES = 256
 
 
+class Answer(Protocol):
+    def current(self) -> Encoded: ...  # an Encoded, or a Renewing one whose clock fields move on
+
+
 @dataclass(frozen=True, slots=True)
 class HotAnswer:
-    answer: Encoded
+    answer: Answer
     route: str  # the route's template, the metrics label
     expires: float  # time.monotonic()
+    tag: str  # what news ends it (a pair's symbol)
 
 
 def request_key(scope: Scope) -> str:
@@ -46,8 +51,9 @@ class HotAnswers:
         self.max_entries = max_entries
         self.entries: dict[str, HotAnswer] = {}
 
-    def put(self, scope: Scope, answer: Encoded, expires: float) -> None:
-        """Send ``answer`` for requests like the one of ``scope`` (a routed request) until ``expires``."""
+    def put(self, scope: Scope, answer: Answer, expires: float, tag: str = "") -> None:
+        """Send ``answer`` for requests like the one of ``scope`` (a routed request) until ``expires``
+        or until the entries of ``tag`` are dropped."""
         key = request_key(scope)
         if key not in self.entries and len(self.entries) >= self.max_entries:
             now = time.monotonic()
@@ -55,7 +61,12 @@ class HotAnswers:
                 del self.entries[old]
             if len(self.entries) >= self.max_entries:
                 del self.entries[next(iter(self.entries))]
-        self.entries[key] = HotAnswer(answer, scope["route"].path, expires)
+        self.entries[key] = HotAnswer(answer, scope["route"].path, expires, tag)
+
+    def drop(self, tag: str | None) -> None:
+        """End the entries of ``tag`` (None: every entry)."""
+        for key in [k for k, hot in self.entries.items() if tag is None or hot.tag == tag]:
+            del self.entries[key]
 
     def get(self, scope: Scope) -> HotAnswer | None:
         hot = self.entries.get(request_key(scope))
@@ -88,7 +99,7 @@ class HotApi(FastAPI):
     async def _send(hot: HotAnswer, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
         accept = _header(scope, b"accept-encoding") or ""
-        status, headers, body = choose(hot.answer, _header(scope, b"if-none-match"), accept)
+        status, headers, body = choose(hot.answer.current(), _header(scope, b"if-none-match"), accept)
         if status == 200 and "content-encoding" not in {k.lower() for k in headers} and len(body) >= GZIP_MIN_BYTES:
             headers["Vary"] = "Accept-Encoding"  # as the gzip middleware marks an answer it could compress
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]

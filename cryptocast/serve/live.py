@@ -1,7 +1,8 @@
 """The live prediction loop, inside the router application.
 
 It LISTENs for the candle writer's notifications (ingestion never calls serving), asks the pair's
-deployment for every horizon (champion and shadow) and stores the rows. On start it catches up on
+deployment for every horizon (champion and shadow) and stores the rows, announcing them on the
+predictions channel (the API's cached latest forecast of the pair ends with it). On start it catches up on
 minutes that closed while it was down, flagging those predictions late. It also watches live skill
 (a pair whose served skill stays below persistence over the window gets a ``retrain`` command),
 registers a pair's first persistence champion once it has enough data, and, when it manages the
@@ -17,15 +18,14 @@ import time
 from collections import deque
 from datetime import timedelta
 
-import asyncpg
 from ray import serve
 
 from cryptocast.serve import scoring
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, generate, pair_app_name
 from cryptocast.serve.runtime import replica_database
-from cryptocast.sql.database import async_url
+from cryptocast.sql.notices import listen
 from cryptocast.sql.queries import submit_command
-from cryptocast.sql.schema import CANDLES_CHANNEL
+from cryptocast.sql.schema import CANDLES_CHANNEL, PREDICTIONS_CHANNEL
 from cryptocast.sql.writer import ms_to_dt
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,23 @@ MAX_CATCHUP_MINUTES = 120  # older gaps are history, not something to predict af
 RECONCILE_S = 2.0
 SKILL_CHECK_S = 60.0
 BASELINE_RETRY_S = 30.0
-RETRY_S = 2.0
 LATENCY_SAMPLES = 5000
 CONCURRENT_PAIRS = 8
 
+# Stores a minute's rows and, when any were new, announces them (readers of the latest forecast
+# drop what they cached for the pair): one round trip, and the news leaves with the commit.
 _INSERT = """
-INSERT INTO predictions (symbol_id, model_id, origin_time, horizon, predicted,
-                         lower_80, upper_80, lower_95, upper_95, served, late)
-SELECT $1, r.model_id, to_timestamp(r.origin_ms / 1000.0), r.horizon, r.predicted,
-       r.lower_80, r.upper_80, r.lower_95, r.upper_95, r.served, $2
-FROM jsonb_to_recordset($3::jsonb) AS r(model_id int, origin_ms bigint, horizon int, predicted float8,
-     lower_80 float8, upper_80 float8, lower_95 float8, upper_95 float8, served bool)
-ON CONFLICT DO NOTHING
+WITH stored AS (
+    INSERT INTO predictions (symbol_id, model_id, origin_time, horizon, predicted,
+                             lower_80, upper_80, lower_95, upper_95, served, late)
+    SELECT $1, r.model_id, to_timestamp(r.origin_ms / 1000.0), r.horizon, r.predicted,
+           r.lower_80, r.upper_80, r.lower_95, r.upper_95, r.served, $2
+    FROM jsonb_to_recordset($3::jsonb) AS r(model_id int, origin_ms bigint, horizon int, predicted float8,
+         lower_80 float8, upper_80 float8, lower_95 float8, upper_95 float8, served bool)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT pg_notify($4, $5) WHERE EXISTS (SELECT 1 FROM stored)
 """
 _PAIRS = "SELECT id, symbol FROM symbols WHERE status <> 'removed' ORDER BY id"
 _LAST_PREDICTED = "SELECT max(origin_time) FROM predictions WHERE symbol_id = $1 AND served"
@@ -79,27 +84,14 @@ class LivePredictor:
 
     # --- notifications ------------------------------------------------------------------------------
     async def _listen(self) -> None:
-        dsn = async_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(dsn)
-                await conn.add_listener(CANDLES_CHANNEL, self._on_notify)
-                await self.catch_up()
-                while not conn.is_closed():
-                    await asyncio.sleep(RETRY_S)
-            except Exception as exc:  # database away: listen again once it is back, then catch up
-                self.last_error = f"listener: {type(exc).__name__}: {exc}"
-                log.warning("%s", self.last_error)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    await conn.close()
-            await asyncio.sleep(RETRY_S)
+        def lost(reason: str) -> None:
+            self.last_error = reason  # database away: listen again once it is back, then catch up
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        await listen(self.db.url, {CANDLES_CHANNEL: self._on_notify}, self.catch_up, lost)
+
+    def _on_notify(self, note: dict) -> None:
         received = time.perf_counter()
         self.counts["notifications"] += 1
-        note = json.loads(payload)
         asyncio.get_event_loop().create_task(
             self.predict_and_store(note["symbol_id"], note["symbol"], note["open_time"], False, received)
         )
@@ -136,7 +128,8 @@ class LivePredictor:
                 if "rows" not in answer:
                     return 0
                 async with self.db.raw() as conn:
-                    await conn.execute(_INSERT, sid, late, json.dumps(answer["rows"]))
+                    news = json.dumps({"symbol_id": sid, "symbol": symbol, "origin_time": origin_ms})
+                    await conn.execute(_INSERT, sid, late, json.dumps(answer["rows"]), PREDICTIONS_CHANNEL, news)
             except Exception as exc:  # one pair's failure must not stop the loop
                 self.counts["failed"] += 1
                 self.last_error = f"{symbol} at {ms_to_dt(origin_ms).isoformat()}: {type(exc).__name__}: {exc}"

@@ -19,6 +19,8 @@ last_candle_age = Gauge("cryptocast_pair_last_candle_age_seconds", "Exchange tim
 backfill_done = Gauge("cryptocast_pair_backfill_ratio", "Backfill progress (0-1)", ["pair"], registry=registry)
 model_alarm = Gauge("cryptocast_pair_model_alarm", "1 when a model swap was refused", ["pair"], registry=registry)
 live = Gauge("cryptocast_live_predictor", "Live predictor counters", ["counter"], registry=registry)
+news = Counter("cryptocast_api_news", "Notifications that ended a pair's cached reads (candle landed, forecasts stored)",
+               ["pair"], registry=registry)  # fmt: skip
 store_p99 = Gauge("cryptocast_prediction_store_p99_seconds", "Notification to stored rows, p99", registry=registry)
 
 

@@ -7,7 +7,9 @@ the same key wait for one query instead of each sending their own. Keys come fro
 range), so the cache holds at most ``max_entries``: expired ones go first, then the oldest.
 While one caller refreshes an expired entry, the others get the previous value if it expired less
 than one TTL ago, instead of queueing behind the refresh (stale while revalidate): a short TTL then
-costs one refresh per TTL, not a stall of every caller.
+costs one refresh per TTL, not a stall of every caller. News of a change (``drop``) ends entries
+early; a refresh that was already reading when the news came is returned to its callers but not
+kept, since it may have read the data from before the change.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class MicroCache(Generic[T]):
         self.max_entries = max_entries
         self.entries: dict[str, tuple[float, float, T]] = {}  # fresh until, usable while refreshing until, value
         self.locks: dict[str, asyncio.Lock] = {}
+        self.drops = 0  # how many times news ended entries: a refresh that saw it change is not kept
 
     def _make_room(self) -> None:
         now = time.monotonic()
@@ -48,6 +51,12 @@ class MicroCache(Generic[T]):
         hit = self.entries.get(key)
         return hit[0] if hit is not None else 0.0
 
+    def drop(self, match: Callable[[str], bool]) -> None:
+        """End every entry whose key ``match``es, now."""
+        self.drops += 1
+        for key in [k for k in self.entries if match(k)]:
+            del self.entries[key]
+
     async def get(self, key: str, make: Callable[[], Awaitable[T]], ttl_s: float | None = None) -> T:
         """The cached value of ``key``, or ``make()``'s, kept ``ttl_s`` (default: the cache's);
         exceptions propagate and nothing is kept."""
@@ -61,7 +70,10 @@ class MicroCache(Generic[T]):
         async with lock:
             value = self._fresh(key)
             if value is None:
+                drops = self.drops
                 value = await make()
+                if drops != self.drops:
+                    return value
                 if len(self.entries) >= self.max_entries:
                     self._make_room()
                 ttl = self.ttl_s if ttl_s is None else ttl_s

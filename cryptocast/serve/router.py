@@ -30,7 +30,7 @@ from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
 from cryptocast.serve import errors, metrics, reads, scoring, timeranges
 from cryptocast.serve.auth import require_token
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
-from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Encoded, Prepared, dumps, encode, respond
+from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Prepared, Renewing, dumps, encode, respond
 from cryptocast.serve.errors import ApiError
 from cryptocast.serve.exchangeclock import ExchangeClock, server_time
 from cryptocast.serve.hotpath import HotApi, request_key
@@ -38,7 +38,9 @@ from cryptocast.serve.live import LivePredictor
 from cryptocast.serve.microcache import MicroCache
 from cryptocast.serve.runtime import replica_database
 from cryptocast.settings import get_settings
+from cryptocast.sql.notices import listen
 from cryptocast.sql.queries import submit_command
+from cryptocast.sql.schema import CANDLES_CHANNEL, PREDICTIONS_CHANNEL
 from cryptocast.tune import registry
 from cryptocast.tune.candles import OHLCV
 from cryptocast.tune.scheduler import DEFAULT_DAILY_MINUTE, DEFAULT_STAGGER_MINUTES
@@ -46,8 +48,10 @@ from cryptocast.tune.scheduler import DEFAULT_DAILY_MINUTE, DEFAULT_STAGGER_MINU
 ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
-# Hot reads (the latest forecast, a page of candles) are reused under load for at most REUSE_WALL_S
-# and at most REUSE_EXCHANGE_S of exchange time, so their data and lag stay that fresh on a fast replay.
+# Hot reads (the latest forecast, a page of candles) keep their data for at most REUSE_WALL_S, or
+# until news of the pair (a candle landed, forecasts stored) ends them; their lag and exchange time
+# are renewed every REUSE_EXCHANGE_S of exchange time. While the news cannot be heard, the data too
+# are kept no longer than REUSE_EXCHANGE_S, so they stay that fresh on a fast replay.
 REUSE_WALL_S = 0.5
 REUSE_EXCHANGE_S = 1.0
 CHAMPIONS_TTL_S = 1.0  # a pair's champions change daily at most; every answer names them
@@ -122,6 +126,20 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _clock_fields(fresh: dict, now_ms: float | None) -> dict:
+    """The clock-driven part of ``freshness``: data lag and exchange time (None when unknown), and
+    when the answer was made."""
+    last = fresh["last_candle_time"]
+    lag = None
+    if last is not None and now_ms is not None:
+        lag = round(max(0.0, now_ms / 1000 - (datetime.fromisoformat(last).timestamp() + 60)), 3)
+    return {
+        "data_lag_s": lag,
+        "exchange_time": _iso(datetime.fromtimestamp(now_ms / 1000, UTC)) if now_ms is not None else None,
+        "as_of": datetime.now(UTC).isoformat(),
+    }
+
+
 def _json(body: dict, request: Request | None = None) -> Response:
     """JSON with an ETag; a matching ``If-None-Match`` gets 304 without the body."""
     return respond(encode(body), request)
@@ -188,10 +206,38 @@ class Router:
         self.live = live
         self.exchange: BinanceExchange | None = None
         self.clock: ExchangeClock | None = None
-        self.latest_cache: MicroCache[Encoded] = MicroCache(REUSE_WALL_S)
-        self.candles_cache: MicroCache[Encoded] = MicroCache(REUSE_WALL_S)
+        self.latest_cache: MicroCache[Renewing] = MicroCache(REUSE_WALL_S)
+        self.candles_cache: MicroCache[Renewing] = MicroCache(REUSE_WALL_S)  # keyed "<symbol> <request>"
         self.champions_cache: MicroCache[list] = MicroCache(CHAMPIONS_TTL_S)
         self.page_cache: MicroCache[Prepared] = MicroCache(PAGE_TTL_S)
+        self.hearing = False  # news of the pairs arrives (LISTEN is up): cached reads may last longer
+        self.news = asyncio.get_event_loop().create_task(self._listen())
+
+    # --- news -------------------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        async def connected() -> None:
+            self._forget(None)  # whatever changed while nobody listened
+            self.hearing = True
+
+        def lost(_reason: str) -> None:
+            self.hearing = False
+
+        await listen(self.db.url, {CANDLES_CHANNEL: self._on_news, PREDICTIONS_CHANNEL: self._on_news}, connected, lost)
+
+    def _on_news(self, note: dict) -> None:
+        """A candle landed or forecasts were stored: the pair's cached reads end now."""
+        self._forget(note["symbol"])
+        metrics.news.labels(note["symbol"]).inc()
+
+    def _forget(self, symbol: str | None) -> None:
+        """End the cached reads of ``symbol`` (None: of every pair)."""
+
+        def match(key: str) -> bool:
+            return symbol is None or key == symbol or key.startswith(symbol + " ")
+
+        self.latest_cache.drop(match)
+        self.candles_cache.drop(match)
+        api.hot.drop(symbol)
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _pair(self, text: str) -> dict:
@@ -202,6 +248,11 @@ class Router:
         return row
 
     async def _freshness(self, row: dict) -> dict:
+        fresh = await self._data_freshness(row)
+        return fresh | _clock_fields(fresh, await self._exchange_now_ms())
+
+    async def _data_freshness(self, row: dict) -> dict:
+        """The part of ``freshness`` that changes with the data: the models and the last candle."""
         champions = await self.champions_cache.get(
             str(row["id"]), lambda: reads.fetch(self.db, reads.CHAMPIONS_SQL, row["id"])
         )
@@ -210,16 +261,17 @@ class Router:
              "served_horizons": json.loads(c["served_horizons"]) if c["served_horizons"] else None}
             for c in champions
         ]  # fmt: skip
-        last = row["last_candle_time"]
-        now_ms = await self._exchange_now_ms()
-        lag = max(0.0, now_ms / 1000 - (last.timestamp() + 60)) if last and now_ms is not None else None
-        return {
-            "models": models,
-            "last_candle_time": _iso(last),
-            "data_lag_s": round(lag, 3) if lag is not None else None,
-            "exchange_time": _iso(datetime.fromtimestamp(now_ms / 1000, UTC)) if now_ms is not None else None,
-            "as_of": datetime.now(UTC).isoformat(),
-        }
+        return {"models": models, "last_candle_time": _iso(row["last_candle_time"])}
+
+    async def _renewing(self, row: dict, prepared: Prepared) -> Renewing:
+        """A cached read whose lag and exchange time are renewed each exchange second (encoded.py)."""
+        await self._exchange_now_ms()  # asks the exchange when its last answer is old
+        clock = self.clock
+
+        def stamp(fresh: dict) -> dict:
+            return _clock_fields(fresh, clock.estimate_ms() if clock is not None else None)
+
+        return Renewing(prepared, await self._data_freshness(row), stamp, self._reuse_s)
 
     async def _exchange_now_ms(self) -> float | None:
         """The exchange's clock (lag is on its time axis); None while the exchange cannot be asked."""
@@ -238,7 +290,12 @@ class Router:
             return None
 
     def _reuse_s(self) -> float:
+        """How long an answer's clock fields stand: one exchange second, at most REUSE_WALL_S."""
         return reuse_s(self.clock.rate if self.clock is not None else 1.0)
+
+    def _keep_s(self) -> float:
+        """How long a hot read's data stand: until news ends them, or one exchange second unheard."""
+        return REUSE_WALL_S if self.hearing else self._reuse_s()
 
     def _conflict_if_backfilling(self, row: dict) -> None:
         if row["status"] in BACKFILLING:
@@ -421,18 +478,19 @@ class Router:
     @api.get("/pairs/{symbol}/candles", summary="1-minute candles in [start, end), oldest first, paged")
     async def candles(self, symbol: str, request: Request, start: Start = None, end: End = None,
                       limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
-        key = request_key(request.scope)  # the same request is answered alike for a moment (reuse_s)
-        answer = await self.candles_cache.get(key, lambda: self._candles(symbol, start, end, limit), self._reuse_s())
-        request.app.hot.put(request.scope, answer, self.candles_cache.expires(key))
-        return respond(answer, request)
+        pair = _symbol(symbol)
+        key = f"{pair} {request_key(request.scope)}"  # the same request is answered alike until news
+        answer = await self.candles_cache.get(key, lambda: self._candles(symbol, start, end, limit), self._keep_s())
+        request.app.hot.put(request.scope, answer, self.candles_cache.expires(key), pair)
+        return respond(answer.current(), request)
 
-    async def _candles(self, symbol: str, start: datetime | None, end: datetime | None, limit: int) -> Encoded:
+    async def _candles(self, symbol: str, start: datetime | None, end: datetime | None, limit: int) -> Renewing:
         row = await self._pair(symbol)
         lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
         # The rows change when a candle lands; until then identical reads share one serialised page.
         key = f"{row['id']} {lo.isoformat()} {hi.isoformat()} {limit} {row['last_candle_time']}"
         page = await self.page_cache.get(key, lambda: self._candle_page(row, lo, hi, limit))
-        return page.finish(await self._freshness(row))
+        return await self._renewing(row, page)
 
     async def _candle_page(self, row: dict, lo: datetime, hi: datetime, limit: int) -> Prepared:
         rows = await reads.page(self.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)
@@ -476,12 +534,12 @@ class Router:
     @api.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
     async def latest(self, symbol: str, request: Request) -> Response:
         key = _symbol(symbol)
-        answer = await self.latest_cache.get(key, lambda: self._latest(symbol), self._reuse_s())
-        # Until the cached answer expires, this exact request is answered before FastAPI (hotpath.py).
-        request.app.hot.put(request.scope, answer, self.latest_cache.expires(key))
-        return respond(answer, request)
+        answer = await self.latest_cache.get(key, lambda: self._latest(symbol), self._keep_s())
+        # Until the cached answer ends, this exact request is answered before FastAPI (hotpath.py).
+        request.app.hot.put(request.scope, answer, self.latest_cache.expires(key), key)
+        return respond(answer.current(), request)
 
-    async def _latest(self, symbol: str) -> Encoded:
+    async def _latest(self, symbol: str) -> Renewing:
         row = await self._pair(symbol)
         origin = await reads.fetchval(self.db, reads.LATEST_ORIGIN_SQL, row["id"])
         if origin is None:
@@ -490,10 +548,9 @@ class Router:
                            "no_prediction")  # fmt: skip
         rows = await reads.fetch(self.db, reads.PREDICTIONS_SQL, row["id"], origin, origin + timedelta(minutes=1),
                                  timeranges.MAX_LIMIT, False)  # fmt: skip
-        return encode({
-            "symbol": row["symbol"], "origin_time": origin.isoformat(),
-            "predictions": [_prediction(r) for r in rows], "freshness": await self._freshness(row),
-        })  # fmt: skip
+        return await self._renewing(row, Prepared({
+            "symbol": row["symbol"], "origin_time": origin.isoformat(), "predictions": [_prediction(r) for r in rows],
+        }))  # fmt: skip
 
     @api.post(
         "/pairs/{symbol}/predict", summary="Forecast now, from your window or the newest stored candles"

@@ -45,6 +45,7 @@ GAP_KINDS = ("exchange_hole", "ingestion_gap")
 
 # NOTIFY channels: news travels down the data flow, commands up it.
 CANDLES_CHANNEL = "cryptocast_candles"
+PREDICTIONS_CHANNEL = "cryptocast_predictions"  # a pair's forecasts for a minute were stored
 COMMANDS_CHANNEL = "cryptocast_commands"
 
 

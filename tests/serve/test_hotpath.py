@@ -11,7 +11,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from cryptocast.serve import metrics
-from cryptocast.serve.encoded import encode, respond
+from cryptocast.serve.encoded import Prepared, Renewing, encode, respond
 from cryptocast.serve.hotpath import HotAnswers
 from cryptocast.serve.router import REUSE_EXCHANGE_S, REUSE_WALL_S, new_api, reuse_s
 
@@ -98,6 +98,46 @@ def test_entries_are_bounded_oldest_first() -> None:
     assert list(hot.entries) == ["/p/2", "/p/3", "/p/4"]
     hot.put(scope("/p/9"), SMALL, time.monotonic() - 1)  # already expired: kept out of answers
     assert hot.get(scope("/p/9")) is None and hot.get(scope("/p/4")).route == ROUTE
+
+
+def test_news_ends_a_tags_entries() -> None:
+    def scope(path: str) -> dict:
+        return {"path": path, "query_string": b"", "route": APIRoute(ROUTE, lambda: None)}
+
+    hot = HotAnswers()
+    for path, tag in (("/a/1", "A"), ("/a/2", "A"), ("/b/1", "B")):
+        hot.put(scope(path), SMALL, time.monotonic() + 60, tag)
+    hot.drop("A")
+    assert list(hot.entries) == ["/b/1"]
+    hot.drop(None)
+    assert hot.entries == {}
+
+
+async def test_a_renewing_answer_keeps_its_data_and_moves_its_clock() -> None:
+    app = new_api()
+    ticks = iter(range(1000))
+
+    def stamp(_fresh: dict) -> dict:
+        return {"data_lag_s": next(ticks)}
+
+    renewing = Renewing(Prepared({"rows": [[1, 2.5]] * 100}), {"last_candle_time": "t"}, stamp, lambda: 0.05)
+    calls: list[str] = []
+
+    @app.get(ROUTE)
+    async def item(name: str, request: Request) -> Response:
+        calls.append(name)
+        request.app.hot.put(request.scope, renewing, time.monotonic() + 60, name)
+        return respond(renewing.current(), request)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        first, second = [(await client.get("/items/x")) for _ in range(2)]
+        await asyncio.sleep(0.06)
+        third = await client.get("/items/x")
+    assert calls == ["x"]  # one trip through FastAPI; the rest were hot answers
+    bodies = [r.json() for r in (first, second, third)]
+    assert [b["freshness"]["data_lag_s"] for b in bodies] == [0, 0, 1]  # renewed once its period passed
+    assert all(b["rows"] == bodies[0]["rows"] for b in bodies)
+    assert {r.headers["etag"] for r in (first, second, third)} == {first.headers["etag"]}  # the clock is not data
 
 
 def test_reuse_is_bounded_on_both_clocks() -> None:

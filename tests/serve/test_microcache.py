@@ -83,3 +83,19 @@ async def test_callers_get_the_previous_value_while_one_refreshes() -> None:
     refresh = asyncio.create_task(cache.get("BTCUSDT", slow))
     await asyncio.sleep(0.01)
     assert await cache.get("BTCUSDT", slow) == 3 and await refresh == 3 and slow.calls == 3
+
+
+async def test_news_ends_entries_and_a_refresh_it_overtook_is_not_kept() -> None:
+    cache: MicroCache[int] = MicroCache(60.0)
+    make = Counting(0.05)
+    assert await cache.get("BTCUSDT", make) == 1
+    assert await cache.get("BTCUSDT BIG", make) == 2
+    assert await cache.get("ETHUSDT", make) == 3
+    cache.drop(lambda key: key.split(" ")[0] == "BTCUSDT")
+    assert sorted(cache.entries) == ["ETHUSDT"]
+    reading = asyncio.ensure_future(cache.get("BTCUSDT", make))  # reads from before the news...
+    await asyncio.sleep(0.01)
+    cache.drop(lambda key: key == "BTCUSDT")  # ...that arrives while it reads
+    assert await reading == 4  # its callers get it
+    assert await cache.get("BTCUSDT", make) == 5  # but nobody after them
+    assert await cache.get("BTCUSDT", make) == 5

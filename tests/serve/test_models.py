@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from cryptocast.sql.schema import predictions
+from cryptocast.sql.schema import PREDICTIONS_CHANNEL, predictions
 from cryptocast.sql.writer import CandleWriter
 from cryptocast.tune import registry
 from cryptocast.tune.dataset import DAY_MS
@@ -99,6 +101,60 @@ async def test_new_candle_gets_its_prediction_stored_then_scored(served, client)
     async with served.db.connect() as conn:
         made = (await conn.execute(select(predictions.c.served).where(predictions.c.symbol_id == served.symbol_id))).all()
     assert made and all(r.served for r in made)
+
+
+# Copies a minute's forecasts one minute on (or removes the copy) and announces it, as the predictor does.
+_COPY_AHEAD = """
+WITH copied AS (
+    INSERT INTO predictions (symbol_id, model_id, origin_time, horizon, predicted,
+                             lower_80, upper_80, lower_95, upper_95, served, late)
+    SELECT symbol_id, model_id, origin_time + interval '1 minute', horizon, predicted,
+           lower_80, upper_80, lower_95, upper_95, served, late
+    FROM predictions WHERE symbol_id = $1 AND origin_time = $2 RETURNING 1
+)
+SELECT pg_notify($3, $4) FROM (SELECT count(*) FROM copied) AS n
+"""
+_REMOVE_COPY = """
+WITH removed AS (DELETE FROM predictions WHERE symbol_id = $1 AND origin_time = $2::timestamptz + interval '1 minute' RETURNING 1)
+SELECT pg_notify($3, $4) FROM (SELECT count(*) FROM removed) AS n
+"""
+
+
+async def test_stored_forecasts_end_the_cached_latest_at_once(served, client) -> None:  # noqa: ANN001
+    """The latest forecast is cached until news of the pair; once the router has heard it, the very
+    next read has the new forecast (without the news it would keep the old one for up to 0.5 s)."""
+    path = f"/pairs/{PAIR}/predictions/latest"
+    old = (await eventually(lambda: _ok(client, path), timeout=30))["origin_time"]
+    origin = datetime.fromisoformat(old)
+    news = json.dumps({"symbol": PAIR, "origin_time": int(origin.timestamp() * 1000) + 60_000})
+    try:
+        for _ in range(3):  # read, so the answer is cached now; then store and announce a newer one
+            assert (await client.get(path)).json()["origin_time"] == old
+            heard = _news_count((await client.get("/metrics")).text)
+            async with served.db.raw() as conn:
+                await conn.execute(_COPY_AHEAD, served.symbol_id, origin, PREDICTIONS_CHANNEL, news)
+            await eventually(lambda h=heard: _news_since(client, h), timeout=10, every=0.01)
+            assert (await client.get(path)).json()["origin_time"] == (origin + timedelta(minutes=1)).isoformat()
+            async with served.db.raw() as conn:
+                await conn.execute(_REMOVE_COPY, served.symbol_id, origin, PREDICTIONS_CHANNEL, news)
+            await eventually(lambda h=heard + 1: _news_since(client, h), timeout=10, every=0.01)
+    finally:
+        async with served.db.raw() as conn:
+            await conn.execute(_REMOVE_COPY, served.symbol_id, origin, PREDICTIONS_CHANNEL, news)
+
+
+async def _ok(client, path: str) -> dict | None:  # noqa: ANN001
+    reply = await client.get(path)
+    return reply.json() if reply.status_code == 200 else None
+
+
+def _news_count(metrics_text: str) -> float:
+    line = f'cryptocast_api_news_total{{pair="{PAIR}"}} '
+    return next((float(x.removeprefix(line)) for x in metrics_text.splitlines() if x.startswith(line)), 0.0)
+
+
+async def _news_since(client, count: float) -> bool:  # noqa: ANN001
+    return _news_count((await client.get("/metrics")).text) > count
 
 
 def _latest_count(metrics_text: str) -> float:
