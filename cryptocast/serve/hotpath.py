@@ -13,7 +13,10 @@ miss, an expired or dropped entry, any other query string, an ``Origin`` header 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,7 +26,10 @@ from starlette.types import Receive, Scope, Send
 from cryptocast.serve import metrics
 from cryptocast.serve.encoded import GZIP_MIN_BYTES, MEDIA_TYPE, Encoded, choose
 
+log = logging.getLogger(__name__)
+
 MAX_ENTRIES = 256
+Renew = Callable[[], Awaitable[object]]
 
 
 class Answer(Protocol):
@@ -34,8 +40,10 @@ class Answer(Protocol):
 class HotAnswer:
     answer: Answer
     route: str  # the route's template, the metrics label
-    expires: float  # time.monotonic()
+    expires: float  # fresh until (time.monotonic())
     tag: str  # what news ends it (a pair's symbol)
+    renew: Renew | None  # fills the entry again (the route, run for the same request)
+    grace: float  # while renewed in the background, it is still sent until then
 
 
 def request_key(scope: Scope) -> str:
@@ -45,15 +53,22 @@ def request_key(scope: Scope) -> str:
 
 
 class HotAnswers:
-    """Answers by exact path and query string, each until ``expires``; bounded like the caches."""
+    """Answers by exact path and query string, each until ``expires``; bounded like the caches.
+
+    An entry that can be renewed is renewed in the background by the first request after it
+    expires, and sent meanwhile (until ``grace``): otherwise every request of the renewal's
+    duration, tens of ms on a saturated event loop, would take the slow way through FastAPI.
+    """
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self.entries: dict[str, HotAnswer] = {}
+        self.renewing: dict[str, asyncio.Task] = {}
 
-    def put(self, scope: Scope, answer: Answer, expires: float, tag: str = "") -> None:
+    def put(self, scope: Scope, answer: Answer, expires: float, tag: str = "",
+            renew: Renew | None = None, grace: float = 0.0) -> None:  # fmt: skip
         """Send ``answer`` for requests like the one of ``scope`` (a routed request) until ``expires``
-        or until the entries of ``tag`` are dropped."""
+        (with ``renew``, until ``grace`` while it runs) or until the entries of ``tag`` are dropped."""
         key = request_key(scope)
         if key not in self.entries and len(self.entries) >= self.max_entries:
             now = time.monotonic()
@@ -61,7 +76,7 @@ class HotAnswers:
                 del self.entries[old]
             if len(self.entries) >= self.max_entries:
                 del self.entries[next(iter(self.entries))]
-        self.entries[key] = HotAnswer(answer, scope["route"].path, expires, tag)
+        self.entries[key] = HotAnswer(answer, scope["route"].path, expires, tag, renew, max(grace, expires))
 
     def drop(self, tag: str | None) -> None:
         """End the entries of ``tag`` (None: every entry)."""
@@ -69,8 +84,26 @@ class HotAnswers:
             del self.entries[key]
 
     def get(self, scope: Scope) -> HotAnswer | None:
-        hot = self.entries.get(request_key(scope))
-        return hot if hot is not None and hot.expires > time.monotonic() else None
+        key = request_key(scope)
+        hot = self.entries.get(key)
+        if hot is None:
+            return None
+        now = time.monotonic()
+        if hot.expires > now:
+            return hot
+        if hot.renew is None or hot.grace <= now:
+            return None
+        if key not in self.renewing:
+            task = asyncio.get_running_loop().create_task(hot.renew())
+            task.add_done_callback(lambda done: self._renewed(key, done))
+            self.renewing[key] = task
+        return hot
+
+    def _renewed(self, key: str, task: asyncio.Task) -> None:
+        del self.renewing[key]
+        if not task.cancelled() and task.exception() is not None:  # FastAPI answers the next one (the error)
+            self.entries.pop(key, None)
+            log.warning("renewing %s failed: %r", key, task.exception())
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

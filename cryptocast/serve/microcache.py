@@ -46,10 +46,11 @@ class MicroCache(Generic[T]):
         hit = self.entries.get(key)
         return hit[2] if hit is not None and hit[0] > time.monotonic() else None
 
-    def expires(self, key: str) -> float:
-        """When ``key``'s entry stops being fresh (``time.monotonic()``); 0 when there is none."""
+    def window(self, key: str) -> tuple[float, float]:
+        """When ``key``'s entry stops being fresh, and stops being given while refreshed
+        (``time.monotonic()``); zeros when there is none."""
         hit = self.entries.get(key)
-        return hit[0] if hit is not None else 0.0
+        return (hit[0], hit[1]) if hit is not None else (0.0, 0.0)
 
     def drop(self, match: Callable[[str], bool]) -> None:
         """End every entry whose key ``match``es, now."""

@@ -481,7 +481,10 @@ class Router:
         pair = _symbol(symbol)
         key = f"{pair} {request_key(request.scope)}"  # the same request is answered alike until news
         answer = await self.candles_cache.get(key, lambda: self._candles(symbol, start, end, limit), self._keep_s())
-        request.app.hot.put(request.scope, answer, self.candles_cache.expires(key), pair)
+        fresh, stale = self.candles_cache.window(key)
+        request.app.hot.put(
+            request.scope, answer, fresh, pair, lambda: self.candles(symbol, request, start, end, limit), stale
+        )
         return respond(answer.current(), request)
 
     async def _candles(self, symbol: str, start: datetime | None, end: datetime | None, limit: int) -> Renewing:
@@ -535,8 +538,10 @@ class Router:
     async def latest(self, symbol: str, request: Request) -> Response:
         key = _symbol(symbol)
         answer = await self.latest_cache.get(key, lambda: self._latest(symbol), self._keep_s())
-        # Until the cached answer ends, this exact request is answered before FastAPI (hotpath.py).
-        request.app.hot.put(request.scope, answer, self.latest_cache.expires(key), key)
+        # Until the cached answer ends, this exact request is answered before FastAPI (hotpath.py),
+        # which runs this route again in the background to renew it.
+        fresh, stale = self.latest_cache.window(key)
+        request.app.hot.put(request.scope, answer, fresh, key, lambda: self.latest(symbol, request), stale)
         return respond(answer.current(), request)
 
     async def _latest(self, symbol: str) -> Renewing:

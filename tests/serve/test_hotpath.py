@@ -144,3 +144,38 @@ def test_reuse_is_bounded_on_both_clocks() -> None:
     assert reuse_s(1.0) == REUSE_WALL_S == 0.5  # live exchange: half a second
     assert reuse_s(60.0) == pytest.approx(REUSE_EXCHANGE_S / 60)  # a 60x replay: one exchange second
     assert reuse_s(0.5) == REUSE_WALL_S
+
+
+async def test_an_expired_entry_is_sent_while_the_route_renews_it() -> None:
+    app = new_api()
+    calls: list[int] = []
+    slow, fail = asyncio.Event(), []
+
+    @app.get(ROUTE)
+    async def item(name: str, request: Request) -> Response:
+        calls.append(len(calls) + 1)
+        if len(calls) > 1:
+            await slow.wait()  # a renewal that takes its time (a saturated event loop)
+        if fail:
+            raise RuntimeError("database away")
+        answer, now = encode({"n": calls[-1]}), time.monotonic()
+        request.app.hot.put(request.scope, answer, now + TTL_S, name, lambda: item(name, request), now + 60)
+        return respond(answer, request)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test") as client:
+        assert (await client.get("/items/x")).json() == {"n": 1}
+        await asyncio.sleep(TTL_S * 1.2)
+        during = [(await asyncio.wait_for(client.get("/items/x"), 5)).json()["n"] for _ in range(3)]
+        await asyncio.sleep(0.01)
+        assert during == [1, 1, 1] and calls == [1, 2]  # the old answer meanwhile; one renewal
+        slow.set()
+        while app.hot.renewing:
+            await asyncio.sleep(0.01)
+        assert (await client.get("/items/x")).json() == {"n": 2} and calls == [1, 2]
+        await asyncio.sleep(TTL_S * 1.2)
+        fail.append(True)
+        assert (await client.get("/items/x")).json() == {"n": 2}  # starts a renewal, which fails...
+        while app.hot.renewing:
+            await asyncio.sleep(0.01)
+        assert "/items/x" not in app.hot.entries  # ...so the entry is gone and FastAPI answers next
+        assert (await client.get("/items/x")).status_code == 500

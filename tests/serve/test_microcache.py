@@ -63,9 +63,9 @@ async def test_a_caller_may_keep_an_entry_shorter() -> None:
     cache: MicroCache[int] = MicroCache(60.0)
     make = Counting()
     assert await cache.get("BTCUSDT", make, ttl_s=0.05) == 1
-    assert cache.expires("BTCUSDT") - time.monotonic() <= 0.05
+    assert cache.window("BTCUSDT")[0] - time.monotonic() <= 0.05
     await asyncio.sleep(0.08)
-    assert await cache.get("BTCUSDT", make) == 2 and cache.expires("BTCUSDT") - time.monotonic() > 50
+    assert await cache.get("BTCUSDT", make) == 2 and cache.window("BTCUSDT")[0] - time.monotonic() > 50
 
 
 async def test_callers_get_the_previous_value_while_one_refreshes() -> None:
