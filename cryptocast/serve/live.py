@@ -2,7 +2,7 @@
 
 It LISTENs for the candle writer's notifications (ingestion never calls serving), asks the pair's
 deployment for every horizon (champion and shadow) and stores the rows, announcing them on the
-predictions channel (the API's cached latest forecast of the pair ends with it). On start it catches up on
+predictions channel (the API's cached reads of the pair end with it). On start it catches up on
 minutes that closed while it was down, flagging those predictions late. It also watches live skill
 (a pair whose served skill stays below persistence over the window gets a ``retrain`` command),
 registers a pair's first persistence champion once it has enough data, and, when it manages the

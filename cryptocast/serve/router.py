@@ -8,6 +8,7 @@ last candle and the data lag.
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -297,6 +298,16 @@ class Router:
         """How long a hot read's data stand: until news ends them, or one exchange second unheard."""
         return REUSE_WALL_S if self.hearing else self._reuse_s()
 
+    async def _hot_read(self, cache: MicroCache[Renewing], key: str, pair: str,
+                        make: Callable[[], Awaitable[Renewing]], request: Request) -> Renewing:  # fmt: skip
+        """A cached read, also put where the hot path answers this exact request before FastAPI until
+        it ends (hotpath.py); the hot path calls this again in the background to renew it."""
+        answer = await cache.get(key, make, self._keep_s())
+        fresh, stale = cache.window(key)
+        request.app.hot.put(request.scope, answer, fresh, pair, lambda: self._hot_read(cache, key, pair, make, request),
+                            stale)  # fmt: skip
+        return answer
+
     def _conflict_if_backfilling(self, row: dict) -> None:
         if row["status"] in BACKFILLING:
             b = _backfill(row)
@@ -480,11 +491,8 @@ class Router:
                       limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
         pair = _symbol(symbol)
         key = f"{pair} {request_key(request.scope)}"  # the same request is answered alike until news
-        answer = await self.candles_cache.get(key, lambda: self._candles(symbol, start, end, limit), self._keep_s())
-        fresh, stale = self.candles_cache.window(key)
-        request.app.hot.put(
-            request.scope, answer, fresh, pair, lambda: self.candles(symbol, request, start, end, limit), stale
-        )
+        answer = await self._hot_read(self.candles_cache, key, pair, lambda: self._candles(symbol, start, end, limit),
+                                      request)  # fmt: skip
         return respond(answer.current(), request)
 
     async def _candles(self, symbol: str, start: datetime | None, end: datetime | None, limit: int) -> Renewing:
@@ -537,11 +545,7 @@ class Router:
     @api.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
     async def latest(self, symbol: str, request: Request) -> Response:
         key = _symbol(symbol)
-        answer = await self.latest_cache.get(key, lambda: self._latest(symbol), self._keep_s())
-        # Until the cached answer ends, this exact request is answered before FastAPI (hotpath.py),
-        # which runs this route again in the background to renew it.
-        fresh, stale = self.latest_cache.window(key)
-        request.app.hot.put(request.scope, answer, fresh, key, lambda: self.latest(symbol, request), stale)
+        answer = await self._hot_read(self.latest_cache, key, key, lambda: self._latest(symbol), request)
         return respond(answer.current(), request)
 
     async def _latest(self, symbol: str) -> Renewing:
