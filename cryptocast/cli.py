@@ -139,7 +139,7 @@ def db_prune() -> None:
 
 @app.command()
 def up() -> None:
-    """Bring up the whole system (database, exchange, Ray, ingestion, serving, dashboard) until Ctrl-C."""
+    """Bring up the whole system (database, exchange, Ray, ingestion, training, serving, dashboard) until Ctrl-C."""
     from cryptocast.actors.cli import StopFlag, run_ingest
     from cryptocast.dashboard.server import start_dashboard, stop_dashboard
     from cryptocast.serve.config import ROUTER_APP
@@ -171,13 +171,18 @@ def up() -> None:
             direct = await direct_ingress_url(ROUTER_APP, settings.api_port)
             console.print(f"API, direct to its replica: {direct} (a new port if the replica restarts)")
         console.print(f"dashboard: {start_dashboard(settings, api)}")
+        console.print(
+            f"training: daily at {settings.train_daily_minute // 60:02d}:{settings.train_daily_minute % 60:02d} UTC"
+            f" exchange time (+{settings.train_stagger_minutes} min per pair), on a new pair and on request"
+            f" ({settings.train_trials} trials x {settings.train_epochs} epochs); follow it at {api.rstrip('/')}/commands"
+        )
         console.print("[green]up[/] — press Ctrl-C to stop")
 
     def shutdown() -> None:
         stop_dashboard()
         stop_serving()
 
-    run_ingest(settings, stop, on_ready=ready, on_stop=shutdown)
+    run_ingest(settings, stop, on_ready=ready, on_stop=shutdown, training=True)
     console.print("stopped cleanly")
 
 

@@ -69,7 +69,19 @@ class Settings(BaseSettings):
     replay_port: int = 9180
     replay_speed: float = 1.0
     replay_data: Path | None = None  # directory of recordings; None: the bundled ones
+    # Exchange time already past when ``up`` starts a new replay timeline: enough history for a first
+    # training (at least 10 days: tune/history.py) while leaving days of the recordings to come live.
+    replay_history_days: float = Field(14.0, gt=0, le=28)
     pairs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
+    # How far back a new pair is backfilled: days, or "all" (from the pair's first candle).
+    lookback_days: Annotated[int | None, NoDecode] = 30
+
+    # Training (the scheduler runs wherever predictions are served)
+    train_trials: int = Field(8, ge=1, le=64)
+    train_epochs: int = Field(4, ge=1, le=50)
+    train_days: int = Field(30, ge=10, le=365)  # most history a training reads
+    train_daily_minute: int = Field(120, ge=0, lt=1440)  # minutes after 00:00 UTC on the exchange clock
+    train_stagger_minutes: int = Field(20, ge=0, le=1440)
 
     # Models, serving, dashboard
     model_store_uri: str | None = None  # None: data_dir/models; any fsspec URI otherwise
@@ -89,6 +101,15 @@ class Settings(BaseSettings):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("lookback_days", mode="before")
+    @classmethod
+    def _lookback(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "all":
+            return None
+        if value is not None and int(value) < 1:  # type: ignore[call-overload]
+            raise ValueError('must be a whole number of days (at least 1) or "all"')
         return value
 
     @field_validator("pairs")
@@ -142,6 +163,11 @@ class Settings(BaseSettings):
         if self.exchange is ExchangeName.REPLAY:
             return f"ws://{LOOPBACK}:{self.replay_port}/"
         return EXCHANGE_URLS[self.exchange][1]
+
+    @property
+    def lookback_ms(self) -> int | None:
+        """How far back a new pair is backfilled; None: from its first candle."""
+        return None if self.lookback_days is None else self.lookback_days * 86_400_000
 
     @property
     def model_store(self) -> str:

@@ -57,7 +57,7 @@ def test_db_upgrade_and_downgrade_on_a_server(blank_db_url: URL) -> None:
     env = {"CRYPTOCAST_DATABASE_URL": _plain(blank_db_url)}
     up = run_cli("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
-    assert "schema at 0001" in up.stderr
+    assert "schema at 0002" in up.stderr
     down = run_cli("db", "downgrade", "base", env=env)
     assert down.returncode == 0, down.stderr
     assert "schema at base" in down.stderr
@@ -83,7 +83,7 @@ def test_db_upgrade_on_tcp_server(server_urls: dict[str, URL]) -> None:
     try:
         assert run_cli("db", "upgrade", env=env).returncode == 0
         status = run_cli("db", "status", env=env)
-        assert status.returncode == 0 and "0001 (head 0001)" in status.stdout
+        assert status.returncode == 0 and "0002 (head 0002)" in status.stdout
         assert run_cli("db", "downgrade", "base", env=env).returncode == 0
     finally:
         asyncio.run(make("DROP DATABASE IF EXISTS cli_tcp WITH (FORCE)"))
@@ -128,7 +128,7 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path, 
             if "press Ctrl-C" in line or not line:
                 break
         output = "".join(lines)
-        assert "(embedded)" in output and "schema 0001" in output, output
+        assert "(embedded)" in output and "schema 0002" in output, output
         assert "exchange: replay at http://127.0.0.1:" in output
         import re
 

@@ -22,7 +22,6 @@ from cryptocast.settings import LOOPBACK, Settings, get_settings
 pairs_app = typer.Typer(
     help="Tracked pairs (changes travel as command rows to the running system).", no_args_is_help=True
 )
-LOOKBACK_DAYS = 30
 REPLAY_READY_S = 60.0
 
 
@@ -136,7 +135,7 @@ def replay_exchange(settings: Settings) -> Iterator[None]:
         yield
         return
     command = [sys.executable, "-m", "cryptocast.cli", "exchange", "replay", "--port", str(settings.replay_port),
-               "--speed", str(settings.replay_speed)]  # fmt: skip
+               "--speed", str(settings.replay_speed), "--history", f"{settings.replay_history_days:g}d"]  # fmt: skip
     child = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
     try:
         _wait_for_port(settings.replay_port, child)
@@ -186,17 +185,16 @@ class StopFlag:
         return self.requested
 
 
-def run_ingest(settings: Settings, stop: StopFlag, on_ready=None, on_stop=None) -> None:  # noqa: ANN001
-    """Database, exchange, Ray and the supervisor, until ``stop`` is set; then a graceful shutdown.
+def run_ingest(settings: Settings, stop: StopFlag, on_ready=None, on_stop=None, training: bool = False) -> None:  # noqa: ANN001
+    """Database, exchange, Ray, the supervisor and (``training``) the training scheduler, until ``stop``
+    is set; then a graceful shutdown.
 
     ``on_ready(db)`` runs once everything is up (``up`` starts serving there); ``on_stop()`` runs
     before Ray stops.
     """
-    import ray
-
     from cryptocast.actors.ray_runtime import start_ray, stop_ray
-    from cryptocast.actors.supervisor import start_supervisor
     from cryptocast.sql.queries import list_symbols, submit_command
+    from cryptocast.system import start_background, stop_background
 
     async def work(db) -> None:  # noqa: ANN001
         tracked = {row["symbol"] for row in await list_symbols(db)}
@@ -206,19 +204,17 @@ def run_ingest(settings: Settings, stop: StopFlag, on_ready=None, on_stop=None) 
         url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with replay_exchange(settings):
             start_ray(address=settings.ray_address)
-            lookback = LOOKBACK_DAYS * 86_400_000 if not settings.is_replay else None
-            supervisor = start_supervisor(url, settings.rest_url, settings.stream_url, lookback)
+            background = start_background(settings, url, training=training)
             try:
                 if on_ready:
                     await on_ready(db)
                 while not stop.requested:
-                    snapshot = await supervisor.snapshot.remote()
+                    snapshot = await background.supervisor.snapshot.remote()
                     _print_progress(snapshot)
                     await asyncio.to_thread(stop.wait, 5.0)
             finally:
                 console.print("stopping: flushing candles and closing streams …")
-                await supervisor.shutdown.remote()
-                ray.kill(supervisor, no_restart=True)
+                await asyncio.to_thread(stop_background, background)
                 if on_stop:
                     on_stop()
                 stop_ray()

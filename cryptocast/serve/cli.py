@@ -46,17 +46,21 @@ def config() -> None:
 
 @serve_app.command("apply")
 def apply() -> None:
-    """Apply the generated config to the running Ray (joined through RAY_ADDRESS) and wait for it."""
+    """Apply the generated config to the running Ray (joined through RAY_ADDRESS) and wait for it; start
+    the training scheduler there too (models are trained wherever predictions are served)."""
     from cryptocast.actors.ray_runtime import start_ray
     from cryptocast.serve.config import ServeOptions
     from cryptocast.serve.deploy import api_url, deploy
+    from cryptocast.tune.service import TrainingConfig, start_training
 
     settings = get_settings()
     start_ray(address=settings.ray_address)
 
     async def work(db, url) -> str:  # noqa: ANN001
-        options = ServeOptions.from_settings(settings, url.render_as_string(hide_password=False))
+        plain = url.render_as_string(hide_password=False)
+        options = ServeOptions.from_settings(settings, plain)
         await deploy(db, options)
+        start_training(TrainingConfig.from_settings(settings, plain))
         return api_url(options)
 
     typer.echo(_with_db(work))

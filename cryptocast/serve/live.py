@@ -3,8 +3,9 @@
 It LISTENs for the candle writer's notifications (ingestion never calls serving), asks the pair's
 deployment for every horizon (champion and shadow) and stores the rows, announcing them on the
 predictions channel (the API's cached reads of the pair end with it). On start it catches up on
-minutes that closed while it was down, flagging those predictions late. It also watches live skill
-(a pair whose served skill stays below persistence over the window gets a ``retrain`` command),
+minutes that closed while it was down, flagging those predictions late. It also watches for drift
+(served skill below persistence, or interval coverage outside its band: :func:`scoring.drift`) and
+queues a ``retrain`` command for the training scheduler when it finds it,
 registers a pair's first persistence champion once it has enough data, and, when it manages the
 config, regenerates and re-applies it whenever pairs or champions change.
 """
@@ -23,8 +24,8 @@ from ray import serve
 from cryptocast.serve import scoring
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, generate, pair_app_name
 from cryptocast.serve.runtime import replica_database
+from cryptocast.sql import command_queue
 from cryptocast.sql.notices import listen
-from cryptocast.sql.queries import submit_command
 from cryptocast.sql.schema import CANDLES_CHANNEL, PREDICTIONS_CHANNEL
 from cryptocast.sql.writer import ms_to_dt
 
@@ -59,7 +60,7 @@ _RECENT_ORIGINS = """
 SELECT (extract(epoch FROM open_time) * 1000)::bigint FROM price_history
 WHERE symbol_id = $1 AND open_time > $2 ORDER BY open_time
 """
-_OPEN_RETRAIN = """
+_RECENT_RETRAIN = """
 SELECT 1 FROM commands WHERE kind = 'retrain' AND symbol = $1
 AND (status IN ('pending', 'running') OR created_at > now() - $2 * interval '1 minute') LIMIT 1
 """
@@ -158,22 +159,25 @@ class LivePredictor:
         self.skill_checked[sid] = time.monotonic()
         await self.check_skill(sid, symbol)
 
-    async def check_skill(self, sid: int, symbol: str) -> list[int]:
-        """Ask for a retrain when served skill is below persistence over the window; returns those horizons."""
+    async def check_skill(self, sid: int, symbol: str) -> list[str]:
+        """Queue a retrain when the served forecasts drift (:func:`scoring.drift`); returns the findings.
+
+        Not again while a retrain of the pair is open or was asked for within the scoring window: the
+        window still holds the old model's errors.
+        """
         window = self.options.skill_window_minutes
         summary = scoring.served_summary(await scoring.scores(self.db, sid, window))
-        worse = scoring.below_persistence(summary, self.options.skill_min_samples)
-        if not worse:
+        findings = scoring.drift(summary, self.options.skill_min_samples)
+        if not findings:
             return []
         async with self.db.raw() as conn:
-            if await conn.fetchval(_OPEN_RETRAIN, symbol, window):
-                return worse
-        await submit_command(
-            self.db, "retrain", symbol, reason=f"live skill below persistence at horizons {worse} over {window} min"
-        )
-        self.counts["retrains"] += 1
-        log.warning("%s: live skill below persistence at %s; retrain requested", symbol, worse)
-        return worse
+            if await conn.fetchval(_RECENT_RETRAIN, symbol, window):
+                return findings
+        reason = f"live drift over {window} min: " + "; ".join(findings)
+        if await command_queue.submit_training(self.db, "retrain", symbol, "drift", reason[:1000]) is not None:
+            self.counts["retrains"] += 1
+            log.warning("%s: %s; retrain requested", symbol, reason)
+        return findings
 
     # --- config ------------------------------------------------------------------------------------
     async def _reconcile(self) -> None:

@@ -41,7 +41,6 @@ SELECT count(*) AS stored, min(open_time) AS first, max(open_time) AS last,
         FROM gaps WHERE symbol_id = $1 AND kind = 'exchange_hole') AS holes
 FROM price_history WHERE symbol_id = $1
 """
-LIVE_RANK_SQL = "SELECT id FROM symbols WHERE status = 'live' ORDER BY id"
 OPEN_COMMANDS_SQL = """
 SELECT id, kind, status, created_at FROM commands
 WHERE symbol = $1 AND status IN ('pending', 'running') ORDER BY id

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import ray
 from binance.exceptions import BinanceAPIException, BinanceRequestException
-from fastapi import Body, Depends, Query, Request, Response
+from fastapi import Body, Depends, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from pydantic import BaseModel, Field
@@ -28,7 +28,7 @@ from cryptocast.actors.commands import PairRejected, normalise_symbol, validate_
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.exchange.clock import WEEK_MS
 from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
-from cryptocast.serve import errors, metrics, reads, scoring, timeranges
+from cryptocast.serve import errors, metrics, reads, scoring, timeranges, training
 from cryptocast.serve.auth import require_token
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
 from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Prepared, Renewing, dumps, encode, respond
@@ -39,12 +39,12 @@ from cryptocast.serve.live import LivePredictor
 from cryptocast.serve.microcache import MicroCache
 from cryptocast.serve.runtime import replica_database
 from cryptocast.settings import get_settings
+from cryptocast.sql import command_queue
 from cryptocast.sql.notices import listen
 from cryptocast.sql.queries import submit_command
-from cryptocast.sql.schema import CANDLES_CHANNEL, PREDICTIONS_CHANNEL
+from cryptocast.sql.schema import CANDLES_CHANNEL, COMMAND_KINDS, COMMAND_STATUSES, PREDICTIONS_CHANNEL
 from cryptocast.tune import registry
 from cryptocast.tune.candles import OHLCV
-from cryptocast.tune.scheduler import DEFAULT_DAILY_MINUTE, DEFAULT_STAGGER_MINUTES
 
 ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
@@ -338,6 +338,7 @@ class Router:
         except Exception as exc:
             checks["database"] = {"ok": False, "error": str(exc)}
         checks["supervisor"] = await self._supervisor()
+        checks["training"] = await training.scheduler_view(self.db) if checks["database"]["ok"] else None
         checks["exchange"] = await self._exchange_ping()
         apps = {n: a.status for n, a in (await asyncio.to_thread(serve.status)).applications.items()}
         pairs = {}
@@ -458,12 +459,14 @@ class Router:
         serving = await self._serving(row["symbol"])
         live = scoring.served_summary(await scoring.scores(self.db, sid, self.options.skill_window_minutes))
         last_training = await reads.fetchval(self.db, reads.LAST_TRAINING_SQL, sid)
+        plan = await training.pair_training(self.db, sid, row["symbol"], row["status"])
         return _json({
             "symbol": row["symbol"], "status": row["status"], "backfill": _backfill(row),
             "completeness_percent": _completeness(counts), "stored_minutes": counts["stored"],
             "first_candle_time": _iso(counts["first"]), "restarts": row["restarts"], "last_error": row["last_error"],
             "serving": serving, "alarm": serving.get("alarm"),
-            "last_training": _iso(last_training), "next_training": _iso(await self._next_training(row)),
+            "last_training": _iso(last_training), "next_training": plan["next"]["at"] if plan["next"] else None,
+            "training": plan,
             "live_skill": {"window_minutes": self.options.skill_window_minutes, "horizons": live},
             "freshness": await self._freshness(row),
         })  # fmt: skip
@@ -473,17 +476,6 @@ class Router:
             return await self._call(symbol, "status")
         except ApiError as exc:
             return {"alarm": None, "error": exc.message}
-
-    async def _next_training(self, row: dict) -> datetime | None:
-        """The scheduler's next daily slot for a live pair, on the exchange clock (≈ the last candle)."""
-        if row["status"] != "live" or row["last_candle_time"] is None:
-            return None
-        ids = [r["id"] for r in await reads.fetch(self.db, reads.LIVE_RANK_SQL)]
-        rank = ids.index(row["id"]) if row["id"] in ids else 0
-        now = row["last_candle_time"]
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        slot = day + timedelta(minutes=DEFAULT_DAILY_MINUTE + rank * DEFAULT_STAGGER_MINUTES)
-        return slot if slot > now else slot + timedelta(days=1)
 
     # --- data -------------------------------------------------------------------------------------
     @api.get("/pairs/{symbol}/candles", summary="1-minute candles in [start, end), oldest first, paged")
@@ -577,21 +569,58 @@ class Router:
 
     # --- models -----------------------------------------------------------------------------------
     @api.post("/pairs/{symbol}/retrain", status_code=202, dependencies=[Depends(require_token)],
-              summary="Ask the training schedule to retrain this pair now")  # fmt: skip
+              summary="Queue a retrain of this pair; follow it at GET /commands/{id}")  # fmt: skip
     async def retrain(self, symbol: str) -> Response:
         row = await self._pair(symbol)
         self._conflict_if_backfilling(row)
-        open_ = [
-            c
-            for c in await reads.fetch(self.db, reads.OPEN_COMMANDS_SQL, row["symbol"])
-            if c["kind"] == "retrain"
-        ]
-        if open_:
-            raise ApiError(409, f"a retrain of {row['symbol']} is already {open_[0]['status']} (command {open_[0]['id']})",
-                           "already_requested")  # fmt: skip
-        command = await submit_command(self.db, "retrain", row["symbol"], reason="requested through the API")
-        return Response(json.dumps({"symbol": row["symbol"], "command_id": command}), 202,
-                        media_type="application/json")  # fmt: skip
+        command = await command_queue.submit_training(self.db, "retrain", row["symbol"], "request",
+                                                      "requested through the API")  # fmt: skip
+        if command is None:
+            open_ = await command_queue.open_training(self.db, row["symbol"])
+            detail = training.command_view(open_) if open_ else None
+            what = f"a {open_['kind']} of {row['symbol']} is already {open_['status']} (command {open_['id']})" if open_ \
+                else f"a training of {row['symbol']} is already queued"  # fmt: skip
+            raise ApiError(409, what + "; follow it at /commands/{id}", "already_requested", command=detail)
+        return await self._accepted(command)
+
+    @api.post("/pairs/{symbol}/rollback", status_code=202, dependencies=[Depends(require_token)],
+              summary="Restore the pair's previous LSTM champion (or persistence alone); a command")  # fmt: skip
+    async def rollback(self, symbol: str) -> Response:
+        row = await self._pair(symbol)
+        if await registry.current(self.db, row["id"], "lstm") is None:
+            raise ApiError(409, f"{row['symbol']} has no LSTM champion to roll back", "no_champion")
+        command = await submit_command(self.db, "rollback", row["symbol"], trigger="request",
+                                       reason="requested through the API")  # fmt: skip
+        return await self._accepted(command)
+
+    async def _accepted(self, command_id: int) -> Response:
+        """202 for a queued command: where to follow it, and whether anything is there to run it."""
+        row = await command_queue.get(self.db, command_id)
+        body = training.command_view(row) | {"command_id": command_id, "scheduler": await training.scheduler_view(self.db)}
+        return Response(json.dumps(body), 202, media_type="application/json", headers={"Location": body["url"]})
+
+    # --- commands ---------------------------------------------------------------------------------
+    @api.get("/commands", summary="Commands, newest first: pair changes, trainings, rollbacks and their outcome")
+    async def commands(
+        self, symbol: Annotated[str | None, Query(max_length=64)] = None,
+        status: Annotated[str | None, Query(max_length=16)] = None,
+        kind: Annotated[str | None, Query(max_length=24)] = None,
+        limit: Annotated[int, Query(ge=1, le=command_queue.LIST_LIMIT)] = 20,
+    ) -> Response:  # fmt: skip
+        if status is not None and status not in COMMAND_STATUSES:
+            raise ApiError(422, f"status must be one of {', '.join(COMMAND_STATUSES)}")
+        if kind is not None and kind not in COMMAND_KINDS:
+            raise ApiError(422, f"kind must be one of {', '.join(COMMAND_KINDS)}")
+        rows = await command_queue.find(self.db, _symbol(symbol) if symbol else None, status, kind, limit)
+        return _json({"commands": [training.command_view(r) for r in rows],
+                      "scheduler": await training.scheduler_view(self.db)})  # fmt: skip
+
+    @api.get("/commands/{command_id}", summary="One command: status, progress while running, result or reason")
+    async def command(self, command_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
+        row = await command_queue.get(self.db, command_id)
+        if row is None:
+            raise ApiError(404, f"no command {command_id}")
+        return _json(training.command_view(row))
 
     @api.get("/models/{symbol}", summary="Model versions, status, metrics and live scores")
     async def models(self, symbol: str) -> Response:

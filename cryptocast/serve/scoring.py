@@ -3,10 +3,21 @@
 A prediction is scored once the candle at its target time is stored. Persistence's error for the
 same origin and horizon is |close(origin) − close(target)|, so skill is measured on exactly the
 minutes the model was scored on.
+
+Drift, which queues a retrain (:func:`drift`), is either of:
+
+- **skill**: the served forecast's rolling skill vs persistence is below 0 at a horizon;
+- **coverage**: the rolling coverage of an interval leaves ``nominal ± COVERAGE_BAND_SE`` binomial
+  standard errors. The errors are counted on an effective sample of ``n / h`` outcomes, because
+  the h-minute outcomes of consecutive minutes overlap (one independent outcome per h minutes); on
+  a day's window that is about ±3.2 points at h = 1 and ±17 points at h = 30 for the 80 % interval.
+
+Both need ``min_samples`` scored predictions at the horizon before they count.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from cryptocast.sql.database import Database
@@ -83,6 +94,30 @@ def served_summary(found: list[HorizonScore]) -> dict:
     return out
 
 
+COVERAGE_BAND_SE = 3.0
+NOMINAL = {"coverage_80": 0.80, "coverage_95": 0.95}
+
+
 def below_persistence(summary: dict, min_samples: int) -> list[int]:
     """Horizons whose served skill is negative over enough scored predictions."""
     return [int(h) for h, s in summary.items() if s["n"] >= min_samples and s["skill"] < 0]
+
+
+def coverage_band(nominal: float, n: int, horizon: int) -> tuple[float, float]:
+    """The rolling coverage a calibrated interval stays within: nominal ± 3 standard errors of n/h outcomes."""
+    se = math.sqrt(nominal * (1 - nominal) / max(1.0, n / horizon))
+    return nominal - COVERAGE_BAND_SE * se, nominal + COVERAGE_BAND_SE * se
+
+
+def drift(summary: dict, min_samples: int) -> list[str]:
+    """Why the served forecasts have drifted (empty: they have not): one sentence per finding."""
+    found = [f"h={h}: live skill {summary[str(h)]['skill']:+.3f} is below persistence"
+             for h in below_persistence(summary, min_samples)]  # fmt: skip
+    for h, s in summary.items():
+        if s["n"] < min_samples:
+            continue
+        for key, nominal in NOMINAL.items():
+            low, high = coverage_band(nominal, int(s["n"]), int(h))
+            if s[key] is not None and not low <= s[key] <= high:  # None: no interval was stored
+                found.append(f"h={h}: {nominal:.0%} interval covers {s[key]:.1%}, outside {low:.1%}-{high:.1%}")
+    return found

@@ -39,8 +39,12 @@ metadata = MetaData(naming_convention=NAMING)
 SYMBOL_STATUSES = ("new", "backfilling", "live", "paused", "halted", "error", "removed")
 PROVENANCES = ("rest", "websocket", "repair")
 MODEL_STATUSES = ("candidate", "champion", "shadow", "retired", "failed")
-COMMAND_KINDS = ("add_pair", "remove_pair", "purge_pair", "pause_pair", "resume_pair", "retrain", "rollback")
+COMMAND_KINDS = (
+    "add_pair", "remove_pair", "purge_pair", "pause_pair", "resume_pair", "retrain", "recalibrate", "rollback",
+)  # fmt: skip
 COMMAND_STATUSES = ("pending", "running", "done", "failed")
+TRAINING_KINDS = ("retrain", "recalibrate")  # at most one of these open per pair (a partial unique index)
+OPEN_STATUSES = ("pending", "running")
 GAP_KINDS = ("exchange_hole", "ingestion_gap")
 
 # NOTIFY channels: news travels down the data flow, commands up it.
@@ -186,9 +190,15 @@ commands = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("result", JSONB),
     Column("error", Text),
+    Column("progress", JSONB),  # while running: phase, trial i of n, best score so far, elapsed, ETA
+    Column("attempts", Integer, nullable=False, server_default="0"),  # runs begun (an interrupted one is retried)
     CheckConstraint(_in("kind", COMMAND_KINDS), name="kind"),
     CheckConstraint(_in("status", COMMAND_STATUSES), name="status"),
     Index(None, "status", "created_at", postgresql_where=text("status IN ('pending', 'running')")),
+    Index(
+        "uq_commands_one_open_training", "exchange", "symbol", unique=True,
+        postgresql_where=text(f"{_in('kind', TRAINING_KINDS)} AND {_in('status', OPEN_STATUSES)}"),
+    ),  # fmt: skip
 )
 
 # The completeness ledger: spans of missing minutes, told apart by cause. An exchange hole (the
@@ -205,4 +215,30 @@ gaps = Table(
     PrimaryKeyConstraint("symbol_id", "start_time"),
     CheckConstraint("end_time >= start_time", name="ordered"),
     CheckConstraint(_in("kind", GAP_KINDS), name="kind"),
+)
+
+# The training scheduler's plan per pair, written by the scheduler alone (the one source of truth):
+# readers show it, nobody recomputes it.
+training_schedule = Table(
+    "training_schedule",
+    metadata,
+    Column("symbol_id", Integer, ForeignKey("symbols.id", ondelete="CASCADE"), primary_key=True),
+    Column("next_at", DateTime(timezone=True)),  # the next daily slot, exchange time
+    Column("next_kind", String(16)),  # what that slot will run: retrain, or recalibrate without one
+    Column("last_slot", DateTime(timezone=True)),  # the newest daily slot already acted on
+    Column("history_days", Float),  # days of candles the pair has for training
+    Column("needs_days", Float),  # more days needed before an LSTM can be trained (NULL: enough)
+    Column("note", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_now()),
+)
+
+# Liveness of the long-running services that consume command rows, so a reader can tell a command
+# that waits for a running consumer from one that nothing will pick up.
+services = Table(
+    "services",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=_now()),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, server_default=_now()),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )

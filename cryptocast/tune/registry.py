@@ -108,43 +108,63 @@ async def register(
     metrics: dict | None = None,
 ) -> ModelRecord:
     """Store the artifact and its row; a new champion or shadow retires the one it replaces."""
-    data = predictor.to_bytes()
     async with db.begin() as conn:
-        # Locking the pair's row numbers versions one at a time.
-        symbol = (
-            await conn.execute(select(symbols.c.symbol).where(symbols.c.id == symbol_id).with_for_update())
-        ).scalar_one()
-        version = (
-            1
-            + (
-                await conn.execute(
-                    select(func.coalesce(func.max(models.c.version), 0)).where(
-                        models.c.symbol_id == symbol_id
-                    )
-                )
-            ).scalar_one()
+        return await register_on(
+            conn, store, symbol_id, predictor, status, reason, data_start, data_end, hyperparameters, metrics
         )
-        uri, sha = store.put(symbol, version, predictor.kind, data)
-        row = (
+
+
+async def register_on(
+    conn: AsyncConnection,
+    store: ModelStore,
+    symbol_id: int,
+    predictor: Predictor,
+    status: str,
+    reason: str,
+    data_start: datetime | None = None,
+    data_end: datetime | None = None,
+    hyperparameters: dict | None = None,
+    metrics: dict | None = None,
+) -> ModelRecord:
+    """:func:`register` inside the caller's transaction, so several versions land together or not at all.
+
+    The artifact is written before the row commits; a transaction that never commits leaves at most a
+    file that the next registration of that version number overwrites, never a row without its file.
+    """
+    data = predictor.to_bytes()
+    # Locking the pair's row numbers versions one at a time.
+    symbol = (
+        await conn.execute(select(symbols.c.symbol).where(symbols.c.id == symbol_id).with_for_update())
+    ).scalar_one()
+    version = (
+        1
+        + (
             await conn.execute(
-                insert(models)
-                .values(
-                    symbol_id=symbol_id,
-                    kind=predictor.kind,
-                    version=version,
-                    artifact_uri=uri,
-                    data_start=data_start,
-                    data_end=data_end,
-                    hyperparameters=hyperparameters or {},
-                    metrics=(metrics or {}) | {"artifact_sha256": sha},
-                    status=status,
-                    status_reason=reason,
-                )
-                .returning(*models.c)
+                select(func.coalesce(func.max(models.c.version), 0)).where(models.c.symbol_id == symbol_id)
             )
-        ).one()
-        if status in (CHAMPION, SHADOW):
-            await _retire(conn, symbol_id, predictor.kind, status, f"replaced by v{version}", keep=row.id)
+        ).scalar_one()
+    )
+    uri, sha = store.put(symbol, version, predictor.kind, data)
+    row = (
+        await conn.execute(
+            insert(models)
+            .values(
+                symbol_id=symbol_id,
+                kind=predictor.kind,
+                version=version,
+                artifact_uri=uri,
+                data_start=data_start,
+                data_end=data_end,
+                hyperparameters=hyperparameters or {},
+                metrics=(metrics or {}) | {"artifact_sha256": sha},
+                status=status,
+                status_reason=reason,
+            )
+            .returning(*models.c)
+        )
+    ).one()
+    if status in (CHAMPION, SHADOW):
+        await _retire(conn, symbol_id, predictor.kind, status, f"replaced by v{version}", keep=row.id)
     return _record(row)
 
 
@@ -201,16 +221,21 @@ async def load_served(db: Database, symbol_id: int, use_tf: bool = False) -> Ser
 
 async def demote(db: Database, record: ModelRecord, kept: list[int], reason: str) -> ModelRecord:
     """Take horizons from an LSTM champion; with none left it is retired and persistence serves alone."""
-    status = CHAMPION if kept else RETIRED
     async with db.begin() as conn:
-        row = (
-            await conn.execute(
-                update(models)
-                .where(models.c.id == record.id)
-                .values(metrics=record.metrics | {"served_horizons": kept}, status=status, status_reason=reason)
-                .returning(*models.c)
-            )
-        ).one()
+        return await demote_on(conn, record, kept, reason)
+
+
+async def demote_on(conn: AsyncConnection, record: ModelRecord, kept: list[int], reason: str) -> ModelRecord:
+    """:func:`demote` inside the caller's transaction."""
+    status = CHAMPION if kept else RETIRED
+    row = (
+        await conn.execute(
+            update(models)
+            .where(models.c.id == record.id)
+            .values(metrics=record.metrics | {"served_horizons": kept}, status=status, status_reason=reason)
+            .returning(*models.c)
+        )
+    ).one()
     return _record(row)
 
 

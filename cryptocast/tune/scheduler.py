@@ -1,178 +1,153 @@
-"""When pairs retrain: daily at a set UTC minute on the exchange clock, on a new pair, on request.
+"""When pairs train: the one place that decides it, and writes down what it decided.
 
-:class:`Scheduler` holds the decisions and is driven by an injected clock (milliseconds on the
-exchange clock), so tests can move time by hand; :func:`scheduler_actor` runs it as a Ray actor that
-polls. Pairs are staggered so they never train at once, one training runs at a time (training must
-not starve ingestion), and a pair is never retrained sooner than its last training took.
+Triggers, each of which queues a training command (:mod:`cryptocast.sql.command_queue`):
+
+- **a pair becomes ready**: it is live (backfill done), has enough history for a training and has
+  never had a first training queued;
+- **the daily slot**, on the exchange clock: ``daily_minute`` past midnight UTC plus
+  ``stagger_minutes`` per pair (in id order), so pairs do not all train at once. A slot queues a
+  retrain when the pair has enough history and a recalibration of the served intervals otherwise,
+  so intervals are refitted daily either way. A slot that passes while the pair's previous training
+  is still open is served by that one (at most one open training per pair);
+- requests (API, CLI, dashboard) and live drift (the live predictor) queue commands of their own.
+
+The scheduler's plan per pair (next slot, what it will run, history, how many days are missing)
+goes to ``training_schedule``: readers show it, nobody computes it again. The clock is injected
+(exchange milliseconds), so tests move time by hand.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
-from cryptocast.sql.schema import commands, models, symbols
+from cryptocast.sql.schema import models, price_history, symbols, training_schedule
+from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune.dataset import DAY_MS
-from cryptocast.tune.predictor import LSTM
-
-if TYPE_CHECKING:  # the pipeline pulls in Ray Tune: imported where training runs, not here
-    from cryptocast.tune.pipeline import TrainOptions
+from cryptocast.tune.history import HistoryNeeds, days
+from cryptocast.tune.predictor import LSTM, PERSISTENCE
 
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
 DEFAULT_DAILY_MINUTE = 2 * 60  # 02:00 UTC: the quietest hours of the day for most pairs
 DEFAULT_STAGGER_MINUTES = 20
-POLL_SECONDS = 30.0
-SCHEDULER_CPUS = 0.02  # like the ingestion actors: a reservation, not a core
+RETRAIN, RECALIBRATE = "retrain", "recalibrate"
+NEW_PAIR, DAILY = "new_pair", "daily"
 LIVE = "live"
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class ScheduleOptions:
+    daily_minute: int = DEFAULT_DAILY_MINUTE
+    stagger_minutes: int = DEFAULT_STAGGER_MINUTES
+    max_days: int = 30  # a training reads at most this much history
+
+    def slots(self, now_ms: int, rank: int) -> tuple[int, int]:
+        """(the newest slot at or before ``now_ms``, the one after it) of the pair ranked ``rank``."""
+        offset = (self.daily_minute + rank * self.stagger_minutes) * MINUTE_MS
+        latest = (now_ms - offset) // DAY_MS * DAY_MS + offset
+        return latest, latest + DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
     symbol_id: int
     symbol: str
-    reason: str
-    command_id: int | None = None
+    status: str
+    has_lstm: bool
+    has_baseline: bool
+    history_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    command_id: int | None  # None: merged into the pair's open training
+    symbol: str
+    kind: str
+    trigger: str
+
+
+def _has_champion(kind: str):  # noqa: ANN202 - an EXISTS clause
+    return (
+        select(models.c.id)
+        .where(models.c.symbol_id == symbols.c.id, models.c.kind == kind, models.c.status == "champion")
+        .exists()
+    )
 
 
 @dataclass(slots=True)
 class Scheduler:
-    """Decides which pair trains next and runs it; ``train(symbol_id, symbol)`` does the work."""
-
     db: Database
-    train: Callable[[int, str], Awaitable[object]]
-    clock: Callable[[], int]
-    daily_minute: int = DEFAULT_DAILY_MINUTE
-    stagger_minutes: int = DEFAULT_STAGGER_MINUTES
-    last_start: dict[int, int] = field(default_factory=dict)  # exchange ms a pair's last training began
-    last_duration: dict[int, int] = field(default_factory=dict)
-    attempted: set[int] = field(default_factory=set)
+    clock: Callable[[], int]  # exchange time, ms
+    needs: HistoryNeeds = field(default_factory=HistoryNeeds)
+    options: ScheduleOptions = field(default_factory=ScheduleOptions)
 
-    def slot(self, day_start_ms: int, rank: int) -> int:
-        """Exchange time of a pair's daily retrain: the daily minute plus its stagger."""
-        return day_start_ms + (self.daily_minute + rank * self.stagger_minutes) * MINUTE_MS
-
-    async def _live_pairs(self) -> list[tuple[int, str, bool]]:
-        """(id, symbol, has an LSTM) of every live pair, in id order (the stagger order)."""
-        has_lstm = select(models.c.id).where(models.c.symbol_id == symbols.c.id, models.c.kind == LSTM).exists()
-        query = select(symbols.c.id, symbols.c.symbol, has_lstm).where(symbols.c.status == LIVE).order_by(symbols.c.id)
+    async def pairs(self) -> list[PairState]:
+        """Every tracked pair that is not removed, in id order (the stagger order of the live ones)."""
+        first, last = (
+            select(func.min(price_history.c.open_time)).where(price_history.c.symbol_id == symbols.c.id).scalar_subquery(),
+            select(func.max(price_history.c.open_time)).where(price_history.c.symbol_id == symbols.c.id).scalar_subquery(),
+        )  # fmt: skip
+        query = (
+            select(symbols.c.id, symbols.c.symbol, symbols.c.status, _has_champion(LSTM), _has_champion(PERSISTENCE), first, last)
+            .where(symbols.c.status != "removed")
+            .order_by(symbols.c.id)
+        )
+        out = []
         async with self.db.connect() as conn:
-            return [tuple(r) for r in await conn.execute(query)]
+            for sid, symbol, status, lstm, baseline, lo, hi in await conn.execute(query):
+                span = 0 if lo is None else int((hi - lo).total_seconds() * 1000) + MINUTE_MS
+                out.append(PairState(sid, symbol, status, lstm, baseline, min(span, self.options.max_days * DAY_MS)))
+        return out
 
-    async def _claim_commands(self) -> list[Job]:
-        """Pending ``retrain`` commands, marked running so no other scheduler takes them."""
-        async with self.db.begin() as conn:
-            rows = await conn.execute(
-                update(commands)
-                .where(commands.c.kind == "retrain", commands.c.status == "pending")
-                .values(status="running", started_at=func.now())
-                .returning(commands.c.id, commands.c.symbol)
-            )
-            claimed = list(rows)
-            if not claimed:
-                return []
-            ids = dict((await conn.execute(select(symbols.c.symbol, symbols.c.id))).all())
-        return [Job(ids.get(symbol, -1), symbol, f"command {cid}", cid) for cid, symbol in claimed]
-
-    async def due(self) -> list[Job]:
-        """Jobs to run now, commands first, then new pairs, then daily slots that have passed."""
+    async def plan(self) -> list[Queued]:
+        """Queue what the triggers call for now, write every pair's plan; returns what was queued."""
         now = self.clock()
-        jobs = await self._claim_commands()
-        day_start = now - now % DAY_MS
-        for rank, (sid, symbol, has_lstm) in enumerate(await self._live_pairs()):
-            if any(j.symbol_id == sid for j in jobs):
-                continue
-            if not has_lstm and sid not in self.attempted:
-                jobs.append(Job(sid, symbol, "new pair: backfill complete and no LSTM yet"))
-                continue
-            slot = self.slot(day_start, rank)
-            last = self.last_start.get(sid)
-            if last is None and has_lstm:
-                # Seen for the first time with a model already: its next slot is the next one.
-                self.last_start[sid] = now
-                continue
-            too_soon = last is not None and now - last < self.last_duration.get(sid, 0)
-            if now >= slot and (last is None or last < slot) and not too_soon:
-                jobs.append(Job(sid, symbol, "daily retrain"))
-        return jobs
+        queued: list[Queued] = []
+        async with self.db.connect() as conn:
+            last_slots = dict((await conn.execute(select(training_schedule.c.symbol_id, training_schedule.c.last_slot))).all())
+        live = [p for p in await self.pairs() if p.status == LIVE]
+        for rank, pair in enumerate(live):
+            missing = self.needs.missing_ms(pair.history_ms)
+            if missing == 0 and not pair.has_lstm and not await command_queue.ever_triggered(self.db, pair.symbol, NEW_PAIR):
+                queued.append(await self._queue(pair, RETRAIN, NEW_PAIR, "a new pair: backfill done, enough history"))
+            latest, upcoming = self.options.slots(now, rank)
+            handled = last_slots.get(pair.symbol_id)
+            kind = RETRAIN if missing == 0 else RECALIBRATE if pair.has_baseline else None
+            if handled is not None and int(handled.timestamp() * 1000) < latest and kind is not None:
+                why = "the daily slot" if kind == RETRAIN else f"the daily slot (no retrain: {self._short(missing)})"
+                queued.append(await self._queue(pair, kind, DAILY, why, slot=ms_to_dt(latest).isoformat()))
+            await self._write_plan(pair, upcoming, kind, latest, missing)
+        return queued
 
-    async def run_job(self, job: Job) -> None:
-        started = self.clock()
-        self.attempted.add(job.symbol_id)
-        self.last_start[job.symbol_id] = started
-        error = None
-        try:
-            if job.symbol_id < 0:
-                raise LookupError(f"unknown pair {job.symbol!r}")
-            await self.train(job.symbol_id, job.symbol)
-        except Exception as exc:  # a failed pair must not stop the others
-            error = f"{type(exc).__name__}: {exc}"
-            log.exception("training %s failed (%s)", job.symbol, job.reason)
-        self.last_duration[job.symbol_id] = max(self.clock() - started, 0)
-        if job.command_id is not None:
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    update(commands)
-                    .where(commands.c.id == job.command_id)
-                    .values(status="failed" if error else "done", finished_at=func.now(), error=error)
-                )
+    @staticmethod
+    def _short(missing_ms: int) -> str:
+        return f"needs {days(missing_ms):.1f} more days of history"
 
-    async def tick(self) -> list[Job]:
-        """Run every due job, one after another; returns what ran."""
-        jobs = await self.due()
-        for job in jobs:
-            await self.run_job(job)
-        return jobs
+    async def _queue(self, pair: PairState, kind: str, trigger: str, reason: str, **payload: str) -> Queued:
+        command = await command_queue.submit_training(self.db, kind, pair.symbol, trigger, reason, **payload)
+        if command is not None:
+            log.info("%s %s queued as command %d (%s)", kind, pair.symbol, command, reason)
+        return Queued(command, pair.symbol, kind, trigger)
 
-    async def run_forever(self, poll_seconds: float = POLL_SECONDS) -> None:
-        while True:
-            await self.tick()
-            await asyncio.sleep(poll_seconds)
-
-
-def scheduler_actor():  # noqa: ANN201 - a Ray actor class
-    """The scheduler as a Ray actor: one per cluster, a sliver of a CPU reserved (it mostly waits;
-    the trials it starts reserve their own fractions)."""
-    import ray
-
-    @ray.remote(num_cpus=SCHEDULER_CPUS)
-    class SchedulerActor:
-        def __init__(
-            self,
-            database_url: str,
-            model_store: str,
-            storage: str,
-            clock: Callable[[], int],
-            options: TrainOptions | None = None,
-            **schedule: int,
-        ) -> None:
-            from cryptocast.tune.pipeline import TrainOptions, train_pair
-            from cryptocast.tune.registry import ModelStore
-
-            self.db = Database(database_url)
-            store = ModelStore(model_store)
-            train_options = options or TrainOptions()
-
-            async def train(sid: int, symbol: str) -> object:
-                return await train_pair(self.db, store, sid, train_options, Path(storage))
-
-            self.scheduler = Scheduler(self.db, train, clock, **schedule)
-
-        async def run(self, poll_seconds: float = POLL_SECONDS) -> None:
-            await self.scheduler.run_forever(poll_seconds)
-
-        async def tick(self) -> list[Job]:
-            return await self.scheduler.tick()
-
-        async def close(self) -> None:
-            await self.db.dispose()
-
-    return SchedulerActor
+    async def _write_plan(self, pair: PairState, next_ms: int, kind: str | None, slot_ms: int, missing_ms: int) -> None:
+        if missing_ms:
+            note = f"{self._short(missing_ms)} for a first LSTM (minimum {days(self.needs.min_history_ms):.0f} days)"
+        else:
+            note = None
+        values = {
+            "next_at": ms_to_dt(next_ms) if kind else None, "next_kind": kind, "history_days": days(pair.history_ms),
+            "needs_days": days(missing_ms) if missing_ms else None, "note": note, "updated_at": func.now(),
+        }  # fmt: skip
+        statement = pg_insert(training_schedule).values(symbol_id=pair.symbol_id, last_slot=ms_to_dt(slot_ms), **values)
+        # A pair seen for the first time starts from the newest slot: its next one is the next one.
+        statement = statement.on_conflict_do_update(index_elements=["symbol_id"], set_=values | {"last_slot": ms_to_dt(slot_ms)})
+        async with self.db.begin() as conn:
+            await conn.execute(statement)

@@ -1,16 +1,21 @@
 """The Ray Tune sweep: random search with ASHA early stopping, selected on validation skill.
 
-Each trial gets a fraction of a CPU and a one-thread TensorFlow, so a sweep runs beside live
-ingestion on two cores. Trials checkpoint their weights every epoch; the winner is the checkpoint
-with the best validation skill vs persistence (not the lowest loss). Ray is started (or joined)
-by :func:`cryptocast.actors.ray_runtime.start_ray`, which keeps a local head on loopback.
+A sweep runs beside live ingestion and serving on two cores, so it is held to a resource plan
+(docs/training.md): each trial reserves ``TRIAL_CPU`` of Ray's logical CPUs and runs a one-thread
+TensorFlow, at most ``MAX_CONCURRENT_TRIALS`` run at once, and every thread of a trial runs at
+``TRIAL_NICE``, so the kernel gives ingestion and serving the CPU first whenever they want it and
+the sweep takes what is left. Trials checkpoint their weights every epoch; the winner is the
+checkpoint with the best validation skill vs persistence (not the lowest loss). Ray is started (or
+joined) by :func:`cryptocast.actors.ray_runtime.start_ray`, which keeps a local head on loopback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,8 @@ from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.training import fit, prepare
 
 TRIAL_CPU = 0.5
+MAX_CONCURRENT_TRIALS = 2  # two of the sweep's trials at a time: one logical CPU of two
+TRIAL_NICE = 10  # CFS weight 110 against 1024 at nice 0: ingestion and serving go first
 RAY_CPUS = 2  # a local head's CPUs; a cluster joined by address keeps its own
 METRIC = "val_skill"
 GRACE_EPOCHS = 1
@@ -51,7 +58,17 @@ class SweepResult:
     trials: list[dict]  # config and best validation skill of every trial
 
 
+def lower_priority(nice: int = TRIAL_NICE) -> None:
+    """Run every thread of this process at ``nice`` (on Linux a niceness is per thread, and a new
+    thread inherits its creator's, so the threads TensorFlow starts later inherit it too)."""
+    tasks = f"/proc/{os.getpid()}/task"
+    for tid in os.listdir(tasks) if os.path.isdir(tasks) else [0]:
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+
+
 def _trial(config: dict, candles: Candles, spans: SplitSpans, epochs: int, seed: int) -> None:
+    lower_priority()
     cfg = LstmConfig.from_dict(config | {"epochs": epochs, "seed": seed})
 
     def report(epoch: int, loss: float, val: float, weights: list[np.ndarray]) -> None:
@@ -65,13 +82,40 @@ def _trial(config: dict, candles: Candles, spans: SplitSpans, epochs: int, seed:
     fit(prepare(candles, cfg, spans), cfg, report)
 
 
+@dataclass(frozen=True, slots=True)
+class SweepProgress:
+    """Trials finished of all, the best validation skill any trial reached so far, time taken."""
+
+    done: int
+    total: int
+    best_val_skill: float | None
+    elapsed_s: float
+
+    @property
+    def eta_s(self) -> float | None:
+        """Time left at the pace so far (None before the first trial finishes)."""
+        return self.elapsed_s / self.done * (self.total - self.done) if self.done else None
+
+
 class _Progress(tune.Callback):
-    def __init__(self, on_trial_done: Callable[[int, int], None], total: int) -> None:
-        self.on_trial_done, self.total, self.done = on_trial_done, total, 0
+    """Tells ``report`` after every epoch of every trial and after every finished trial."""
+
+    def __init__(self, report: Callable[[SweepProgress], None], total: int) -> None:
+        self.report, self.total, self.done, self.best = report, total, 0, None
+        self.started = time.monotonic()
+
+    def _tell(self) -> None:
+        self.report(SweepProgress(self.done, self.total, self.best, time.monotonic() - self.started))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001, ANN003
+        value = result.get(METRIC)
+        if value is not None and (self.best is None or value > self.best):
+            self.best = float(value)
+        self._tell()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001, ANN003
         self.done += 1
-        self.on_trial_done(self.done, self.total)
+        self._tell()
 
 
 def run_sweep(
@@ -81,7 +125,7 @@ def run_sweep(
     epochs: int,
     seed: int,
     storage: Path,
-    on_trial_done: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
     ray_address: str | None = None,
 ) -> SweepResult:
     """Search ``trials`` configurations; return the best checkpoint by validation skill."""
@@ -96,13 +140,14 @@ def run_sweep(
             metric=METRIC,
             mode="max",
             num_samples=trials,
+            max_concurrent_trials=MAX_CONCURRENT_TRIALS,
             search_alg=BasicVariantGenerator(random_state=seed),
             scheduler=ASHAScheduler(max_t=epochs, grace_period=min(GRACE_EPOCHS, epochs), time_attr="epoch"),
         ),
         run_config=tune.RunConfig(
             storage_path=str(storage.resolve()),
             verbose=0,
-            callbacks=[_Progress(on_trial_done, trials)] if on_trial_done else None,
+            callbacks=[_Progress(on_progress, trials)] if on_progress else None,
         ),
     )
     with contextlib.redirect_stdout(sys.stderr):  # Tune prints banners; stdout is for command output

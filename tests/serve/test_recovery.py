@@ -110,6 +110,10 @@ async def _retrains(served) -> int:  # noqa: ANN001
         )).scalar_one()  # fmt: skip
 
 
+def _skill_finding(findings: list[str]) -> bool:
+    return any(f.startswith("h=1: live skill") and "below persistence" in f for f in findings)
+
+
 async def test_skill_below_persistence_asks_for_one_retrain_per_window(served) -> None:  # noqa: ANN001
     live = serve.get_deployment_handle(LIVE_DEPLOYMENT, app_name="router")
     async with served.db.begin() as conn:
@@ -126,11 +130,14 @@ async def test_skill_below_persistence_asks_for_one_retrain_per_window(served) -
     async with served.db.begin() as conn:
         await conn.execute(predictions.insert(), bad)
     try:
-        assert await live.check_skill.remote(served.symbol_id, PAIR) == [1]
+        assert _skill_finding(await live.check_skill.remote(served.symbol_id, PAIR))
         assert await _retrains(served) == 1
+        async with served.db.connect() as conn:
+            trigger, reason = (await conn.execute(select(commands.c.payload["trigger"].astext, commands.c.payload["reason"].astext))).one()
+        assert trigger == "drift" and "h=1: live skill" in reason
         async with served.db.begin() as conn:  # even once that retrain is done, the window allows no other
             await conn.execute(commands.update().values(status="done"))
-        assert await live.check_skill.remote(served.symbol_id, PAIR) == [1]
+        assert _skill_finding(await live.check_skill.remote(served.symbol_id, PAIR))
         assert await _retrains(served) == 1
     finally:
         async with served.db.begin() as conn:

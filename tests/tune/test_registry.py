@@ -13,6 +13,7 @@ from cryptocast.tune.candles import from_database
 from cryptocast.tune.dataset import HORIZONS, SplitSpans, origins, targets
 from cryptocast.tune.features import compute
 from cryptocast.tune.gate import decide, recheck
+from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, gate_and_register
 from cryptocast.tune.predictor import LSTM, PERSISTENCE, LstmPredictor
@@ -133,7 +134,7 @@ async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retra
     )
     served_before = await registry.load_served(db, sid)
     assert {h.source for h in served_before.predict(candles).horizons} == {LSTM}
-    options = TrainOptions(days=1, spans=SPANS, period_ms=HOUR_MS // 2)  # 6 periods: smallest p = 1/64
+    options = TrainOptions(days=1, needs=HistoryNeeds.fixed(SPANS, 2 * HOUR_MS), period_ms=HOUR_MS // 2)  # 6 periods: smallest p = 1/64
     outcome = await gate_and_register(db, store, sid, candles, options, SweepResult(SMALL, weights, 0.0, []))
     assert [(d.horizon, d.promote) for d in outcome.rechecks] == [(h, False) for h in HORIZONS]
     assert all(d.p_vs_persistence >= 0.05 for d in outcome.rechecks)

@@ -1,12 +1,17 @@
-"""The scheduler on a fake exchange clock: daily staggered slots, new pairs at once, command rows."""
+"""The scheduler on a hand-moved exchange clock: new pairs, staggered daily slots, short history, its plan."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from datetime import UTC, datetime
 
-from cryptocast.sql.queries import add_symbol, submit_command
-from cryptocast.sql.schema import commands, models, symbols
-from cryptocast.tune.scheduler import Scheduler
+from sqlalchemy import insert, select, update
+from tune_data import btc, to_records
+
+from cryptocast.sql import command_queue
+from cryptocast.sql.queries import add_symbol
+from cryptocast.sql.schema import commands, models, symbols, training_schedule
+from cryptocast.sql.writer import CandleWriter
+from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
@@ -24,61 +29,92 @@ class FakeClock:
         self.now_ms = MONDAY_MS + day * DAY_MS + (hour * 60 + minute) * MINUTE_MS
 
 
-async def test_daily_new_pair_and_command_triggers(db) -> None:  # noqa: ANN001
-    a = await add_symbol(db, "BTCUSDT", "BTC", "USDT", status="live")
-    await add_symbol(db, "ETHUSDT", "ETH", "USDT", status="live")
-    c = await add_symbol(db, "LTCBTC", "LTC", "BTC", status="backfilling")
+async def _pair(db, symbol: str, status: str, history_days: float, champions: tuple[str, ...] = ()) -> int:  # noqa: ANN001
+    """A pair whose stored candles span ``history_days`` (its first and last minute are enough for that)."""
+    sid = await add_symbol(db, symbol, symbol[:3], symbol[3:], status=status)
+    rows = to_records(btc(history_days))
+    await CandleWriter(db).write(sid, [rows[0], rows[-1]])
     async with db.begin() as conn:
-        await conn.execute(insert(models).values(symbol_id=a, kind="lstm", version=1, status="champion"))
+        for version, kind in enumerate(champions, 1):
+            await conn.execute(insert(models).values(symbol_id=sid, kind=kind, version=version, status="champion"))
+    return sid
+
+
+async def _open(db) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            select(commands.c.symbol, commands.c.kind, commands.c.payload["trigger"].astext)
+            .where(commands.c.status == "pending")
+            .order_by(commands.c.id)
+        )
+        return [tuple(r) for r in rows]
+
+
+async def _plan(db, symbol: str) -> dict:  # noqa: ANN001
+    async with db.connect() as conn:
+        row = (
+            await conn.execute(
+                select(training_schedule).join(symbols, symbols.c.id == training_schedule.c.symbol_id).where(symbols.c.symbol == symbol)
+            )
+        ).one()
+    return dict(row._mapping)
+
+
+async def test_new_pairs_daily_slots_and_short_history(db) -> None:  # noqa: ANN001
+    await _pair(db, "BTCUSDT", "live", 20, ("persistence", "lstm"))
+    await _pair(db, "ETHUSDT", "live", 20, ("persistence",))
+    await _pair(db, "LTCBTC", "backfilling", 20)
+    xrp = await _pair(db, "XRPBTC", "live", 3, ("persistence",))
     clock = FakeClock(MONDAY_MS)
-    trained: list[tuple[str, int]] = []
-    durations = {"BTCUSDT": 10 * MINUTE_MS}
+    scheduler = Scheduler(db, clock, options=ScheduleOptions(daily_minute=2 * 60, stagger_minutes=20))
 
-    async def train(sid: int, symbol: str) -> None:
-        trained.append((symbol, clock()))
-        clock.now_ms += durations.get(symbol, MINUTE_MS)
-
-    scheduler = Scheduler(db, train, clock, daily_minute=2 * 60, stagger_minutes=20)
-
-    async def tick_at(day: int, hour: int, minute: int = 0) -> list[str]:
+    async def plan_at(day: int, hour: int, minute: int = 0) -> list[tuple[str, str, str, bool]]:
         clock.at(day, hour, minute)
-        return [(j.symbol, j.reason) for j in await scheduler.tick()]
+        return [(q.symbol, q.kind, q.trigger, q.command_id is not None) for q in await scheduler.plan()]
 
-    # 00:00: the pair without an LSTM trains at once; the one with a model waits for its slot
-    assert await tick_at(0, 0) == [("ETHUSDT", "new pair: backfill complete and no LSTM yet")]
-    assert await tick_at(0, 1, 59) == []
-    assert await tick_at(0, 2, 0) == [("BTCUSDT", "daily retrain")]  # rank 0: 02:00
-    assert await tick_at(0, 2, 15) == []
-    assert await tick_at(0, 2, 20) == [("ETHUSDT", "daily retrain")]  # rank 1: staggered by 20 min
-    assert await tick_at(0, 23, 0) == []  # once a day
-    assert await tick_at(1, 2, 5) == [("BTCUSDT", "daily retrain")]
-    # a retrain command row runs on the next tick and is marked done
-    command = await submit_command(db, "retrain", "BTCUSDT")
-    assert await tick_at(1, 3) == [("BTCUSDT", f"command {command}"), ("ETHUSDT", "daily retrain")]
-    async with db.connect() as conn:
-        assert (await conn.execute(select(commands.c.status).where(commands.c.id == command))).scalar_one() == "done"
-    # backfill completes: the pair trains as soon as it is live
+    # 00:00: the live pair with enough history and no LSTM trains at once; the others wait for their slots
+    assert await plan_at(0, 0) == [("ETHUSDT", "retrain", "new_pair", True)]
+    assert await plan_at(0, 1, 59) == []  # a new pair is queued once, whatever becomes of it
+    assert await plan_at(0, 2, 0) == [("BTCUSDT", "retrain", "daily", True)]  # rank 0: 02:00
+    assert await plan_at(0, 2, 15) == []
+    # rank 1 at 02:20: its first training is still queued, so the slot is served by that one
+    assert await plan_at(0, 2, 20) == [("ETHUSDT", "retrain", "daily", False)]
+    # rank 2 at 02:40 has 3 days of history: no retrain, but its intervals are recalibrated
+    assert await plan_at(0, 2, 40) == [("XRPBTC", "recalibrate", "daily", True)]
+    assert await plan_at(0, 23, 0) == []  # once a day
+    assert await _open(db) == [
+        ("ETHUSDT", "retrain", "new_pair"), ("BTCUSDT", "retrain", "daily"), ("XRPBTC", "recalibrate", "daily"),
+    ]  # fmt: skip
+
+    # the plan is written down for readers: the next slot, what it will run, what history allows
+    btc_plan, xrp_plan = await _plan(db, "BTCUSDT"), await _plan(db, "XRPBTC")
+    assert btc_plan["next_at"] == datetime(2025, 3, 11, 2, 0, tzinfo=UTC) and btc_plan["next_kind"] == "retrain"
+    assert btc_plan["needs_days"] is None and abs(btc_plan["history_days"] - 20) < 1e-6
+    assert xrp_plan["next_at"] == datetime(2025, 3, 11, 2, 40, tzinfo=UTC) and xrp_plan["next_kind"] == "recalibrate"
+    assert abs(xrp_plan["needs_days"] - 7) < 1e-6 and xrp_plan["note"].startswith("needs 7.0 more days of history")
+
+    # the next day's slot queues again once the previous training has ended
     async with db.begin() as conn:
-        await conn.execute(update(symbols).where(symbols.c.id == c).values(status="live"))
-    assert await tick_at(1, 4) == [("LTCBTC", "new pair: backfill complete and no LSTM yet")]
-    # never more often than a sweep takes: a 30-hour training skips the next day's slot
-    durations["BTCUSDT"] = 30 * 3_600_000
-    assert await tick_at(2, 2) == [("BTCUSDT", "daily retrain")]
-    assert ("BTCUSDT", "daily retrain") not in await tick_at(3, 2, 30)
-    assert ("BTCUSDT", "daily retrain") in await tick_at(4, 2, 30)
+        await conn.execute(update(commands).values(status="done"))
+    assert await plan_at(1, 2, 5) == [("BTCUSDT", "retrain", "daily", True)]
+    # slots missed while nothing ran (the system was down for two days) are caught up once, not twice
+    async with db.begin() as conn:
+        await conn.execute(update(commands).values(status="done"))
+    assert [q[0] for q in await plan_at(3, 2, 5)] == ["BTCUSDT", "ETHUSDT", "XRPBTC"]
+    assert await plan_at(3, 2, 10) == []
+    # the pair with short history gets enough: it trains as a new pair
+    async with db.begin() as conn:
+        await conn.execute(update(commands).values(status="done"))
+    await CandleWriter(db).write(xrp, [to_records(btc(12))[-1]])
+    assert ("XRPBTC", "retrain", "new_pair", True) in await plan_at(3, 3)
 
 
-async def test_a_failed_training_fails_its_command_and_spares_the_others(db) -> None:  # noqa: ANN001
-    await add_symbol(db, "BTCUSDT", "BTC", "USDT", status="live")
-    clock = FakeClock(MONDAY_MS)
-
-    async def train(sid: int, symbol: str) -> None:
-        raise ValueError("not enough data")
-
-    scheduler = Scheduler(db, train, clock)
-    command = await submit_command(db, "retrain", "NOSUCHPAIR")
-    jobs = await scheduler.tick()
-    assert {j.reason for j in jobs} == {f"command {command}", "new pair: backfill complete and no LSTM yet"}
-    async with db.connect() as conn:
-        row = (await conn.execute(select(commands.c.status, commands.c.error).where(commands.c.id == command))).one()
-    assert row.status == "failed" and "NOSUCHPAIR" in row.error
+async def test_a_pair_that_turns_live_late_waits_for_its_next_slot(db) -> None:  # noqa: ANN001
+    """Seen for the first time at 14:00, a pair with an LSTM is not retrained for this morning's slot."""
+    await _pair(db, "BTCUSDT", "live", 20, ("persistence", "lstm"))
+    clock = FakeClock(MONDAY_MS + 14 * 3_600_000)
+    scheduler = Scheduler(db, clock)
+    assert await scheduler.plan() == []
+    clock.now_ms = MONDAY_MS + DAY_MS + 2 * 3_600_000
+    assert [(q.symbol, q.trigger) for q in await scheduler.plan()] == [("BTCUSDT", "daily")]
+    assert (await command_queue.open_training(db, "BTCUSDT"))["payload"]["slot"] == "2025-03-11T02:00:00+00:00"

@@ -12,6 +12,7 @@ from tune_data import btc, load_pair
 
 from cryptocast.tune import registry
 from cryptocast.tune.dataset import SplitSpans
+from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, train_pair
 from cryptocast.tune.predictor import LSTM, PERSISTENCE
 
@@ -46,12 +47,17 @@ async def test_sweep_registers_a_gated_model_and_binds_loopback(db, tmp_path) ->
     sid = await load_pair(db, "BTCUSDT", btc(2.0))
     await ensure_baseline(db, store, sid)
     options = TrainOptions(
-        trials=2, epochs=1, days=2, spans=SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS),
+        trials=2, epochs=1, days=2,
+        needs=HistoryNeeds.fixed(SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS), 6 * HOUR_MS),
         period_ms=2 * HOUR_MS,
     )
-    done: list[int] = []
-    outcome = await train_pair(db, store, sid, options, tmp_path / "ray", lambda n, total: done.append(n))
-    assert done == [1, 2] and len(outcome.trials) == 2
+    told: list[dict] = []
+    outcome = await train_pair(db, store, sid, options, tmp_path / "ray", told.append)
+    sweep = [p for p in told if p["phase"] == "sweep"]
+    assert [p["phase"] for p in told][0] == "loading" and told[-1]["phase"] == "gating"
+    assert sorted({p["trial"] for p in sweep}) == [0, 1, 2] and all(p["trials"] == 2 for p in sweep)
+    assert sweep[-1]["best_val_skill"] == max(t["val_skill"] for t in outcome.trials)
+    assert sweep[-1]["eta_s"] == 0 and len(outcome.trials) == 2
     lstm = outcome.lstm
     assert lstm.kind == LSTM and lstm.hyperparameters["trials"] == 2
     promoted = [d.horizon for d in outcome.decisions if d.promote]

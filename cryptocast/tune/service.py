@@ -1,0 +1,216 @@
+"""The training scheduler as a running service: one detached Ray actor per cluster.
+
+:func:`start_training` is the one way it starts, from every run mode that serves predictions
+(``cryptocast up``, ``cryptocast serve apply`` and the Kubernetes entrypoint, through
+:func:`cryptocast.system.start_background`). The actor drives itself: its loop starts with it, so
+when Ray restarts it after a crash nobody has to tell it to go on. Each turn it
+
+1. measures the exchange clock (the replay's runs N× faster; rate limits aside, time follows it),
+2. lets :class:`~cryptocast.tune.scheduler.Scheduler` queue what the triggers call for,
+3. carries out rollbacks at once and runs queued trainings one at a time (one sweep at a time is
+   the resource plan: docs/training.md), and
+4. writes a heartbeat, so the API can tell a queued command that a live scheduler will run from
+   one that nothing will.
+
+It wakes on ``NOTIFY cryptocast_commands`` (a request is picked up at once) and otherwise every
+``POLL_S``. On start it first settles what a previous incarnation left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+
+from cryptocast.actors.clock import ExchangeClock
+from cryptocast.actors.pair import NAMESPACE
+from cryptocast.logs import setup_logging
+from cryptocast.settings import Settings
+from cryptocast.sql import command_queue
+from cryptocast.sql.database import Database
+from cryptocast.sql.notices import listen
+from cryptocast.sql.schema import COMMANDS_CHANNEL
+from cryptocast.tune.jobs import Work, execute
+from cryptocast.tune.pipeline import TrainOptions
+from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_NAME = "training-scheduler"
+SERVICE = command_queue.SCHEDULER_SERVICE
+SCHEDULER_CPUS = 0.02  # it mostly waits; the trials it starts reserve their own fractions
+POLL_S = 5.0
+CLOCK_REFRESH_S = 60.0  # re-measure the exchange clock's offset and rate this often
+STOP_S = 30.0
+WAKING_KINDS = ("retrain", "recalibrate", "rollback")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingConfig:
+    """Everything the actor needs, picklable (no settings object crosses into Ray)."""
+
+    database_url: str
+    rest_url: str
+    model_store: str
+    storage: str  # Ray Tune's experiment folder
+    options: TrainOptions = field(default_factory=TrainOptions)
+    schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
+    ray_address: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, database_url: str, storage: Path | None = None) -> TrainingConfig:
+        options = TrainOptions(trials=settings.train_trials, epochs=settings.train_epochs, days=settings.train_days)
+        schedule = ScheduleOptions(settings.train_daily_minute, settings.train_stagger_minutes, settings.train_days)
+        folder = storage or settings.data_dir / "tune"
+        return cls(database_url, settings.rest_url, settings.model_store, str(folder.resolve()), options, schedule,
+                   settings.ray_address)  # fmt: skip
+
+
+@ray.remote(num_cpus=SCHEDULER_CPUS, max_restarts=-1, max_task_retries=-1)
+class TrainingScheduler:
+    def __init__(self, config: TrainingConfig) -> None:
+        from cryptocast.exchange.binance import BinanceExchange
+        from cryptocast.tune.registry import ModelStore
+
+        setup_logging()
+        self.config = config
+        self.db = Database(config.database_url, pool_size=3)
+        self.exchange = BinanceExchange(rest_url=config.rest_url, stream_url="ws://unused/")
+        self.clock: ExchangeClock | None = None
+        self.clock_at = 0.0
+        self.scheduler = Scheduler(self.db, self._now_ms, config.options.needs, config.schedule)
+        self.work = Work(self.db, ModelStore(config.model_store), config.options, Path(config.storage), config.ray_address)
+        self.running: dict | None = None  # the command being carried out
+        self.worker: asyncio.Task | None = None
+        self.last_error: str | None = None
+        self.turns = 0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task = asyncio.get_event_loop().create_task(self._run())
+
+    # --- the loop ---------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        listener = asyncio.get_running_loop().create_task(
+            listen(self.config.database_url, {COMMANDS_CHANNEL: self._on_command}, self._connected)
+        )
+        settled = False
+        try:
+            while not self._stopping:
+                try:
+                    if not settled:
+                        for row in await command_queue.recover_interrupted(self.db, "the training scheduler stopped"):
+                            log.warning("command %d (%s): %s", row["id"], row["symbol"], row["error"])
+                        await command_queue.beat(self.db, SERVICE, self._details(), started=True)
+                        settled = True
+                    await self.turn()
+                    self.last_error = None
+                except Exception as exc:  # database or exchange away: try again next turn
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("training scheduler turn failed: %s", self.last_error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_S)
+                self._wake.clear()
+        finally:
+            listener.cancel()
+
+    async def turn(self) -> None:
+        """One round: clock, triggers, rollbacks, the next training, heartbeat."""
+        self.turns += 1
+        if await self._measure_clock():
+            await self.scheduler.plan()
+        for command in await command_queue.claim_pending(self.db, "rollback"):
+            await execute(self.work, command)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.get_running_loop().create_task(self._drain())
+        await command_queue.beat(self.db, SERVICE, self._details())
+
+    async def _drain(self) -> None:
+        """Run queued trainings one after another until none is left."""
+        while not self._stopping and (command := await command_queue.claim_next_training(self.db)):
+            self.running = command
+            log.info("command %d: %s %s (%s)", command["id"], command["kind"], command["symbol"],
+                     command["payload"].get("reason"))  # fmt: skip
+            try:
+                status = await execute(self.work, command)
+                log.info("command %d %s", command["id"], status)
+            finally:
+                self.running = None
+
+    async def _measure_clock(self) -> bool:
+        """Keep the exchange clock measured; False while the exchange cannot be asked."""
+        if self.clock is None or time.monotonic() - self.clock_at > CLOCK_REFRESH_S:
+            try:
+                self.clock = await ExchangeClock.measure(self._server_time)
+                self.clock_at = time.monotonic()
+            except Exception as exc:  # the exchange away: queued work still runs, triggers wait
+                log.warning("exchange clock not measured: %s", exc)
+                return self.clock is not None
+        return True
+
+    async def _server_time(self) -> int:
+        return int((await self.exchange.get_server_time())["serverTime"])
+
+    def _now_ms(self) -> int:
+        assert self.clock is not None
+        return self.clock.now_ms()
+
+    def _on_command(self, note: dict) -> None:
+        if note.get("kind") in WAKING_KINDS:
+            self._wake.set()
+
+    async def _connected(self) -> None:
+        self._wake.set()  # whatever was announced while nobody listened is in the table
+
+    def _details(self) -> dict:
+        running = self.running
+        return {
+            "running": None if running is None else {"id": running["id"], "kind": running["kind"], "symbol": running["symbol"]},
+            "clock_rate": None if self.clock is None else round(self.clock.rate, 3),
+            "last_error": self.last_error,
+            "daily_minute": self.config.schedule.daily_minute,
+            "stagger_minutes": self.config.schedule.stagger_minutes,
+        }  # fmt: skip
+
+    # --- called by others -------------------------------------------------------------------------
+    async def status(self) -> dict:
+        return self._details() | {"turns": self.turns}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """End the loop; a training in progress goes back to the queue for the next start."""
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_S)
+        if self.worker is not None and not self.worker.done():
+            self.worker.cancel()
+        running = self.running
+        if running is not None:
+            await command_queue.requeue(self.db, running["id"], "the system stopped during the run")
+        await self.exchange.close_connection()
+        await self.db.dispose()
+
+
+def start_training(config: TrainingConfig) -> ray.actor.ActorHandle:
+    """The training scheduler of this Ray cluster: started, or found running (it is detached and named)."""
+    return TrainingScheduler.options(
+        name=SCHEDULER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
+    ).remote(config)
+
+
+def stop_training(timeout_s: float = STOP_S + 10) -> None:
+    """Stop the cluster's training scheduler, if one runs (its queued work waits for the next start)."""
+    try:
+        actor = ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE)
+    except ValueError:
+        return
+    with contextlib.suppress(Exception):
+        ray.get(actor.stop.remote(), timeout=timeout_s)
+    ray.kill(actor, no_restart=True)
