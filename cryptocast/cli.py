@@ -30,10 +30,11 @@ def _mount_components() -> None:
     from cryptocast.exchange import cli as exchange_cli
     from cryptocast.k8s import cli as k8s_cli
     from cryptocast.serve import cli as serve_cli
+    from cryptocast.sql import cli as sql_cli
     from cryptocast.tune import cli as tune_cli
 
     app.add_typer(exchange_cli.app, name="exchange")
-    for component in (actors_cli, tune_cli, serve_cli, dashboard_cli, k8s_cli):
+    for component in (actors_cli, sql_cli, tune_cli, serve_cli, dashboard_cli, k8s_cli):
         component.register(app)
 
 

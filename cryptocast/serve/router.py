@@ -577,7 +577,7 @@ class Router:
                                                       "requested through the API")  # fmt: skip
         if command is None:
             open_ = await command_queue.open_training(self.db, row["symbol"])
-            detail = training.command_view(open_) if open_ else None
+            detail = command_queue.view(open_) if open_ else None
             what = f"a {open_['kind']} of {row['symbol']} is already {open_['status']} (command {open_['id']})" if open_ \
                 else f"a training of {row['symbol']} is already queued"  # fmt: skip
             raise ApiError(409, what + "; follow it at /commands/{id}", "already_requested", command=detail)
@@ -596,7 +596,7 @@ class Router:
     async def _accepted(self, command_id: int) -> Response:
         """202 for a queued command: where to follow it, and whether anything is there to run it."""
         row = await command_queue.get(self.db, command_id)
-        body = training.command_view(row) | {"command_id": command_id, "scheduler": await training.scheduler_view(self.db)}
+        body = command_queue.view(row) | {"command_id": command_id, "scheduler": await training.scheduler_view(self.db)}
         return Response(json.dumps(body), 202, media_type="application/json", headers={"Location": body["url"]})
 
     # --- commands ---------------------------------------------------------------------------------
@@ -612,7 +612,7 @@ class Router:
         if kind is not None and kind not in COMMAND_KINDS:
             raise ApiError(422, f"kind must be one of {', '.join(COMMAND_KINDS)}")
         rows = await command_queue.find(self.db, _symbol(symbol) if symbol else None, status, kind, limit)
-        return _json({"commands": [training.command_view(r) for r in rows],
+        return _json({"commands": [command_queue.view(r) for r in rows],
                       "scheduler": await training.scheduler_view(self.db)})  # fmt: skip
 
     @api.get("/commands/{command_id}", summary="One command: status, progress while running, result or reason")
@@ -620,7 +620,7 @@ class Router:
         row = await command_queue.get(self.db, command_id)
         if row is None:
             raise ApiError(404, f"no command {command_id}")
-        return _json(training.command_view(row))
+        return _json(command_queue.view(row))
 
     @api.get("/models/{symbol}", summary="Model versions, status, metrics and live scores")
     async def models(self, symbol: str) -> Response:

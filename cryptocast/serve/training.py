@@ -20,20 +20,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def command_view(row: dict) -> dict:
-    """A command row as the API shows it, with its duration once it has run."""
-    started, finished = row["started_at"], row["finished_at"]
-    payload = row["payload"] or {}
-    return {
-        "id": row["id"], "kind": row["kind"], "symbol": row["symbol"], "status": row["status"],
-        "trigger": payload.get("trigger"), "reason": payload.get("reason"),
-        "created_at": _iso(row["created_at"]), "started_at": _iso(started), "finished_at": _iso(finished),
-        "seconds": round((finished - started).total_seconds(), 1) if started and finished else None,
-        "attempts": row["attempts"], "progress": row["progress"] if row["status"] == "running" else None,
-        "result": row["result"], "error": row["error"], "url": f"/commands/{row['id']}",
-    }  # fmt: skip
-
-
 async def scheduler_view(db: Database) -> dict:
     """Whether a training scheduler is alive, from its heartbeat."""
     beat = await command_queue.service(db, command_queue.SCHEDULER_SERVICE)
@@ -55,8 +41,8 @@ async def pair_training(db: Database, symbol_id: int, symbol: str, status: str) 
     last = await command_queue.last_finished_training(db, symbol)
     current = await command_queue.open_training(db, symbol)
     return {
-        "last": command_view(last) if last else None,
-        "current": command_view(current) if current else None,
+        "last": command_queue.view(last) if last else None,
+        "current": command_queue.view(current) if current else None,
         "next": {"at": _iso(plan["next_at"]), "kind": plan["next_kind"]} if plan and plan["next_at"] else None,
         "history_days": round(plan["history_days"], 2) if plan and plan["history_days"] is not None else None,
         "needs_days": round(plan["needs_days"], 2) if plan and plan["needs_days"] is not None else None,

@@ -11,6 +11,7 @@ in the queue (or fails it once its attempts are used up) when the consumer start
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, text, update
@@ -28,6 +29,24 @@ ONE_OPEN_TRAINING = text("kind IN ('retrain', 'recalibrate') AND status IN ('pen
 
 def _row(row: Any) -> dict:
     return dict(row._mapping)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def view(row: dict) -> dict:
+    """A command as the API and the CLI show it (JSON-ready), with its duration once it has run."""
+    started, finished = row["started_at"], row["finished_at"]
+    payload = row["payload"] or {}
+    return {
+        "id": row["id"], "kind": row["kind"], "symbol": row["symbol"], "status": row["status"],
+        "trigger": payload.get("trigger"), "reason": payload.get("reason"),
+        "created_at": _iso(row["created_at"]), "started_at": _iso(started), "finished_at": _iso(finished),
+        "seconds": round((finished - started).total_seconds(), 1) if started and finished else None,
+        "attempts": row["attempts"], "progress": row["progress"] if row["status"] == "running" else None,
+        "result": row["result"], "error": row["error"], "url": f"/commands/{row['id']}",
+    }  # fmt: skip
 
 
 async def submit_training(db: Database, kind: str, symbol: str, trigger: str, reason: str, **payload: Any) -> int | None:

@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cryptocast.cliutil import console, with_database
+from cryptocast.cliutil import console, fail, with_database
 from cryptocast.settings import get_settings
 from cryptocast.sql.database import Database
+from cryptocast.tune.history import NotEnoughHistory
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
@@ -36,11 +37,32 @@ async def _pair_id(db: Database, pair: str) -> int:
 
 def train(
     pair: Pair,
-    trials: Annotated[int, typer.Option(help="configurations the sweep tries")] = 8,
-    epochs: Annotated[int, typer.Option(help="most epochs per trial (ASHA stops weak ones early)")] = 4,
-    days: Annotated[int, typer.Option(help="days of history, newest last")] = 30,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the training to its end (exit 1 if it fails)")] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="train in this process instead of asking the running system")
+    ] = False,
+    trials: Annotated[int | None, typer.Option(help="--local: configurations the sweep tries [8]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="--local: most epochs per trial [4]")] = None,
+    days: Annotated[int | None, typer.Option(help="--local: most days of history [30]")] = None,
+    timeout: Annotated[float, typer.Option(help="--wait: give up after this many seconds")] = 3600.0,
 ) -> None:
-    """Sweep, calibrate and gate an LSTM for one pair; register it (champion per horizon, or shadow)."""
+    """Retrain a pair: queued for the running system's training scheduler (a command; --wait follows it),
+    or, with --local, swept, gated and registered right here."""
+    if local:
+        _train_here(pair, trials or 8, epochs or 4, days or 30)
+        return
+    if (trials, epochs, days) != (None, None, None):
+        raise fail("--trials, --epochs and --days apply to --local; the running system trains with "
+                   "CRYPTOCAST_TRAIN_TRIALS, _EPOCHS and _DAYS", 2)  # fmt: skip
+    from cryptocast.tune.follow import follow, queue_retrain
+
+    settings = get_settings()
+    command = with_database(settings, lambda db: queue_retrain(db, pair), migrate=True)
+    if wait:
+        raise typer.Exit(with_database(settings, lambda db: follow(db, command, timeout)))
+
+
+def _train_here(pair: str, trials: int, epochs: int, days: int) -> None:
     from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, train_pair
     from cryptocast.tune.registry import ModelStore
 
@@ -64,11 +86,14 @@ def train(
                 sid,
                 TrainOptions(trials=trials, epochs=epochs, days=days),
                 settings.data_dir / "tune",
-                lambda n, total: bar.update(task, completed=n),
+                lambda p: bar.update(task, completed=p.get("trial", 0)),
                 settings.ray_address,
             )
 
-    outcome = with_database(settings, work)
+    try:
+        outcome = with_database(settings, work)
+    except NotEnoughHistory as exc:
+        raise fail(f"{pair.upper()} {exc}") from None
     table = Table(title=f"{pair.upper()} LSTM v{outcome.lstm.version}: {outcome.lstm.status}")
     for column in ("horizon", "served by", "test skill", "p vs champion", "p vs persistence"):
         table.add_column(column, justify="right")

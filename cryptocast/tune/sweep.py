@@ -104,8 +104,13 @@ class _Progress(tune.Callback):
         self.report, self.total, self.done, self.best = report, total, 0, None
         self.started = time.monotonic()
 
+    def __getstate__(self) -> dict:
+        """Tune pickles its callbacks with the experiment's state; the listener stays in this process."""
+        return self.__dict__ | {"report": None}
+
     def _tell(self) -> None:
-        self.report(SweepProgress(self.done, self.total, self.best, time.monotonic() - self.started))
+        if self.report is not None:
+            self.report(SweepProgress(self.done, self.total, self.best, time.monotonic() - self.started))
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001, ANN003
         value = result.get(METRIC)

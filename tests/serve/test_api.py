@@ -110,3 +110,45 @@ async def test_backfilling_pair_answers_409_with_progress(served, client) -> Non
     assert removed.status_code == 202 and removed.json()["kind"] == "purge_pair"
     async with served.db.begin() as conn:
         await conn.execute(commands.delete())
+
+
+async def test_a_retrain_is_a_command_to_follow_and_the_plan_is_the_schedulers(served, client) -> None:  # noqa: ANN001
+    from cryptocast.tune.scheduler import Scheduler
+
+    queued = await client.post(f"/pairs/{PAIR}/retrain", headers=AUTH)
+    assert queued.status_code == 202, queued.text
+    body = queued.json()
+    command = body["command_id"]
+    assert queued.headers["location"] == body["url"] == f"/commands/{command}"
+    assert (body["status"], body["kind"], body["trigger"]) == ("pending", "retrain", "request")
+    # nothing here runs a scheduler, and the answer says so instead of promising a training
+    assert not body["scheduler"]["running"] and "no training scheduler is running" in body["scheduler"]["message"]
+    conflict = problem(await client.post(f"/pairs/{PAIR}/retrain", headers=AUTH), 409)
+    assert conflict["command"]["id"] == command and f"command {command}" in conflict["message"]
+
+    one = (await client.get(f"/commands/{command}")).json()
+    assert one["status"] == "pending" and one["progress"] is None and one["result"] is None
+    listed = (await client.get("/commands", params={"symbol": PAIR.lower(), "status": "pending"})).json()
+    assert [c["id"] for c in listed["commands"]] == [command]
+    assert (await client.get("/commands", params={"kind": "rollback"})).json()["commands"] == []
+    problem(await client.get("/commands", params={"status": "lost"}), 422)
+    problem(await client.get("/commands", params={"kind": "format_disk"}), 422)
+    problem(await client.get("/commands", params={"limit": 1000}), 422)
+    problem(await client.get("/commands/999999"), 404)
+    problem(await client.get("/commands/0"), 422)
+    problem(await client.get("/commands/abc"), 422)
+    problem(await client.post(f"/pairs/{PAIR}/rollback"), 401)
+    assert problem(await client.post(f"/pairs/{PAIR}/rollback", headers=AUTH), 409)["error"] == "no_champion"
+
+    detail = (await client.get(f"/pairs/{PAIR}")).json()
+    training = detail["training"]
+    assert training["current"]["id"] == command and training["next"] is None and detail["next_training"] is None
+    # once the scheduler has planned, the API shows its plan: the next slot and what history allows
+    monday_noon = 1_741_608_000_000
+    await Scheduler(served.db, lambda: monday_noon).plan()
+    training = (await client.get(f"/pairs/{PAIR}")).json()["training"]
+    assert training["next"] == {"at": "2025-03-11T02:00:00+00:00", "kind": "recalibrate"}
+    assert training["needs_days"] == 9.5 and training["note"].startswith("needs 9.5 more days of history")
+    assert (await client.get(f"/pairs/{PAIR}")).json()["next_training"] == "2025-03-11T02:00:00+00:00"
+    async with served.db.begin() as conn:
+        await conn.execute(commands.delete())

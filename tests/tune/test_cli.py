@@ -82,3 +82,41 @@ def test_evaluate_on_an_unseen_csv(cli_env, db_url) -> None:  # noqa: ANN001
     assert width >= 800 and height >= 800
     listing = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "240"})
     assert listing.exit_code == 0 and "shadow" in listing.output and "persistence" in listing.output
+
+
+def _commands_app() -> typer.Typer:
+    from cryptocast.sql.cli import register as register_commands
+
+    app = typer.Typer()
+    register(app)
+    register_commands(app)
+    return app
+
+
+def test_train_queues_a_command_and_waiting_without_a_scheduler_says_so(cli_env, db_url) -> None:  # noqa: ANN001
+    async def setup() -> None:
+        db = Database(db_url)
+        await load_pair(db, "BTCUSDT", btc(0.2))
+        await load_pair(db, "ETHUSDT", btc(0.2), status="backfilling")
+        await db.dispose()
+
+    asyncio.run(setup())
+    app, runner = _commands_app(), CliRunner()
+    queued = runner.invoke(app, ["train", "--pair", "btcusdt"])
+    assert queued.exit_code == 0, queued.output
+    assert "queued as command 1" in queued.output and "no training scheduler is running" in queued.output
+    again = runner.invoke(app, ["train", "--pair", "BTCUSDT", "--wait", "--timeout", "30"])
+    assert again.exit_code == 1  # it follows the open command, and stops waiting since nothing runs it
+    assert "already pending: command 1" in again.output and "stays queued until one starts" in again.output
+    assert "backfilling" in runner.invoke(app, ["train", "--pair", "ETHUSDT"]).output
+    assert "not tracked" in runner.invoke(app, ["train", "--pair", "DOGEUSDT"]).output
+    assert runner.invoke(app, ["train", "--pair", "BTCUSDT", "--trials", "2"]).exit_code == 2
+    listed = runner.invoke(app, ["commands", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [command] = json.loads(listed.stdout)["commands"]
+    assert (command["id"], command["kind"], command["status"], command["trigger"]) == (1, "retrain", "pending", "request")
+    shown = runner.invoke(app, ["commands", "show", "1", "--json"])
+    assert json.loads(shown.stdout) == command
+    assert "retrain" in runner.invoke(app, ["commands", "list", "--pair", "BTCUSDT"], env={"COLUMNS": "200"}).output
+    assert runner.invoke(app, ["commands", "show", "99"]).exit_code == 1
+    assert runner.invoke(app, ["commands", "list", "--status", "lost"]).exit_code == 2

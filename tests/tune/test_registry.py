@@ -15,7 +15,7 @@ from cryptocast.tune.features import compute
 from cryptocast.tune.gate import decide, recheck
 from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.lstm import LstmConfig
-from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, gate_and_register
+from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, gate_and_register, recalibrate_pair
 from cryptocast.tune.predictor import LSTM, PERSISTENCE, LstmPredictor
 from cryptocast.tune.sweep import SweepResult
 from cryptocast.tune.training import fit, lstm_predictor, persistence_predictor, prepare
@@ -152,3 +152,57 @@ async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retra
     for level, q in newest.calibration.quantiles.items():
         np.testing.assert_allclose(served[level], q)
         assert not np.allclose(before_test.calibration.quantiles[level], q)
+
+
+class FailingSecondPut(registry.ModelStore):
+    """A model store that fails on its second write (an object store going away mid-training)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.puts = 0
+
+    def put(self, symbol: str, version: int, kind: str, data: bytes) -> tuple[str, str]:
+        self.puts += 1
+        if self.puts == 2:
+            raise OSError("the model store went away")
+        return super().put(symbol, version, kind, data)
+
+
+async def test_a_training_that_fails_while_registering_leaves_the_registry_as_it_was(db, tmp_path, lstm) -> None:  # noqa: ANN001
+    candles = btc(1.0)
+    sid = await load_pair(db, "BTCUSDT", candles)
+    await ensure_baseline(db, registry.ModelStore(str(tmp_path)), sid)
+    weights = [*lstm.weights[:-1], lstm.weights[-1] + BIAS]
+    await registry.register(
+        db, registry.ModelStore(str(tmp_path)), sid, LstmPredictor(SMALL, weights, lstm.scaler, lstm.calibration),
+        registry.CHAMPION, "promoted earlier", metrics={"served_horizons": list(HORIZONS)},
+    )  # fmt: skip
+    before = await registry.records(db, sid)
+    options = TrainOptions(days=1, needs=HistoryNeeds.fixed(SPANS, 2 * HOUR_MS), period_ms=HOUR_MS // 2)
+    store = FailingSecondPut(str(tmp_path))
+    # the recheck demotes the biased champion and the baseline is registered before the LSTM's write fails
+    with pytest.raises(OSError, match="went away"):
+        await gate_and_register(db, store, sid, candles, options, SweepResult(SMALL, weights, 0.0, []))
+    assert store.puts == 2
+    assert await registry.records(db, sid) == before  # no demotion, no half-registered baseline
+    served = await registry.load_served(db, sid)
+    assert served.lstm_horizons == set(HORIZONS)
+
+
+async def test_daily_recalibration_refits_both_champions_without_training(db, tmp_path, lstm) -> None:  # noqa: ANN001
+    store = registry.ModelStore(str(tmp_path))
+    sid = await load_pair(db, "BTCUSDT", btc(3.5))
+    baseline = await ensure_baseline(db, store, sid)
+    champion = await registry.register(
+        db, store, sid, lstm, registry.CHAMPION, "promoted earlier", metrics={"served_horizons": [5, 15]}
+    )
+    result = await recalibrate_pair(db, store, sid, calib_ms=SPANS.calib_ms)
+    assert result["baseline"]["from"] == baseline.version and result["lstm"]["from"] == champion.version
+    new_lstm = await registry.current(db, sid, LSTM)
+    assert new_lstm.version == result["lstm"]["version"] and new_lstm.served_horizons == [5, 15]
+    refit = registry.load(new_lstm)
+    np.testing.assert_array_equal(refit.weights[0], lstm.weights[0])  # the same network
+    assert refit.calibration.to_dict() != lstm.calibration.to_dict()  # on the newest span: other quantiles
+    old = next(r for r in await registry.records(db, sid) if r.id == champion.id)
+    assert old.status == registry.RETIRED and old.status_reason == f"replaced by v{new_lstm.version}"
+    assert (await registry.current(db, sid, PERSISTENCE)).version == result["baseline"]["version"]

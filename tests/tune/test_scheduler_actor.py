@@ -1,30 +1,39 @@
-"""The scheduler as a Ray actor on real Ray: it trains a pair that turns live and on a command row."""
+"""The training scheduler as it runs: a detached Ray actor on real Ray, the replay exchange's clock.
+
+It trains a pair that turns live without being asked, carries out a request with progress that
+readers can see, and when it is killed mid-sweep Ray brings it back, the interrupted command is
+retried and the served models stay exactly as they were until a training completes.
+"""
 
 from __future__ import annotations
 
-from functools import partial
+import asyncio
 
 import pytest
 import ray
-from sqlalchemy import select, update
+from sqlalchemy import update
 from tune_data import btc, load_pair
 
 from cryptocast.actors.ray_runtime import start_ray, stop_ray
-from cryptocast.sql.queries import submit_command
-from cryptocast.sql.schema import commands, symbols
+from cryptocast.exchange.server import ReplayConfig, ReplayServer
+from cryptocast.sql import command_queue
+from cryptocast.sql.schema import symbols
 from cryptocast.tune import registry
 from cryptocast.tune.dataset import SplitSpans
+from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.pipeline import TrainOptions
-from cryptocast.tune.predictor import LSTM, PERSISTENCE
-from cryptocast.tune.scheduler import SCHEDULER_CPUS, scheduler_actor
+from cryptocast.tune.predictor import LSTM
+from cryptocast.tune.scheduler import ScheduleOptions
+from cryptocast.tune.service import SCHEDULER_CPUS, TrainingConfig, TrainingScheduler
 from cryptocast.tune.sweep import RAY_CPUS
 
 HOUR_MS = 3_600_000
-MONDAY_MS = 1_741_564_800_000  # 2025-03-10 00:00 UTC: before the first daily slot (02:00)
+MONDAY_10H_MS = 1_741_564_800_000 + 10 * HOUR_MS  # 2025-03-10 10:00 UTC: the daily slot (02:00) is hours away
 TINY = TrainOptions(
-    trials=1, epochs=1, days=2, spans=SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS),
+    trials=2, epochs=2, days=2,
+    needs=HistoryNeeds.fixed(SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS), 6 * HOUR_MS),
     period_ms=2 * HOUR_MS,
-)
+)  # fmt: skip
 pytestmark = pytest.mark.slow
 
 
@@ -35,37 +44,83 @@ def local_ray():  # noqa: ANN201
     stop_ray()
 
 
-async def _lstm_versions(db, sid: int) -> list[int]:  # noqa: ANN001
-    return [r.version for r in await registry.records(db, sid) if r.kind == LSTM]
+async def eventually(check, timeout: float = 240.0, every: float = 0.2):  # noqa: ANN001, ANN201
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {timeout:.0f} s")
+        await asyncio.sleep(every)
+    return value
 
 
-async def test_actor_trains_a_pair_turning_live_and_on_a_retrain_command(db, db_url, tmp_path, local_ray) -> None:  # noqa: ANN001
+async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(db, db_url, tmp_path, local_ray) -> None:  # noqa: ANN001
     sid = await load_pair(db, "BTCUSDT", btc(2.0), status="backfilling")
-    stopped_clock = partial(int, MONDAY_MS)  # the exchange clock, held at one instant
-    free_before = ray.available_resources()["CPU"]  # Ray may be shared with other tests' actors
-    actor = scheduler_actor().remote(
-        db_url.render_as_string(hide_password=False), str(tmp_path / "models"), str(tmp_path / "ray"), stopped_clock, TINY
-    )
-    try:
-        assert await actor.tick.remote() == []  # still backfilling: nothing to do
-        # the actor holds a sliver of a CPU, leaving the rest to trials and ingestion
-        assert free_before - ray.available_resources()["CPU"] == pytest.approx(SCHEDULER_CPUS)
+    async with ReplayServer(ReplayConfig(speed=1.0, pairs=["BTCUSDT"], exchange_start_ms=MONDAY_10H_MS)) as replay:
+        config = TrainingConfig(
+            db_url.render_as_string(hide_password=False), replay.rest_url, str(tmp_path / "models"), str(tmp_path / "tune"),
+            TINY, ScheduleOptions(max_days=2),
+        )  # fmt: skip
+        free_before = ray.available_resources()["CPU"]
+        actor = TrainingScheduler.options(max_restarts=-1).remote(config)
+        try:
+            # alive and idle while the pair backfills; it holds a sliver of a CPU
+            assert (await actor.status.remote())["running"] is None
+            assert await eventually(lambda: _alive(db))
+            assert free_before - ray.available_resources()["CPU"] == pytest.approx(SCHEDULER_CPUS)
+            assert await command_queue.find(db) == []
 
-        async with db.begin() as conn:
-            await conn.execute(update(symbols).where(symbols.c.id == sid).values(status="live"))
-        jobs = await actor.tick.remote()
-        assert [(j.symbol, j.reason) for j in jobs] == [("BTCUSDT", "new pair: backfill complete and no LSTM yet")]
-        assert len(await _lstm_versions(db, sid)) == 1
-        assert await registry.current(db, sid, PERSISTENCE) is not None
+            # backfill done: the first training is queued and carried out without anyone asking
+            async with db.begin() as conn:
+                await conn.execute(update(symbols).where(symbols.c.id == sid).values(status="live"))
+            first = await eventually(lambda: _finished(db, "new_pair"))
+            assert first["status"] == "done", first["error"]
+            assert first["result"]["baseline"]["version"] == 2 and first["result"]["lstm"]["version"] == 3
+            assert len(first["result"]["gate"]) == 4 and first["result"]["trials"] == 2
 
-        assert await actor.tick.remote() == []  # it has an LSTM now; its daily slot is hours away
-        command = await submit_command(db, "retrain", "BTCUSDT")
-        jobs = await actor.tick.remote()
-        assert [(j.symbol, j.reason) for j in jobs] == [("BTCUSDT", f"command {command}")]
-        async with db.connect() as conn:
-            row = (await conn.execute(select(commands.c.status, commands.c.error).where(commands.c.id == command))).one()
-        assert (row.status, row.error) == ("done", None)
-        assert len(await _lstm_versions(db, sid)) == 2
-    finally:
-        await actor.close.remote()
-        ray.kill(actor)
+            # a request: running with progress (trial i of n, best score so far), then done
+            request = await command_queue.submit_training(db, "retrain", "BTCUSDT", "request", "asked in a test")
+            running = await eventually(lambda: _in_sweep(db, request))
+            assert running["progress"]["trials"] == 2 and running["progress"]["elapsed_s"] >= 0
+            assert (await actor.status.remote())["running"]["id"] == request
+            done = await eventually(lambda: _finished_id(db, request))
+            assert done["status"] == "done" and done["result"]["lstm"]["version"] == 5
+
+            # killed in the middle of a sweep: Ray restarts it, the command is queued again and retried
+            before = await registry.records(db, sid)
+            killed = await command_queue.submit_training(db, "retrain", "BTCUSDT", "request", "killed in a test")
+            await eventually(lambda: _in_sweep(db, killed))
+            ray.kill(actor, no_restart=False)
+            retried = await eventually(lambda: _retried(db, killed))
+            assert retried["error"] == "interrupted: the training scheduler stopped; attempt 1 of 2, queued again"
+            assert await registry.records(db, sid) == before  # nothing half-registered, the champion untouched
+            await registry.load_served(db, sid)  # and it still loads
+            after = await eventually(lambda: _finished_id(db, killed))
+            assert (after["status"], after["attempts"]) == ("done", 2), after["error"]
+            assert [r.version for r in await registry.records(db, sid) if r.kind == LSTM][0] == 7
+        finally:
+            ray.kill(actor, no_restart=True)
+
+
+async def _alive(db) -> bool:  # noqa: ANN001
+    return command_queue.is_alive(await command_queue.service(db, command_queue.SCHEDULER_SERVICE))
+
+
+async def _finished(db, trigger: str) -> dict | None:  # noqa: ANN001
+    rows = [r for r in await command_queue.find(db, symbol="BTCUSDT") if r["payload"].get("trigger") == trigger]
+    return rows[0] if rows and rows[0]["status"] in ("done", "failed") else None
+
+
+async def _finished_id(db, command_id: int) -> dict | None:  # noqa: ANN001
+    row = await command_queue.get(db, command_id)
+    return row if row["status"] in ("done", "failed") else None
+
+
+async def _in_sweep(db, command_id: int) -> dict | None:  # noqa: ANN001
+    row = await command_queue.get(db, command_id)
+    progress = row["progress"] or {}
+    return row if row["status"] == "running" and progress.get("phase") == "sweep" else None
+
+
+async def _retried(db, command_id: int) -> dict | None:  # noqa: ANN001
+    row = await command_queue.get(db, command_id)
+    return row if row["error"] and row["status"] in ("pending", "running") else None
