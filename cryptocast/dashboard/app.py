@@ -4,6 +4,10 @@ Live updates: a 1 s interval asks ``GET /pairs`` and the selected pair's newest 
 writes a small *stamp* (last candle, forecast origin) only when it differs from the one on the
 page, so the chart is fetched and redrawn only after a candle closes or a forecast is stored.
 
+Training: *Retrain now* queues a retrain of the selected pair through the API (with the dashboard's
+token, like the pair changes) and the page then follows that command on the 5 s interval until it is
+done or failed; the training panel and the models table are read on the same interval.
+
 A redraw of the chart already on screen (same pair and window) is sent as a ``Patch`` of its
 traces and title, never as a whole figure: ``dcc.Graph`` writes a drag zoom into its own
 ``figure`` prop, so Plotly counts that range as the app's and a whole new figure without it
@@ -18,11 +22,14 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from cryptocast.dashboard import figures, panels
+from cryptocast.dashboard import figures, panels, training
 from cryptocast.dashboard.client import ApiClient, ApiProblem, window_start
 from cryptocast.dashboard.layout import INDEX, WINDOWS, page
+from cryptocast.sql.schema import OPEN_STATUSES
 
 PAST_FORECAST_SPAN = timedelta(days=1)  # past forecasts drawn at most this far back (4 rows a minute)
+NO_PAIR = "No pair selected."
+MAX_COMMAND_ID = 2**63 - 1  # the API's bound on a command id (a bigint)
 
 
 def create_app(api_url: str, token: str | None = None) -> Dash:
@@ -74,7 +81,7 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
         try:
             if ctx.triggered_id == "remove-pair":
                 if not selected:
-                    return no_update, "No pair selected.", no_update
+                    return no_update, NO_PAIR, no_update
                 answer = api.remove_pair(selected)
                 return no_update, f"{answer['symbol']}: removal requested (its data is kept).", no_update
             answer = api.add_pair((text or "").strip())
@@ -122,27 +129,48 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
         replay = panels.is_replay(health)
         return (panels.replay_banner(health) if replay else []), not replay, panels.system_panel(details)
 
-    @app.callback(Output("accuracy", "children"), Output("book-chart", "figure"),
+    @app.callback(Output("accuracy", "children"), Output("training", "children"), Output("book-chart", "figure"),
                   Input("slow-tick", "n_intervals"), Input("pair", "value"))  # fmt: skip
     def pair_panels(_: int | None, symbol: str | None) -> tuple:
         if not symbol:
-            return "No pair selected.", figures.message_figure("No pair selected.", figures.BOOK_HEIGHT)
+            return NO_PAIR, NO_PAIR, figures.message_figure(NO_PAIR, figures.BOOK_HEIGHT)
         try:
             detail = api.pair(symbol)
         except ApiProblem as exc:
-            return exc.message, figures.message_figure(exc.message, figures.BOOK_HEIGHT)
+            return exc.message, exc.message, figures.message_figure(exc.message, figures.BOOK_HEIGHT)
+        accuracy, plan = panels.accuracy_panel(detail), training.training_panel(detail["training"])
         last = detail["freshness"]["last_candle_time"]
         if last is None:
-            return panels.accuracy_panel(detail), figures.message_figure(
-                f"{symbol}: no data yet", figures.BOOK_HEIGHT
-            )
+            return accuracy, plan, figures.message_figure(f"{symbol}: no data yet", figures.BOOK_HEIGHT)
         try:
             book = figures.book_figure(
                 symbol, api.top_of_book(symbol, datetime.fromisoformat(last) - timedelta(hours=1))
             )
         except ApiProblem as exc:
             book = figures.message_figure(exc.message, figures.BOOK_HEIGHT)
-        return panels.accuracy_panel(detail), book
+        return accuracy, plan, book
+
+    @app.callback(Output("models", "children"), Input("slow-tick", "n_intervals"), Input("pair", "value"))
+    def models(_: int | None, symbol: str | None) -> object:
+        if not symbol:
+            return NO_PAIR
+        try:
+            return training.models_table(api.models(symbol))
+        except ApiProblem as exc:
+            return exc.message
+
+    @app.callback(
+        Output("retrain-message", "children"), Output("following", "data"),
+        Input("retrain", "n_clicks"), Input("slow-tick", "n_intervals"),
+        State("pair", "value"), State("following", "data"), prevent_initial_call=True,
+    )  # fmt: skip
+    def retrain(_click: int | None, _tick: int | None, symbol: str | None, following: object) -> tuple:
+        """*Retrain now* queues one; then its command is followed each tick until it is done or failed."""
+        if ctx.triggered_id == "retrain":
+            return _request_retrain(api, symbol)
+        if not _is_command_id(following):
+            raise PreventUpdate
+        return _follow(api, following)
 
 
 def _changed(stamp: dict, shown: dict | None) -> dict:
@@ -171,6 +199,32 @@ def _latest_origin(api: ApiClient, symbol: str) -> str | None:
         return api.latest(symbol)["origin_time"]
     except ApiProblem:
         return None
+
+
+def _request_retrain(api: ApiClient, symbol: str | None) -> tuple:
+    """The line to show and the command to follow: the new one, or on 409 the training already open."""
+    if not symbol:
+        return NO_PAIR, None
+    try:
+        answer = api.retrain(symbol)
+    except ApiProblem as exc:
+        already = exc.body.get("command") or {}
+        return exc.message, already.get("id")
+    return training.retrain_accepted(answer), answer["command_id"]
+
+
+def _is_command_id(value: object) -> bool:
+    """Whether the browser's stored value is a command id (it comes back from the page: not trusted)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_COMMAND_ID
+
+
+def _follow(api: ApiClient, command_id: int) -> tuple:
+    """The command's status line; it is followed while open, and while the API does not answer."""
+    try:
+        view = api.command(command_id)
+    except ApiProblem as exc:
+        return exc.message, None if exc.status == 404 else command_id
+    return training.command_status(view), command_id if view["status"] in OPEN_STATUSES else None
 
 
 def _progress(api: ApiClient, pending: str | None, rows: dict[str, dict]) -> str:

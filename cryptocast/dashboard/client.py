@@ -1,21 +1,27 @@
 """The dashboard's only way to the data: the HTTP API, with its errors turned into sentences.
 
 Every panel shows ``ApiProblem.message`` instead of a blank figure, so a stopped API or a pair
-that is still backfilling (409) reads as a message the user can act on.
+that is still backfilling (409) reads as a message the user can act on. A pair symbol comes from the
+browser, so it is checked against the pair pattern and quoted as one path segment before any
+request is built with it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import httpx
+
+from cryptocast.actors.commands import SYMBOL_PATTERN
 
 REQUEST_TIMEOUT_S = 10.0
 MAX_PAGE = 10_000  # the API's largest ``limit``
 
 
 class ApiProblem(RuntimeError):
-    """An API answer that is not data: unreachable, or an error body with its message."""
+    """An API answer that is not data: unreachable, an error body with its message, or a request
+    refused before it was sent."""
 
     def __init__(self, message: str, status: int | None = None, body: dict | None = None) -> None:
         super().__init__(message)
@@ -66,35 +72,54 @@ class ApiClient:
         return self.get("/pairs")["pairs"]
 
     def pair(self, symbol: str) -> dict:
-        return self.get(f"/pairs/{symbol}")
+        return self.get(pair_path("/pairs", symbol))
 
     def candles(self, symbol: str, start: datetime) -> dict:
         """Every candle from ``start`` on, following ``next_start`` (a week is more than one page)."""
-        body = self.get(f"/pairs/{symbol}/candles", start=start.isoformat(), limit=MAX_PAGE)
+        path = pair_path("/pairs", symbol, "candles")
+        body = self.get(path, start=start.isoformat(), limit=MAX_PAGE)
         rows = body["candles"]
         while body["next_start"]:
-            body = self.get(f"/pairs/{symbol}/candles", start=body["next_start"], limit=MAX_PAGE)
+            body = self.get(path, start=body["next_start"], limit=MAX_PAGE)
             rows.extend(body["candles"])
         return body | {"candles": rows}
 
     def top_of_book(self, symbol: str, start: datetime) -> dict:
-        return self.get(f"/pairs/{symbol}/top-of-book", start=start.isoformat(), limit=MAX_PAGE)
+        return self.get(pair_path("/pairs", symbol, "top-of-book"), start=start.isoformat(), limit=MAX_PAGE)
 
     def predictions(self, symbol: str, start: datetime) -> dict:
-        return self.get(f"/pairs/{symbol}/predictions", start=start.isoformat(), limit=MAX_PAGE)
+        return self.get(pair_path("/pairs", symbol, "predictions"), start=start.isoformat(), limit=MAX_PAGE)
 
     def latest(self, symbol: str) -> dict:
-        return self.get(f"/pairs/{symbol}/predictions/latest")
+        return self.get(pair_path("/pairs", symbol, "predictions/latest"))
 
     def models(self, symbol: str) -> dict:
-        return self.get(f"/models/{symbol}")
+        return self.get(pair_path("/models", symbol))
+
+    def command(self, command_id: int) -> dict:
+        """One command's view: status, progress while running, result or the reason it failed."""
+        return self.get(f"/commands/{command_id:d}")
 
     # --- changes ---------------------------------------------------------------------------------
     def add_pair(self, symbol: str) -> dict:
         return self._send("POST", "/pairs", json={"symbol": symbol}).json()
 
     def remove_pair(self, symbol: str) -> dict:
-        return self._send("DELETE", f"/pairs/{symbol}").json()
+        return self._send("DELETE", pair_path("/pairs", symbol)).json()
+
+    def retrain(self, symbol: str) -> dict:
+        """Queue a retrain: the command's view with ``command_id`` and the scheduler's state (202)."""
+        return self._send("POST", pair_path("/pairs", symbol, "retrain")).json()
+
+
+def pair_path(prefix: str, symbol: object, rest: str = "") -> str:
+    """``prefix/SYMBOL[/rest]`` with the symbol as one quoted segment; :class:`ApiProblem` when it is
+    not a pair symbol (a dot segment or a slash would otherwise reach another route)."""
+    if not isinstance(symbol, str) or not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ApiProblem(
+            f"'{str(symbol)[:40]}' is not a pair symbol: expected 2-32 capital letters, digits or _"
+        )
+    return f"{prefix}/{quote(symbol, safe='')}" + (f"/{rest}" if rest else "")
 
 
 def window_start(last_candle: datetime, window: timedelta) -> datetime:

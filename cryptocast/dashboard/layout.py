@@ -1,4 +1,4 @@
-"""The page: banner, controls, price chart, accuracy, top-of-book and system panels."""
+"""The page: banner, controls, price chart, accuracy, top of book, training, models and system panels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dash import dcc, html
 WINDOWS = {"1h": 60, "6h": 360, "1d": 1440, "1w": 10080}  # minutes of candles the chart loads
 DEFAULT_WINDOW = "6h"
 FAST_POLL_MS = 1000  # new candle / new forecast check
-SLOW_POLL_MS = 5000  # banner, accuracy, book and system panels
+SLOW_POLL_MS = 5000  # banner, accuracy, book, training, models and system panels; a followed command
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #1d2330; }
@@ -27,6 +27,8 @@ main { padding: .6rem 1.2rem; }
 .grid th, .grid td { border-bottom: 1px solid #e3e6ea; padding: .2rem .4rem; text-align: right; white-space: nowrap; }
 .grid th:first-child, .grid td:first-child { text-align: left; }
 h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
+.card-head { display: flex; align-items: baseline; gap: 1rem; }
+.gate { font-size: .85rem; margin: 0 0 .4rem; }
 """
 
 INDEX = (
@@ -64,6 +66,12 @@ def page(api_url: str) -> html.Div:
                 html.Div([html.H2("Top of book"), dcc.Graph(id="book-chart", config={"displaylogo": False})],
                          className="card"),
             ], className="row"),
+            html.Div([
+                html.Div([html.H2("Training"), html.Button("Retrain now", id="retrain")], className="card-head"),
+                html.Div(id="retrain-message", className="progress"),
+                html.Div(id="training"),
+            ], className="card"),
+            html.Div([html.H2("Models"), html.Div(id="models")], className="card"),
             html.Div([html.H2("System"), html.Div(id="system")], className="card"),
         ]),
         dcc.Interval(id="fast-tick", interval=FAST_POLL_MS),
@@ -71,4 +79,5 @@ def page(api_url: str) -> html.Div:
         dcc.Store(id="stamp"),
         dcc.Store(id="drawn"),  # uirevision of the price figure on screen; None while it shows a message
         dcc.Store(id="pending"),
+        dcc.Store(id="following"),  # the id of the training command the page follows; None when none
     ])  # fmt: skip

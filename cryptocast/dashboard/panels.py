@@ -13,7 +13,8 @@ NOMINAL = (80, 95)
 BACKFILLING = ("new", "backfilling")
 
 
-def _when(text: str | None) -> str:
+def when(text: str | None) -> str:
+    """An ISO time from the API as the page shows it (UTC, to the minute)."""
     return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M UTC") if text else "—"
 
 
@@ -24,7 +25,8 @@ def _age(text: str | None, now: datetime) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(seconds, 0) / 60:.0f} min"
 
 
-def _table(header: list[str], rows: list[list[str]], table_id: str) -> html.Table:
+def table(header: list[str], rows: list[list], table_id: str) -> html.Table:
+    """A ``grid`` table; a cell is text or a component."""
     return html.Table(
         [html.Thead(html.Tr([html.Th(h) for h in header])),
          html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows])],
@@ -79,16 +81,13 @@ def accuracy_panel(detail: dict) -> list:
     header = ["horizon", "scored", "MAE model", "MAE persistence", "skill", "coverage 80", "coverage 95"]
     models = detail["freshness"]["models"]
     facts = [
-        f"{m['kind']} v{m['version']}, trained {_when(m['trained_at'])} ({_age(m['trained_at'], now)} ago)"
+        f"{m['kind']} v{m['version']}, trained {when(m['trained_at'])} ({_age(m['trained_at'], now)} ago)"
         for m in models
     ] or ["no model yet"]
     return [
         html.P(f"Models: {'; '.join(facts)}."),
-        html.P(
-            f"Last training {_when(detail['last_training'])}; next {_when(detail['next_training'])}."
-            f" Scores over the last {live['window_minutes']} minutes."
-        ),  # fmt: skip
-        _table(header, rows, "accuracy-table") if rows else html.P("No scored predictions yet."),
+        html.P(f"Scores over the last {live['window_minutes']} minutes."),
+        table(header, rows, "accuracy-table") if rows else html.P("No scored predictions yet."),
     ]
 
 
@@ -101,7 +100,7 @@ def system_panel(details: list[dict]) -> html.Table:
         rows.append([
             d["symbol"], d["status"], f"{lag:.1f} s" if lag is not None else "—",
             f"{completeness:.2f} %" if completeness is not None else "—", str(d["restarts"]),
-            _when(d["freshness"]["last_candle_time"]), d["last_error"] or d["alarm"] or "",
+            when(d["freshness"]["last_candle_time"]), d["last_error"] or d["alarm"] or "",
         ])  # fmt: skip
     header = ["pair", "state", "lag", "completeness", "restarts", "last candle", "problem"]
-    return _table(header, rows, "system-table")
+    return table(header, rows, "system-table")

@@ -577,10 +577,11 @@ class Router:
                                                       "requested through the API")  # fmt: skip
         if command is None:
             open_ = await command_queue.open_training(self.db, row["symbol"])
-            detail = command_queue.view(open_) if open_ else None
-            what = f"a {open_['kind']} of {row['symbol']} is already {open_['status']} (command {open_['id']})" if open_ \
-                else f"a training of {row['symbol']} is already queued"  # fmt: skip
-            raise ApiError(409, what + "; follow it at /commands/{id}", "already_requested", command=detail)
+            if open_ is None:  # it ended between the insert and this read
+                raise ApiError(409, f"a training of {row['symbol']} just ended; ask again", "already_requested")
+            raise ApiError(409, f"a {open_['kind']} of {row['symbol']} is already {open_['status']} (command "
+                                f"{open_['id']}); follow it at /commands/{open_['id']}", "already_requested",
+                           command=command_queue.view(open_))  # fmt: skip
         return await self._accepted(command)
 
     @api.post("/pairs/{symbol}/rollback", status_code=202, dependencies=[Depends(require_token)],

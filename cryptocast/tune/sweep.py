@@ -145,8 +145,7 @@ def run_sweep(
             metric=METRIC,
             mode="max",
             num_samples=trials,
-            max_concurrent_trials=MAX_CONCURRENT_TRIALS,
-            search_alg=BasicVariantGenerator(random_state=seed),
+            search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=MAX_CONCURRENT_TRIALS),
             scheduler=ASHAScheduler(max_t=epochs, grace_period=min(GRACE_EPOCHS, epochs), time_attr="epoch"),
         ),
         run_config=tune.RunConfig(
