@@ -118,6 +118,7 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path, 
     env["CRYPTOCAST_REPLAY_SPEED"] = "60"
     env["CRYPTOCAST_API_PORT"] = str(_free_port())
     env["CRYPTOCAST_DASHBOARD_PORT"] = str(_free_port())
+    env["CRYPTOCAST_TRAIN_TRIALS"] = env["CRYPTOCAST_TRAIN_EPOCHS"] = "1"  # training is tested in test_up_training
     proc = subprocess.Popen([*CLI, "up"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         lines = []

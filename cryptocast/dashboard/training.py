@@ -20,9 +20,7 @@ MODELS_HEADER = ["kind", "version", "status", "serves", "trained", "val skill", 
                  "live (n, skill, coverage 80/95)"]  # fmt: skip
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
+def _duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
@@ -39,7 +37,8 @@ def command_status(view: dict) -> str:
         return f"{head}: queued" + (f" ({view['error']})" if view["error"] else "")
     if view["status"] == "running":
         return f"{head}: running — {describe_progress(view['progress']) or 'starting'}"
-    ended, outcome = f"{head}: {view['status']} after {_duration(view['seconds'])}", describe_outcome(view)
+    took = f" after {_duration(view['seconds'])}" if view["seconds"] is not None else ""  # None: it never ran
+    ended, outcome = f"{head}: {view['status']}{took}", describe_outcome(view)
     return f"{ended} — {outcome}" if outcome else ended
 
 
