@@ -95,6 +95,15 @@ class Work:
         raise ValueError(f"command kind {kind!r} is not a training command")
 
 
+async def recalibrate_instead(db: Database, command: dict) -> int | None:
+    """After a daily retrain failed, queue the day's recalibration, so the intervals are still refitted
+    daily; returns its command id (None: not a failed daily retrain, or a training is open already)."""
+    if command["kind"] != "retrain" or (command["payload"] or {}).get("trigger") != "daily":
+        return None
+    reason = f"the daily slot's retrain (command {command['id']}) failed: recalibrating instead"
+    return await command_queue.submit_training(db, "recalibrate", command["symbol"], "daily", reason)
+
+
 async def execute(work: Work, command: dict) -> str:
     """Run a claimed command and end its row; returns the status it ended with."""
     progress = ProgressWriter(work.db, command["id"])

@@ -35,7 +35,7 @@ from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.notices import listen
 from cryptocast.sql.schema import COMMANDS_CHANNEL
-from cryptocast.tune.jobs import Work, execute
+from cryptocast.tune.jobs import Work, execute, recalibrate_instead
 from cryptocast.tune.pipeline import TrainOptions
 from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
 
@@ -140,6 +140,8 @@ class TrainingScheduler:
                 log.info("command %d %s", command["id"], status)
             finally:
                 self.running = None
+            if status == "failed":
+                await recalibrate_instead(self.db, command)
 
     async def _measure_clock(self) -> bool:
         """Keep the exchange clock measured; False while the exchange cannot be asked."""

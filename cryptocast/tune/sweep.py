@@ -12,8 +12,9 @@ joined) by :func:`cryptocast.actors.ray_runtime.start_ray`, which keeps a local 
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ RAY_CPUS = 2  # a local head's CPUs; a cluster joined by address keeps its own
 METRIC = "val_skill"
 GRACE_EPOCHS = 1
 WEIGHTS_FILE = "weights.npz"
+TUNE_LOGGERS = ("ray.tune", "ray.train", "ray.air")
 SEARCH_SPACE = {
     "seq_len": tune.choice([15, 30, 60]),
     "layers": tune.choice([1, 2]),
@@ -67,8 +69,16 @@ def lower_priority(nice: int = TRIAL_NICE) -> None:
             os.setpriority(os.PRIO_PROCESS, int(tid), nice)
 
 
+def quiet_tune() -> None:
+    """Tune and Train log every checkpoint and result file at INFO; the sweep's progress is reported
+    through its callback instead (a running system trains every day, its console stays readable)."""
+    for name in TUNE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _trial(config: dict, candles: Candles, spans: SplitSpans, epochs: int, seed: int) -> None:
     lower_priority()
+    quiet_tune()
     cfg = LstmConfig.from_dict(config | {"epochs": epochs, "seed": seed})
 
     def report(epoch: int, loss: float, val: float, weights: list[np.ndarray]) -> None:
@@ -154,7 +164,8 @@ def run_sweep(
             callbacks=[_Progress(on_progress, trials)] if on_progress else None,
         ),
     )
-    with contextlib.redirect_stdout(sys.stderr):  # Tune prints banners; stdout is for command output
+    quiet_tune()
+    with contextlib.redirect_stdout(io.StringIO()):  # Tune prints banners even at verbose=0
         grid = tuner.fit()
     errors = [str(r.error) for r in grid if r.error]
     if len(errors) == len(grid):

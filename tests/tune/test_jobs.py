@@ -7,7 +7,7 @@ from tune_data import btc, load_pair
 from cryptocast.sql import command_queue
 from cryptocast.sql.queries import submit_command
 from cryptocast.tune import registry
-from cryptocast.tune.jobs import ProgressWriter, Work, execute
+from cryptocast.tune.jobs import ProgressWriter, Work, execute, recalibrate_instead
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline
 from cryptocast.tune.predictor import PERSISTENCE
 
@@ -28,6 +28,24 @@ async def test_too_little_history_fails_with_how_much_more_is_needed(db, tmp_pat
     row = await _run(db, tmp_path, "retrain", "BTCUSDT")
     assert row["status"] == "failed" and row["finished_at"] is not None
     assert row["error"].startswith("needs 8.0 more days of history (has 2.0"), row["error"]
+
+
+async def test_a_failed_daily_retrain_still_recalibrates_that_day(db, tmp_path) -> None:  # noqa: ANN001
+    sid = await load_pair(db, "BTCUSDT", btc(3.0))
+    first = await ensure_baseline(db, registry.ModelStore(str(tmp_path / "models")), sid)
+    await command_queue.submit_training(db, "retrain", "BTCUSDT", "daily", "the daily slot")
+    daily = await command_queue.claim_next_training(db)
+    assert await execute(_work(db, tmp_path), daily) == "failed"  # 3 days: too little for a retrain
+    fallback = await recalibrate_instead(db, await command_queue.get(db, daily["id"]))
+    row = await command_queue.get(db, fallback)
+    assert (row["kind"], row["payload"]["trigger"]) == ("recalibrate", "daily")
+    assert row["payload"]["reason"] == f"the daily slot's retrain (command {daily['id']}) failed: recalibrating instead"
+    assert await execute(_work(db, tmp_path), await command_queue.claim_next_training(db)) == "done"
+    assert (await registry.current(db, sid, PERSISTENCE)).version == first.version + 1
+    # a request that fails is the user's to see; it queues nothing by itself
+    request = await command_queue.submit_training(db, "retrain", "BTCUSDT", "request", "asked")
+    await execute(_work(db, tmp_path), await command_queue.claim_next_training(db))
+    assert await recalibrate_instead(db, await command_queue.get(db, request)) is None
 
 
 async def test_an_unknown_pair_fails_readably(db, tmp_path) -> None:  # noqa: ANN001
