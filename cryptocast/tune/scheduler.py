@@ -88,6 +88,7 @@ class Scheduler:
     clock: Callable[[], int]  # exchange time, ms
     needs: HistoryNeeds = field(default_factory=HistoryNeeds)
     options: ScheduleOptions = field(default_factory=ScheduleOptions)
+    written: dict[int, tuple] = field(default_factory=dict)  # the plan last written per pair
 
     async def pairs(self) -> list[PairState]:
         """Every tracked pair that is not removed, in id order (the stagger order of the live ones)."""
@@ -146,8 +147,13 @@ class Scheduler:
             "next_at": ms_to_dt(next_ms) if kind else None, "next_kind": kind, "history_days": days(pair.history_ms),
             "needs_days": days(missing_ms) if missing_ms else None, "note": note, "updated_at": func.now(),
         }  # fmt: skip
+        # Planned every few seconds, written when it changes (history in steps of a hundredth of a day).
+        key = (next_ms, kind, slot_ms, round(days(pair.history_ms), 2), note)
+        if self.written.get(pair.symbol_id) == key:
+            return
         statement = pg_insert(training_schedule).values(symbol_id=pair.symbol_id, last_slot=ms_to_dt(slot_ms), **values)
         # A pair seen for the first time starts from the newest slot: its next one is the next one.
         statement = statement.on_conflict_do_update(index_elements=["symbol_id"], set_=values | {"last_slot": ms_to_dt(slot_ms)})
         async with self.db.begin() as conn:
             await conn.execute(statement)
+        self.written[pair.symbol_id] = key
