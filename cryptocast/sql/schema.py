@@ -195,6 +195,7 @@ commands = Table(
     CheckConstraint(_in("kind", COMMAND_KINDS), name="kind"),
     CheckConstraint(_in("status", COMMAND_STATUSES), name="status"),
     Index(None, "status", "created_at", postgresql_where=text("status IN ('pending', 'running')")),
+    Index(None, "symbol", "kind"),  # a pair's trainings: its last, its open one
     Index(
         "uq_commands_one_open_training", "exchange", "symbol", unique=True,
         postgresql_where=text(f"{_in('kind', TRAINING_KINDS)} AND {_in('status', OPEN_STATUSES)}"),

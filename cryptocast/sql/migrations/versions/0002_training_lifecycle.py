@@ -43,6 +43,7 @@ def upgrade() -> None:
             AND n.kind IN ('retrain', 'recalibrate') AND n.status IN ('pending', 'running') AND n.id > c.id)
         """
     )
+    op.create_index(op.f("ix_commands_symbol_kind"), "commands", ["symbol", "kind"], unique=False)
     op.create_index(
         "uq_commands_one_open_training",
         "commands",
@@ -87,6 +88,7 @@ def downgrade() -> None:
     op.drop_table("services")
     op.drop_table("training_schedule")
     op.drop_index("uq_commands_one_open_training", table_name="commands", postgresql_where=sa.text(ONE_OPEN))
+    op.drop_index(op.f("ix_commands_symbol_kind"), table_name="commands")
     op.execute("DELETE FROM commands WHERE kind = 'recalibrate'")
     op.drop_constraint(op.f("ck_commands_kind"), "commands", type_="check")
     op.create_check_constraint(op.f("ck_commands_kind"), "commands", OLD_KINDS)
