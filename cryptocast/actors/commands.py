@@ -79,15 +79,6 @@ async def claim_pending(db: Database) -> list[dict]:
         return sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
 
 
-async def finish(db: Database, command_id: int, error: str | None = None, result: dict | None = None) -> None:
-    async with db.begin() as conn:
-        await conn.execute(
-            update(commands)
-            .where(commands.c.id == command_id)
-            .values(status="failed" if error else "done", finished_at=func.now(), error=error, result=result)
-        )
-
-
 async def apply(db: Database, exchange: BinanceExchange, command: dict) -> dict:
     """Carry out one pair command; raises :class:`PairRejected` for a refusal."""
     symbol = normalise_symbol(command["symbol"] or "")

@@ -23,6 +23,7 @@ from cryptocast.actors.ingestor import DB_ERRORS
 from cryptocast.actors.pair import NAMESPACE, PairActor, budget_actor, pair_actor_name
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.logs import setup_logging
+from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import COMMANDS_CHANNEL, symbols
 
@@ -102,10 +103,10 @@ class Supervisor:
         for command in await commands.claim_pending(self.db):
             try:
                 result = await commands.apply(self.db, self.exchange, command)
-                await commands.finish(self.db, command["id"], result=result)
+                await command_queue.finish(self.db, command["id"], result=result)
                 log.info("%s %s done", command["kind"], command["symbol"])
             except commands.PairRejected as exc:
-                await commands.finish(self.db, command["id"], error=str(exc))
+                await command_queue.finish(self.db, command["id"], error=str(exc))
                 log.warning("%s %s refused: %s", command["kind"], command["symbol"], exc)
 
     async def _reconcile(self) -> None:

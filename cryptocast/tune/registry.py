@@ -96,22 +96,12 @@ class ModelStore:
 
 
 async def register(
-    db: Database,
-    store: ModelStore,
-    symbol_id: int,
-    predictor: Predictor,
-    status: str,
-    reason: str,
-    data_start: datetime | None = None,
-    data_end: datetime | None = None,
-    hyperparameters: dict | None = None,
-    metrics: dict | None = None,
+    db: Database, store: ModelStore, symbol_id: int, predictor: Predictor, status: str, reason: str, **fields: Any
 ) -> ModelRecord:
-    """Store the artifact and its row; a new champion or shadow retires the one it replaces."""
+    """Store the artifact and its row; a new champion or shadow retires the one it replaces. ``fields``:
+    data_start, data_end, hyperparameters, metrics (as :func:`register_on` takes them)."""
     async with db.begin() as conn:
-        return await register_on(
-            conn, store, symbol_id, predictor, status, reason, data_start, data_end, hyperparameters, metrics
-        )
+        return await register_on(conn, store, symbol_id, predictor, status, reason, **fields)
 
 
 async def register_on(
