@@ -33,6 +33,12 @@ async def scheduler_view(db: Database) -> dict:
     }
 
 
+def _unplanned(status: str) -> str:
+    if status == "live":
+        return "not planned yet: the training scheduler plans a live pair within seconds of its start"
+    return f"no training while the pair is {status}"
+
+
 async def pair_training(db: Database, symbol_id: int, symbol: str, status: str) -> dict:
     """The last training, the one in progress or queued, the next slot and what history allows."""
     async with db.connect() as conn:
@@ -46,6 +52,6 @@ async def pair_training(db: Database, symbol_id: int, symbol: str, status: str) 
         "next": {"at": _iso(plan["next_at"]), "kind": plan["next_kind"]} if plan and plan["next_at"] else None,
         "history_days": round(plan["history_days"], 2) if plan and plan["history_days"] is not None else None,
         "needs_days": round(plan["needs_days"], 2) if plan and plan["needs_days"] is not None else None,
-        "note": plan["note"] if plan else f"no training while the pair is {status}",
+        "note": plan["note"] if plan else _unplanned(status),
         "scheduler": await scheduler_view(db),
     }

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from cryptocast.dashboard.panels import when
 from tests.dashboard.browser import RANGE_JS, drag_zoom, last_candle, wait_next_candle, wait_traces
-from tests.dashboard.system import FIRST_PAIR, SECOND_PAIR, System
+from tests.dashboard.system import FIRST_PAIR, SECOND_PAIR, System, wait_for
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000
@@ -77,3 +78,47 @@ async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, p
                                                                          timeout=2 * WAIT_MS)  # fmt: skip
     await expect(progress).to_have_text(re.compile(rf"^{SECOND_PAIR}: (training|live)"), timeout=WAIT_MS)
     await wait_traces(page, {"1m candles"}, WAIT_MS)
+
+
+async def _get(api_url: str, path: str) -> dict:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+        return (await http.get(path)).json()
+
+
+async def _planned(api_url: str) -> dict | None:
+    """The first pair's training block once the scheduler runs and has written its plan for the pair."""
+    training = (await _get(api_url, f"/pairs/{FIRST_PAIR}"))["training"]
+    return training if training["scheduler"]["running"] and training["needs_days"] and training["next"] else None
+
+
+async def _ended(api_url: str, command: int) -> dict | None:
+    view = await _get(api_url, f"/commands/{command}")
+    return view if view["status"] in ("done", "failed") else None
+
+
+async def test_retrain_now_fails_with_the_history_it_needs_and_models_list_the_floor(
+    system: System, page: Page
+) -> None:
+    planned = await wait_for(lambda: _planned(system.api_url), WAIT_MS / 1000, "the scheduler's plan")
+    await page.goto(system.dashboard_url)
+    panel = page.locator("#training")
+    await expect(panel).to_contain_text(planned["note"], timeout=WAIT_MS)
+    await expect(panel).to_contain_text("Training scheduler running")
+    await expect(panel).to_contain_text(f"Next: {planned['next']['kind']} at {when(planned['next']['at'])}")
+
+    await page.click("#retrain")
+    message = page.locator("#retrain-message")
+    await expect(message).to_contain_text(re.compile(rf"Retrain of {FIRST_PAIR}, command \d+"), timeout=WAIT_MS)
+    command = int(re.search(r"command (\d+)", await message.inner_text()).group(1))
+    ended = await wait_for(lambda: _ended(system.api_url, command), WAIT_MS / 1000, f"command {command}")
+    assert ended["status"] == "failed" and re.match(r"needs [\d.]+ more days of history", ended["error"]), ended
+    await expect(message).to_contain_text(f"command {command}: failed", timeout=WAIT_MS)
+    await expect(message).to_contain_text(ended["error"])
+    await expect(panel).to_contain_text(f"Last: finished {when(ended['finished_at'])}", timeout=WAIT_MS)
+    await expect(panel).to_contain_text(ended["error"])
+
+    versions = (await _get(system.api_url, f"/models/{FIRST_PAIR}"))["versions"]
+    row, floor = next((i, v) for i, v in enumerate(versions) if v["kind"] == "persistence" and v["status"] == "champion")
+    cells = page.locator("#models-table tbody tr").nth(row).locator("td")
+    for i, text in enumerate(["persistence", f"v{floor['version']}", "champion", "floor (the rest)"]):
+        await expect(cells.nth(i)).to_have_text(text, timeout=WAIT_MS)
