@@ -20,9 +20,11 @@ it was due, so a stall also counts the requests it held back. Every closed candl
 stored served forecast (exchange close, through the replay clock's wall mapping, and the candle's
 commit NOTIFY → ``predictions.made_at``), and every exchange minute that closed in a phase is
 checked for a stored served forecast (late ones count as stored, and are reported). CPU is sampled
-by role (Ray actor, Serve replica, Tune trial, PostgreSQL, …) with each role's niceness, so a
-missed target can be explained. The target (docs/training.md): with a sweep running, both p99s
-within 1.5x their idle values and no minute without a forecast. Speed is never asserted in tests.
+by role (Ray actor, Serve replica, Tune trial, PostgreSQL, …) with each role's niceness, and the
+slowest requests and closes are listed with their second into the phase, to line up with when the
+training entered each of its phases (``phase_first_seen_s``): a missed target can be explained.
+The target (docs/training.md): with a sweep running, both p99s within 1.5x their idle values and no
+minute without a forecast. Speed is never asserted in tests.
 
 The first daily slot is put one exchange minute after the replay starts, where it is harmless (before
 a pair's first plan, or while its first training is open); the next comes 24 wall minutes later,
@@ -88,6 +90,7 @@ SCHEDULER_TURN_S = 6.0  # the scheduler plans at least every 5 s
 CLAIM_MARGIN_S = 30.0  # from the end of the idle phase until the retrain runs
 GRACE_S = 15.0  # after the training: the phase's last forecasts are stored
 SAMPLE_S = 1.0
+SLOWEST = 5  # the slowest requests and closes of a phase are listed with when they happened
 # Process roles by command line (Ray sets its workers' titles), first match wins.
 ROLES = (
     ("tune_trials", "ray::ImplicitFunc"),
@@ -152,6 +155,12 @@ def stats(values: list[float]) -> dict:
             "max": _round(max(values, default=None))}  # fmt: skip
 
 
+def slowest(points: list[tuple[float, float]], phase: Phase) -> list[dict]:
+    """The ``SLOWEST`` largest of (wall time s, ms) points, each with its second into the phase."""
+    top = sorted(points, key=lambda p: -p[1])[:SLOWEST]
+    return [{"at_s": round(at - phase.start, 1), "ms": round(ms, 1)} for at, ms in top]
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return round(value, digits) if value is not None else None
 
@@ -177,7 +186,7 @@ async def until(predicate: Callable[[], Awaitable[bool]], deadline: float, what:
         await asyncio.sleep(POLL_S)
 
 
-# --- the system under test --------------------------------------------------------------------------
+# --- the system under test ----------------------------------------------------------------------------------
 def bench_settings(data_dir: Path, rest_url: str, clock: ReplayClock) -> Settings:
     """``up``'s settings on this replay; the first daily slot comes one exchange minute from now."""
     slot_minute = (clock.now() // MINUTE_MS + 1) % MINUTES_A_DAY
@@ -238,7 +247,7 @@ async def clear_of_daily_slots(db: Database, clock: ReplayClock, needed_s: float
     return waited
 
 
-# --- load and samples ---------------------------------------------------------------------------------
+# --- load and samples ---------------------------------------------------------------------------------------
 @dataclass
 class LatestLoad:
     """Paced GETs of one path: ``concurrency`` workers, ``rate`` requests/s in all, until stopped.
@@ -269,9 +278,10 @@ class LatestLoad:
             due += period
 
     def phase(self, phase: Phase) -> dict:
-        inside = [(ms, status) for due, ms, status in self.samples if phase.start <= due < phase.end]
-        return {"latency_ms": stats([ms for ms, _ in inside]), "rps": round(len(inside) / phase.seconds, 1),
-                "statuses": {str(k): v for k, v in sorted(Counter(s for _, s in inside).items())}}  # fmt: skip
+        inside = [(due, ms, status) for due, ms, status in self.samples if phase.start <= due < phase.end]
+        return {"latency_ms": stats([ms for _, ms, _ in inside]), "rps": round(len(inside) / phase.seconds, 1),
+                "statuses": {str(k): v for k, v in sorted(Counter(s for _, _, s in inside).items())},
+                "slowest": slowest([(due, ms) for due, ms, _ in inside], phase)}  # fmt: skip
 
 
 def role(process: psutil.Process, named: dict[int, str]) -> str:
@@ -347,7 +357,7 @@ class CpuSampler:
                 for name, s in sorted(by_role.items(), key=lambda kv: -kv[1])}  # fmt: skip
 
 
-# --- what a phase got -----------------------------------------------------------------------------------
+# --- what a phase got ---------------------------------------------------------------------------------------
 def phase_minutes(phase: Phase, clock: ReplayClock) -> list[int]:
     """Open times (exchange ms) of the minutes whose candle closed inside the phase."""
     start, end = clock.exchange_at(int(phase.start * 1000)), clock.exchange_at(int(phase.end * 1000))
@@ -367,11 +377,12 @@ async def forecasts(url: URL, phase: Phase, clock: ReplayClock, closes: Closes) 
     finally:
         await conn.close()
     out: dict = {"close_to_stored_ms": {}, "notify_to_stored_ms": {}, "minutes": {}}
-    every_close, every_notify = [], []
+    every_close, every_notify, closed_at = [], [], []
     for pair in PAIRS:
         mine = [r for r in rows if r["symbol"] == pair]
         on_time = [r for r in mine if r["made"] is not None]
         from_close = [r["made"] * 1000 - clock.wall_at(r["origin"] + MINUTE_MS) for r in on_time]
+        closed_at += [clock.wall_at(r["origin"] + MINUTE_MS) / 1000 for r in on_time]
         from_notify = [(r["made"] - closes.at[(pair, r["origin"])]) * 1000 for r in on_time
                        if (pair, r["origin"]) in closes.at]  # fmt: skip
         every_close += from_close
@@ -386,25 +397,28 @@ async def forecasts(url: URL, phase: Phase, clock: ReplayClock, closes: Closes) 
             "missing": len(missing), "missing_without_candle": sum(1 for m in missing if m not in stored),
         }  # fmt: skip
     out["close_to_stored_ms"]["all"] = stats(every_close)
+    out["close_to_stored_ms"]["slowest"] = slowest(list(zip(closed_at, every_close, strict=True)), phase)
     out["notify_to_stored_ms"]["all"] = stats(every_notify)
     return out
 
 
 async def follow(db: Database, command_id: int, deadline: float) -> tuple[dict, dict]:
-    """Poll a training command until it is ``running``, then until it ends; returns its row and the
-    progress seen while it ran."""
+    """Poll a running training command until it ends; returns its last row and the progress seen."""
     seen: list[dict] = []
+    first_seen: dict[str, float] = {}  # progress phase → seconds after the command started
     while (row := await command_queue.get(db, command_id))["status"] not in ("done", "failed"):
         if row["progress"] and row["progress"] not in seen[-1:]:
             seen.append(row["progress"])
+            first_seen.setdefault(
+                row["progress"].get("phase"), round(time.time() - row["started_at"].timestamp(), 1)
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"the retrain (command {command_id}) did not end in time")
         await asyncio.sleep(POLL_S)
-    phases = list(dict.fromkeys(p.get("phase") for p in seen))
     trials = max((p.get("trial") or 0 for p in seen), default=0)
     return row, {
         "updates": len(seen),
-        "phases": phases,
+        "phase_first_seen_s": first_seen,
         "trials_seen": trials,
         "last": seen[-1] if seen else None,
     }
@@ -438,7 +452,7 @@ def verdict(idle: dict, loaded: dict, others_idle: list[dict]) -> dict:
     }  # fmt: skip
 
 
-# --- the run -------------------------------------------------------------------------------------------------
+# --- the run ------------------------------------------------------------------------------------------------
 async def measure(
     url: URL, db: Database, api: str, clock: ReplayClock, sampler: CpuSampler, args: argparse.Namespace
 ) -> dict:

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 CLUSTER_MODE_ENV = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
 CLUSTER_MODE_OFF = "0"
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
+WORKER_NICENESS_ENV = ray_constants.RAY_WORKER_NICENESS  # the niceness the raylet starts workers at
+SERVING_NICENESS = 0
 LOCAL_HEAD = "local"  # ray.init address that always starts a new head, whatever RAY_ADDRESS says
 # Ray's own driver-side messages at WARNING; actors' stdout/stderr still reach the driver.
 DRIVER_LOG_LEVEL = logging.WARNING
@@ -52,6 +54,13 @@ def _grpc_on_loopback() -> None:
         return bind(server, f"{LOOPBACK}:{port}" if host == ALL_INTERFACES_V6 else address)
 
     tls_utils.add_port_to_grpc_server = bind_loopback
+
+
+def _serving_priority() -> None:
+    """Ray's workers at nice 0, not Ray's default 15, so the live paths (ingestion actors, Serve
+    replicas) run at the machine's normal priority and training trials can be niced below them
+    (:func:`cryptocast.tune.sweep.lower_priority`). The raylet reads it at start; set it to override."""
+    os.environ.setdefault(WORKER_NICENESS_ENV, str(SERVING_NICENESS))
 
 
 def _cluster_mode_off() -> None:
@@ -75,6 +84,7 @@ def start_ray(
         ray.init(address=address, namespace=namespace, logging_level=DRIVER_LOG_LEVEL)
         return
     _cluster_mode_off()
+    _serving_priority()
     ray.init(
         address=LOCAL_HEAD,
         num_cpus=num_cpus,

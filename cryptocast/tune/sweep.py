@@ -26,7 +26,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
-from cryptocast.actors.ray_runtime import start_ray
+from cryptocast.actors.ray_runtime import WORKER_NICENESS_ENV, start_ray
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.dataset import SplitSpans
 from cryptocast.tune.features import DEFAULT_GROUPS
@@ -35,7 +35,9 @@ from cryptocast.tune.training import fit, prepare
 
 TRIAL_CPU = 0.5
 MAX_CONCURRENT_TRIALS = 2  # two of the sweep's trials at a time: one logical CPU of two
-TRIAL_NICE = 10  # CFS weight 110 against 1024 at nice 0: ingestion and serving go first
+TRIAL_NICE = 10  # steps nicer than the live paths: CFS weight 110 against 1024 at nice 0, they go first
+RAY_DEFAULT_WORKER_NICENESS = 15  # what the raylet starts workers at unless RAY_worker_niceness says
+MAX_NICENESS = 19
 RAY_CPUS = 2  # a local head's CPUs; a cluster joined by address keeps its own
 METRIC = "val_skill"
 GRACE_EPOCHS = 1
@@ -60,13 +62,22 @@ class SweepResult:
     trials: list[dict]  # config and best validation skill of every trial
 
 
-def lower_priority(nice: int = TRIAL_NICE) -> None:
-    """Run every thread of this process at ``nice`` (on Linux a niceness is per thread, and a new
-    thread inherits its creator's, so the threads TensorFlow starts later inherit it too)."""
+def lower_priority(nicer_by: int = TRIAL_NICE) -> None:
+    """Run every thread of this trial ``nicer_by`` steps nicer than the live paths around it.
+
+    The live paths are Ray workers too, at the niceness the raylet starts workers with
+    (``RAY_worker_niceness``: 0 under :func:`start_ray`, Ray's own default 15 elsewhere), so the
+    target is that plus ``nicer_by`` (at most 19), and a thread already nicer keeps its niceness.
+    On Linux a niceness is per thread and a new thread inherits its creator's: every thread that
+    exists now is set, and the threads TensorFlow starts later inherit it.
+    """
+    serving = int(os.environ.get(WORKER_NICENESS_ENV, RAY_DEFAULT_WORKER_NICENESS))
+    target = min(MAX_NICENESS, serving + nicer_by)
     tasks = f"/proc/{os.getpid()}/task"
-    for tid in os.listdir(tasks) if os.path.isdir(tasks) else [0]:
+    for tid in os.listdir(tasks) if os.path.isdir(tasks) else ["0"]:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+            current = os.getpriority(os.PRIO_PROCESS, int(tid))
+            os.setpriority(os.PRIO_PROCESS, int(tid), max(current, target))
 
 
 def quiet_tune() -> None:

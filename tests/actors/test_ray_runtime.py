@@ -28,6 +28,9 @@ class Echo:
     def pid(self) -> int:
         return os.getpid()
 
+    def niceness(self) -> int:
+        return os.getpriority(os.PRIO_PROCESS, 0)
+
 
 @serve.deployment(ray_actor_options={"num_cpus": SMALL_CPU})
 class Hello:
@@ -76,3 +79,13 @@ def test_start_ray_is_idempotent(local_ray: None) -> None:
     before = ray.get_runtime_context().get_node_id()
     start_ray(num_cpus=RAY_CPUS)
     assert ray.get_runtime_context().get_node_id() == before
+
+
+def test_workers_run_at_normal_priority(local_ray: None) -> None:
+    """Ray's default would start workers at nice 15, below everything else on the machine; the live
+    paths run at 0 so that training trials can be niced below them."""
+    echo = Echo.remote()
+    try:
+        assert ray.get(echo.niceness.remote(), timeout=HTTP_TIMEOUT_S) == 0
+    finally:
+        ray.kill(echo)
