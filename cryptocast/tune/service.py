@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +39,14 @@ from cryptocast.sql.schema import COMMANDS_CHANNEL
 from cryptocast.tune.jobs import Work, execute, recalibrate_instead
 from cryptocast.tune.pipeline import TrainOptions
 from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
+from cryptocast.tune.sweep import lower_priority
 
 log = logging.getLogger(__name__)
 
 SCHEDULER_NAME = "training-scheduler"
 SERVICE = command_queue.SCHEDULER_SERVICE
 SCHEDULER_CPUS = 0.02  # it mostly waits; the trials it starts reserve their own fractions
+# Its process runs niced like the trials: what it does between them (loading, gating) is training too.
 POLL_S = 5.0
 CLOCK_REFRESH_S = 60.0  # re-measure the exchange clock's offset and rate this often
 STOP_S = 30.0
@@ -78,6 +81,7 @@ class TrainingScheduler:
         from cryptocast.tune.registry import ModelStore
 
         setup_logging()
+        lower_priority()  # loading candles, the Tune driver, gating: all of it waits for the live paths
         self.config = config
         self.db = Database(config.database_url, pool_size=3)
         self.exchange = BinanceExchange(rest_url=config.rest_url, stream_url="ws://unused/")
@@ -180,7 +184,7 @@ class TrainingScheduler:
 
     # --- called by others -------------------------------------------------------------------------
     async def status(self) -> dict:
-        return self._details() | {"turns": self.turns}
+        return self._details() | {"turns": self.turns, "niceness": os.getpriority(os.PRIO_PROCESS, 0)}
 
     def wake(self) -> None:
         self._wake.set()

@@ -2,9 +2,9 @@
 
 A sweep runs beside live ingestion and serving on two cores, so it is held to a resource plan
 (docs/training.md): each trial reserves ``TRIAL_CPU`` of Ray's logical CPUs and runs a one-thread
-TensorFlow, at most ``MAX_CONCURRENT_TRIALS`` run at once, and every thread of a trial runs at
-``TRIAL_NICE``, so the kernel gives ingestion and serving the CPU first whenever they want it and
-the sweep takes what is left. Trials checkpoint their weights every epoch; the winner is the
+TensorFlow, one trial runs at a time (``MAX_CONCURRENT_TRIALS``: the sweep keeps one core, the live
+paths the other), and every thread of a trial runs as background work (:func:`lower_priority`), so
+the kernel gives ingestion and serving the CPU first whenever they want it. Trials checkpoint their weights every epoch; the winner is the
 checkpoint with the best validation skill vs persistence (not the lowest loss). Ray is started (or
 joined) by :func:`cryptocast.actors.ray_runtime.start_ray`, which keeps a local head on loopback.
 """
@@ -34,7 +34,7 @@ from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.training import fit, prepare
 
 TRIAL_CPU = 0.5
-MAX_CONCURRENT_TRIALS = 2  # two of the sweep's trials at a time: one logical CPU of two
+MAX_CONCURRENT_TRIALS = 1  # one trial at a time: one core for the sweep, the other for the live paths
 TRIAL_NICE = 10  # steps nicer than the live paths: CFS weight 110 against 1024 at nice 0, they go first
 RAY_DEFAULT_WORKER_NICENESS = 15  # what the raylet starts workers at unless RAY_worker_niceness says
 MAX_NICENESS = 19
@@ -63,21 +63,25 @@ class SweepResult:
 
 
 def lower_priority(nicer_by: int = TRIAL_NICE) -> None:
-    """Run every thread of this trial ``nicer_by`` steps nicer than the live paths around it.
+    """Run every thread of this process as background work: under the kernel's idle policy, and
+    ``nicer_by`` steps nicer than the live paths around it.
 
+    ``SCHED_IDLE`` threads run only on CPU time no normal thread wants, and a waking normal thread
+    takes the core from them at once; the niceness is the fallback where the policy cannot be set.
     The live paths are Ray workers too, at the niceness the raylet starts workers with
     (``RAY_worker_niceness``: 0 under :func:`start_ray`, Ray's own default 15 elsewhere), so the
     target is that plus ``nicer_by`` (at most 19), and a thread already nicer keeps its niceness.
-    On Linux a niceness is per thread and a new thread inherits its creator's: every thread that
-    exists now is set, and the threads TensorFlow starts later inherit it.
+    On Linux both are per thread and a new thread inherits its creator's: every thread that exists
+    now is set, and the threads TensorFlow starts later inherit them.
     """
     serving = int(os.environ.get(WORKER_NICENESS_ENV, RAY_DEFAULT_WORKER_NICENESS))
     target = min(MAX_NICENESS, serving + nicer_by)
     tasks = f"/proc/{os.getpid()}/task"
-    for tid in os.listdir(tasks) if os.path.isdir(tasks) else ["0"]:
+    for tid in (int(t) for t in (os.listdir(tasks) if os.path.isdir(tasks) else ["0"])):
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            current = os.getpriority(os.PRIO_PROCESS, int(tid))
-            os.setpriority(os.PRIO_PROCESS, int(tid), max(current, target))
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), target))
+        with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def quiet_tune() -> None:

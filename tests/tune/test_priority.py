@@ -1,4 +1,4 @@
-"""Trial threads run below the live paths: ten steps nicer than Ray's workers, whatever those run at."""
+"""Trial threads run below the live paths: under the idle policy and ten steps nicer than Ray's workers."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ before = threading.Thread(target=old_thread); before.start(); ready.wait()
 lower_priority()
 lower_priority()  # a reused trial process calls it again: no further change
 later = {}
-after = threading.Thread(target=lambda: later.update(nice=niceness(0))); after.start(); after.join()
+after = threading.Thread(target=lambda: later.update(nice=niceness(0), policy=os.sched_getscheduler(0)))
+after.start(); after.join()
 tids = [int(t) for t in os.listdir(f"/proc/{os.getpid()}/task")]
-print(json.dumps({"threads": sorted({niceness(t) for t in tids}), "later": later["nice"]}))
+policies = {os.sched_getscheduler(t) for t in tids} | {later["policy"]}
+print(json.dumps({"threads": sorted({niceness(t) for t in tids}), "later": later["nice"],
+                  "idle_policy": policies == {os.SCHED_IDLE}}))
 hold.set(); before.join()
 """
 
@@ -33,4 +36,4 @@ def test_every_thread_old_and_new_is_niced_below_the_workers(workers: str, start
     command = [sys.executable, "-c", f"import os; os.nice({start})\n" + PROBE]
     env = {"RAY_worker_niceness": workers, "PATH": "/usr/bin:/bin"}
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=True).stdout
-    assert json.loads(out.splitlines()[-1]) == {"threads": [expected], "later": expected}
+    assert json.loads(out.splitlines()[-1]) == {"threads": [expected], "later": expected, "idle_policy": True}

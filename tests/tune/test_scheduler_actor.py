@@ -63,8 +63,9 @@ async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(db, db_
         free_before = ray.available_resources()["CPU"]
         actor = TrainingScheduler.options(max_restarts=-1).remote(config)
         try:
-            # alive and idle while the pair backfills; it holds a sliver of a CPU
-            assert (await actor.status.remote())["running"] is None
+            # alive and idle while the pair backfills; it holds a sliver of a CPU and runs niced like a trial
+            status = await actor.status.remote()
+            assert status["running"] is None and status["niceness"] == 10
             assert await eventually(lambda: _alive(db))
             assert free_before - ray.available_resources()["CPU"] == pytest.approx(SCHEDULER_CPUS)
             assert await command_queue.find(db) == []
