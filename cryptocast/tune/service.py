@@ -13,7 +13,7 @@ when Ray restarts it after a crash nobody has to tell it to go on. Each turn it
    one that nothing will.
 
 It wakes on ``NOTIFY cryptocast_commands`` (a request is picked up at once) and otherwise every
-``POLL_S``. On start it first settles what a previous incarnation left running.
+``POLL_S``. Before it claims a training it settles whatever a previous incarnation left running.
 """
 
 from __future__ import annotations
@@ -102,15 +102,13 @@ class TrainingScheduler:
         listener = asyncio.get_running_loop().create_task(
             listen(self.config.database_url, {COMMANDS_CHANNEL: self._on_command}, self._connected)
         )
-        settled = False
+        started = False
         try:
             while not self._stopping:
                 try:
-                    if not settled:
-                        for row in await command_queue.recover_interrupted(self.db, "the training scheduler stopped"):
-                            log.warning("command %d (%s): %s", row["id"], row["symbol"], row["error"])
+                    if not started:
                         await command_queue.beat(self.db, SERVICE, self._details(), started=True)
-                        settled = True
+                        started = True
                     await self.turn()
                     self.last_error = None
                 except Exception as exc:  # database or exchange away: try again next turn
@@ -130,12 +128,27 @@ class TrainingScheduler:
         for command in await command_queue.claim_pending(self.db, "rollback"):
             await execute(self.work, command)
         if self.worker is None or self.worker.done():
-            self.worker = asyncio.get_running_loop().create_task(self._drain())
+            self.worker = asyncio.get_running_loop().create_task(self._drain_or_report())
         await command_queue.beat(self.db, SERVICE, self._details())
 
+    async def _drain_or_report(self) -> None:
+        try:
+            await self._drain()
+        except Exception as exc:  # the database went away mid-queue: the next turn starts again
+            self.last_error = f"queue: {type(exc).__name__}: {exc}"
+            log.warning("training queue stopped: %s", self.last_error)
+
     async def _drain(self) -> None:
-        """Run queued trainings one after another until none is left."""
-        while not self._stopping and (command := await command_queue.claim_next_training(self.db)):
+        """Run queued trainings one after another until none is left.
+
+        Before each claim nothing of this scheduler's runs, so a training still marked running was left
+        by a dead incarnation (or by a run whose end could not be written): it is settled first.
+        """
+        while not self._stopping:
+            for row in await command_queue.recover_interrupted(self.db, "the training scheduler stopped"):
+                log.warning("command %d (%s): %s", row["id"], row["symbol"], row["error"])
+            if (command := await command_queue.claim_next_training(self.db)) is None:
+                return
             self.running = command
             log.info("command %d: %s %s (%s)", command["id"], command["kind"], command["symbol"],
                      command["payload"].get("reason"))  # fmt: skip
