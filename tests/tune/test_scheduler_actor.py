@@ -34,7 +34,7 @@ TINY = TrainOptions(
     needs=HistoryNeeds.fixed(SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS), 6 * HOUR_MS),
     period_ms=2 * HOUR_MS,
 )  # fmt: skip
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only]
 
 
 @pytest.fixture(scope="module")
