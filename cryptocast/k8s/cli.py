@@ -39,7 +39,7 @@ def render_command(
     ] = None,
 ) -> None:
     """Print every manifest of an overlay (multi-document YAML, ready for ``kubectl apply -f -``)."""
-    from cryptocast.k8s.render import default_root, dump, overlays, render
+    from cryptocast.k8s.render import default_root, dump, overlays, placeholder_images, render
     from cryptocast.k8s.serveconfig import ENV_PREFIX, cluster_options, offline_config
 
     base = root or default_root()
@@ -67,7 +67,15 @@ def render_command(
         def config_for(settings: Settings) -> dict:
             return offline_config(settings, symbols)
 
-    typer.echo(dump(render(overlay, config_for, base, overrides)), nl=False)
+    docs = render(overlay, config_for, base, overrides)
+    unpinned = placeholder_images(docs)
+    if unpinned:
+        raise typer.BadParameter(
+            f"the {overlay} overlay still has placeholder digests for {', '.join(unpinned)}; set each "
+            f"image's digest in {base / 'overlays' / overlay / 'kustomization.yaml'} (docs/deploy.md)",
+            param_hint="--overlay",
+        )
+    typer.echo(dump(docs), nl=False)
 
 
 @k8s_app.command("keep")

@@ -6,12 +6,18 @@ It (re)creates the detached supervisor and training scheduler through
 them; the scheduler drives itself), and keeps the serving RayService's serveConfigV2 equal to the
 config generated from the database: a pair added to ``symbols`` appears in the declared state and
 KubeRay applies it in place.
+
+It refuses to run beside a head without Ray token authentication: the background work it starts
+holds the database URL, and on a cluster without the token anyone who reaches a Ray port could
+read it or run code beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptocast.k8s.kubeapi import RayServiceRef, declared_config, in_cluster_client, patch_config
@@ -25,6 +31,16 @@ log = logging.getLogger(__name__)
 
 CONFIG_SYNC_S = 10.0
 HEAD_ADDRESS = "auto"  # the head this process runs beside
+AUTH_MODE_ENV, AUTH_TOKEN_ENV = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"
+
+
+def require_token_auth(env: Mapping[str, str] = os.environ) -> None:
+    """Raise unless this process, and so the head it runs beside, has Ray token authentication."""
+    if env.get(AUTH_MODE_ENV, "").lower() != "token" or not env.get(AUTH_TOKEN_ENV, "").strip():
+        raise RuntimeError(
+            f"the ingestion head runs without Ray token authentication: set {AUTH_MODE_ENV}=token and "
+            f"{AUTH_TOKEN_ENV} from the cryptocast-ray-ingest-token Secret (k8s/base/raycluster-ingest.yaml)"
+        )
 
 
 async def sync_serve_config(settings: Settings, db: Database, ref: RayServiceRef) -> None:
@@ -43,6 +59,7 @@ async def keep(settings: Settings, tune_storage: Path, ref: RayServiceRef) -> No
     """Run until an error; the head command restarts this process, which picks everything up again."""
     from cryptocast.actors.ray_runtime import start_ray
 
+    require_token_auth()
     if settings.database_url is None:
         raise RuntimeError("CRYPTOCAST_DATABASE_URL is required in the cluster")
     db_url = settings.database_url.get_secret_value()

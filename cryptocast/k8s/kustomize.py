@@ -2,8 +2,9 @@
 
 Supported, with kustomize's own meaning: ``resources`` (files or directories holding a
 ``kustomization.yaml``), ``patches`` with an inline JSON 6902 patch and a ``target`` (kind and
-name), and ``images`` (``newName``/``newTag``). Anything else in a kustomization is refused rather
-than silently ignored, so ``kubectl apply -k`` and this renderer never disagree.
+name), and ``images`` (``newName``, ``newTag``, ``digest``: :mod:`cryptocast.k8s.images`). Anything
+else in a kustomization is refused rather than silently ignored, so ``kubectl apply -k`` and this
+renderer never disagree.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+
+from cryptocast.k8s.images import ImageRuleError, apply_rule, check_rule
 
 KUSTOMIZATION = "kustomization.yaml"
 SUPPORTED_KEYS = frozenset({"apiVersion", "kind", "resources", "patches", "images"})
@@ -79,12 +82,14 @@ def containers(doc: dict) -> list[dict]:
     return list(_containers(doc))
 
 
-def _set_images(docs: list[dict], images: list[dict]) -> None:
+def _set_images(path: Path, docs: list[dict], images: list[dict]) -> None:
     for rule in images:
+        try:
+            check_rule(rule)
+        except ImageRuleError as exc:
+            raise KustomizeError(f"{path}: {exc}") from None
         for container in (c for doc in docs for c in containers(doc)):
-            name, _, _ = container["image"].partition(":")
-            if name == rule["name"]:
-                container["image"] = f"{rule.get('newName', name)}:{rule['newTag']}"
+            container["image"] = apply_rule(container["image"], rule)
 
 
 def _matches(doc: dict, target: dict) -> bool:
@@ -110,5 +115,5 @@ def build(directory: Path) -> list[dict]:
         if len(hits) != 1:
             raise KustomizeError(f"{path}: patch target {patch['target']} matched {len(hits)} manifests")
         docs[hits[0]] = apply_json_patch(docs[hits[0]], yaml.safe_load(patch["patch"]))
-    _set_images(docs, spec.get("images", []))
+    _set_images(path, docs, spec.get("images", []))
     return docs

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import yaml
 
-from cryptocast.k8s.kustomize import build
+from cryptocast.k8s.images import ImageRef
+from cryptocast.k8s.kustomize import build, containers
 from cryptocast.k8s.serveconfig import ENV_PREFIX, settings_from_env
 from cryptocast.settings import Settings
 
 CONFIG_MAP = "cryptocast-config"
 RAY_SERVICE = "cryptocast"
 OVERLAYS = "overlays"
+# What an overlay carries until the operator sets the registry's digest: it matches no image.
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 
 
 def default_root() -> Path:
@@ -70,6 +73,12 @@ def render(
     base = root or default_root()
     docs = with_settings(build(base / OVERLAYS / overlay), overrides or {})
     return with_serve_config(docs, config_for(settings_from_env(cluster_env(docs))))
+
+
+def placeholder_images(docs: list[dict]) -> list[str]:
+    """Names of the images whose digest is still the overlay's placeholder (sorted, each once)."""
+    images = [ImageRef.parse(c["image"]) for doc in docs for c in containers(doc)]
+    return sorted({i.name for i in images if i.digest == PLACEHOLDER_DIGEST})
 
 
 def dump(docs: list[dict]) -> str:

@@ -22,16 +22,27 @@ def rendered(overlay: str) -> tuple[dict, ...]:
     return tuple(render(overlay, lambda settings: offline_config(settings, list(PAIRS)), K8S))
 
 
-def pod_specs(doc: dict) -> Iterator[tuple[str, dict]]:
-    """(where, pod spec) for every pod a manifest describes, Ray head and worker groups included."""
+def ray_cluster(doc: dict) -> dict | None:
+    """The RayCluster spec of a RayCluster or RayService (None for other kinds)."""
+    return doc["spec"].get("rayClusterConfig", doc["spec"]) if doc["kind"] in RAY_KINDS else None
+
+
+def pod_templates(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(where, pod template) for every pod a manifest describes, Ray head and worker groups included."""
     spec = doc.get("spec", {})
     if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
-        yield doc["metadata"]["name"], spec["template"]["spec"]
-    cluster = spec.get("rayClusterConfig", spec) if doc["kind"] in RAY_KINDS else None
+        yield doc["metadata"]["name"], spec["template"]
+    cluster = ray_cluster(doc)
     if cluster:
-        yield f"{doc['metadata']['name']}/head", cluster["headGroupSpec"]["template"]["spec"]
+        yield f"{doc['metadata']['name']}/head", cluster["headGroupSpec"]["template"]
         for group in cluster.get("workerGroupSpecs", []):
-            yield f"{doc['metadata']['name']}/{group['groupName']}", group["template"]["spec"]
+            yield f"{doc['metadata']['name']}/{group['groupName']}", group["template"]
+
+
+def pod_specs(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(where, pod spec) for every pod a manifest describes, Ray head and worker groups included."""
+    for where, template in pod_templates(doc):
+        yield where, template["spec"]
 
 
 def all_containers(overlay: str) -> Iterator[tuple[dict, dict]]:

@@ -14,23 +14,40 @@ import typer
 import yaml
 from typer.main import get_command
 
+from cryptocast.k8s.images import ImageRef
 from cryptocast.k8s.kustomize import containers
 from cryptocast.k8s.render import RAY_SERVICE, find
-from tests.k8s.manifests import K8S, OVERLAYS, RAY_KINDS, ROOT, all_containers, pod_specs, rendered
+from tests.k8s.manifests import (
+    K8S,
+    OVERLAYS,
+    RAY_KINDS,
+    ROOT,
+    all_containers,
+    pod_specs,
+    ray_cluster,
+    rendered,
+)
 
 # Created out of band (docs/deploy.md); manifests may only reference them.
 EXTERNAL_SECRETS = frozenset(
     {
-        "cryptocast-secrets",
+        "cryptocast-database",
+        "cryptocast-api-token",
+        "cryptocast-ray-serve-token",
+        "cryptocast-ray-ingest-token",
         "cryptocast-postgres",
         "cryptocast-redis",
         "cryptocast-object-store",
         "cryptocast-tls",
     }
 )
+REQUIRED_SECRETS = EXTERNAL_SECRETS - {"cryptocast-object-store", "cryptocast-tls"}  # optional, cloud only
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|DATABASE_URL|AUTH|KEY", re.IGNORECASE)
+NOT_SECRETS = frozenset({"RAY_AUTH_MODE"})  # a switch ("token"), not a credential
 CREDENTIAL_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 TAGGED = re.compile(r"^[^:@\s]+:(?!latest$)[A-Za-z0-9][A-Za-z0-9._-]*$")
+DASHBOARD = "cryptocast-dashboard"
+API_URL = f"http://{RAY_SERVICE}-serve-svc:8000"  # the Serve service KubeRay creates
 HADOLINT = Path(sys.executable).with_name("hadolint")
 ONE_SHOT = frozenset({"Job"})  # a migration run has nothing to probe; it succeeds or retries
 INGEST_CLUSTER = "cryptocast-ingest"
@@ -57,16 +74,22 @@ def test_secret_like_settings_come_from_secrets(overlay: str) -> None:
             assert not SECRET_NAME.search(key), f"{key} in a ConfigMap"
     for doc, container in all_containers(overlay):
         for env in container.get("env", []):
-            if SECRET_NAME.search(env["name"]):
+            if SECRET_NAME.search(env["name"]) and env["name"] not in NOT_SECRETS:
                 assert "secretKeyRef" in env.get("valueFrom", {}), f"{doc['metadata']['name']}: {env['name']}"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_images_are_pinned_by_tag(overlay: str) -> None:
-    images = [c["image"] for _, c in all_containers(overlay)]
+def test_local_images_are_pinned_by_tag() -> None:
+    # kind/minikube load a locally built image by tag; it has no registry digest
+    images = [c["image"] for _, c in all_containers("local")]
     assert images and all(TAGGED.match(i) for i in images), images
     base = re.search(r"^FROM\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE).group(1)
     assert TAGGED.match(base), base
+
+
+def test_cloud_images_are_pinned_by_digest() -> None:
+    images = [ImageRef.parse(c["image"]) for _, c in all_containers("cloud")]
+    assert images and all(i.pinned for i in images), sorted({str(i) for i in images if not i.pinned})
+    assert {i.name.rpartition("/")[2] for i in images} == {"cryptocast", "postgres", "redis"}
 
 
 def test_ray_versions_agree_image_manifests_and_installed() -> None:
@@ -126,7 +149,8 @@ def test_references_resolve(overlay: str) -> None:
     docs = list(rendered(overlay))
     secrets = {r["name"] for d in docs for r in _walk(d, "secretKeyRef") + _walk(d, "secretRef")}
     secrets |= {t["secretName"] for d in docs for t in d.get("spec", {}).get("tls", [])}
-    assert secrets <= EXTERNAL_SECRETS and {"cryptocast-secrets", "cryptocast-redis"} <= secrets
+    secrets |= {c["authOptions"]["secretName"] for d in docs if (c := ray_cluster(d))}
+    assert REQUIRED_SECRETS <= secrets <= EXTERNAL_SECRETS
     deploy_doc = (ROOT / "docs" / "deploy.md").read_text()
     assert all(name in deploy_doc for name in secrets), "docs/deploy.md must say how to create each Secret"
     assert {r["name"] for d in docs for r in _walk(d, "configMapRef")} <= _names(docs, "ConfigMap")
@@ -212,3 +236,13 @@ def test_hadolint_passes_the_dockerfile_and_catches_a_bad_one(tmp_path: Path) ->
     bad.write_text("FROM rayproject/ray:latest\nRUN pip install cryptocast\n")
     caught = subprocess.run([str(HADOLINT), str(bad)], capture_output=True, text=True, timeout=60)
     assert caught.returncode != 0 and "DL3007" in caught.stdout and "DL3013" in caught.stdout
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_dashboard_calls_the_api_service_and_is_probed_on_healthz(overlay: str) -> None:
+    (container,) = containers(find(list(rendered(overlay)), "Deployment", DASHBOARD))
+    words = container["command"] + container.get("args", [])
+    assert words[:2] == ["cryptocast", "dashboard"] and words[words.index("--api") + 1] == API_URL
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    assert {p["name"] for p in container["ports"]} == {"http"}

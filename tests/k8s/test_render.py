@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
 
 from cryptocast.k8s.cli import register
+from cryptocast.k8s.images import apply_rule
 from cryptocast.k8s.kustomize import KustomizeError, apply_json_patch, build
-from cryptocast.k8s.render import CONFIG_MAP
+from cryptocast.k8s.render import CONFIG_MAP, PLACEHOLDER_DIGEST
 from tests.k8s.manifests import K8S
 
 
@@ -36,6 +39,57 @@ def test_unsupported_kustomization_keys_and_unmatched_patches_are_refused(tmp_pa
     )
     with pytest.raises(KustomizeError, match="matched 0"):
         build(tmp_path)
+
+
+OLD = "sha256:" + "1" * 64
+NEW = "sha256:" + "2" * 64
+# (image in a manifest, rule) -> what `kubectl kustomize` (kustomize v5) writes for it
+KUSTOMIZE_IMAGES = [
+    ("app:0.1.0", {"newName": "r.example/team/app"}, "r.example/team/app:0.1.0"),
+    (f"app@{OLD}", {"newName": "r.example/team/app"}, f"r.example/team/app@{OLD}"),
+    ("app:0.1.0", {"newTag": "0.2.0"}, "app:0.2.0"),
+    (f"app:0.1.0@{OLD}", {"newTag": "0.2.0"}, "app:0.2.0"),
+    ("app:0.1.0", {"digest": NEW}, f"app@{NEW}"),
+    (f"app:0.1.0@{OLD}", {"digest": NEW}, f"app@{NEW}"),
+    ("app", {"newTag": "0.2.0", "digest": NEW}, f"app:0.2.0@{NEW}"),
+    ("app:0.1.0", {"newName": "r.example/team/app", "digest": NEW}, f"r.example/team/app@{NEW}"),
+    ("registry.local:5000/app:0.1.0", {"digest": NEW}, "registry.local:5000/app:0.1.0"),  # another name
+    (
+        "registry.local:5000/app:0.1.0",
+        {"name": "registry.local:5000/app", "newTag": "0.2.0"},
+        "registry.local:5000/app:0.2.0",
+    ),  # a registry's port is part of the name, not a tag
+    ("apps:0.1.0", {"digest": NEW}, "apps:0.1.0"),
+]
+
+
+@pytest.mark.parametrize(("image", "rule", "result"), KUSTOMIZE_IMAGES)
+def test_images_rules_mean_what_they_mean_to_kustomize(image: str, rule: dict, result: str) -> None:
+    assert apply_rule(image, {"name": "app", **rule}) == result
+
+
+@pytest.mark.parametrize(
+    ("rule", "complaint"),
+    [
+        ("{name: app, digest: 'sha256:abc'}", "digest must be"),
+        ("{name: app, newtag: '1'}", "unsupported keys"),
+        ("{name: app}", "changes nothing"),
+    ],
+)
+def test_bad_images_rules_are_refused(tmp_path: Path, rule: str, complaint: str) -> None:
+    (tmp_path / "kustomization.yaml").write_text(f"resources: []\nimages:\n- {rule}\n")
+    with pytest.raises(KustomizeError, match=complaint):
+        build(tmp_path)
+
+
+def test_render_refuses_an_overlay_with_placeholder_digests() -> None:
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(
+        app, ["k8s", "render", "--overlay", "cloud", "--pairs", "BTCUSDT", "--root", str(K8S)]
+    )
+    assert result.exit_code != 0 and "placeholder digests" in result.output
+    assert "postgres" in result.output and PLACEHOLDER_DIGEST not in result.output
 
 
 def test_overlays_change_what_they_say() -> None:
