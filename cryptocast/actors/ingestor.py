@@ -11,9 +11,12 @@ The order of work makes the seam between history and live data exact:
 Every closed socket candle is checked for continuity: a minute missing before it (a dropped or
 stalled stream, a reconnect, a database outage) is repaired over REST. Minutes REST has no candle
 for, although it has a later one, are exchange holes, recorded in the ledger and never asked for
-again. Streams are watched: silence longer than two candle intervals, python-binance's queue
-overflow, a server disconnect or the approaching 24 h cutoff open a fresh connection (for the
-planned cutoff, before the old one closes).
+again. Candles dated after the exchange's now are refused wherever they come from (``sanity.py``).
+Streams are watched: silence longer than two candle intervals, python-binance's queue overflow, a
+server disconnect or the approaching 24 h cutoff open a fresh connection (for the planned cutoff,
+before the old one closes). While the database is down, closed candles are held; those a full
+buffer drops are ledgered as an ingestion gap before any newer candle lands, so a crash cannot
+lose the record of them, and ledgered gaps are repaired over REST on recovery and at every start.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cryptocast.actors.clock import ExchangeClock
+from cryptocast.actors.sanity import describe_future, from_the_future, split_future
 from cryptocast.exchange.binance import (
     BinanceExchange,
     BookQuote,
@@ -40,9 +44,16 @@ from cryptocast.exchange.binance import (
 )
 from cryptocast.records import MINUTE_MS, BookTop, Candle, CandleBlock, Provenance
 from cryptocast.sql.database import Database, DatabaseUnavailable
-from cryptocast.sql.ledger import Span, missing_spans, record_holes
+from cryptocast.sql.ledger import (
+    INGESTION_GAP,
+    Span,
+    ingestion_gaps,
+    missing_spans,
+    record_holes,
+    resolve_gap,
+)
 from cryptocast.sql.schema import price_history, symbols
-from cryptocast.sql.writer import CandleWriter, WriteError, ms_to_dt
+from cryptocast.sql.writer import CandleWriter, WriteError, WriteResult, ms_to_dt
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +117,9 @@ class Counters:
     holes: int = 0
     buffered: int = 0
     dropped_from_buffer: int = 0
+    future_rejected: int = 0  # closed candles dated after the exchange's now
+    rejected: int = 0  # candles the writer refused as insane
+    quotes_refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,7 +164,8 @@ class PairIngestor:
         self._events: asyncio.Queue[KlineUpdate | BookQuote | StreamEnded] = asyncio.Queue()
         self._on_status = on_status
         self._db_down = False
-        self._dropped: tuple[int, int] | None = None  # span of candles dropped from a full buffer
+        self._dropped: Span | None = None  # candles dropped from a full buffer, not yet in the ledger
+        self._gaps_open = False  # the ledger lists ingestion gaps to repair (read at every start)
         self._extra = {"pair": self.symbol}
 
     # --- entry point ----------------------------------------------------------------------------
@@ -161,6 +176,7 @@ class PairIngestor:
         try:
             await self._set_status("backfilling")
             await self._backfill()
+            await self._repair_gaps()
             await self._set_status("live")
             await self._live(stop, stream, reader)
         finally:
@@ -260,7 +276,16 @@ class PairIngestor:
         page = await self._rest(
             KLINES_WEIGHT, lambda: self.exchange.klines(self.symbol, start_ms, end_ms, PAGE)
         )
-        return page.block
+        assert self.clock is not None
+        now = self.clock.now_ms()
+        block, future = split_future(page.block, now)  # sorted: nothing real comes after these
+        if future:
+            self._refuse_future(future, now, "REST")
+        return block
+
+    def _refuse_future(self, open_times: list[int], now: int, source: str) -> None:
+        self.counters.future_rejected += len(open_times)
+        log.warning("refused %s from %s", describe_future(open_times, now), source, extra=self._extra)
 
     # --- backfill -------------------------------------------------------------------------------
     def _backfill_start(self, now: int) -> int:
@@ -411,6 +436,10 @@ class PairIngestor:
     # --- live candles -----------------------------------------------------------------------------
     async def _on_closed(self, candle: Candle) -> None:
         self.heartbeat = time.time()
+        assert self.clock is not None
+        if from_the_future(candle.open_time, now := self.clock.now_ms()):
+            self._refuse_future([candle.open_time], now, "the socket")
+            return
         if self.last_seen is not None and candle.open_time <= self.last_seen:
             return  # already stored (the backfill or an overlapping stream had it)
         if self.last_seen is not None and candle.open_time > self.last_seen + MINUTE_MS:
@@ -454,11 +483,28 @@ class PairIngestor:
             cursor = page[-1].open_time + MINUTE_MS
         candles = [replace(c, provenance=Provenance.REPAIR) for c in fetched]
         newest_known = end if bracketed else (candles[-1].open_time if candles else start - MINUTE_MS)
-        await self._note_holes(missing_spans((c.open_time for c in candles), start, newest_known))
         if candles:
             self.counters.repaired += len(candles)
             log.info("repaired %d missed minutes over REST", len(candles), extra=self._extra)
             await self._store(candles)
+        # after the candles: a hole found inside a ledgered gap takes the gap's row
+        await self._note_holes(missing_spans((c.open_time for c in candles), start, newest_known))
+
+    async def _repair_gaps(self) -> None:
+        """Repair the ingestion gaps the ledger lists; each leaves it once its candles are stored."""
+        self._gaps_open = False  # the repair's own writes must not start another
+        try:
+            for span in await ingestion_gaps(self.db, self.symbol_id):
+                log.info("repairing the ingestion gap %s+%dm", f"{ms_to_dt(span.start):%Y-%m-%d %H:%M}",
+                         span.minutes, extra=self._extra)  # fmt: skip
+                await self._repair(span.start, span.end, bracketed=True)
+                if self._db_down:  # the candles are held: the gap stays listed until they land
+                    self._gaps_open = True
+                    return
+                await resolve_gap(self.db, self.symbol_id, span)
+        except DB_ERRORS as exc:
+            self._gaps_open = True
+            self._hold(exc)
 
     async def _note_holes(self, spans: list[Span]) -> None:
         if not spans:
@@ -476,17 +522,18 @@ class PairIngestor:
         batch, self._reconcile = self._reconcile, []
         rest = {c.open_time: c for c in await self._page(batch[0].open_time, batch[-1].open_time)}
         wrong = [rest[c.open_time] for c in batch if c.open_time in rest and _differs(c, rest[c.open_time])]
-        if wrong:
-            self.counters.reconciled_mismatches += len(wrong)
-            log.warning(
-                "socket and REST disagree on %d candle(s); keeping REST's", len(wrong), extra=self._extra
-            )
-            try:
-                await self.writer.replace(
-                    self.symbol_id, [replace(c, provenance=Provenance.REPAIR) for c in wrong]
-                )
-            except DB_ERRORS:
-                self._pending.extend(replace(c, provenance=Provenance.REPAIR) for c in wrong)
+        if not wrong:
+            return
+        self.counters.reconciled_mismatches += len(wrong)
+        log.warning("socket and REST disagree on %d candle(s); keeping REST's", len(wrong), extra=self._extra)
+        fixed = [replace(c, provenance=Provenance.REPAIR) for c in wrong]
+        if self._db_down:  # held behind the older candles (and a dropped span's ledger row)
+            self._pending.extend(fixed)
+            return
+        try:
+            await self.writer.replace(self.symbol_id, fixed)
+        except DB_ERRORS:
+            self._pending.extend(fixed)
 
     # --- writes that survive a database outage ------------------------------------------------------
     async def _store(self, candles: list[Candle]) -> None:
@@ -505,7 +552,7 @@ class PairIngestor:
                 self._pending.extend(block.candles())
                 self._hold(exc)
                 return
-            self.counters.written += result.inserted
+            self._count(result)
             self.last_stored = max(self.last_stored or 0, int(block.open_time.max()))
             return
         self._pending.extend(block.candles())
@@ -528,9 +575,9 @@ class PairIngestor:
             return
         dropped = [self._pending.popleft().open_time for _ in range(overflow)]
         low, high = min(dropped), max(dropped)
-        self._dropped = (
-            (min(low, self._dropped[0]), max(high, self._dropped[1])) if self._dropped else (low, high)
-        )
+        if self._dropped:
+            low, high = min(low, self._dropped.start), max(high, self._dropped.end)
+        self._dropped = Span(low, high)
         if not self.counters.dropped_from_buffer:
             log.error(
                 "database down and buffer full (%d candles): dropping the oldest; REST repair will refetch them",
@@ -543,15 +590,18 @@ class PairIngestor:
             return
         batch = list(self._pending)
         try:
+            if self._dropped:  # the ledger learns of the lost span before any newer candle lands
+                await record_holes(self.db, self.symbol_id, [self._dropped], INGESTION_GAP)
+                self._dropped, self._gaps_open = None, True
+                self.counters.dropped_from_buffer = 0
             if batch:
-                result = await self.writer.write(self.symbol_id, batch)
-                self.counters.written += result.inserted
+                self._count(await self.writer.write(self.symbol_id, batch))
                 for _ in batch:
                     self._pending.popleft()
                 self.last_stored = max(self.last_stored or 0, max(c.open_time for c in batch))
             if self._pending_book:
-                books = list(self._pending_book)
-                await self.writer.write_book(self.symbol_id, books)
+                books = await self.writer.write_book(self.symbol_id, list(self._pending_book))
+                self.counters.quotes_refused += len(books.rejected)
                 self._pending_book.clear()
         except DB_ERRORS as exc:
             self._hold(exc)
@@ -559,10 +609,12 @@ class PairIngestor:
         if self._db_down:
             self._db_down = False
             log.info("database back: held candles written", extra=self._extra)
-        while self._dropped and not self._db_down:  # what fell out of the full buffer comes back over REST
-            (start, end), self._dropped = self._dropped, None
-            self.counters.dropped_from_buffer = 0
-            await self._repair(start, end, bracketed=True)
+        if self._gaps_open:  # what fell out of the full buffer comes back over REST
+            await self._repair_gaps()
+
+    def _count(self, result: WriteResult) -> None:
+        self.counters.written += result.inserted
+        self.counters.rejected += len(result.rejected)
 
 
 async def _drain(pages: asyncio.Queue[CandleBlock | None], limit: int) -> tuple[CandleBlock, bool]:

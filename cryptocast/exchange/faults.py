@@ -14,6 +14,7 @@ a JSON object of the same keys. Durations and rates are on the wall clock.
 | ``storm`` | seconds | every REST request gets 429 (-1003) for that long |
 | ``ban`` | seconds | every REST request gets 418 for that long |
 | ``halt`` | ``SYMBOL:seconds`` | the symbol is HALT (quiet streams) for that long, then TRADING |
+| ``future`` | ``SYMBOL:minutes`` | once: a closed kline of the symbol dated that many minutes ahead |
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 from cryptocast.exchange.ratelimit import WeightLimiter
 
-FAULT_KEYS = ("drop", "stall", "burst", "malformed", "5xx", "latency", "storm", "ban", "halt")
+FAULT_KEYS = ("drop", "stall", "burst", "malformed", "5xx", "latency", "storm", "ban", "halt", "future")
 ALL_STREAMS = "*"
 
 
@@ -57,6 +58,17 @@ def _seconds(key: str, value: object) -> float:
     return seconds
 
 
+def _symbol_and_count(key: str, value: object, known_symbols: set[str]) -> tuple[str, int]:
+    """``"BTCUSDT:30"`` → ``("BTCUSDT", 30)``: a known symbol and a whole count of at least 1."""
+    symbol, _, count = str(value).partition(":")
+    symbol = symbol.strip().upper()
+    if symbol not in known_symbols:
+        raise FaultError(f"fault {key}: unknown symbol {symbol!r}")
+    if not count.strip().isdigit() or int(count) < 1:
+        raise FaultError(f"fault {key}: expected SYMBOL:minutes with whole minutes >= 1, got {value!r}")
+    return symbol, int(count)
+
+
 @dataclass
 class Faults:
     """The active faults; the server and the stream hub consult it on every request and message."""
@@ -69,6 +81,7 @@ class Faults:
     latency_ms: float = 0.0
     burst_pending: int = 0
     halted_until_ms: dict[str, int] = field(default_factory=dict)  # wall time
+    future_pending: dict[str, int] = field(default_factory=dict)  # symbol: minutes ahead, sent once
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def apply(self, spec: Mapping[str, object], known_symbols: set[str]) -> None:
@@ -107,12 +120,16 @@ class Faults:
             if symbol not in known_symbols:
                 raise FaultError(f"fault halt: unknown symbol {symbol!r}")
             self.halted_until_ms[symbol] = now + int(_seconds(key, seconds or 0) * 1000)
+        elif key == "future":
+            symbol, minutes = _symbol_and_count(key, value, known_symbols)
+            self.future_pending[symbol] = minutes
 
     def clear(self) -> None:
         self.drop_every_s = self.malformed_rate = self.rest_error_rate = self.latency_ms = 0.0
         self.stalled = frozenset()
         self.burst_pending = 0
         self.halted_until_ms.clear()
+        self.future_pending.clear()
         self.limiter.forgive()
 
     def is_halted(self, symbol: str) -> bool:
@@ -138,4 +155,5 @@ class Faults:
             "storm": max(0.0, (self.limiter.storm_until_ms - now) / 1000),
             "ban": max(0.0, (self.limiter.ban_all_until_ms - now) / 1000),
             "halt": {s: (until - now) / 1000 for s, until in self.halted_until_ms.items() if until > now},
+            "future": dict(self.future_pending),
         }

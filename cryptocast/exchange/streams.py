@@ -64,6 +64,16 @@ class KlineStream:
                 self.last_update, self.last_update_wall = update, wall_s
         return out
 
+    def future_event(self, now: int, minutes: int) -> dict | None:
+        """A closed candle dated ``minutes`` after the forming minute (bad data: the ``future`` fault)."""
+        closed = self.sym.closed_count(now)
+        if not closed:
+            return None
+        event = self.sym.kline_event(closed - 1, now, closed=True)
+        t = now // MINUTE_MS * MINUTE_MS + minutes * MINUTE_MS
+        event["k"].update(t=t, T=t + MINUTE_MS - 1)
+        return event
+
 
 class BookStream:
     """``<symbol>@bookTicker``: the book around the forming price, once per exchange second."""
@@ -276,6 +286,15 @@ class StreamHub:
                 if conn.last_text is not None:
                     for _ in range(count):
                         conn.send(conn.last_text)
+        for symbol, minutes in list(self.faults.future_pending.items()):
+            name = f"{symbol.lower()}@kline_1m"
+            stream = self.streams.get(name)
+            if not isinstance(stream, KlineStream):
+                continue  # sent once someone subscribes
+            event = stream.future_event(self.market.clock.now(), minutes)
+            if event is not None:
+                del self.faults.future_pending[symbol]
+                self._publish(name, [event])
 
     def _tick(self, now: int, wall_s: float) -> None:
         minute_wall_s = MINUTE_MS / 1000 / self.market.clock.speed
@@ -284,18 +303,20 @@ class StreamHub:
             payloads = stream.advance(now, wall_s, min_gap_s)
             if not payloads or self.faults.is_stalled(name) or self.faults.is_halted(stream.sym.symbol):
                 continue
-            subscribers = [c for c in self.connections if name in c.streams]
-            for payload in payloads:
-                raw = wrapped = None
-                for conn in subscribers:
-                    if conn.combined:
-                        wrapped = wrapped or json.dumps(
-                            {"stream": name, "data": payload}, separators=(",", ":")
-                        )
-                        conn.send(wrapped)
-                    else:
-                        raw = raw or json.dumps(payload, separators=(",", ":"))
-                        conn.send(raw)
+            self._publish(name, payloads)
+
+    def _publish(self, name: str, payloads: list[dict]) -> None:
+        """Send each payload to the connections subscribed to stream ``name``."""
+        subscribers = [c for c in self.connections if name in c.streams]
+        for payload in payloads:
+            raw = wrapped = None
+            for conn in subscribers:
+                if conn.combined:
+                    wrapped = wrapped or json.dumps({"stream": name, "data": payload}, separators=(",", ":"))
+                    conn.send(wrapped)
+                else:
+                    raw = raw or json.dumps(payload, separators=(",", ":"))
+                    conn.send(raw)
 
     def _end_recordings(self) -> None:
         """At the end of a recording its streams close (the symbol is in BREAK from then on)."""

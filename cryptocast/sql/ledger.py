@@ -1,7 +1,10 @@
 """The completeness ledger: missing spans of a pair, exchange holes told apart from our gaps.
 
 An exchange hole is a span the exchange itself has no candles for (REST returned a later candle
-but none in the span): it is final and never requested again. An ingestion gap is ours to repair.
+but none in the span): it is final and never requested again. An ingestion gap is ours to repair:
+candles we held and lost (a database outage longer than the ingestor's buffer). It is recorded
+before any newer candle lands, so a crash cannot leave a gap that nobody knows of, and it leaves the
+ledger once repaired.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from cryptocast.records import MINUTE_MS
@@ -19,6 +22,10 @@ from cryptocast.sql.writer import ms_to_dt
 
 EXCHANGE_HOLE = "exchange_hole"
 INGESTION_GAP = "ingestion_gap"
+_END_TIME = (
+    "CASE WHEN gaps.kind = excluded.kind THEN greatest(gaps.end_time, excluded.end_time) "
+    "ELSE excluded.end_time END"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +67,39 @@ async def record_holes(db: Database, symbol_id: int, spans: Iterable[Span], kind
         stmt = insert(gaps).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=["symbol_id", "start_time"],
-            set_={"end_time": text("greatest(gaps.end_time, excluded.end_time)"), "kind": stmt.excluded.kind},
+            # the same kind widens the span; another kind replaces it (a hole found inside a gap)
+            set_={"end_time": text(_END_TIME), "kind": stmt.excluded.kind},
         )
         await conn.execute(stmt)
     return len(rows)
 
 
 async def exchange_holes(db: Database, symbol_id: int) -> list[Span]:
+    return await _spans(db, symbol_id, EXCHANGE_HOLE)
+
+
+async def ingestion_gaps(db: Database, symbol_id: int) -> list[Span]:
+    """The pair's recorded gaps still to repair, oldest first."""
+    return await _spans(db, symbol_id, INGESTION_GAP)
+
+
+async def resolve_gap(db: Database, symbol_id: int, span: Span) -> None:
+    """A repaired ingestion gap leaves the ledger (an exchange hole that replaced it stays)."""
+    async with db.begin() as conn:
+        await conn.execute(
+            delete(gaps).where(
+                gaps.c.symbol_id == symbol_id,
+                gaps.c.start_time == ms_to_dt(span.start),
+                gaps.c.kind == INGESTION_GAP,
+            )
+        )
+
+
+async def _spans(db: Database, symbol_id: int, kind: str) -> list[Span]:
     async with db.connect() as conn:
         rows = await conn.execute(
             select(gaps.c.start_time, gaps.c.end_time)
-            .where(gaps.c.symbol_id == symbol_id, gaps.c.kind == EXCHANGE_HOLE)
+            .where(gaps.c.symbol_id == symbol_id, gaps.c.kind == kind)
             .order_by(gaps.c.start_time)
         )
         return [Span(int(a.timestamp() * 1000), int(b.timestamp() * 1000)) for a, b in rows]

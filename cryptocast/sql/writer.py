@@ -84,6 +84,9 @@ SELECT (SELECT symbol FROM pair) AS symbol,
             'symbol_id', $1::int, 'symbol', adv.symbol, 'open_time', $16::bigint, 'count', 1)::text) FROM adv)
 """
 INF = math.inf
+# No traded price comes near this (Binance's largest prices are below 10^7): a price above it is a
+# broken feed, refused like any other insane row rather than stored to skew every model downstream.
+MAX_PRICE = 1e12
 # Binary COPY: a fixed header and trailer; timestamps are microseconds since 2000-01-01 UTC.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
@@ -150,6 +153,8 @@ def check_candle(c: Candle) -> str | None:
         return f"non-positive price (low={c.low})"
     if c.high < c.low:
         return f"high {c.high} is below low {c.low}"
+    if c.high > MAX_PRICE:
+        return f"price {c.high} above the sanity bound {MAX_PRICE:g}"
     if not (c.low <= c.open <= c.high and c.low <= c.close <= c.high):
         return f"open {c.open} / close {c.close} outside [low {c.low}, high {c.high}]"
     if min(c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote) < 0 or c.trades < 0:
@@ -157,9 +162,25 @@ def check_candle(c: Candle) -> str | None:
     return None
 
 
+def check_quote(t: BookTop) -> str | None:
+    """Why a top-of-book quote must not be stored, or None when it is sane."""
+    numbers = (t.bid_price, t.bid_qty, t.ask_price, t.ask_qty)
+    if not all(math.isfinite(x) for x in numbers):
+        return "non-finite number (NaN or infinity)"
+    if t.bid_price <= 0:
+        return f"non-positive bid {t.bid_price}"
+    if t.ask_price < t.bid_price:
+        return f"crossed book: ask {t.ask_price} below bid {t.bid_price}"
+    if t.ask_price > MAX_PRICE:
+        return f"price {t.ask_price} above the sanity bound {MAX_PRICE:g}"
+    if min(t.bid_qty, t.ask_qty) < 0:
+        return f"negative size (bid {t.bid_qty}, ask {t.ask_qty})"
+    return None
+
+
 def sane(b: CandleBlock) -> np.ndarray:
     """Which rows pass :func:`check_candle`, for the whole block at once (NaN fails every comparison)."""
-    ok = (0 < b.low) & (b.low <= b.open) & (b.open <= b.high) & (b.high < INF)
+    ok = (0 < b.low) & (b.low <= b.open) & (b.open <= b.high) & (b.high <= MAX_PRICE)
     ok &= (b.low <= b.close) & (b.close <= b.high) & (b.trades >= 0) & (b.close_time > b.open_time)
     for volume in (b.volume, b.quote_volume, b.taker_buy_base, b.taker_buy_quote):
         ok &= (volume >= 0) & (volume < INF)
@@ -302,21 +323,34 @@ class CandleWriter:
             await _stage(conn, copy_data(symbol_id, block))
             return _count(await conn.execute(_REPLACE))
 
-    async def write_book(self, symbol_id: int, tops: Sequence[BookTop]) -> int:
-        """Upsert one top-of-book row per minute (the last quote before the minute closed wins)."""
-        rows = [
-            (symbol_id, ms_to_dt(t.minute), t.bid_price, t.bid_qty, t.ask_price, t.ask_qty, t.derived)
-            for t in tops
-            if t.bid_price > 0 and t.ask_price >= t.bid_price
-        ]
-        if len(rows) != len(tops):
-            log.warning(
-                "dropped %d crossed or empty quotes", len(tops) - len(rows), extra={"symbol_id": symbol_id}
-            )
-        if rows:
-            async with self.db.raw() as conn:
+    async def write_book(self, symbol_id: int, tops: Sequence[BookTop]) -> WriteResult:
+        """Upsert one top-of-book row per minute (the last quote before the minute closed wins).
+
+        Insane quotes are refused one by one, each with its reason; the others land. Should the
+        schema still refuse the batch, it is refused whole with the database's reason: a bad quote
+        never raises."""
+        result = WriteResult(received=len(tops))
+        rows = []
+        for i, t in enumerate(tops):
+            if reason := check_quote(t):
+                result.rejected.append(RejectedRow(i, t.minute, reason))
+            else:
+                rows.append((symbol_id, ms_to_dt(t.minute), t.bid_price, t.bid_qty, t.ask_price, t.ask_qty,
+                             t.derived))  # fmt: skip
+        for rejected in result.rejected:
+            log.warning("quote refused: %s", rejected, extra={"symbol_id": symbol_id})
+        if not rows:
+            return result
+        try:
+            async with self.db.raw() as conn, conn.transaction():
                 await conn.executemany(_UPSERT_BOOK, rows)
-        return len(rows)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            reason = f"the database refused the batch: {exc.message}"
+            log.error("quotes refused: %s", reason, extra={"symbol_id": symbol_id})
+            result.rejected = [RejectedRow(i, t.minute, reason) for i, t in enumerate(tops)]
+            return result
+        result.inserted = len(rows)
+        return result
 
 
 async def _copy(conn: asyncpg.Connection, table: str, data: bytes) -> str:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from cryptocast.actors.ingestor import IngestConfig
+from cryptocast.actors.budget import LocalBudget
+from cryptocast.actors.ingestor import IngestConfig, PairIngestor
 from cryptocast.records import MINUTE_MS
 from cryptocast.sql import migrate
 from cryptocast.sql.database import Database
@@ -19,16 +24,27 @@ from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_tim
 OUTAGE_S = 30.0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("buffer_limit", [20_000, 5])
-async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
-    """With a roomy buffer everything is held; with a tiny one the overflow is refetched over REST."""
+@asynccontextmanager
+async def own_server() -> AsyncIterator[tuple[EmbeddedPostgres, Database]]:
+    """A PostgreSQL server of the test's own, migrated, that the test may stop and start."""
     pg_dir = Path(tempfile.mkdtemp(prefix="cryptocast-outage-"))
     server = EmbeddedPostgres(pg_dir)
     url = server.start()
     await asyncio.to_thread(migrate.upgrade, url)
     db = Database(url)
     try:
+        yield server, db
+    finally:
+        await db.dispose()
+        server.stop()
+        shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("buffer_limit", [20_000, 5])
+async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
+    """With a roomy buffer everything is held; with a tiny one the overflow is refetched over REST."""
+    async with own_server() as (server, db):
         config = IngestConfig(lookback_ms=None, buffer_limit=buffer_limit)
         async with ingest_setup(db, speed=60.0, config=config) as (replay, ingestor):
             async with running(ingestor):
@@ -47,10 +63,42 @@ async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
         assert gaps_in(times) == [] and len(times) == len(set(times))
         if buffer_limit == 5:
             assert ingestor.counters.repaired > 0, "dropped candles should have come back over REST"
-    finally:
-        await db.dispose()
-        server.stop()
-        shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+async def test_crash_after_a_buffer_overflow_leaves_no_gap() -> None:
+    """Killed after the held candles landed but before REST brought back the dropped ones, the
+    pair's next run finds the gap in the ledger and repairs it: 0 missing minutes."""
+    async with own_server() as (server, db):
+        config = IngestConfig(lookback_ms=None, buffer_limit=5, reconcile_every=10**9)  # REST only to repair
+        async with ingest_setup(db, speed=60.0, config=config) as (replay, first):
+            symbols = set(replay.market.symbols)
+            task = asyncio.create_task(first.run(asyncio.Event()))
+            await wait_until(lambda: _is(first.state == "live"))
+            await asyncio.to_thread(server.stop)
+            await wait_until(lambda: _is(first.counters.dropped_from_buffer >= 3))
+            replay.faults.apply({"5xx": 1.0}, symbols)  # the repair of the dropped span cannot finish
+            await asyncio.to_thread(server.start)
+            await wait_until(lambda: _is(not first._db_down and not first._pending), 60)
+            await asyncio.sleep(1.0)  # the repair is under way, stuck on the exchange's errors
+            task.cancel()  # the crash: nothing after this point runs
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+            left = gaps_in(await stored_open_times(db, "BTCUSDT"))
+            assert left, "the crash should have left the dropped candles missing"
+
+            replay.faults.apply({"5xx": 0}, symbols)
+            second = PairIngestor("BTCUSDT", db, first.exchange, LocalBudget(), IngestConfig(lookback_ms=None))
+            async with running(second):
+                await wait_until(lambda: _is(second.state == "live"), 60)
+                target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
+                await wait_until(lambda: _is((second.last_stored or 0) >= target), 60)
+            times = await stored_open_times(db, "BTCUSDT")
+            async with db.connect() as conn:
+                ledger = (await conn.execute(text("SELECT kind, count(*) FROM gaps GROUP BY kind"))).all()
+        assert gaps_in(times) == [], f"missing after the restart: {left}"
+        assert len(times) == len(set(times))
+        assert ledger == [], "a repaired gap leaves the ledger"
 
 
 async def _is(value: bool) -> bool:

@@ -1,10 +1,12 @@
-"""Ingestion under every exchange fault the replay can inject: 0 missing minutes, 0 duplicates."""
+"""Ingestion under every exchange fault the replay can inject: 0 missing minutes, 0 duplicates,
+and no candle from the future."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from sqlalchemy import text
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
@@ -51,3 +53,23 @@ async def test_fault_loses_no_minute(db: Database, fault: str) -> None:
 
 async def _is(value: bool) -> bool:
     return value
+
+
+async def test_future_dated_candle_is_refused_and_the_pair_streams_on(db: Database) -> None:
+    """A closed candle dated a week ahead is neither stored nor taken as the newest minute seen."""
+    async with ingest_setup(db, speed=300.0) as (server, ingestor):
+        async with running(ingestor):
+            await wait_until(lambda: _is(ingestor.state == "live"))
+            server.faults.apply({"future": "BTCUSDT:10080"}, set(server.market.symbols))
+            await wait_until(lambda: _is(not server.faults.future_pending))
+            sent_at = server.clock.now()
+            target = sent_at // MINUTE_MS * MINUTE_MS + 5 * MINUTE_MS  # minutes that close after it
+            await wait_until(lambda: _is((ingestor.last_stored or 0) >= target))
+            now = server.clock.now()
+        times = await stored_open_times(db, "BTCUSDT")
+        async with db.connect() as conn:
+            ledgered = (await conn.execute(text("SELECT count(*) FROM gaps"))).scalar()
+    assert max(times) <= now, "a candle from the future was stored"
+    assert gaps_in(times) == [] and len(times) == len(set(times))
+    assert ledgered == 0, "the minutes before the future candle are no exchange holes"
+    assert ingestor.counters.future_rejected == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
 from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, wait_until
@@ -98,3 +100,28 @@ async def test_planned_renewal_before_the_connection_cutoff_loses_nothing(db: Da
         times = await stored_open_times(db, "BTCUSDT")
     assert gaps_in(times) == [] and len(times) == len(set(times))
     assert ingestor.counters.reconnects == 0, "a planned renewal is not a failure"
+
+
+async def test_a_bad_quote_is_refused_and_the_pair_streams_on(db: Database) -> None:
+    """A quote the schema would refuse (a negative size) is counted and dropped; the actor lives on."""
+    from sqlalchemy import text
+
+    from cryptocast.exchange.binance import BookQuote
+
+    bad = BookQuote("BTCUSDT", 100.0, -1.0, 100.5, 2.0)
+    async with ingest_setup(db, speed=300.0) as (server, ingestor):
+        async with running(ingestor):
+            await wait_until(lambda: _async(ingestor.state == "live"))
+            for _ in range(100):  # a closing minute takes the last quote seen: 2 s of them, ~10 closes
+                ingestor._events.put_nowait(bad)
+                await asyncio.sleep(0.02)
+            marked = ingestor.last_stored
+            await wait_until(lambda: _async(ingestor.last_stored >= marked + 5 * MINUTE_MS))
+        async with db.connect() as conn:
+            books, negative = (
+                await conn.execute(text("SELECT count(*), count(*) FILTER (WHERE bid_qty < 0) FROM top_of_book"))
+            ).one()
+        times = await stored_open_times(db, "BTCUSDT")
+    assert ingestor.counters.quotes_refused >= 1
+    assert books > 0 and negative == 0, "good quotes land, the bad one does not"
+    assert gaps_in(times) == [] and len(times) == len(set(times))

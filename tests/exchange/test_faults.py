@@ -19,6 +19,7 @@ from cryptocast.exchange.binance import (
 )
 from cryptocast.exchange.faults import FaultError, parse_fault_args
 from cryptocast.exchange.server import ReplayServer
+from cryptocast.records import MINUTE_MS
 
 from .conftest import ReplayFactory, async_client, exchange_for
 
@@ -156,6 +157,22 @@ async def test_malformed_messages_break_the_stream(replay: ReplayFactory) -> Non
                 await stream.recv()
 
 
+async def test_future_sends_one_closed_candle_dated_ahead(replay: ReplayFactory) -> None:
+    async with replay(pairs=["BTCUSDT"], speed=60.0) as server:
+        async with exchange_for(server) as exchange, exchange.kline_stream(["BTCUSDT"]) as stream:
+            await stream.recv()
+            await set_faults(server, future="BTCUSDT:30")
+            for _ in range(200):
+                update = await stream.recv()
+                if update.closed and update.candle.open_time > server.clock.now():
+                    break
+            else:
+                pytest.fail("no future-dated candle arrived")
+            ahead = update.candle.open_time - update.event_time // MINUTE_MS * MINUTE_MS
+            assert ahead == 30 * MINUTE_MS and update.candle.close_time == update.candle.open_time + 59_999
+            assert (await set_faults(server, "GET"))["future"] == {}, "sent once, then off"
+
+
 async def test_admin_endpoint_validates_and_reports(replay: ReplayFactory) -> None:
     async with replay(pairs=["BTCUSDT"], clones={"BTCUSDT": 2}) as server:
         async with aiohttp.ClientSession() as http:
@@ -164,6 +181,10 @@ async def test_admin_endpoint_validates_and_reports(replay: ReplayFactory) -> No
                 assert response.status == 400 and "unknown faults" in (await response.json())["error"]
             async with http.post(f"{base}/replay/faults", json={"halt": "NOPE:3"}) as response:
                 assert response.status == 400
+            for bad in ("NOPE:3", "BTCUSDT:0", "BTCUSDT:soon", "BTCUSDT"):
+                async with http.post(f"{base}/replay/faults", json={"future": bad}) as response:
+                    assert response.status == 400, bad
+                    assert "fault future" in (await response.json())["error"]
             state = await set_faults(server, latency=5, stall=["btcusdt@kline_1m"], halt="BTCUSDT_C01:60")
             assert (
                 state["latency"] == 5

@@ -16,7 +16,7 @@ from cryptocast.sql.bench import synthetic_candles
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, candle_count
 from cryptocast.sql.schema import CANDLES_CHANNEL, price_history, symbols, top_of_book
-from cryptocast.sql.writer import CandleWriter, WriteError
+from cryptocast.sql.writer import MAX_PRICE, CandleWriter, WriteError
 
 START = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS
 
@@ -100,6 +100,8 @@ async def test_stored_candle_keeps_every_field(db: Database, pair: int) -> None:
         ({"open": 1e9}, "outside"),
         ({"open_time": START + 5}, "minute boundary"),
         ({"low": 0.0, "open": 0.0}, "non-positive"),
+        ({"high": 2 * MAX_PRICE}, "above the sanity bound"),
+        ({"open": 2 * MAX_PRICE, "high": 2 * MAX_PRICE, "close": 2 * MAX_PRICE}, "above the sanity bound"),
     ],
 )
 async def test_bad_rows_are_named_and_good_rows_land(
@@ -211,13 +213,48 @@ async def test_mixed_kinds_keep_their_provenance_and_derived_fields(db: Database
 
 async def test_top_of_book_last_quote_wins_and_crossed_quotes_are_dropped(db: Database, pair: int) -> None:
     writer = CandleWriter(db)
-    assert await writer.write_book(pair, [BookTop(START, 100.0, 1.0, 100.5, 2.0)]) == 1
-    assert await writer.write_book(pair, [BookTop(START, 101.0, 1.5, 101.2, 2.5, derived=True)]) == 1
-    assert await writer.write_book(pair, [BookTop(START + MINUTE_MS, 102.0, 1.0, 101.0, 1.0)]) == 0
+    assert (await writer.write_book(pair, [BookTop(START, 100.0, 1.0, 100.5, 2.0)])).inserted == 1
+    assert (await writer.write_book(pair, [BookTop(START, 101.0, 1.5, 101.2, 2.5, derived=True)])).inserted == 1
+    assert (await writer.write_book(pair, [BookTop(START + MINUTE_MS, 102.0, 1.0, 101.0, 1.0)])).inserted == 0
     async with db.connect() as conn:
         rows = (await conn.execute(select(top_of_book))).mappings().all()
     assert len(rows) == 1
     assert (rows[0]["bid_price"], rows[0]["ask_price"], rows[0]["derived"]) == (101.0, 101.2, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"bid_qty": -1.0}, "negative size"),
+        ({"ask_qty": -0.5}, "negative size"),
+        ({"ask_price": math.inf}, "non-finite"),
+        ({"bid_qty": math.nan}, "non-finite"),
+        ({"bid_price": 0.0}, "non-positive bid"),
+        ({"ask_price": 99.0}, "crossed"),
+        ({"ask_price": 2 * MAX_PRICE}, "above the sanity bound"),
+    ],
+)
+async def test_bad_quotes_are_named_and_good_quotes_land(
+    db: Database, pair: int, change: dict, reason: str
+) -> None:
+    tops = [BookTop(START + i * MINUTE_MS, 100.0, 1.0, 100.5, 2.0) for i in range(3)]
+    tops[1] = dataclasses.replace(tops[1], **change)
+    result = await CandleWriter(db).write_book(pair, tops)
+    assert [r.index for r in result.rejected] == [1] and reason in result.rejected[0].reason
+    assert result.inserted == 2
+    async with db.connect() as conn:
+        minutes = (await conn.execute(select(top_of_book.c.minute).order_by(top_of_book.c.minute))).scalars()
+        assert [m.timestamp() * 1000 for m in minutes] == [START, START + 2 * MINUTE_MS]
+
+
+async def test_a_quote_the_schema_refuses_is_reported_not_raised(db: Database, pair: int) -> None:
+    """The last line behind :func:`check_quote`: a constraint violation refuses the batch, it never raises."""
+    tops = [BookTop(START, 100.0, 1.0, 100.5, 2.0), BookTop(START + MINUTE_MS, 100.0, 1.0, 100.5, 2.0, None)]
+    result = await CandleWriter(db).write_book(pair, tops)  # type: ignore[arg-type]
+    assert result.inserted == 0 and len(result.rejected) == 2
+    assert 'column "derived"' in result.rejected[0].reason and "not-null" in result.rejected[1].reason
+    async with db.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM top_of_book"))).scalar() == 0
 
 
 async def test_stale_last_candle_marker_falls_back_to_merge(db: Database, pair: int) -> None:
