@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cryptocast import __version__
-from cryptocast.cliutil import console, with_database
+from cryptocast.cliutil import console, fail, with_database
+from cryptocast.confirm import Yes, confirm
 from cryptocast.logs import setup_logging
 from cryptocast.settings import ConfigurationError, get_settings
 from cryptocast.sql.database import Database, describe
@@ -77,13 +78,20 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 @db_app.command("downgrade")
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="target revision, '-1' or 'base'")] = "-1",
+    revision: Annotated[str, typer.Argument(help="target revision, '-1' or 'base' (there is no default)")],
+    yes: Yes = False,
 ) -> None:
-    """Migrate the schema back."""
+    """Migrate the schema back to REVISION: the tables added after it are dropped with their rows."""
     from cryptocast.sql import migrate
     from cryptocast.sql.queries import schema_version
 
     async def work(db: Database) -> None:
+        current = await schema_version(db) or "base"
+        confirm(
+            f"downgrade the schema of {describe(db.url)} from {current} to {revision}, "
+            "dropping the tables added since and every row in them",
+            yes,
+        )
         await asyncio.to_thread(migrate.downgrade, db.url, revision)
         console.print(f"schema at [bold]{await schema_version(db) or 'base'}[/] on {describe(db.url)}")
 
@@ -115,8 +123,11 @@ def db_status() -> None:
 
 
 @db_app.command("prune")
-def db_prune() -> None:
-    """Apply the configured retention to predictions and top of book (candles are kept)."""
+def db_prune(yes: Yes = False) -> None:
+    """Apply the configured retention to predictions and top of book (candles are kept).
+
+    A retention of 0 days deletes every row of its table, so it asks first.
+    """
     from datetime import UTC, datetime
 
     from sqlalchemy import func, select
@@ -125,11 +136,24 @@ def db_prune() -> None:
     from cryptocast.sql.schema import symbols
 
     settings = get_settings()
+    retention = {
+        "predictions": settings.retention_predictions_days,
+        "top of book": settings.retention_top_of_book_days,
+    }
+    negative = [f"{table} ({days})" for table, days in retention.items() if days is not None and days < 0]
+    if negative:
+        raise fail(
+            f"a retention must be 0 days or more, not {', '.join(negative)} (CRYPTOCAST_RETENTION_*_DAYS); "
+            "nothing was pruned"
+        )
+    emptied = [table for table, days in retention.items() if days == 0]
+    if emptied:
+        confirm(f"delete every row of {' and '.join(emptied)} (a retention of 0 days)", yes)
 
     async def work(db: Database) -> None:
         async with db.connect() as conn:  # ages follow the exchange clock: the newest stored minute
             newest = (await conn.execute(select(func.max(symbols.c.last_candle_time)))).scalar()
-        now = newest or datetime.now(UTC)
+        now = newest or datetime.now(UTC)  # prune() never lets it run ahead of the wall clock
         pruned = await prune(
             db, now, settings.retention_predictions_days, settings.retention_top_of_book_days
         )

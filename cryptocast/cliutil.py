@@ -9,7 +9,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from cryptocast.settings import Settings
+from cryptocast.settings import ConfigurationError, Settings
 from cryptocast.sql.database import Database, DatabaseUnavailable
 
 T = TypeVar("T")
@@ -47,3 +47,6 @@ def with_database(
             return asyncio.run(run(url))
     except DatabaseUnavailable as exc:
         raise fail(str(exc)) from None
+    except ConfigurationError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None

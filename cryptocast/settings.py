@@ -6,6 +6,7 @@ default. Outside dev mode the settings refuse to start with empty or well-known 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     bind_host: str = LOOPBACK
     api_port: int = 8000
+    # Requests that change state (add, remove, retrain, rollback), per client address: a burst of
+    # ``api_write_burst``, refilled at ``api_writes_per_minute`` (serve/ratelimit.py).
+    api_write_burst: int = Field(60, ge=1, le=100_000)
+    api_writes_per_minute: float = Field(60.0, gt=0, le=1_000_000)
     # Serve's direct ingress: the API is also answered by its replica on a loopback port of its own,
     # without the proxy hop (~20x the proxy's requests/s here); the port is the replica's, found at
     # start. Local Ray only: a cluster needs RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in its own environment.
@@ -118,18 +123,28 @@ class Settings(BaseSettings):
         return [pair.upper() for pair in value]
 
     @model_validator(mode="after")
+    def _refuse_open_writes_beyond_loopback(self) -> Settings:
+        """Dev mode needs no token for writes: that is only safe where nobody else can connect."""
+        token = self.api_token.get_secret_value().strip() if self.api_token else ""
+        if self.mode is Mode.DEV and not token and not is_loopback(self.bind_host):
+            raise ConfigurationError(
+                f"refusing to start in dev mode bound to {self.bind_host}: without a token every write "
+                "(add, remove, purge, retrain) is open to anyone who can reach it; set CRYPTOCAST_API_TOKEN, "
+                f"or bind loopback (CRYPTOCAST_BIND_HOST={LOOPBACK}), or use CRYPTOCAST_MODE=prod"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
+        """In prod mode every secret this process is given must be real; which secrets a process needs
+        is checked where they are used (:meth:`require_api_token`, :meth:`require_database_url`), so
+        the dashboard or an ingestion pod runs without the API token it never sees."""
         if self.mode is Mode.DEV:
             return self
         problems = []
-        token = self.api_token.get_secret_value() if self.api_token else ""
-        if token.strip().lower() in DEFAULT_SECRETS or len(token) < 16:
-            problems.append("CRYPTOCAST_API_TOKEN must be set to a random value of at least 16 characters")
-        if self.database_url is None:
-            problems.append(
-                "CRYPTOCAST_DATABASE_URL must point at a managed PostgreSQL (the embedded one is dev only)"
-            )
-        else:
+        if self.api_token is not None and _weak_token(self.api_token.get_secret_value()):
+            problems.append("CRYPTOCAST_API_TOKEN must be a random value of at least 16 characters")
+        if self.database_url is not None:
             from sqlalchemy.engine import make_url
 
             password = make_url(self.database_url.get_secret_value()).password or ""
@@ -140,6 +155,22 @@ class Settings(BaseSettings):
                 "refusing to start in prod mode: " + "; ".join(problems) + " (or set CRYPTOCAST_MODE=dev)"
             )
         return self
+
+    def require_api_token(self) -> None:
+        """The API in prod mode serves writes only behind a token: refuse to start without one."""
+        if self.mode is Mode.PROD and self.api_token is None:
+            raise ConfigurationError(
+                "refusing to serve the API in prod mode: CRYPTOCAST_API_TOKEN must be set to a random "
+                "value of at least 16 characters (or set CRYPTOCAST_MODE=dev)"
+            )
+
+    def require_database_url(self) -> None:
+        """Prod mode uses a managed PostgreSQL; the embedded server is for dev mode only."""
+        if self.mode is Mode.PROD and self.database_url is None:
+            raise ConfigurationError(
+                "refusing to start in prod mode: CRYPTOCAST_DATABASE_URL must point at a managed "
+                "PostgreSQL (the embedded one is dev only; or set CRYPTOCAST_MODE=dev)"
+            )
 
     # --- derived values -------------------------------------------------------------------------
     @property
@@ -176,6 +207,21 @@ class Settings(BaseSettings):
     @property
     def pg_dir(self) -> Path:
         return self.data_dir / "pg"
+
+
+def _weak_token(token: str) -> bool:
+    return token.strip().lower() in DEFAULT_SECRETS or len(token.strip()) < 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine alone: ``localhost``, 127.0.0.0/8 or ::1."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 @lru_cache(maxsize=1)

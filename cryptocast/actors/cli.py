@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cryptocast.cliutil import console, with_database
+from cryptocast.confirm import Yes, confirm
 from cryptocast.settings import LOOPBACK, Settings, get_settings
 
 pairs_app = typer.Typer(
@@ -63,10 +64,14 @@ def pairs_add(symbol: str) -> None:
 def pairs_remove(
     symbol: str,
     purge: Annotated[bool, typer.Option(help="also delete its candles, models and predictions")] = False,
+    yes: Yes = False,
 ) -> None:
-    """Stop ingesting SYMBOL; its data stays unless --purge."""
+    """Stop ingesting SYMBOL; its data stays unless --purge (which asks first, or takes --yes)."""
     from cryptocast.actors.commands import normalise_symbol
     from cryptocast.sql.queries import submit_command
+
+    if purge:
+        confirm(f"purge {symbol.upper()}: delete its candles, top of book, models and predictions", yes)
 
     async def work(db) -> None:  # noqa: ANN001
         command = await submit_command(db, "purge_pair" if purge else "remove_pair", normalise_symbol(symbol))

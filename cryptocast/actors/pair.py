@@ -20,6 +20,7 @@ from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.logs import setup_logging
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import symbols
+from cryptocast.sql.urlfile import read_url
 
 NAMESPACE = "cryptocast"
 BUDGET_NAME = "rate_budget"
@@ -91,11 +92,11 @@ class PairActor:
     """Hosts one :class:`PairIngestor`; starts ingesting as soon as it is constructed."""
 
     def __init__(
-        self, symbol: str, db_url: str, rest_url: str, stream_url: str, lookback_ms: int | None
+        self, symbol: str, db_url_file: str | None, rest_url: str, stream_url: str, lookback_ms: int | None
     ) -> None:
         setup_logging()
         self.symbol = symbol
-        self.db_url = db_url
+        self.db_url = read_url(db_url_file)
         self.rest_url, self.stream_url = rest_url, stream_url
         self.config = IngestConfig(lookback_ms=lookback_ms)
         self.ingestor: PairIngestor | None = None

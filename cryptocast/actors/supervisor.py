@@ -26,6 +26,7 @@ from cryptocast.logs import setup_logging
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import COMMANDS_CHANNEL, symbols
+from cryptocast.sql.urlfile import read_url, write_url
 
 SUPERVISOR_NAME = "supervisor"
 SUPERVISOR_CPUS = 0.02
@@ -52,10 +53,11 @@ class Tracked:
 @ray.remote(num_cpus=SUPERVISOR_CPUS, max_restarts=-1, max_task_retries=-1)
 class Supervisor:
     def __init__(
-        self, db_url: str, rest_url: str, stream_url: str, lookback_ms: int | None, weight_limit: int
+        self, db_url_file: str | None, rest_url: str, stream_url: str, lookback_ms: int | None, weight_limit: int
     ) -> None:
         setup_logging()
-        self.db_url, self.rest_url, self.stream_url = db_url, rest_url, stream_url
+        self.db_url_file, self.db_url = db_url_file, read_url(db_url_file)
+        self.rest_url, self.stream_url = rest_url, stream_url
         self.lookback_ms = lookback_ms
         self.weight_limit = weight_limit
         self.tracked: dict[str, Tracked] = {}
@@ -169,7 +171,7 @@ class Supervisor:
         log.info("starting pair actor", extra={"pair": symbol})
         return PairActor.options(
             name=pair_actor_name(symbol), namespace=NAMESPACE, lifetime="detached", get_if_exists=True
-        ).remote(symbol, self.db_url, self.rest_url, self.stream_url, self.lookback_ms)
+        ).remote(symbol, self.db_url_file, self.rest_url, self.stream_url, self.lookback_ms)
 
     async def _restart(self, symbol: str, tracked: Tracked, problem: str) -> None:
         failures, _ = self.failures.get(symbol, (0, 0.0))
@@ -249,6 +251,7 @@ class Supervisor:
 def start_supervisor(
     db_url: str, rest_url: str, stream_url: str, lookback_ms: int | None, weight_limit: int = 6000
 ) -> ray.actor.ActorHandle:
+    """Start (or find) the supervisor; the URL reaches it, and its pair actors, as the path of its file."""
     return Supervisor.options(
         name=SUPERVISOR_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
-    ).remote(db_url, rest_url, stream_url, lookback_ms, weight_limit)
+    ).remote(write_url(db_url), rest_url, stream_url, lookback_ms, weight_limit)

@@ -25,6 +25,9 @@ SERVE_FIELDS = (
     "bind_host",
     "api_port",
 )
+# Rendering serves nothing and holds no secrets: dev mode skips the checks of secrets, and this
+# placeholder the refusal of open writes on a non-loopback bind (the pods get the real token).
+RENDER_TOKEN = "rendering-serves-nothing"
 
 
 def cluster_options(settings: Settings) -> ServeOptions:
@@ -41,7 +44,7 @@ def settings_from_env(env: dict[str, str]) -> Settings:
         name = key.removeprefix(ENV_PREFIX).lower()
         if key.startswith(ENV_PREFIX) and name in SERVE_FIELDS:
             values[name] = value
-    return Settings(_env_file=None, mode="dev", **values)
+    return Settings(_env_file=None, mode="dev", api_token=RENDER_TOKEN, **values)
 
 
 def offline_pairs(symbols: list[str]) -> list[PairEntry]:

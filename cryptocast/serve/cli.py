@@ -7,7 +7,8 @@ import asyncio
 import typer
 import yaml
 
-from cryptocast.settings import get_settings
+from cryptocast.cliutil import console
+from cryptocast.settings import ConfigurationError, get_settings
 
 serve_app = typer.Typer(help="Ray Serve: the API and one application per pair.", no_args_is_help=True)
 
@@ -21,6 +22,11 @@ def _with_db(work):  # noqa: ANN001, ANN202 - async callable(Database, url)
     from cryptocast.sql.runtime import database_url
 
     settings = get_settings()
+    try:
+        settings.require_database_url()
+    except ConfigurationError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
 
     async def run(url):  # noqa: ANN001, ANN202
         db = Database(url)

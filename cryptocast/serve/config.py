@@ -10,12 +10,13 @@ twice changes nothing, which is why the config is always regenerated rather than
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import text
 
 from cryptocast.settings import LOOPBACK, Settings
 from cryptocast.sql.database import Database
+from cryptocast.sql.urlfile import write_url
 
 ROUTER_APP = "router"
 ROUTER_IMPORT = "cryptocast.serve.router:app"
@@ -44,8 +45,10 @@ _PAIRS_SQL = text("SELECT id, symbol, status FROM symbols ORDER BY symbol")
 class ServeOptions:
     """Everything the applications need, passed to them as builder arguments.
 
-    ``database_url`` is left out of printed configs (replicas then read ``CRYPTOCAST_DATABASE_URL``),
-    so a config file never carries a password.
+    ``database_url`` never leaves the driver: Serve records application args, so building a config
+    moves the URL into an owner-only file (:meth:`sealed`) and the args carry that file's path
+    (:mod:`cryptocast.sql.urlfile`). Without either, replicas read ``CRYPTOCAST_DATABASE_URL``
+    (a cluster's pods get it from a Secret), so a config never carries a password.
     """
 
     model_store: str
@@ -53,7 +56,8 @@ class ServeOptions:
     stream_url: str
     host: str = LOOPBACK
     port: int = 8000
-    database_url: str | None = None
+    database_url: str | None = None  # the driver's; never in args
+    database_url_file: str | None = None
     manage_config: bool = True  # the router re-applies the config when the database changes
     skill_window_minutes: int = 24 * 60
     skill_min_samples: int = 120
@@ -70,8 +74,14 @@ class ServeOptions:
             database_url=database_url,
         )
 
+    def sealed(self) -> ServeOptions:
+        """These options with the database URL moved into its file: what may be sent to Serve."""
+        if self.database_url is None:
+            return self
+        return replace(self, database_url=None, database_url_file=write_url(self.database_url))
+
     def args(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "database_url"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +120,8 @@ async def served_pairs(db: Database) -> list[PairEntry]:
 
 def pair_application(entry: PairEntry, options: ServeOptions) -> dict:
     args = {"symbol": entry.symbol, "symbol_id": entry.symbol_id, "model_store": options.model_store}
-    if options.database_url:
-        args["database_url"] = options.database_url
+    if options.database_url_file:
+        args["database_url_file"] = options.database_url_file
     return {
         "name": pair_app_name(entry.symbol),
         "route_prefix": None,  # reached through the router's handle, never over HTTP directly
@@ -142,7 +152,11 @@ def router_application(options: ServeOptions) -> dict:
 
 
 def build_config(pairs: list[PairEntry], options: ServeOptions) -> dict:
-    """A ``ServeDeploySchema`` document (the shape of ``serve deploy`` files and serveConfigV2)."""
+    """A ``ServeDeploySchema`` document (the shape of ``serve deploy`` files and serveConfigV2).
+
+    A database URL in ``options`` reaches the replicas as the path of its file, never in the document.
+    """
+    options = options.sealed()
     config = {
         "proxy_location": "HeadOnly",
         "http_options": {"host": options.host, "port": options.port},

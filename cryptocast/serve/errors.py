@@ -1,4 +1,8 @@
-"""Every error the API returns is JSON: ``{"error": code, "message": sentence, ...details}``."""
+"""Every error the API returns is JSON: ``{"error": code, "message": sentence, ...details}``.
+
+An unreachable database is explained in the server log only: its reason names the user, host,
+port and database, which are nobody's business outside the deployment.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ from cryptocast.sql.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
+DATABASE_DOWN = "the database cannot be reached right now; the server log says where and why"
+
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 422: "invalid", 503: "unavailable"}  # fmt: skip
+                405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited",
+                503: "unavailable"}  # fmt: skip
 
 
 class ApiError(Exception):
@@ -54,8 +61,9 @@ def install(app: FastAPI) -> None:
                             headers=getattr(exc, "headers", None))  # fmt: skip
 
     @app.exception_handler(DatabaseUnavailable)
-    async def database_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        return JSONResponse({"error": "unavailable", "message": str(exc)}, status_code=503)
+    async def database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error": "unavailable", "message": DATABASE_DOWN}, status_code=503)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -70,7 +70,7 @@ AND (status IN ('pending', 'running') OR created_at > now() - $2 * interval '1 m
 class LivePredictor:
     def __init__(self, options: dict) -> None:
         self.options = ServeOptions(**options)
-        self.db = replica_database(self.options.database_url)
+        self.db = replica_database(self.options.database_url_file)
         self.latency_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)  # notification → rows stored
         self.counts = {"notifications": 0, "stored": 0, "late": 0, "failed": 0, "retrains": 0, "applied": 0}
         self.last_error: str | None = None

@@ -3,13 +3,16 @@
 The latest forecast of a pair changes once a minute, yet it is the answer most polled. Under load,
 reusing it for half a second takes the database off the request path without making it stale in
 any way that matters (its ``freshness`` block still says when it was read). Concurrent misses for
-the same key wait for one query instead of each sending their own. Keys come from callers (a time
-range), so the cache holds at most ``max_entries``: expired ones go first, then the oldest.
+the same key wait for one query instead of each sending their own. Keys come from callers (a
+symbol, a time range), so everything the cache holds is bounded: at most ``max_entries`` values
+(expired ones go first, then the oldest), and a key's lock lives only while someone holds or waits
+for it, so keys whose reads fail (a pair that does not exist) leave nothing behind.
 While one caller refreshes an expired entry, the others get the previous value if it expired less
 than one TTL ago, instead of queueing behind the refresh (stale while revalidate): a short TTL then
-costs one refresh per TTL, not a stall of every caller. News of a change (``drop``) ends entries
-early; a refresh that was already reading when the news came is returned to its callers but not
-kept, since it may have read the data from before the change.
+costs one refresh per TTL, not a stall of every caller. A cache built with ``stale=False`` never
+does this (an answer that must not be older than its TTL). News of a change (``drop``) ends
+entries early; a refresh that was already reading when the news came is returned to its callers
+but not kept, since it may have read the data from before the change.
 """
 
 from __future__ import annotations
@@ -25,12 +28,23 @@ T = TypeVar("T")
 MAX_ENTRIES = 256
 
 
+class _Flight:
+    """One key's lock and how many callers hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class MicroCache(Generic[T]):
-    def __init__(self, ttl_s: float, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, ttl_s: float, max_entries: int = MAX_ENTRIES, stale: bool = True) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        self.stale = stale
         self.entries: dict[str, tuple[float, float, T]] = {}  # fresh until, usable while refreshing until, value
-        self.locks: dict[str, asyncio.Lock] = {}
+        self.flights: dict[str, _Flight] = {}  # keys being read now
         self.drops = 0  # how many times news ended entries: a refresh that saw it change is not kept
 
     def _make_room(self) -> None:
@@ -39,8 +53,6 @@ class MicroCache(Generic[T]):
             del self.entries[key]
         while len(self.entries) >= self.max_entries:
             del self.entries[next(iter(self.entries))]
-        for key in [k for k, lock in self.locks.items() if k not in self.entries and not lock.locked()]:
-            del self.locks[key]
 
     def _fresh(self, key: str) -> T | None:
         hit = self.entries.get(key)
@@ -64,20 +76,30 @@ class MicroCache(Generic[T]):
         value = self._fresh(key)
         if value is not None:
             return value
-        lock = self.locks.setdefault(key, asyncio.Lock())
+        flight = self.flights.get(key)
         hit = self.entries.get(key)
-        if lock.locked() and hit is not None and hit[1] > time.monotonic():
+        if flight is not None and hit is not None and hit[1] > time.monotonic():
             return hit[2]  # being refreshed: the previous value, at most one TTL past fresh
-        async with lock:
-            value = self._fresh(key)
-            if value is None:
-                drops = self.drops
-                value = await make()
-                if drops != self.drops:
-                    return value
-                if len(self.entries) >= self.max_entries:
-                    self._make_room()
-                ttl = self.ttl_s if ttl_s is None else ttl_s
-                now = time.monotonic()
-                self.entries[key] = (now + ttl, now + 2 * ttl, value)
+        if flight is None:
+            flight = self.flights[key] = _Flight()
+        flight.users += 1
+        try:
+            async with flight.lock:
+                value = self._fresh(key)  # filled while this caller waited
+                return value if value is not None else await self._refresh(key, make, ttl_s)
+        finally:
+            flight.users -= 1
+            if not flight.users:
+                del self.flights[key]
+
+    async def _refresh(self, key: str, make: Callable[[], Awaitable[T]], ttl_s: float | None) -> T:
+        drops = self.drops
+        value = await make()
+        if drops != self.drops:
             return value
+        if key not in self.entries and len(self.entries) >= self.max_entries:
+            self._make_room()
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        now = time.monotonic()
+        self.entries[key] = (now + ttl, now + (2 * ttl if self.stale else ttl), value)
+        return value

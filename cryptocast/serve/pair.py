@@ -43,9 +43,9 @@ def _problem(kind: str, message: str) -> dict:
     name=PAIR_DEPLOYMENT, ray_actor_options={"num_cpus": PAIR_CPUS}, max_ongoing_requests=MAX_ONGOING
 )
 class PairModel:
-    def __init__(self, symbol: str, symbol_id: int, model_store: str, database_url: str | None = None) -> None:
+    def __init__(self, symbol: str, symbol_id: int, model_store: str, database_url_file: str | None = None) -> None:
         self.symbol, self.symbol_id, self.model_store = symbol, symbol_id, model_store
-        self.db = replica_database(database_url)
+        self.db = replica_database(database_url_file)
         self.models = ModelSet()
         self.alarm: dict | None = None
         self.loaded_at: float | None = None
@@ -118,4 +118,4 @@ class PairModel:
 
 def app(args: dict) -> serve.Application:
     """Application builder (``import_path`` of every ``pair_<SYMBOL>`` application)."""
-    return PairModel.bind(args["symbol"], int(args["symbol_id"]), args["model_store"], args.get("database_url"))
+    return PairModel.bind(args["symbol"], int(args["symbol_id"]), args["model_store"], args.get("database_url_file"))

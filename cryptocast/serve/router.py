@@ -8,6 +8,7 @@ last candle and the data lag.
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -30,21 +31,25 @@ from cryptocast.exchange.clock import WEEK_MS
 from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
 from cryptocast.serve import errors, metrics, reads, scoring, timeranges, training
 from cryptocast.serve.auth import require_token
+from cryptocast.serve.bodylimit import BodyLimit
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
 from cryptocast.serve.encoded import GZIP_LEVEL, GZIP_MIN_BYTES, Prepared, Renewing, dumps, encode, respond
 from cryptocast.serve.errors import ApiError
 from cryptocast.serve.exchangeclock import ExchangeClock, server_time
-from cryptocast.serve.hotpath import HotApi, request_key
+from cryptocast.serve.hotpath import HotApi
 from cryptocast.serve.live import LivePredictor
 from cryptocast.serve.microcache import MicroCache
+from cryptocast.serve.ratelimit import limit_writes
 from cryptocast.serve.runtime import replica_database
-from cryptocast.settings import get_settings
+from cryptocast.settings import EXCHANGE_URLS, get_settings
 from cryptocast.sql import command_queue
 from cryptocast.sql.notices import listen
 from cryptocast.sql.queries import submit_command
 from cryptocast.sql.schema import CANDLES_CHANNEL, COMMAND_KINDS, COMMAND_STATUSES, PREDICTIONS_CHANNEL
 from cryptocast.tune import registry
 from cryptocast.tune.candles import OHLCV
+
+log = logging.getLogger(__name__)
 
 ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
@@ -57,6 +62,8 @@ REUSE_WALL_S = 0.5
 REUSE_EXCHANGE_S = 1.0
 CHAMPIONS_TTL_S = 1.0  # a pair's champions change daily at most; every answer names them
 PAGE_TTL_S = 5.0  # a page of candles is keyed by the pair's last candle; this bounds a repair's wait
+HEALTH_TTL_S = 1.0  # probes and dashboards poll /health; one check a second answers them all
+PUBLIC_REST_URLS = frozenset(rest for rest, _ in EXCHANGE_URLS.values())  # named in /health; others are not
 MAX_WINDOW = 2000  # candles a caller may send to /predict
 MAX_PRICE = 1e12
 BACKFILLING = ("new", "backfilling")
@@ -71,6 +78,7 @@ def new_api() -> HotApi:
         description="Per-pair crypto price forecasts (1, 5, 15, 30 min) with 80/95 % intervals.",
     )
     errors.install(app)
+    app.add_middleware(BodyLimit)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(metrics.RequestMetrics)
     if get_settings().cors_origins:
@@ -80,6 +88,7 @@ def new_api() -> HotApi:
 
 
 api = new_api()
+WRITES = [Depends(limit_writes), Depends(require_token)]  # routes that change state: the rate, then the token
 
 Symbol = Annotated[str, Query(max_length=64)]
 Start = Annotated[datetime | None, Query(description="inclusive, ISO 8601 (UTC if no offset)")]
@@ -202,8 +211,9 @@ async def _replay_details(client: httpx.AsyncClient, rest_url: str) -> dict:
 @serve.ingress(api)
 class Router:
     def __init__(self, options: dict, live: DeploymentHandle) -> None:
+        get_settings().require_api_token()
         self.options = ServeOptions(**options)
-        self.db = replica_database(self.options.database_url, ROUTER_POOL)
+        self.db = replica_database(self.options.database_url_file, ROUTER_POOL)
         self.live = live
         self.exchange: BinanceExchange | None = None
         self.clock: ExchangeClock | None = None
@@ -211,6 +221,7 @@ class Router:
         self.candles_cache: MicroCache[Renewing] = MicroCache(REUSE_WALL_S)  # keyed "<symbol> <request>"
         self.champions_cache: MicroCache[list] = MicroCache(CHAMPIONS_TTL_S)
         self.page_cache: MicroCache[Prepared] = MicroCache(PAGE_TTL_S)
+        self.health_cache: MicroCache[tuple[int, bytes]] = MicroCache(HEALTH_TTL_S, stale=False)
         self.hearing = False  # news of the pairs arrives (LISTEN is up): cached reads may last longer
         self.news = asyncio.get_event_loop().create_task(self._listen())
 
@@ -330,13 +341,20 @@ class Router:
             ) from None
 
     # --- system -----------------------------------------------------------------------------------
-    @api.get("/health", summary="Database, supervisor, exchange and per-pair readiness")
+    @api.get("/health", summary="Database, supervisor, exchange and per-pair readiness (checked once a second)")
     async def health(self) -> Response:
+        status, body = await self.health_cache.get("health", self._health)
+        return Response(body, status, media_type="application/json")
+
+    async def _health(self) -> tuple[int, bytes]:
+        """The checks behind /health, shared by every caller for HEALTH_TTL_S; where the database
+        and the exchange are (user, host, port) goes to the server log, never into the answer."""
         checks: dict[str, Any] = {}
         try:
             checks["database"] = {"ok": True, "version": await self.db.check()}
         except Exception as exc:
-            checks["database"] = {"ok": False, "error": str(exc)}
+            log.warning("health: %s", exc)
+            checks["database"] = {"ok": False, "error": errors.DATABASE_DOWN}
         checks["supervisor"] = await self._supervisor()
         checks["training"] = await training.scheduler_view(self.db) if checks["database"]["ok"] else None
         checks["exchange"] = await self._exchange_ping()
@@ -350,8 +368,9 @@ class Router:
                     "ready": row["status"] == "live" and state == "RUNNING",
                 }  # fmt: skip
         ok = checks["database"]["ok"]
-        body = {"status": "ok" if ok else "degraded", **checks, "pairs": pairs}
-        return Response(json.dumps(body, default=str), 200 if ok else 503, media_type="application/json")
+        body = {"status": "ok" if ok else "degraded", "checked_at": datetime.now(UTC).isoformat(), **checks,
+                "pairs": pairs}  # fmt: skip
+        return 200 if ok else 503, json.dumps(body, default=str).encode()
 
     async def _supervisor(self) -> dict:
         try:
@@ -361,23 +380,22 @@ class Router:
         except ValueError:
             return {"ok": False, "error": "not running (ingestion is stopped)"}
         except Exception as exc:
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            log.warning("health: the supervisor did not answer: %r", exc)
+            return {"ok": False, "error": f"it did not answer ({type(exc).__name__})"}
 
     async def _exchange_ping(self) -> dict:
-        url = self.options.rest_url.rstrip("/") + "/v3/ping"
+        rest_url = self.options.rest_url.rstrip("/")
+        where = {"url": rest_url} if rest_url in PUBLIC_REST_URLS else {}  # a replay's or a proxy's stays here
         try:
             async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
-                reply = await client.get(url)
-                answer = {
-                    "ok": reply.status_code == 200,
-                    "url": self.options.rest_url,
-                    "status": reply.status_code,
-                }
+                reply = await client.get(rest_url + "/v3/ping")
+                answer = {"ok": reply.status_code == 200, **where, "status": reply.status_code}
                 if REPLAY_SPEED_HEADER in reply.headers:  # the exchange says it replays recordings
-                    answer["replay"] = await _replay_details(client, self.options.rest_url)
+                    answer["replay"] = await _replay_details(client, rest_url)
             return answer
         except httpx.HTTPError as exc:
-            return {"ok": False, "url": self.options.rest_url, "error": f"{type(exc).__name__}: {exc}"}
+            log.warning("health: the exchange at %s did not answer: %r", rest_url, exc)
+            return {"ok": False, **where, "error": f"it did not answer ({type(exc).__name__})"}
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus(self) -> Response:
@@ -411,7 +429,7 @@ class Router:
             "as_of": datetime.now(UTC).isoformat(),
         })  # fmt: skip
 
-    @api.post("/pairs", status_code=202, dependencies=[Depends(require_token)], summary="Track a new pair")
+    @api.post("/pairs", status_code=202, dependencies=WRITES, summary="Track a new pair")
     async def add_pair(self, body: AddPair) -> Response:
         symbol = _symbol(body.symbol)
         row = await reads.fetchrow(self.db, reads.PAIR_SQL, symbol)
@@ -442,10 +460,15 @@ class Router:
             )
         return self.exchange
 
-    @api.delete("/pairs/{symbol}", status_code=202, dependencies=[Depends(require_token)],
-                summary="Stop ingesting a pair (data kept unless purge=true)")  # fmt: skip
-    async def remove_pair(self, symbol: str, purge: bool = False) -> Response:
-        row = await self._pair(symbol)
+    @api.delete("/pairs/{symbol}", status_code=202, dependencies=WRITES,
+                summary="Stop ingesting a pair (data kept; purge=true&confirm=SYMBOL deletes them)")  # fmt: skip
+    async def remove_pair(self, symbol: str, purge: bool = False, confirm: Annotated[str | None, Query(
+            max_length=64, description="purge only: the pair's symbol again")] = None) -> Response:  # fmt: skip
+        pair = _symbol(symbol)
+        if purge and (confirm or "").strip().upper() != pair:
+            raise ApiError(400, f"purging {pair} deletes its stored candles, predictions and models; to confirm, "
+                                f"send DELETE /pairs/{pair}?purge=true&confirm={pair}", "confirmation_required")  # fmt: skip
+        row = await self._pair(pair)
         kind = "purge_pair" if purge else "remove_pair"
         command = await submit_command(self.db, kind, row["symbol"])
         return Response(json.dumps({"symbol": row["symbol"], "command_id": command, "kind": kind}), 202,
@@ -482,7 +505,7 @@ class Router:
     async def candles(self, symbol: str, request: Request, start: Start = None, end: End = None,
                       limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
         pair = _symbol(symbol)
-        key = f"{pair} {request_key(request.scope)}"  # the same request is answered alike until news
+        key = f"{pair} {_iso(start)} {_iso(end)} {limit}"  # the same request is answered alike until news
         answer = await self._hot_read(self.candles_cache, key, pair, lambda: self._candles(symbol, start, end, limit),
                                       request)  # fmt: skip
         return respond(answer.current(), request)
@@ -568,7 +591,7 @@ class Router:
         return _json(answer)
 
     # --- models -----------------------------------------------------------------------------------
-    @api.post("/pairs/{symbol}/retrain", status_code=202, dependencies=[Depends(require_token)],
+    @api.post("/pairs/{symbol}/retrain", status_code=202, dependencies=WRITES,
               summary="Queue a retrain of this pair; follow it at GET /commands/{id}")  # fmt: skip
     async def retrain(self, symbol: str) -> Response:
         row = await self._pair(symbol)
@@ -584,7 +607,7 @@ class Router:
                            command=command_queue.view(open_))  # fmt: skip
         return await self._accepted(command)
 
-    @api.post("/pairs/{symbol}/rollback", status_code=202, dependencies=[Depends(require_token)],
+    @api.post("/pairs/{symbol}/rollback", status_code=202, dependencies=WRITES,
               summary="Restore the pair's previous LSTM champion (or persistence alone); a command")  # fmt: skip
     async def rollback(self, symbol: str) -> Response:
         row = await self._pair(symbol)

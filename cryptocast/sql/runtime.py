@@ -20,6 +20,7 @@ def database_url(settings: Settings) -> Iterator[URL]:
     The embedded server's socket URL is exported as ``CRYPTOCAST_DATABASE_URL`` for the lifetime of
     the block, so processes started from here (Ray workers, Serve replicas) join the same server.
     """
+    settings.require_database_url()
     if settings.database_url is not None:
         yield async_url(settings.database_url.get_secret_value())
         return

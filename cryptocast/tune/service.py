@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ray
@@ -36,6 +36,7 @@ from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.notices import listen
 from cryptocast.sql.schema import COMMANDS_CHANNEL
+from cryptocast.sql.urlfile import read_url, write_url
 from cryptocast.tune.jobs import Work, execute, recalibrate_instead
 from cryptocast.tune.pipeline import TrainOptions
 from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
@@ -55,15 +56,20 @@ WAKING_KINDS = ("retrain", "recalibrate", "rollback")
 
 @dataclass(frozen=True, slots=True)
 class TrainingConfig:
-    """Everything the actor needs, picklable (no settings object crosses into Ray)."""
+    """Everything the actor needs, picklable (no settings object crosses into Ray).
 
-    database_url: str
+    ``database_url`` is the driver's: :func:`start_training` sends the path of its file instead
+    (:mod:`cryptocast.sql.urlfile`), since Ray records an actor's arguments.
+    """
+
+    database_url: str | None
     rest_url: str
     model_store: str
     storage: str  # Ray Tune's experiment folder
     options: TrainOptions = field(default_factory=TrainOptions)
     schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
     ray_address: str | None = None
+    database_url_file: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, database_url: str, storage: Path | None = None) -> TrainingConfig:
@@ -83,7 +89,8 @@ class TrainingScheduler:
         setup_logging()
         lower_priority()  # loading candles, the Tune driver, gating: all of it waits for the live paths
         self.config = config
-        self.db = Database(config.database_url, pool_size=3)
+        self.database_url = config.database_url or read_url(config.database_url_file)
+        self.db = Database(self.database_url, pool_size=3)
         self.exchange = BinanceExchange(rest_url=config.rest_url, stream_url="ws://unused/")
         self.clock: ExchangeClock | None = None
         self.clock_at = 0.0
@@ -100,7 +107,7 @@ class TrainingScheduler:
     # --- the loop ---------------------------------------------------------------------------------
     async def _run(self) -> None:
         listener = asyncio.get_running_loop().create_task(
-            listen(self.config.database_url, {COMMANDS_CHANNEL: self._on_command}, self._connected)
+            listen(self.database_url, {COMMANDS_CHANNEL: self._on_command}, self._connected)
         )
         started = False
         try:
@@ -219,6 +226,8 @@ class TrainingScheduler:
 
 def start_training(config: TrainingConfig) -> ray.actor.ActorHandle:
     """The training scheduler of this Ray cluster: started, or found running (it is detached and named)."""
+    if config.database_url is not None:
+        config = replace(config, database_url=None, database_url_file=write_url(config.database_url))
     return TrainingScheduler.options(
         name=SCHEDULER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
     ).remote(config)

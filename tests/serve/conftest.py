@@ -31,6 +31,9 @@ from tests.conftest import _admin  # noqa: E402
 
 PAIR = "BTCUSDT"
 TOKEN = "serve-tests-token-0123456789"
+# The served URL carries a password, as a production URL does (the embedded server trusts its socket
+# and ignores it), so the tests can look for it wherever Ray and Serve record things.
+DB_PASSWORD = "serve-tests-db-password-7d1e94b2"
 HISTORY_DAYS = 0.5  # 720 minutes: enough for the persistence baseline and a few hours of scoring
 
 
@@ -60,7 +63,7 @@ async def served(templates: dict[str, URL], tmp_path_factory: pytest.TempPathFac
     admin = templates["embedded"].set(database="postgres")
     name = f"ccserve_{os.getpid()}"
     await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} TEMPLATE {templates['embedded'].database}")
-    db_url = admin.set(database=name)
+    db_url = admin.set(database=name, password=DB_PASSWORD)
     db = Database(db_url)
     store = ModelStore(str(tmp_path_factory.mktemp("models")))
     sid = await load_pair(db, PAIR, btc(HISTORY_DAYS))
@@ -104,4 +107,4 @@ async def eventually(check, timeout: float = 60.0, every: float = 0.25):  # noqa
         await asyncio.sleep(every)
 
 
-__all__ = ["Served", "eventually", "to_records", "PAIR", "TOKEN"]
+__all__ = ["Served", "eventually", "to_records", "PAIR", "TOKEN", "DB_PASSWORD"]

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
+from cryptocast.serve import errors
+from cryptocast.serve.bodylimit import MAX_BODY_BYTES
+from cryptocast.serve.router import HEALTH_TTL_S, MAX_WINDOW
+from cryptocast.settings import get_settings
+from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol
 from cryptocast.sql.schema import commands
-from tests.serve.conftest import PAIR, TOKEN
+from tests.serve.conftest import PAIR, TOKEN, free_port
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HUGE_BODY_BYTES = 10 * 1024 * 1024
 
 
 def problem(reply, status: int) -> dict:  # noqa: ANN001
@@ -106,7 +119,7 @@ async def test_backfilling_pair_answers_409_with_progress(served, client) -> Non
         assert body["error"] == "backfilling" and body["progress"]["percent"] == 25.0 and body["progress"]["eta_s"] == 42.0
     body = problem(await client.post("/pairs/SOLUSDT/predict"), 409)
     assert "25.0 % done" in body["message"]
-    removed = await client.delete("/pairs/SOLUSDT", params={"purge": "true"}, headers=AUTH)
+    removed = await client.delete("/pairs/SOLUSDT", params={"purge": "true", "confirm": "SOLUSDT"}, headers=AUTH)
     assert removed.status_code == 202 and removed.json()["kind"] == "purge_pair"
     async with served.db.begin() as conn:
         await conn.execute(commands.delete())
@@ -152,3 +165,104 @@ async def test_a_retrain_is_a_command_to_follow_and_the_plan_is_the_schedulers(s
     assert (await client.get(f"/pairs/{PAIR}")).json()["next_training"] == "2025-03-11T02:00:00+00:00"
     async with served.db.begin() as conn:
         await conn.execute(commands.delete())
+
+
+def from_address(served, address: str) -> httpx.AsyncClient:  # noqa: ANN001
+    """A client whose connections come from ``address`` (any of 127.0.0.0/8 is this machine): a client
+    of its own, as far as the API's per-client limits can tell."""
+    return httpx.AsyncClient(base_url=served.url, timeout=30, transport=httpx.AsyncHTTPTransport(local_address=address))
+
+
+async def _commands(served) -> list[tuple]:  # noqa: ANN001
+    async with served.db.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(select(commands.c.kind, commands.c.symbol))).all()]
+
+
+async def test_a_purge_needs_the_symbol_as_confirmation(served, client) -> None:  # noqa: ANN001
+    await add_symbol(served.db, "XRPUSDT", "XRP", "USDT", status="paused")
+    for params in ({"purge": "true"}, {"purge": "true", "confirm": "ETHUSDT"}, {"purge": "true", "confirm": ""}):
+        body = problem(await client.delete("/pairs/XRPUSDT", params=params, headers=AUTH), 400)
+        assert body["error"] == "confirmation_required" and "?purge=true&confirm=XRPUSDT" in body["message"]
+    # a query string smuggled into the path is part of the symbol, which is then no symbol at all
+    for path in ("/pairs/XRPUSDT%3Fpurge%3Dtrue", "/pairs/XRPUSDT%3Fpurge%3Dtrue%26confirm%3DXRPUSDT"):
+        problem(await client.delete(path, headers=AUTH), 422)
+    problem(await client.delete("/pairs/XRPUSDT%2F..%2FBTCUSDT", headers=AUTH), 404)  # no such route
+    assert await _commands(served) == []  # nothing was submitted
+    removed = await client.delete("/pairs/XRPUSDT", headers=AUTH)  # removing keeps the data: no confirmation
+    assert removed.status_code == 202 and removed.json()["kind"] == "remove_pair"
+    purged = await client.delete("/pairs/xrpusdt", params={"purge": "true", "confirm": "XRPUSDT"}, headers=AUTH)
+    assert purged.status_code == 202 and purged.json()["kind"] == "purge_pair", purged.text
+    assert await _commands(served) == [("remove_pair", "XRPUSDT"), ("purge_pair", "XRPUSDT")]
+    async with served.db.begin() as conn:
+        await conn.execute(commands.delete())
+
+
+async def test_oversized_bodies_are_refused_before_they_are_read(served, client) -> None:  # noqa: ANN001
+    huge = b"{" + b" " * HUGE_BODY_BYTES + b"}"
+    for path, headers in ((f"/pairs/{PAIR}/predict", {}), ("/pairs", AUTH)):
+        body = problem(await client.post(path, content=huge, headers=headers | {"Content-Type": "application/json"}), 413)
+        assert body["error"] == "too_large" and f"{MAX_BODY_BYTES:,} bytes" in body["message"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"candles": ['
+        for _ in range(2 * MAX_BODY_BYTES // 65_536):
+            yield b" " * 65_536
+        yield b"]}"
+
+    streamed = await client.post(f"/pairs/{PAIR}/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert problem(streamed, 413)["error"] == "too_large"
+    # the largest valid body, a full window written out with indentation, is well inside the limit
+    window = [{"open_time": 1_700_000_000_000 + i * 60_000, "open": 84_123.456789012, "high": 84_200.123456789,
+               "low": 84_000.987654321, "close": 84_111.222333444, "volume": 12.345678901} for i in range(MAX_WINDOW)]  # fmt: skip
+    full = json.dumps({"candles": window}, indent=4).encode()
+    assert len(full) < MAX_BODY_BYTES
+    answer = await client.post(f"/pairs/{PAIR}/predict", content=full, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+
+
+async def test_a_burst_of_writes_from_one_client_gets_429(served) -> None:  # noqa: ANN001
+    burst = get_settings().api_write_burst
+    async with from_address(served, "127.0.3.1") as flood, from_address(served, "127.0.3.2") as other:
+        statuses = []
+        while 429 not in statuses and len(statuses) < 2 * burst:
+            reply = await flood.delete("/pairs/NOSUCHPAIR")  # without the token: cheap, and still a write
+            statuses.append(reply.status_code)
+        assert statuses.index(429) >= burst and set(statuses[:burst]) == {401}, statuses
+        body = problem(reply, 429)
+        assert body["error"] == "rate_limited" and int(reply.headers["retry-after"]) >= 1
+        assert (await flood.get(f"/pairs/{PAIR}")).status_code == 200  # reads are not limited
+        problem(await other.delete("/pairs/NOSUCHPAIR"), 401)  # the bucket is the client's, not everyone's
+
+
+async def test_health_is_shared_for_a_second_and_names_no_connection_details(served, client) -> None:  # noqa: ANN001
+    replies = await asyncio.gather(*(client.get("/health") for _ in range(8)))
+    assert {r.status_code for r in replies} == {200}
+    # one check answered them all: the same body, made once (each check reads the database anew)
+    assert len({r.content for r in replies}) == 1 and replies[0].json()["checked_at"]
+    text = replies[0].text
+    url = served.db.url
+    for detail in filter(None, (url.username, url.host, url.query.get("host"), url.database, str(url.port or ""),
+                                "postgresql", "@", "://")):  # fmt: skip
+        assert detail not in text, f"/health shows {detail!r}: {text}"
+    assert str(served.replay.port) not in text
+    await asyncio.sleep(HEALTH_TTL_S * 1.5)
+    assert (await client.get("/health")).json()["checked_at"] > replies[0].json()["checked_at"]
+
+
+async def test_an_unreachable_database_is_explained_without_where_it_is() -> None:
+    db = Database(f"postgresql://leaky_user:pw@127.0.0.1:{free_port()}/leaky_database", pool_size=1)
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/read")
+    async def read() -> None:
+        await db.check()
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http:
+            reply = await http.get("/read")
+    finally:
+        await db.dispose()
+    body = problem(reply, 503)
+    assert body["message"] == errors.DATABASE_DOWN
+    assert not re.search(r"leaky|127\.0\.0\.1|@", reply.text), reply.text

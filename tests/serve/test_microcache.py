@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
 
 import pytest
 
 from cryptocast.serve.microcache import MicroCache
 
 TTL_S = 0.2
+FLOOD = 100_000  # distinct keys a caller can make up (a symbol, a time range) and send one after another
+FLOOD_GROWTH_BYTES = 256 * 1024  # what the cache may still hold after the flood: its bound, not the flood
 
 
 class Counting:
@@ -55,8 +58,57 @@ async def test_caller_chosen_keys_cannot_grow_it_past_its_bound() -> None:
 
     for i in range(100):
         await cache.get(f"candles {i}", make)
-    assert len(cache.entries) <= 8 and len(cache.locks) <= 9
+    assert len(cache.entries) <= 8 and not cache.flights
     assert "candles 99" in cache.entries and "candles 0" not in cache.entries  # the oldest went first
+
+
+async def test_a_flood_of_distinct_failing_keys_leaves_nothing_behind() -> None:
+    cache: MicroCache[int] = MicroCache(60.0)
+
+    async def not_tracked() -> int:
+        raise LookupError("not tracked")
+
+    async def ask(key: str) -> None:
+        try:
+            await cache.get(key, not_tracked)
+        except LookupError:
+            pass
+
+    await ask("warm-up")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for i in range(FLOOD):
+            await ask(f"NOSUCH{i}")
+        grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert grown < FLOOD_GROWTH_BYTES, f"{grown / 1e6:.1f} MB left by {FLOOD} failed keys"
+    assert not cache.entries and not cache.flights
+
+
+async def test_a_lock_ends_with_its_last_waiter() -> None:
+    cache: MicroCache[int] = MicroCache(60.0)
+    make = Counting(0.05)
+
+    async def failing() -> int:
+        await asyncio.sleep(0.05)
+        raise LookupError("not tracked")
+
+    results = await asyncio.gather(*(cache.get("X", failing) for _ in range(10)), return_exceptions=True)
+    assert all(isinstance(r, LookupError) for r in results) and not cache.flights
+    assert await asyncio.gather(*(cache.get("Y", make) for _ in range(10))) == [1] * 10
+    assert not cache.flights and list(cache.entries) == ["Y"]
+
+
+async def test_a_cache_without_stale_answers_waits_for_the_refresh() -> None:
+    cache: MicroCache[int] = MicroCache(TTL_S, stale=False)
+    slow = Counting(0.1)
+    assert await cache.get("health", slow) == 1
+    await asyncio.sleep(TTL_S * 1.2)  # expired: with stale answers the previous value would stand in
+    refresh = asyncio.create_task(cache.get("health", slow))
+    await asyncio.sleep(0.01)
+    assert await cache.get("health", slow) == 2 and await refresh == 2 and slow.calls == 2
 
 
 async def test_a_caller_may_keep_an_entry_shorter() -> None:
