@@ -26,6 +26,7 @@ from tests.k8s.manifests import (
     pod_specs,
     ray_cluster,
     rendered,
+    values_under,
 )
 
 # Created out of band (docs/deploy.md); manifests may only reference them.
@@ -136,30 +137,22 @@ def _names(docs: list[dict], kind: str) -> set[str]:
     return {d["metadata"]["name"] for d in docs if d["kind"] == kind}
 
 
-def _walk(node: object, key: str) -> list:
-    if isinstance(node, dict):
-        return [v for k, v in node.items() if k == key] + [x for v in node.values() for x in _walk(v, key)]
-    if isinstance(node, list):
-        return [x for v in node for x in _walk(v, key)]
-    return []
-
-
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_references_resolve(overlay: str) -> None:
     docs = list(rendered(overlay))
-    secrets = {r["name"] for d in docs for r in _walk(d, "secretKeyRef") + _walk(d, "secretRef")}
+    secrets = {r["name"] for d in docs for r in values_under(d, "secretKeyRef") + values_under(d, "secretRef")}
     secrets |= {t["secretName"] for d in docs for t in d.get("spec", {}).get("tls", [])}
     secrets |= {c["authOptions"]["secretName"] for d in docs if (c := ray_cluster(d))}
     assert REQUIRED_SECRETS <= secrets <= EXTERNAL_SECRETS
     deploy_doc = (ROOT / "docs" / "deploy.md").read_text()
     assert all(name in deploy_doc for name in secrets), "docs/deploy.md must say how to create each Secret"
-    assert {r["name"] for d in docs for r in _walk(d, "configMapRef")} <= _names(docs, "ConfigMap")
-    claims = {c["claimName"] for d in docs for c in _walk(d, "persistentVolumeClaim")}
+    assert {r["name"] for d in docs for r in values_under(d, "configMapRef")} <= _names(docs, "ConfigMap")
+    claims = {c["claimName"] for d in docs for c in values_under(d, "persistentVolumeClaim")}
     assert claims and claims <= _names(docs, "PersistentVolumeClaim")
-    accounts = {a for d in docs for a in _walk(d, "serviceAccountName")}
+    accounts = {a for d in docs for a in values_under(d, "serviceAccountName")}
     assert accounts <= _names(docs, "ServiceAccount")
     services = _names(docs, "Service") | {f"{RAY_SERVICE}-serve-svc"}  # KubeRay names it after the RayService
-    backends = {b["service"]["name"] for d in docs for b in _walk(d, "backend")}
+    backends = {b["service"]["name"] for d in docs for b in values_under(d, "backend")}
     assert backends and backends <= services
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.k8s.manifests import OVERLAYS, pod_templates, ray_cluster, rendered
+from tests.k8s.manifests import OVERLAYS, pod_templates, ray_cluster, rendered, values_under
 
 DATABASE = "cryptocast-database"
 API_TOKEN = "cryptocast-api-token"
@@ -31,18 +31,10 @@ EXPECTED = {
 }
 
 
-def _walk(node: object, key: str) -> list:
-    if isinstance(node, dict):
-        return [v for k, v in node.items() if k == key] + [x for v in node.values() for x in _walk(v, key)]
-    if isinstance(node, list):
-        return [x for v in node for x in _walk(v, key)]
-    return []
-
-
 def referenced(spec: dict) -> set[str]:
     """Secret names a pod spec references, wherever Kubernetes lets it."""
-    names = {r["name"] for r in _walk(spec, "secretKeyRef") + _walk(spec, "secretRef")}
-    return names | {v["secretName"] for v in _walk(spec, "secret")}
+    names = {r["name"] for r in values_under(spec, "secretKeyRef") + values_under(spec, "secretRef")}
+    return names | {v["secretName"] for v in values_under(spec, "secret")}
 
 
 def secrets_by_pod(overlay: str) -> dict[str, set[str]]:
