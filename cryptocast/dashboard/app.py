@@ -4,9 +4,16 @@ Live updates: a 1 s interval asks ``GET /pairs`` and the selected pair's newest 
 writes a small *stamp* (last candle, forecast origin) only when it differs from the one on the
 page, so the chart is fetched and redrawn only after a candle closes or a forecast is stored.
 
-Training: *Retrain now* queues a retrain of the selected pair through the API (with the dashboard's
-token, like the pair changes) and the page then follows that command on the 5 s interval until it is
-done or failed; the training panel and the models table are read on the same interval.
+Changes (add, remove, delete with data, *Retrain now*) go to the API with the token of the viewer
+who signed in on this page, kept on the server (:mod:`cryptocast.dashboard.session`), or with none:
+the API decides, and a 401 without a sign-in reads as the sentence that asks for one. Removing a
+pair waits for the browser's confirm dialog; deleting its data needs its symbol typed. A retrain is
+then followed on the 5 s interval until it is done or failed; the training panel and the models
+table are read on the same interval.
+
+Every value a callback gets comes back from the browser, where anyone can rewrite it: a pair symbol
+is checked against the pair pattern before a request is built with it, a window against the known
+windows, a command id against the API's bounds and the page's stamp against the shape it was written in.
 
 A redraw of the chart already on screen (same pair and window) is sent as a ``Patch`` of its
 traces and title, never as a whole figure: ``dcc.Graph`` writes a drag zoom into its own
@@ -22,37 +29,47 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from cryptocast.dashboard import figures, panels, training
-from cryptocast.dashboard.client import ApiClient, ApiProblem, window_start
-from cryptocast.dashboard.layout import INDEX, WINDOWS, page
+from cryptocast.dashboard import figures, health, panels, session, training
+from cryptocast.dashboard.changes import refusal, register_changes
+from cryptocast.dashboard.client import ApiClient, ApiProblem, checked_symbol, is_symbol, window_start
+from cryptocast.dashboard.layout import INDEX, NO_PAIR, WINDOWS, page
+from cryptocast.dashboard.session import SessionStore
 from cryptocast.sql.schema import OPEN_STATUSES
 
 PAST_FORECAST_SPAN = timedelta(days=1)  # past forecasts drawn at most this far back (4 rows a minute)
-NO_PAIR = "No pair selected."
 MAX_COMMAND_ID = 2**63 - 1  # the API's bound on a command id (a bigint)
+MAX_SHOWN_ERROR = 500  # characters of a stamp's error sentence the chart shows
 
 
-def create_app(api_url: str, token: str | None = None) -> Dash:
+def create_app(api_url: str) -> Dash:
+    """The dashboard for the API at ``api_url``: no token of its own, viewers sign in for changes."""
     app = Dash(__name__, title="cryptocast", update_title=None)
     app.index_string = INDEX
     app.layout = page(api_url)
-    register_callbacks(app, ApiClient(api_url, token))
+    sessions = SessionStore()
+    session.install(app.server)
+    health.install(app.server, api_url)
+    api = ApiClient(api_url)
+    register_callbacks(app, api, sessions)
+    register_changes(app, api, sessions)
     return app
 
 
-def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one closure per callback
+def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> None:
     @app.callback(
         Output("pair", "options"), Output("stamp", "data"), Output("pair-progress", "children"),
         Output("api-message", "children"),
         Input("fast-tick", "n_intervals"), Input("pair", "value"), State("pending", "data"),
         State("stamp", "data"),
     )  # fmt: skip
-    def poll(_: int | None, symbol: str | None, pending: str | None, shown: dict | None) -> tuple:
+    def poll(_: int | None, selected: object, pending: object, shown: dict | None) -> tuple:
+        symbol = selected if is_symbol(selected) else None
         try:
             rows = {r["symbol"]: r for r in api.pairs() if r["status"] != "removed"}
         except ApiProblem as exc:
             return no_update, _changed({"symbol": symbol, "error": exc.message}, shown), "", exc.message
         options = [{"label": f"{s} ({r['status']})", "value": s} for s, r in sorted(rows.items())]
+        pending = pending if is_symbol(pending) else None
         if pending and pending not in rows:
             options.append({"label": f"{pending} (requested)", "value": pending})
         stamp = {"symbol": symbol}
@@ -64,36 +81,20 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
     @app.callback(Output("pair", "value"), Input("pair", "options"), Input("pending", "data"),
                   State("pair", "value"))  # fmt: skip
     def choose(options: list[dict] | None, pending: str | None, current: str | None) -> str:
-        values = [o["value"] for o in options or []]
-        if ctx.triggered_id == "pending" and pending:
+        values = [o["value"] for o in options or [] if isinstance(o, dict)]
+        if ctx.triggered_id == "pending" and is_symbol(pending):
             return pending
         if current in values or not values:
             raise PreventUpdate
         return values[0]
 
-    @app.callback(
-        Output("pending", "data"), Output("pair-message", "children"), Output("new-pair", "value"),
-        Input("add-pair", "n_clicks"), Input("new-pair", "n_submit"), Input("remove-pair", "n_clicks"),
-        State("new-pair", "value"), State("pair", "value"), prevent_initial_call=True,
-    )  # fmt: skip
-    def change_pairs(_add: int | None, _submit: int | None, _remove: int | None, text: str | None,
-                     selected: str | None) -> tuple:  # fmt: skip
-        try:
-            if ctx.triggered_id == "remove-pair":
-                if not selected:
-                    return no_update, NO_PAIR, no_update
-                answer = api.remove_pair(selected)
-                return no_update, f"{answer['symbol']}: removal requested (its data is kept).", no_update
-            answer = api.add_pair((text or "").strip())
-        except ApiProblem as exc:
-            return no_update, exc.message, no_update
-        return answer["symbol"], "", ""
-
     @app.callback(Output("price-chart", "figure"), Output("chart-message", "children"), Output("drawn", "data"),
                   Input("stamp", "data"), Input("window", "value"), State("drawn", "data"))  # fmt: skip
-    def chart(stamp: dict | None, window: str, drawn: str | None) -> tuple:
-        stamp = stamp or {}
+    def chart(shown: object, window: object, drawn: object) -> tuple:
+        stamp = _stamp(shown)
         symbol = stamp.get("symbol")
+        if not isinstance(window, str) or window not in WINDOWS:
+            return _problem(f"'{str(window)[:20]}' is not a chart window: one of {', '.join(WINDOWS)}.", keep=False)
         on_screen = drawn is not None and drawn == figures.revision(symbol, window)
         if stamp.get("error"):
             return _problem(stamp["error"], on_screen)
@@ -101,12 +102,13 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
             return _problem("No pair selected: add one above.", keep=False)
         if not stamp.get("last"):
             return _problem(
-                f"{symbol}: no candles stored yet ({stamp.get('status', 'requested')}).", keep=False
+                f"{symbol}: no candles stored yet ({stamp.get('status') or 'requested'}).", keep=False
             )
-        start = window_start(datetime.fromisoformat(stamp["last"]), timedelta(minutes=WINDOWS[window]))
+        last = stamp["last"]
+        start = window_start(last, timedelta(minutes=WINDOWS[window]))
         try:
             candles = api.candles(symbol, start)
-            past_start = max(start, datetime.fromisoformat(stamp["last"]) - PAST_FORECAST_SPAN)
+            past_start = max(start, last - PAST_FORECAST_SPAN)
             past = api.predictions(symbol, past_start)["predictions"]
         except ApiProblem as exc:
             return _problem(exc.message, on_screen)
@@ -167,10 +169,26 @@ def register_callbacks(app: Dash, api: ApiClient) -> None:  # noqa: C901 - one c
     def retrain(_click: int | None, _tick: int | None, symbol: str | None, following: object) -> tuple:
         """*Retrain now* queues one; then its command is followed each tick until it is done or failed."""
         if ctx.triggered_id == "retrain":
-            return _request_retrain(api, symbol)
+            return _request_retrain(api, symbol, session.viewer_token(sessions))
         if not _is_command_id(following):
             raise PreventUpdate
         return _follow(api, following)
+
+
+def _stamp(value: object) -> dict:
+    """The page's stamp in the shape ``poll`` writes it, with ``last`` as a time; what does not fit is
+    dropped (the stamp comes back from the browser)."""
+    if not isinstance(value, dict):
+        return {}
+    stamp: dict = {"symbol": value.get("symbol") if is_symbol(value.get("symbol")) else None}
+    for key in ("status", "error"):
+        if isinstance(value.get(key), str):
+            stamp[key] = value[key][:MAX_SHOWN_ERROR]
+    try:
+        stamp["last"] = datetime.fromisoformat(value["last"])
+    except (KeyError, TypeError, ValueError):
+        stamp["last"] = None
+    return stamp
 
 
 def _changed(stamp: dict, shown: dict | None) -> dict:
@@ -201,15 +219,16 @@ def _latest_origin(api: ApiClient, symbol: str) -> str | None:
         return None
 
 
-def _request_retrain(api: ApiClient, symbol: str | None) -> tuple:
-    """The line to show and the command to follow: the new one, or on 409 the training already open."""
+def _request_retrain(api: ApiClient, symbol: object, token: str | None) -> tuple:
+    """The line to show and the command to follow: the new one, or on 409 the training already open.
+    ``token`` is the signed-in viewer's (None: sent without one)."""
     if not symbol:
         return NO_PAIR, None
     try:
-        answer = api.retrain(symbol)
+        answer = api.retrain(checked_symbol(symbol), token)
     except ApiProblem as exc:
         already = exc.body.get("command") or {}
-        return exc.message, already.get("id")
+        return refusal(exc, token, "retrain"), already.get("id")
     return training.retrain_accepted(answer), answer["command_id"]
 
 

@@ -1,4 +1,7 @@
-"""``cryptocast dashboard --api URL``: the dashboard alone, against a running API."""
+"""``cryptocast dashboard --api URL``: the dashboard alone, against a running API.
+
+It takes no API token: reads need none, and a viewer signs in on the page with their own for changes.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +23,10 @@ def dashboard(
 ) -> None:
     """Serve the dashboard on 127.0.0.1 until Ctrl-C."""
     from cryptocast.dashboard.app import create_app
+    from cryptocast.dashboard.client import shown_url
 
     settings = get_settings()
     api_url = api or f"http://{settings.bind_host}:{settings.api_port}"
-    token = settings.api_token.get_secret_value() if settings.api_token else None
     chosen = port or settings.dashboard_port
-    console.print(f"dashboard on http://{settings.bind_host}:{chosen} (API {api_url}); Ctrl-C stops it")
-    create_app(api_url, token).run(host=settings.bind_host, port=chosen, debug=False)
+    console.print(f"dashboard on http://{settings.bind_host}:{chosen} (API {shown_url(api_url)}); Ctrl-C stops it")
+    create_app(api_url).run(host=settings.bind_host, port=chosen, debug=False)

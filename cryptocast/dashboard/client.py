@@ -3,13 +3,17 @@
 Every panel shows ``ApiProblem.message`` instead of a blank figure, so a stopped API or a pair
 that is still backfilling (409) reads as a message the user can act on. A pair symbol comes from the
 browser, so it is checked against the pair pattern and quoted as one path segment before any
-request is built with it.
+request is built with it; query values go as httpx params, which quotes them.
+
+The client holds no token: a change carries the token of the viewer who asked for it (their
+session's, :mod:`cryptocast.dashboard.session`), or none, and the API decides.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from urllib.parse import quote
+from typing import TypeGuard
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -33,19 +37,19 @@ class ApiProblem(RuntimeError):
 class ApiClient:
     """Thin synchronous client (Dash callbacks run in worker threads)."""
 
-    def __init__(self, api_url: str, token: str | None = None) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def __init__(self, api_url: str) -> None:
         self.url = api_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=REQUEST_TIMEOUT_S, headers=headers)
+        self.http = httpx.Client(base_url=self.url, timeout=REQUEST_TIMEOUT_S)
 
     def close(self) -> None:
         self.http.close()
 
-    def _send(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+    def _send(self, method: str, path: str, token: str | None = None, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            reply = self.http.request(method, path, **kwargs)  # type: ignore[arg-type]
+            reply = self.http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
         except httpx.HTTPError as exc:
-            raise ApiProblem(f"the API at {self.url} is not reachable ({type(exc).__name__})") from None
+            raise ApiProblem(f"the API at {shown_url(self.url)} is not reachable ({type(exc).__name__})") from None
         if reply.status_code >= 400:
             try:
                 body = reply.json()
@@ -100,26 +104,48 @@ class ApiClient:
         """One command's view: status, progress while running, result or the reason it failed."""
         return self.get(f"/commands/{command_id:d}")
 
-    # --- changes ---------------------------------------------------------------------------------
-    def add_pair(self, symbol: str) -> dict:
-        return self._send("POST", "/pairs", json={"symbol": symbol}).json()
+    # --- changes (with the viewer's token, or none) ---------------------------------------------
+    def add_pair(self, text: str, token: str | None) -> dict:
+        """Ask for a pair; the text goes in the JSON body and the API says what is wrong with it."""
+        return self._send("POST", "/pairs", token, json={"symbol": text}).json()
 
-    def remove_pair(self, symbol: str) -> dict:
-        return self._send("DELETE", pair_path("/pairs", symbol)).json()
+    def remove_pair(self, symbol: str, token: str | None) -> dict:
+        """Stop ingesting a pair; its data is kept (no ``purge`` is ever sent from here)."""
+        return self._send("DELETE", pair_path("/pairs", symbol), token).json()
 
-    def retrain(self, symbol: str) -> dict:
+    def purge_pair(self, symbol: str, confirm: str, token: str | None) -> dict:
+        """Stop a pair and delete its data: ``confirm`` is the symbol as the viewer typed it, which the
+        API requires to equal the pair's."""
+        return self._send("DELETE", pair_path("/pairs", symbol), token,
+                          params={"purge": "true", "confirm": confirm}).json()  # fmt: skip
+
+    def retrain(self, symbol: str, token: str | None) -> dict:
         """Queue a retrain: the command's view with ``command_id`` and the scheduler's state (202)."""
-        return self._send("POST", pair_path("/pairs", symbol, "retrain")).json()
+        return self._send("POST", pair_path("/pairs", symbol, "retrain"), token).json()
+
+
+def is_symbol(value: object) -> TypeGuard[str]:
+    """Whether a value from the browser is a pair symbol (``^[A-Z0-9_]{2,32}$``)."""
+    return isinstance(value, str) and SYMBOL_PATTERN.fullmatch(value) is not None
+
+
+def checked_symbol(value: object) -> str:
+    """``value`` when it is a pair symbol; :class:`ApiProblem` with a sentence otherwise."""
+    if not is_symbol(value):
+        raise ApiProblem(f"'{str(value)[:40]}' is not a pair symbol: expected 2-32 capital letters, digits or _")
+    return value
 
 
 def pair_path(prefix: str, symbol: object, rest: str = "") -> str:
     """``prefix/SYMBOL[/rest]`` with the symbol as one quoted segment; :class:`ApiProblem` when it is
-    not a pair symbol (a dot segment or a slash would otherwise reach another route)."""
-    if not isinstance(symbol, str) or not SYMBOL_PATTERN.fullmatch(symbol):
-        raise ApiProblem(
-            f"'{str(symbol)[:40]}' is not a pair symbol: expected 2-32 capital letters, digits or _"
-        )
-    return f"{prefix}/{quote(symbol, safe='')}" + (f"/{rest}" if rest else "")
+    not a pair symbol (a dot segment, a slash or a query would otherwise reach another route)."""
+    return f"{prefix}/{quote(checked_symbol(symbol), safe='')}" + (f"/{rest}" if rest else "")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as the page may show it: scheme, host, port and path, without user, password or query."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
 
 
 def window_start(last_candle: datetime, window: timedelta) -> datetime:

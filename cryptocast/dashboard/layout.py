@@ -1,12 +1,20 @@
-"""The page: banner, controls, price chart, accuracy, top of book, training, models and system panels."""
+"""The page: sign-in, banner, controls, price chart, accuracy, top of book, training, models and system panels.
+
+The sign-in field is a password input whose value the sign-in callback clears at once; nothing the
+page holds (components, stores) carries a token. Removing a pair asks first (the browser's confirm
+dialog); deleting a pair with its data is a separate control that needs the pair's symbol typed.
+"""
 
 from __future__ import annotations
 
 from dash import dcc, html
 
+from cryptocast.dashboard.client import shown_url
+
 WINDOWS = {"1h": 60, "6h": 360, "1d": 1440, "1w": 10080}  # minutes of candles the chart loads
 DEFAULT_WINDOW = "6h"
 FAST_POLL_MS = 1000  # new candle / new forecast check
+NO_PAIR = "No pair selected."
 SLOW_POLL_MS = 5000  # banner, accuracy, book, training, models and system panels; a followed command
 
 STYLE = """
@@ -17,7 +25,7 @@ main { padding: .6rem 1.2rem; }
 .banner { background: #ffcc00; color: #3a2c00; padding: .5rem 1.2rem; font-size: .95rem; }
 .controls { display: flex; flex-wrap: wrap; gap: .8rem; align-items: center; margin-bottom: .4rem; }
 .controls .picker { width: 14rem; }
-.controls input[type=text] { width: 16rem; }
+.controls .dash-input-container, .auth .dash-input-container, .purge .dash-input-container { width: 16rem; }
 .card { background: #fff; border-radius: 6px; padding: .6rem .9rem; margin-bottom: .8rem;
         box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .row { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
@@ -29,6 +37,9 @@ main { padding: .6rem 1.2rem; }
 h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
 .card-head { display: flex; align-items: baseline; gap: 1rem; }
 .gate { font-size: .85rem; margin: 0 0 .4rem; }
+.auth { display: flex; flex-wrap: wrap; gap: .6rem; align-items: center; margin: .4rem 0; font-size: .9rem; }
+.purge { font-size: .9rem; margin: .2rem 0 .4rem; }
+.purge[open] { display: flex; flex-wrap: wrap; gap: .6rem; align-items: center; }
 """
 
 INDEX = (
@@ -47,16 +58,40 @@ def controls() -> html.Div:
         dcc.Input(id="new-pair", placeholder="add a pair, e.g. ETHUSDT", debounce=False, type="text"),
         html.Button("Add pair", id="add-pair"),
         html.Button("Remove selected pair", id="remove-pair"),
+        dcc.ConfirmDialog(id="confirm-remove"),
     ], className="controls")  # fmt: skip
+
+
+def sign_in() -> html.Div:
+    """The viewer's own API token for changes; reads need none."""
+    return html.Div([
+        html.Label("Sign in with an API token", htmlFor="token"),
+        dcc.Input(id="token", type="password", placeholder="API token", autoComplete="off", value=""),
+        html.Button("Sign in", id="sign-in"),
+        html.Button("Sign out", id="sign-out", hidden=True),
+        html.Span(id="auth-status"),
+    ], className="auth")  # fmt: skip
+
+
+def purge() -> html.Details:
+    """Deleting the selected pair and its data: typed symbol first, then the button."""
+    return html.Details([
+        html.Summary("Delete the selected pair and its data"),
+        html.Span("Stops the pair and deletes its candles, order book, forecasts and models. Type its symbol:"),
+        dcc.Input(id="purge-symbol", placeholder="the pair's symbol", autoComplete="off", type="text", value=""),
+        html.Button("Delete pair and data", id="purge-pair"),
+    ], className="purge")  # fmt: skip
 
 
 def page(api_url: str) -> html.Div:
     return html.Div([
-        html.Header([html.H1("cryptocast"), html.Span(f"API {api_url} · all times UTC")]),
+        html.Header([html.H1("cryptocast"), html.Span(f"API {shown_url(api_url)} · all times UTC")]),
         html.Div(id="replay-banner", className="banner", hidden=True),
         html.Main([
             html.Div(id="api-message", className="message"),
+            sign_in(),
             controls(),
+            purge(),
             html.Div(id="pair-message", className="message"),
             html.Div(id="pair-progress", className="progress"),
             html.Div([html.Div(id="chart-message", className="message"),

@@ -2,7 +2,8 @@
 
 A thread (not a subprocess) because ``cryptocast up`` already owns the process and its Ctrl-C;
 werkzeug's threaded server answers each Dash callback on its own thread, and ``shutdown`` returns
-once the serving loop has stopped.
+once the serving loop has stopped. The dashboard gets no API token from the settings: viewers sign
+in with their own for changes (:mod:`cryptocast.dashboard.session`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ def start_dashboard(settings: Settings, api_url: str, port: int | None = None) -
     global _running
     if _running is not None:
         raise RuntimeError("the dashboard is already running (stop_dashboard() first)")
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = create_app(api_url, token)
+    app = create_app(api_url)
     server = make_server(settings.bind_host, settings.dashboard_port if port is None else port, app.server,
                          threaded=True)  # fmt: skip
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
-from playwright.async_api import BrowserContext, Page, Playwright
+from playwright.async_api import BrowserContext, Page, Playwright, expect
+
+from cryptocast.dashboard.changes import SIGNED_IN
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -34,6 +37,20 @@ async def launch(playwright: Playwright, user_data_dir: str) -> BrowserContext:
     return await playwright.chromium.launch_persistent_context(
         user_data_dir, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport=VIEWPORT
     )
+
+
+async def sign_in(page: Page, token: str, wait_ms: int) -> None:
+    """Sign in on the page with ``token``, as a viewer pastes it, and wait until the page says so."""
+    await page.fill("#token", token)
+    await page.click("#sign-in")
+    await expect(page.locator("#auth-status")).to_have_text(SIGNED_IN, timeout=wait_ms)
+
+
+async def pick_pair(page: Page, symbol: str) -> None:
+    """Choose ``symbol`` in the pair picker, as a user clicks it."""
+    await page.click("#pair")
+    await page.get_by_role("option", name=re.compile(rf"^{symbol} \(")).click()
+    await expect(page.locator("#pair")).to_contain_text(symbol)
 
 
 async def traces(page: Page) -> list[list]:

@@ -7,11 +7,15 @@ the way a user adds them (command rows the supervisor carries out), so backfill,
 the live prediction loop and the training queue all run as in ``cryptocast up``. The replay has
 less history than the 10 days a first LSTM needs (``HISTORY_MS`` plus under a week: its time shifts
 are whole weeks), so a retrain asked for here fails, with that reason.
+
+The API runs with a token (``API_TOKEN``), as outside dev mode: the dashboard has none of its own,
+so a change from the page needs a viewer who signed in with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import threading
 import time
@@ -39,6 +43,8 @@ SPEED = 60.0  # a candle closes every second
 HISTORY_MS = 5 * 60 * MINUTE_MS  # enough for the persistence baseline (240 minutes)
 READY_TIMEOUT_S = 180.0
 MINUTES_PER_DAY = 1440
+API_TOKEN = "dashboard-tests-api-token-7f3a9c"
+TOKEN_ENV = "CRYPTOCAST_API_TOKEN"
 
 
 @dataclass
@@ -76,9 +82,24 @@ async def _has_forecast(api_url: str, symbol: str) -> bool:
         return (await http.get(f"/pairs/{symbol}/predictions/latest")).status_code == 200
 
 
+@contextmanager
+def api_token_set() -> Iterator[None]:
+    """``API_TOKEN`` in the environment, which the API's replicas inherit, restored afterwards."""
+    previous = os.environ.get(TOKEN_ENV)
+    os.environ[TOKEN_ENV] = API_TOKEN
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = previous
+
+
 @asynccontextmanager
 async def whole_system(db_url: URL, speed: float = SPEED) -> AsyncIterator[System]:
-    """Everything up with ``FIRST_PAIR`` live and forecasting; torn down in reverse order."""
+    """Everything up with ``FIRST_PAIR`` live and forecasting, the API asking ``API_TOKEN`` for
+    changes; torn down in reverse order."""
     from cryptocast.actors.ray_runtime import start_ray, stop_ray
     from cryptocast.dashboard.server import start_dashboard, stop_dashboard
     from cryptocast.serve.deploy import api_url, deploy, stop_serving
@@ -88,29 +109,30 @@ async def whole_system(db_url: URL, speed: float = SPEED) -> AsyncIterator[Syste
     url_text = db_url.render_as_string(hide_password=False)
     plain_url = db_url.set(drivername="postgresql").render_as_string(hide_password=False)
     config = ReplayConfig(speed=speed, pairs=[FIRST_PAIR, SECOND_PAIR], history_ms=HISTORY_MS)
-    async with ReplayServer(config) as replay:
-        await submit_command(db, "add_pair", FIRST_PAIR)
-        settings = system_settings(replay)
-        start_ray(num_cpus=2)
-        try:
-            options = ServeOptions.from_settings(settings, url_text)
-            await deploy(db, options)  # Serve first: its proxy starts slowly on a busy machine
-            background = start_background(settings, plain_url)
+    with api_token_set():
+        async with ReplayServer(config) as replay:
+            await submit_command(db, "add_pair", FIRST_PAIR)
+            settings = system_settings(replay)
+            start_ray(num_cpus=2)
             try:
-                await wait_for(
-                    lambda: _has_forecast(api_url(options), FIRST_PAIR), READY_TIMEOUT_S, "first forecast"
-                )
-                dashboard = start_dashboard(settings, api_url(options), port=0)
+                options = ServeOptions.from_settings(settings, url_text)
+                await deploy(db, options)  # Serve first: its proxy starts slowly on a busy machine
+                background = start_background(settings, plain_url)
                 try:
-                    yield System(api_url(options), dashboard, replay, db)
+                    await wait_for(
+                        lambda: _has_forecast(api_url(options), FIRST_PAIR), READY_TIMEOUT_S, "first forecast"
+                    )
+                    dashboard = start_dashboard(settings, api_url(options), port=0)
+                    try:
+                        yield System(api_url(options), dashboard, replay, db)
+                    finally:
+                        stop_dashboard()
                 finally:
-                    stop_dashboard()
+                    await asyncio.to_thread(stop_background, background)
             finally:
-                await asyncio.to_thread(stop_background, background)
-        finally:
-            stop_serving()
-            stop_ray()
-            await db.dispose()
+                stop_serving()
+                stop_ray()
+                await db.dispose()
 
 
 @contextmanager

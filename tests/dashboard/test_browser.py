@@ -13,13 +13,14 @@ import pytest
 from playwright.async_api import Page, expect
 
 from cryptocast.dashboard.panels import when
-from tests.dashboard.browser import RANGE_JS, drag_zoom, last_candle, wait_next_candle, wait_traces
-from tests.dashboard.system import FIRST_PAIR, SECOND_PAIR, System, wait_for
+from tests.dashboard.browser import RANGE_JS, drag_zoom, last_candle, sign_in, wait_next_candle, wait_traces
+from tests.dashboard.system import API_TOKEN, FIRST_PAIR, SECOND_PAIR, System, wait_for
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000
 ZOOM_UPDATES = 3  # candle closes (a second apart) the zoom must survive
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 async def test_chart_has_candles_forecast_bands_and_the_replay_banner(system: System, page: Page) -> None:
@@ -53,9 +54,10 @@ async def test_chart_updates_after_a_candle_closes_and_keeps_the_zoom(system: Sy
 
 
 async def test_an_invalid_pair_shows_the_api_message(system: System, page: Page) -> None:
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30, headers=AUTH) as http:
         expected = (await http.post("/pairs", json={"symbol": "NOSUCHPAIR"})).json()["message"]
     await page.goto(system.dashboard_url)
+    await sign_in(page, API_TOKEN, WAIT_MS)
     await page.fill("#new-pair", "NOSUCHPAIR")
     await page.click("#add-pair")
     await expect(page.locator("#pair-message")).to_have_text(expected, timeout=WAIT_MS)
@@ -67,6 +69,7 @@ async def test_an_invalid_pair_shows_the_api_message(system: System, page: Page)
 
 async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, page: Page) -> None:
     await page.goto(system.dashboard_url)
+    await sign_in(page, API_TOKEN, WAIT_MS)
     await wait_traces(page, {"1m candles"}, WAIT_MS)
     await page.fill("#new-pair", SECOND_PAIR.lower())
     await page.click("#add-pair")
@@ -106,6 +109,7 @@ async def test_retrain_now_fails_with_the_history_it_needs_and_models_list_the_f
     await expect(panel).to_contain_text("Training scheduler running")
     await expect(panel).to_contain_text(f"Next: {planned['next']['kind']} at {when(planned['next']['at'])}")
 
+    await sign_in(page, API_TOKEN, WAIT_MS)
     await page.click("#retrain")
     message = page.locator("#retrain-message")
     await expect(message).to_contain_text(re.compile(rf"Retrain of {FIRST_PAIR}, command \d+"), timeout=WAIT_MS)

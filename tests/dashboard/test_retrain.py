@@ -1,4 +1,5 @@
-"""*Retrain now* against a stand-in API: what it sends, which command it follows, what it refuses to send."""
+"""*Retrain now* against a stand-in API: what it sends (with the viewer's token or none), which
+command it follows, what it refuses to send."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from cryptocast.dashboard.app import _follow, _is_command_id, _request_retrain
+from cryptocast.dashboard.changes import SIGN_IN_FIRST
 from cryptocast.dashboard.client import ApiClient, pair_path
 from tests.dashboard.test_panels import NOT_ENOUGH, SCHEDULER_UP, _command
 
@@ -21,34 +23,44 @@ def _api(handler: Callable[[httpx.Request], httpx.Response], seen: list[httpx.Re
         seen.append(request)
         return handler(request)
 
-    api = ApiClient("http://api.test", TOKEN)
-    api.http = httpx.Client(base_url=api.url, headers=api.http.headers, transport=httpx.MockTransport(record))
+    api = ApiClient("http://api.test")
+    api.http = httpx.Client(base_url=api.url, transport=httpx.MockTransport(record))
     return api
 
 
-def test_retrain_posts_with_the_token_and_follows_the_new_command() -> None:
+def test_retrain_posts_with_the_viewers_token_and_follows_the_new_command() -> None:
     seen: list[httpx.Request] = []
     accepted = _command(id=12, symbol="BTC_USDT") | {"command_id": 12, "scheduler": SCHEDULER_UP}
     api = _api(lambda _: httpx.Response(202, json=accepted), seen)
-    assert _request_retrain(api, "BTC_USDT") == ("Retrain of BTC_USDT, command 12: queued", 12)
-    [request] = seen
-    assert (request.method, request.url.raw_path) == ("POST", b"/pairs/BTC_USDT/retrain")
-    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert _request_retrain(api, "BTC_USDT", TOKEN) == ("Retrain of BTC_USDT, command 12: queued", 12)
+    assert _request_retrain(api, "BTC_USDT", None) == ("Retrain of BTC_USDT, command 12: queued", 12)
+    signed_in, anonymous = seen
+    assert (signed_in.method, signed_in.url.raw_path) == ("POST", b"/pairs/BTC_USDT/retrain")
+    assert signed_in.headers["authorization"] == f"Bearer {TOKEN}"
+    assert "authorization" not in anonymous.headers
+
+
+def test_a_401_asks_for_a_sign_in_when_none_was_made_and_shows_the_api_message_otherwise() -> None:
+    message = "this endpoint needs 'Authorization: Bearer <token>' with the configured API token"
+    api = _api(lambda _: httpx.Response(401, json={"error": "unauthorized", "message": message}), [])
+    assert _request_retrain(api, "BTCUSDT", None) == (SIGN_IN_FIRST.format(action="retrain"), None)
+    assert _request_retrain(api, "BTCUSDT", "a-wrong-token-of-16") == (message, None)
 
 
 def test_a_conflict_shows_the_api_message_and_follows_the_training_already_open() -> None:
     message = "a retrain of BTCUSDT is already running (command 5); follow it at /commands/5"
     body = {"error": "already_requested", "message": message, "command": _command(id=5, status="running")}
     api = _api(lambda _: httpx.Response(409, json=body), [])
-    assert _request_retrain(api, "BTCUSDT") == (message, 5)
+    assert _request_retrain(api, "BTCUSDT", TOKEN) == (message, 5)
     other = {"error": "backfilling", "message": "BTCUSDT is still backfilling (starting)"}
-    assert _request_retrain(_api(lambda _: httpx.Response(409, json=other), []), "BTCUSDT") == (other["message"], None)
+    refused = _request_retrain(_api(lambda _: httpx.Response(409, json=other), []), "BTCUSDT", TOKEN)
+    assert refused == (other["message"], None)
 
 
 @pytest.mark.parametrize("value", ["..", "BTC/USDT", "btcusdt", "BTCUSDT\n", "B", "../health", "%2E%2E", 5, ["X"]])
 def test_a_selected_value_that_is_not_a_pair_is_refused_before_any_request(value: object) -> None:
     seen: list[httpx.Request] = []
-    message, following = _request_retrain(_api(lambda _: httpx.Response(202, json={}), seen), value)
+    message, following = _request_retrain(_api(lambda _: httpx.Response(202, json={}), seen), value, TOKEN)
     assert "is not a pair symbol" in message and following is None and seen == []
 
 
