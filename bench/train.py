@@ -6,6 +6,12 @@ newest ``--days`` of it, and times ``predict`` on the served model. ``--until`` 
 out of the database, so they can be scored afterwards as unseen data with ``cryptocast evaluate``;
 ``--latency-only`` re-times inference of what is registered, without training again.
 
+Ray is started here, on the main thread, and shut down before the database: Ray's local servers
+(GCS, raylet) die with the *thread* that started them (Linux's parent-death signal follows the
+thread), and the sweep runs in a worker thread that ends with the event loop. Started there, they
+were killed before the process ended, and Ray's exit handler then waited 60 s for the dead GCS and
+exited 1.
+
     python bench/train.py --pair BTCUSDT --trials 8 --days 30 > bench-train.json
 """
 
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cryptocast.actors.ray_runtime import start_ray, stop_ray
 from cryptocast.exchange.recordings import BUNDLED_DIR, split_symbol
 from cryptocast.settings import get_settings
 from cryptocast.sql import migrate
@@ -36,6 +43,7 @@ from cryptocast.tune.dataset import DAY_MS, HORIZONS
 from cryptocast.tune.features import compute_tail
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, recent_candles, train_pair
 from cryptocast.tune.predictor import LSTM, ServedPredictor
+from cryptocast.tune.sweep import RAY_CPUS
 
 DERIVED = ("close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
 LATENCY_CALLS = 500
@@ -169,7 +177,12 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true", help="time inference of the registered models, no training")
     args = parser.parse_args()
     with database_url(get_settings()) as url:
-        result = asyncio.run(bench(args, url))
+        if not args.latency_only:
+            start_ray(num_cpus=RAY_CPUS)  # the sweep joins it
+        try:
+            result = asyncio.run(bench(args, url))
+        finally:
+            stop_ray()
     print(json.dumps(result, indent=1))
 
 

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # Training (the scheduler runs wherever predictions are served)
     train_trials: int = Field(8, ge=1, le=64)
     train_epochs: int = Field(4, ge=1, le=50)
-    train_days: int = Field(30, ge=10, le=365)  # most history a training reads
+    train_days: int = Field(60, ge=10, le=365)  # most history a training reads (28 of them test)
     train_daily_minute: int = Field(120, ge=0, lt=1440)  # minutes after 00:00 UTC on the exchange clock
     train_stagger_minutes: int = Field(20, ge=0, le=1440)
 

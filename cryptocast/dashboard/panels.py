@@ -49,7 +49,8 @@ def replay_banner(health: dict) -> list:
         recordings = ", ".join(f"{s}: {r}" for s, r in sorted((details.get("recordings") or {}).items()))
         parts.append(f" Recording {recordings or '—'}; time shift {details.get('shift', '—')};"
                      f" speed {details.get('speed', '—')}×.")  # fmt: skip
-    parts.append(f" Source: {exchange.get('url', 'unknown')}")
+    if exchange.get("url"):  # the API names only public endpoints; a replay's address stays with it
+        parts.append(f" Source: {exchange['url']}")
     return parts
 
 

@@ -79,12 +79,11 @@ def from_frame(frame: pd.DataFrame, derived: frozenset[str] = frozenset()) -> Ca
 
 
 def from_file(path: Path) -> Candles:
-    """A CSV, gzipped CSV or Parquet file in the ``open_time_ms,open,high,low,close,volume`` layout."""
-    from cryptocast.exchange.recordings import load_recording
+    """A candle file's minutes, read strictly by :func:`cryptocast.tune.candlefile.read_candle_file`
+    (``open_time_ms,open,high,low,close,volume`` CSV, gzipped CSV or Parquet, or Binance's kline CSV)."""
+    from cryptocast.tune.candlefile import read_candle_file
 
-    rec = load_recording(Path(path))
-    frame = pd.DataFrame({"open_time_ms": rec.open_time, **{c: getattr(rec, c) for c in OHLCV}})
-    return from_frame(frame)
+    return read_candle_file(Path(path)).candles
 
 
 async def data_span(db: Database, symbol_id: int) -> tuple[datetime | None, datetime | None]:

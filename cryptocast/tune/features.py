@@ -71,6 +71,7 @@ class FeatureFrame:
     values: np.ndarray  # (minutes, features)
     vol: np.ndarray  # realised volatility per minute (NaN where undefined)
     names: list[str]
+    log_range: np.ndarray  # log(high / low) of each minute, for range-based volatility (NaN on missing minutes)
 
     @property
     def usable(self) -> np.ndarray:
@@ -213,6 +214,7 @@ def compute(candles: Candles, spec: FeatureSpec = FeatureSpec()) -> FeatureFrame
         values=values,
         vol=np.where(complete, vol, np.nan),
         names=list(columns),
+        log_range=np.log(g["high"] / g["low"]),
     )
 
 

@@ -24,6 +24,7 @@ from cryptocast.sql.database import Database
 from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune import registry
 from cryptocast.tune.candles import Candles, data_span, from_database
+from cryptocast.tune.conformal import SERVED
 from cryptocast.tune.dataset import DAY_MS, HORIZONS, SplitSpans
 from cryptocast.tune.evaluation import evaluate, json_safe
 from cryptocast.tune.gate import HorizonDecision, decide, recheck
@@ -41,6 +42,7 @@ DEFAULT_SEED = 7
 MIN_BASELINE_MINUTES = 240  # persistence is calibrated as soon as a pair has this much history
 RECALIBRATION_WARMUP_MS = DAY_MS  # candles before the calibration span, for the features' lookback
 CANDIDATE, CHAMPION_NOW = "candidate", "champion"
+BANDS_LOSS = "daily_interval_score"  # per day, the interval score averaged over the 80 and 95 % bands
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,8 @@ class TrainOutcome:
             "baseline": {"version": self.baseline.version},
             "gate": [
                 {"horizon": d.horizon, "promoted": d.promote, "p_vs_champion": _finite(d.p_vs_champion),
-                 "p_vs_persistence": _finite(d.p_vs_persistence), "reason": d.reason}
+                 "p_vs_persistence": _finite(d.p_vs_persistence), "mde": _finite(d.mde), "days": d.days,
+                 "reason": d.reason}
                 for d in self.decisions
             ],
             "champion_recheck": [{"horizon": d.horizon, "kept": d.promote, "reason": d.reason} for d in self.rechecks],
@@ -115,7 +118,7 @@ async def ensure_baseline(
     existing = await registry.current(db, sid, PERSISTENCE)
     if existing is not None:
         return existing
-    candles = await recent_candles(db, sid, calib_ms)
+    candles = await recent_candles(db, sid, max(calib_ms, SERVED.span_ms) + RECALIBRATION_WARMUP_MS)
     if len(candles) < MIN_BASELINE_MINUTES:
         return None
     baseline, plain = persistence_predictor(candles, calib_ms)
@@ -125,13 +128,15 @@ async def ensure_baseline(
     )
 
 
-def _daily(report: dict, name: str) -> np.ndarray:
-    return np.array([report["models"][name][str(h)]["daily_mae"] for h in HORIZONS]).T
+def _daily(report: dict, name: str, loss: str = "daily_mae") -> np.ndarray:
+    """(complete days, horizons) per-day losses of one model: the gate's evidence, partial days dropped."""
+    complete = np.asarray(report["complete_days"], dtype=bool)
+    return np.array([report["models"][name][str(h)][loss] for h in HORIZONS]).T[complete]
 
 
 def _compact(scores: dict) -> dict:
     """Per-horizon scores without the per-day lists (those stay in the report)."""
-    return {h: {k: v for k, v in s.items() if not k.startswith("daily_mae") and k != "daily_persistence_mae"} for h, s in scores.items()}
+    return {h: {k: v for k, v in s.items() if not isinstance(v, list) or not k.startswith("daily_")} for h, s in scores.items()}
 
 
 def history_ms(candles: Candles) -> int:
@@ -214,7 +219,12 @@ async def gate_and_register(
     champion_lstm = await registry.current(db, sid, LSTM)
     rechecks = recheck(champion_daily, persistence_daily, champion_lstm.served_horizons) if champion_lstm else []
     demoted = {d.horizon for d in rechecks if not d.promote}
-    decisions = decide(_daily(report, CANDIDATE), _without(champion_daily, persistence_daily, demoted), persistence_daily)
+    champion_bands = _daily(report, CHAMPION_NOW if CHAMPION_NOW in report["models"] else "persistence", BANDS_LOSS)
+    decisions = decide(
+        _daily(report, CANDIDATE), _without(champion_daily, persistence_daily, demoted), persistence_daily,
+        bands=(_daily(report, CANDIDATE, BANDS_LOSS),
+               _without(champion_bands, _daily(report, "persistence", BANDS_LOSS), demoted)),
+    )  # fmt: skip
     served = [d.horizon for d in decisions if d.promote]
     span = _span(candles)
     # Scored with calibrations fitted before the test window; served with ones refitted on the newest
@@ -239,7 +249,7 @@ async def gate_and_register(
             metrics={
                 "served_horizons": served,
                 "val_skill": sweep.val_skill,
-                "gate": [d.to_dict() for d in decisions],
+                "gate": json_safe([d.to_dict() for d in decisions]),
                 "champion_recheck": json_safe([d.to_dict() for d in rechecks]),
                 "test": _compact(report["models"][CANDIDATE]),
                 "test_plain_conformal": _compact(report["models"]["candidate_plain_conformal"]),
@@ -260,7 +270,7 @@ async def recalibrate_pair(
     baseline = await registry.current(db, sid, PERSISTENCE)
     if baseline is None:
         raise registry.NoChampion(f"pair {sid} has no persistence champion yet: nothing to recalibrate")
-    candles = await recent_candles(db, sid, calib_ms + RECALIBRATION_WARMUP_MS)
+    candles = await recent_candles(db, sid, max(calib_ms, SERVED.span_ms) + RECALIBRATION_WARMUP_MS)
     if len(candles) < MIN_BASELINE_MINUTES:
         raise ValueError(f"only {len(candles)} minutes of candles; recalibrating needs {MIN_BASELINE_MINUTES}")
     span = _span(candles)

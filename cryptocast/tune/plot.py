@@ -1,9 +1,11 @@
 """The evaluation report as one PNG: what the JSON says, readable at a glance.
 
-Three panels: skill vs persistence per horizon with the standard error over days (is a difference
+Five panels: skill vs persistence per horizon with the standard error over days (is a difference
 more than noise?), pooled interval coverage vs its nominal level with the binomial standard error
-(are the intervals honest?), and the newest forecasts against the realised prices with their 80 %
-and 95 % bands (what a forecast looks like).
+(are the intervals honest?), reliability — observed against nominal coverage for every model and
+horizon — and coverage by UTC hour of the first model with day-block standard errors (do they hold
+at the US open as well as at night?), then the newest forecasts against the realised prices with
+their 80 % and 95 % bands (what a forecast looks like).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-FIGSIZE = (11, 12)
+FIGSIZE = (11, 20)
+HOURS = 24
+TITLE_SPACE = 0.985  # of the figure's height left to the panels, below the overall title
+HOUR_LEVEL = 80  # the band whose coverage is drawn per hour
 DPI = 100
 LEVELS = (80, 95)
 BAND_ALPHA = {80: 0.35, 95: 0.15}
@@ -64,6 +69,41 @@ def _coverage(ax: plt.Axes, report: dict) -> None:
     ax.legend(fontsize=7, ncol=2)
 
 
+def _reliability(ax: plt.Axes, report: dict) -> None:
+    names = list(report["models"])
+    horizons = list(report["models"][names[0]])
+    nominal = np.array(LEVELS) / 100
+    ax.plot([0.7, 1.0], [0.7, 1.0], color="black", linewidth=0.8, label="perfect calibration")
+    for k, (name, dx) in enumerate(zip(names, _offsets(len(names), 0.008), strict=True)):
+        for m, h in enumerate(horizons):
+            s = report["models"][name][h]
+            observed = [s[f"coverage_{level}"] for level in LEVELS]
+            se = [s[f"coverage_{level}_se"] for level in LEVELS]
+            ax.errorbar(nominal + dx + (m - 1.5) * 0.0008, observed, yerr=se, fmt="os^v"[m % 4], color=f"C{k}",
+                        capsize=2, markersize=4, label=f"{name}" if m == 0 else None)  # fmt: skip
+    ax.set_xlabel("nominal coverage (markers ○ □ △ ▽: h = " + ", ".join(horizons) + " min)")
+    ax.set_ylabel("observed coverage (± binomial SE)")
+    ax.set_title("Reliability: observed vs nominal coverage of the 80 % and 95 % bands")
+    ax.legend(fontsize=7)
+
+
+def _by_hour(ax: plt.Axes, report: dict) -> None:
+    name = next(iter(report["models"]))
+    hours = np.arange(HOURS)
+    for k, (h, s) in enumerate(report["models"][name].items()):
+        groups = s[f"by_hour_{HOUR_LEVEL}"]
+        cov = np.array([np.nan if c is None else c for c in groups["coverage"]])
+        se = np.array([0.0 if e is None else e for e in groups["se"]])
+        ax.errorbar(hours + (k - 1.5) * 0.15, cov, yerr=se, fmt="o-", markersize=3, capsize=2, linewidth=0.8,
+                    color=f"C{k}", label=f"h = {h} min")  # fmt: skip
+    ax.axhline(HOUR_LEVEL / 100, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xticks(hours)
+    ax.set_xlabel("hour of the forecast origin (UTC)")
+    ax.set_ylabel(f"{HOUR_LEVEL} % coverage (± day-block SE)")
+    ax.set_title(f"{name}: {HOUR_LEVEL} % band coverage by hour of day")
+    ax.legend(fontsize=8, ncol=4)
+
+
 def _sample(ax: plt.Axes, report: dict) -> None:
     sample = report["sample"]
     times = [datetime.fromtimestamp(ms / 1000, UTC) for ms in sample["origin_ms"]]
@@ -84,14 +124,16 @@ def _sample(ax: plt.Axes, report: dict) -> None:
 
 def write_png(report: dict, path: Path) -> Path:
     """Draw ``report`` (from :func:`cryptocast.tune.evaluation.evaluate`) into ``path``."""
-    fig, axes = plt.subplots(3, 1, figsize=FIGSIZE)
+    fig, axes = plt.subplots(5, 1, figsize=FIGSIZE)
     try:
         _skill(axes[0], report)
         _coverage(axes[1], report)
-        _sample(axes[2], report)
+        _reliability(axes[2], report)
+        _by_hour(axes[3], report)
+        _sample(axes[4], report)
         title = f"{report.get('pair', '')} on {report.get('data', '')}: {report['origins']:,} origins, {report['days']} days"
         fig.suptitle(title.strip())
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, TITLE_SPACE))
         fig.savefig(path, dpi=DPI)
     finally:
         plt.close(fig)

@@ -69,8 +69,9 @@ class Predictor:
 
     @property
     def window_minutes(self) -> int:
-        """Consecutive candles, ending at the origin, that :meth:`predict` needs."""
-        return serving_candles(self.seq_len)
+        """Consecutive candles, ending at the origin, that :meth:`predict` needs (the features' window,
+        or the interval scale's lookback if longer)."""
+        return max(serving_candles(self.seq_len), self.calibration.lookback + 1)
 
     def features(self, candles: Candles, cache: dict | None = None) -> FeatureFrame:
         """Features of ``candles``; ``cache`` shares them between predictors of one call."""
@@ -90,7 +91,7 @@ class Predictor:
     def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
         ff = self.features(candles, cache)
         point = self.point_returns(ff, idx)
-        half = self.calibration.half_widths(horizon_scale(ff.vol[idx], self.horizons))
+        half = self.calibration.intervals(ff, idx, self.horizons)
         return ReturnForecast(point, half, (self.kind,) * len(self.horizons))
 
     def predict(self, candles: Candles) -> Forecast:
@@ -231,6 +232,10 @@ class ServedPredictor(Predictor):
         self.spec = (lstm or baseline).spec
         self.seq_len = max(baseline.seq_len, lstm.seq_len if self.lstm else 1)
         self.calibration = baseline.calibration
+
+    @property
+    def window_minutes(self) -> int:
+        return max(p.window_minutes for p in (self.baseline, self.lstm) if p is not None)
 
     def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
         cache = {} if cache is None else cache

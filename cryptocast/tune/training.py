@@ -14,7 +14,7 @@ import numpy as np
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune.candles import Candles
-from cryptocast.tune.conformal import Calibration
+from cryptocast.tune.conformal import LEGACY_SCALED, SERVED, Calibration, Method, fit_calibration
 from cryptocast.tune.dataset import Split, SplitSpans, horizon_scale, origins, split, targets
 from cryptocast.tune.features import FeatureFrame, FeatureSpec, Scaler, compute
 from cryptocast.tune.lstm import LstmConfig, Trainer
@@ -90,18 +90,29 @@ def lstm_predictor(
     return LstmPredictor(config, weights, p.scaler, scaled), plain
 
 
-def recent_calibration(predictor: Predictor, candles: Candles, calib_ms: int) -> tuple[Calibration, Calibration]:
-    """(volatility-scaled, plain) calibrations from the most recent ``calib_ms`` of complete origins."""
+def recent_calibration(
+    predictor: Predictor, candles: Candles, calib_ms: int, method: Method = LEGACY_SCALED
+) -> tuple[Calibration, Calibration]:
+    """(``method``'s, plain) calibrations from the most recent ``calib_ms`` of complete origins.
+
+    The LSTM keeps RV30 split conformal by default: its calibration span is carved from its training
+    history, too short for the served method's scale model and hour cells."""
     ff = predictor.features(candles)
     y = targets(ff)
     idx = origins(ff, predictor.seq_len, y)
     end = int(ff.open_time[-1]) + MINUTE_MS
     idx = idx[ff.open_time[idx] >= end - calib_ms]
     residuals = y[idx] - predictor.point_returns(ff, idx)
-    return Calibration.fit(residuals, horizon_scale(ff.vol[idx])), Calibration.fit(residuals, None)
+    return fit_calibration(method, ff, idx, residuals, predictor.horizons), Calibration.fit(residuals, None)
 
 
-def persistence_predictor(candles: Candles, calib_ms: int) -> tuple[PersistencePredictor, Calibration]:
-    """Persistence calibrated on the most recent ``calib_ms`` of complete origins."""
-    scaled, plain = recent_calibration(PersistencePredictor(Calibration(True, {})), candles, calib_ms)
+def persistence_predictor(
+    candles: Candles, calib_ms: int = 0, method: Method = SERVED
+) -> tuple[PersistencePredictor, Calibration]:
+    """Persistence with ``method``'s intervals, calibrated on the most recent ``calib_ms`` of complete
+    origins or the method's own span if longer (a training's calibration span is cut for the LSTM;
+    the baseline's scale model and hour cells need the days their method was measured with)."""
+    span = max(calib_ms, method.span_ms)
+    template = PersistencePredictor(Calibration(True, {}))
+    scaled, plain = recent_calibration(template, candles, span, method)
     return PersistencePredictor(scaled), plain

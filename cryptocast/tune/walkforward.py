@@ -1,10 +1,11 @@
 """Intervals recalibrated every day, as they are served.
 
-The daily retrain refits the persistence baseline's conformal calibration on the latest days, so a
-served interval is never older than a day. Scoring a month with one calibration fitted before it
-measures a system that does not exist (and misses whenever the volatility regime drifts); this
-wrapper replays the daily refit instead: for origins on day d, the calibration is fitted on the
-origins of the ``calib_ms`` before d whose every target had closed by the start of d.
+The daily retrain refits the persistence baseline's conformal calibration (its scale model and its
+quantiles) on the latest days, so a served interval is never older than a day. Scoring a month with
+one calibration fitted before it measures a system that does not exist (and misses whenever the
+volatility regime drifts); this wrapper replays the daily refit instead: for origins on day d, the
+calibration's own method is refitted on the origins of the ``calib_ms`` before d (by default the
+method's span) whose every target had closed by the start of d.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.conformal import Calibration
-from cryptocast.tune.dataset import DAY_MS, horizon_scale, targets
+from cryptocast.tune.dataset import DAY_MS, targets
 from cryptocast.tune.features import FeatureFrame
 from cryptocast.tune.predictor import Predictor, ReturnForecast
 
@@ -24,14 +25,14 @@ MIN_CALIBRATION_SHARE = 0.5  # of the calibration span's minutes; a day with few
 class DailyRecalibrated(Predictor):
     """``inner``'s point forecasts with conformal intervals refitted each day on the span before it."""
 
-    def __init__(self, inner: Predictor, calib_ms: int = 2 * DAY_MS, period_ms: int = DAY_MS) -> None:
+    def __init__(self, inner: Predictor, calib_ms: int | None = None, period_ms: int = DAY_MS) -> None:
         self.inner = inner
         self.kind = inner.kind
         self.spec = inner.spec
         self.seq_len = inner.seq_len
         self.horizons = inner.horizons
         self.calibration = inner.calibration
-        self.calib_ms = calib_ms
+        self.calib_ms = calib_ms or inner.calibration.method.span_ms
         self.period_ms = period_ms
 
     def features(self, candles: Candles, cache: dict | None = None) -> FeatureFrame:
@@ -61,28 +62,38 @@ class DailyRecalibrated(Predictor):
         ok = {s for s in np.unique(starts) if len(self._calibration_origins(ff, known, int(s))) >= enough}
         return idx[np.isin(starts, list(ok))]
 
-    def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
-        cache = {} if cache is None else cache
+    def calibrations(
+        self, candles: Candles, idx: np.ndarray, cache: dict | None = None
+    ) -> dict[int, Calibration]:
+        """The calibration refitted for each period (its start, ms) that holds an origin of ``idx``."""
+        return self._refit(candles, idx, {} if cache is None else cache)[1]
+
+    def _refit(
+        self, candles: Candles, idx: np.ndarray, cache: dict
+    ) -> tuple[ReturnForecast, dict[int, Calibration]]:
         ff = self.features(candles, cache)
         known, y = self._known(candles, ff)
         everything = np.union1d(known, idx)
         full = self.inner.forecast_returns(candles, everything, cache)
-        at = {int(i): k for k, i in enumerate(everything)}
-        rows = np.array([at[int(i)] for i in idx], dtype=np.int64)
-        scale = horizon_scale(ff.vol[idx], self.horizons)
-        half = {level: np.full(scale.shape, np.nan) for level in self.calibration.quantiles}
-        starts = ff.open_time[idx] // self.period_ms * self.period_ms
-        for start in np.unique(starts):
+        rows = np.searchsorted(everything, idx)
+        fitted = {}
+        for start in np.unique(ff.open_time[idx] // self.period_ms * self.period_ms):
             cal = self._calibration_origins(ff, known, int(start))
-            if len(cal) == 0:
-                continue
-            cal_rows = np.array([at[int(i)] for i in cal], dtype=np.int64)
-            fitted = Calibration.fit(
-                y[cal] - full.point[cal_rows],
-                horizon_scale(ff.vol[cal], self.horizons) if self.calibration.scaled else None,
-                tuple(half),
-            )
+            if len(cal) > 0:
+                residuals = y[cal] - full.point[np.searchsorted(everything, cal)]
+                fitted[int(start)] = self.calibration.refit(ff, cal, residuals, self.horizons)
+        return ReturnForecast(full.point[rows], {}, full.source), fitted
+
+    def forecast_returns(
+        self, candles: Candles, idx: np.ndarray, cache: dict | None = None
+    ) -> ReturnForecast:
+        cache = {} if cache is None else cache
+        out, fitted = self._refit(candles, idx, cache)
+        ff = self.features(candles, cache)
+        half = {level: np.full(out.point.shape, np.nan) for level in self.calibration.quantiles}
+        starts = ff.open_time[idx] // self.period_ms * self.period_ms
+        for start, calibration in fitted.items():
             today = starts == start
-            for level, widths in fitted.half_widths(scale[today]).items():
+            for level, widths in calibration.intervals(ff, idx[today], self.horizons).items():
                 half[level][today] = widths
-        return ReturnForecast(full.point[rows], half, full.source)
+        return ReturnForecast(out.point, half, out.source)

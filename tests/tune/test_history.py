@@ -11,12 +11,12 @@ HOUR_MS = 3_600_000
 
 
 def test_full_history_gets_the_preferred_spans_and_training_the_rest() -> None:
-    assert HistoryNeeds().fit_spans(30 * DAY_MS) == SplitSpans(val_ms=2 * DAY_MS, calib_ms=2 * DAY_MS, test_ms=7 * DAY_MS)
+    assert HistoryNeeds().fit_spans(60 * DAY_MS) == SplitSpans(val_ms=2 * DAY_MS, calib_ms=2 * DAY_MS, test_ms=28 * DAY_MS)
 
 
 @pytest.mark.parametrize(
     ("history_days", "test", "calib", "val"),
-    [(10, 5, 1, 1), (11, 6, 1, 1), (12, 7, 1, 1), (13, 7, 2, 1), (13.5, 7, 2, 1.5), (14, 7, 2, 2), (20, 7, 2, 2)],
+    [(10, 5, 1, 1), (11, 6, 1, 1), (20, 15, 1, 1), (33, 28, 1, 1), (34, 28, 2, 1), (34.5, 28, 2, 1.5), (35, 28, 2, 2)],
 )
 def test_short_history_shrinks_validation_first_and_the_test_window_last(
     history_days: float, test: float, calib: float, val: float

@@ -7,15 +7,16 @@ import pandas as pd
 from tune_data import btc
 
 from cryptocast.tune.candles import from_frame
-from cryptocast.tune.dataset import DAY_MS, HORIZONS, horizon_scale, targets
+from cryptocast.tune.conformal import SERVED
+from cryptocast.tune.dataset import DAY_MS, targets
 from cryptocast.tune.features import compute
 from cryptocast.tune.training import persistence_predictor
 from cryptocast.tune.walkforward import DailyRecalibrated
 
 
-def _recalibrated(candles):  # noqa: ANN001, ANN202
-    baseline, _ = persistence_predictor(candles.until(int(candles.open_time[0]) + 2 * DAY_MS), 2 * DAY_MS)
-    return DailyRecalibrated(baseline, 2 * DAY_MS)
+def _recalibrated(candles, calib_ms: int | None = 2 * DAY_MS):  # noqa: ANN001, ANN202
+    baseline, _ = persistence_predictor(candles.until(int(candles.open_time[0]) + 2 * DAY_MS))
+    return DailyRecalibrated(baseline, calib_ms)
 
 
 def test_days_without_a_full_calibration_span_before_them_are_not_scored() -> None:
@@ -26,17 +27,13 @@ def test_days_without_a_full_calibration_span_before_them_are_not_scored() -> No
     assert compute(candles).open_time[idx].min() >= first_day + 2 * DAY_MS
 
 
-def test_a_days_quantiles_do_not_change_when_that_day_and_later_change() -> None:
+def test_a_days_calibration_does_not_change_when_that_day_and_later_change() -> None:
     candles = btc(5)
     predictor = _recalibrated(candles)
     idx = predictor.usable_origins(candles)
     ff = compute(candles)
     day = int(ff.open_time[idx].max()) // DAY_MS * DAY_MS
     today = idx[ff.open_time[idx] >= day]
-
-    def quantiles(c):  # noqa: ANN001, ANN202 - half-width per unit of the origin's own scale
-        out = predictor.forecast_returns(c, today)
-        return out.half[0.8] / horizon_scale(compute(c).vol[today], HORIZONS)
 
     frame = candles.frame.copy()
     later = frame["open_time_ms"] >= day
@@ -47,12 +44,20 @@ def test_a_days_quantiles_do_not_change_when_that_day_and_later_change() -> None
     frame.loc[later, "low"] = frame.loc[later, ["open", "high", "low", "close"]].min(axis=1)
     shocked = from_frame(pd.DataFrame(frame))
     assert not np.allclose(compute(shocked).close[today], ff.close[today])
-    np.testing.assert_allclose(quantiles(shocked), quantiles(candles))
+    before, after = predictor.calibrations(candles, today), predictor.calibrations(shocked, today)
+    assert list(before) == list(after) == [day]
+    assert before[day].to_dict() == after[day].to_dict()
+    # and the day's intervals are that calibration applied to the day's own minutes
+    np.testing.assert_allclose(
+        predictor.forecast_returns(shocked, today).half[0.8],
+        after[day].intervals(compute(shocked), today)[0.8],
+    )
 
 
 def test_recalibrated_intervals_cover_near_nominal_on_days_they_never_saw() -> None:
-    candles = btc(8)
-    predictor = _recalibrated(candles)
+    candles = btc(12)
+    predictor = _recalibrated(candles, None)  # the served method's own span
+    assert predictor.calib_ms == SERVED.span_ms
     idx = predictor.usable_origins(candles)
     ff = compute(candles)
     y = targets(ff)[idx]
