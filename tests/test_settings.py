@@ -48,9 +48,11 @@ def test_prod_refuses_default_or_empty_secrets(token: str | None, url: str | Non
         Settings(_env_file=None, mode="prod", api_token=token, database_url=url)
 
 
-def test_prod_checks_each_secret_where_it_is_used() -> None:
+def test_prod_checks_each_secret_where_it_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """The dashboard and ingestion pods get no API token, the dashboard no database URL: they start;
     the API without a token and anything opening the database without a URL refuse."""
+    for key in ("CRYPTOCAST_API_TOKEN", "CRYPTOCAST_DATABASE_URL"):
+        monkeypatch.delenv(key, raising=False)
     bare = Settings(_env_file=None, mode="prod")
     with pytest.raises(ConfigurationError, match="CRYPTOCAST_API_TOKEN must be set"):
         bare.require_api_token()

@@ -8,20 +8,33 @@ from tune_data import HOLE_START_MS, btc, ethbtc_around_hole
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune.candles import Candles
-from cryptocast.tune.dataset import HORIZONS, SplitSpans, origins, targets
-from cryptocast.tune.features import GROUPS, LOOKBACK, FeatureSpec, FeatureUnavailable, compute, compute_tail
+from cryptocast.tune.dataset import HORIZONS, SplitSpans, origins, realised_variance, targets
+from cryptocast.tune.features import (
+    GROUPS,
+    LOOKBACK,
+    ORDER_FLOW,
+    FeatureSpec,
+    FeatureUnavailable,
+    compute,
+    compute_tail,
+)
 from cryptocast.tune.lstm import LstmConfig
+from cryptocast.tune.sweep import FEATURE_SETS, feature_sets, search_space
 from cryptocast.tune.training import prepare
 
 HOUR_MS = 3_600_000
 
 
-def _with_book(candles: Candles) -> Candles:
+def _with_book(candles: Candles, derived: frozenset[str] = frozenset()) -> Candles:
+    """The recording with top of book and order flow as live klines carry them (values made up for
+    the test, flagged ``derived`` where asked)."""
     f = candles.frame.copy()
+    rng = np.random.default_rng(5)
     f["bid_price"], f["ask_price"] = f["close"] * 0.9999, f["close"] * 1.0001
     f["bid_qty"], f["ask_qty"] = f["volume"], f["volume"] * 0.5
-    f["taker_buy_base"], f["trades"] = f["volume"] * 0.4, np.maximum(f["volume"] * 10, 1)
-    return Candles(f, frozenset({"trades"}))
+    f["taker_buy_base"] = f["volume"] * rng.uniform(0.2, 0.8, len(f))
+    f["trades"] = np.maximum(np.round(f["volume"] * rng.uniform(5, 15, len(f))), 1)
+    return Candles(f, derived)
 
 
 def test_perturbing_the_future_never_changes_features_at_t() -> None:
@@ -79,15 +92,48 @@ def test_scaler_is_fitted_on_the_training_span_only() -> None:
     assert all(base.ff.open_time[i] + max(HORIZONS) * MINUTE_MS < val_start for i in base.split.train)
 
 
-def test_derived_fields_are_refused_unless_asked_for() -> None:
-    frame = _with_book(btc(0.2)).frame
-    taker_derived = Candles(frame, frozenset({"taker_buy_base"}))
-    with pytest.raises(FeatureUnavailable, match="derived"):
-        compute(taker_derived, FeatureSpec(("returns", "taker")))
-    assert "taker_share" in compute(taker_derived, FeatureSpec(("returns", "taker", "derived"))).names
-    assert "taker_share" in compute(Candles(frame), FeatureSpec(("returns", "taker"))).names
+def test_order_flow_is_computed_where_recorded_and_refused_where_derived() -> None:
+    recorded = _with_book(btc(0.2))
+    ff = compute(recorded, FeatureSpec(("returns", *ORDER_FLOW)))
+    assert {"taker_share", "taker_share_15", "trades_rel", "trade_size_rel"} <= set(ff.names)
+    f = recorded.frame
+    share = ff.values[-1, ff.names.index("taker_share_15")]
+    assert share == pytest.approx(f["taker_buy_base"].iloc[-15:].sum() / f["volume"].iloc[-15:].sum())
+    for column, group in (("taker_buy_base", "taker"), ("trades", "trades")):
+        derived = _with_book(btc(0.2), frozenset({column}))
+        with pytest.raises(FeatureUnavailable, match=f"'{group}' group needs '{column}', which is derived"):
+            compute(derived, FeatureSpec(("returns", group)))
+        compute(derived, FeatureSpec(("returns", *(g for g in ORDER_FLOW if g != group))))  # the other one is fine
+    with pytest.raises(FeatureUnavailable, match="'trades' column"):
+        compute(btc(0.2), FeatureSpec(("returns", "trades")))  # an OHLCV file has no order flow at all
     with pytest.raises(FeatureUnavailable, match="top-of-book"):
         compute(btc(0.2), FeatureSpec(("returns", "book")))
+
+
+def test_the_sweep_leaves_out_feature_sets_the_data_only_derives() -> None:
+    usable, refused = feature_sets(_with_book(btc(0.2)))
+    assert set(usable) == set(FEATURE_SETS) and not refused
+    replay = _with_book(btc(0.2), frozenset({"trades", "taker_buy_base", "quote_volume"}))
+    usable, refused = feature_sets(replay)
+    assert "order_flow" in refused and "derived" in refused["order_flow"]
+    assert usable and not any(set(ORDER_FLOW) & set(groups) for groups in usable.values())
+    searched = search_space(replay)["groups"].categories
+    assert sorted(map(tuple, searched)) == sorted(usable.values())
+
+
+def test_realised_variance_sums_the_squared_returns_ahead_and_never_crosses_a_hole() -> None:
+    ff = compute(ethbtc_around_hole(minutes_before=120, minutes_after=120))
+    rv = realised_variance(ff)
+    r = np.diff(np.log(ff.close))
+    for t in (0, 50, 87):  # before the hole, whole horizons
+        for j, h in enumerate(HORIZONS):
+            assert rv[t, j] == pytest.approx(np.sum(r[t : t + h] ** 2))
+    missing = np.flatnonzero(np.isnan(ff.close))
+    for j, h in enumerate(HORIZONS):
+        crosses = np.zeros(len(rv), dtype=bool)
+        for m in missing:
+            crosses[max(m - h, 0) : m + 1] = True
+        assert np.isnan(rv[crosses, j]).all() and np.isfinite(rv[~crosses & (np.arange(len(rv)) < len(rv) - h), j]).all()
 
 
 @pytest.mark.parametrize("seq_len", [15, 60])

@@ -1,4 +1,5 @@
-"""The LSTM: NumPy forward pass equal to Keras, reproducible with a seed, intervals that calibrate."""
+"""The LSTM: NumPy forward pass equal to Keras for every head, reproducible with a seed, intervals that
+calibrate, on RV30 or on the network's own forecast of the spread."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import numpy as np
 import pytest
 from tune_data import btc
 
-from cryptocast.tune import inference
+from cryptocast.tune import heads, inference
 from cryptocast.tune.conformal import Calibration
-from cryptocast.tune.dataset import SplitSpans
+from cryptocast.tune.dataset import HORIZONS, SplitSpans
 from cryptocast.tune.inference import numpy_forward
 from cryptocast.tune.lstm import LstmConfig, build
+from cryptocast.tune.network_scale import NetworkCalibration
 from cryptocast.tune.predictor import LstmPredictor, from_bytes
-from cryptocast.tune.training import fit, lstm_predictor, prepare
+from cryptocast.tune.training import fit, lstm_predictor, prepare, recent_calibration
+from cryptocast.tune.walkforward import DailyRecalibrated
 
 HOUR_MS = 3_600_000
 SPANS = SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)
@@ -25,8 +28,9 @@ def prepared():  # noqa: ANN201
     return prepare(btc(1.0), SMALL, SPANS)
 
 
-def test_numpy_forward_equals_keras(monkeypatch) -> None:  # noqa: ANN001
-    config = LstmConfig(seq_len=60, layers=2, units=64, dropout=0.2)  # the served size
+@pytest.mark.parametrize("head", heads.HEADS)
+def test_numpy_forward_equals_keras(monkeypatch, head: str) -> None:  # noqa: ANN001
+    config = LstmConfig(seq_len=60, layers=2, units=64, dropout=0.2, head=head)  # the served size
     model = build(config, n_features=7)
     weights = [w + np.random.default_rng(1).normal(0, 0.1, w.shape).astype(np.float32) for w in model.get_weights()]
     model.set_weights(weights)  # non-zero biases, so a gate-order mix-up cannot pass
@@ -34,9 +38,35 @@ def test_numpy_forward_equals_keras(monkeypatch) -> None:  # noqa: ANN001
     x = np.random.default_rng(0).normal(size=(2 * SMALL_BATCH + 5, 60, 7)).astype(np.float32)  # three batches
     keras_out = np.asarray(model(x, training=False))
     out = numpy_forward(weights, config.layers, x)
-    assert out.dtype == np.float32
+    assert out.dtype == np.float32 and out.shape == (len(x), heads.outputs(head, len(HORIZONS)))
     np.testing.assert_allclose(out, keras_out, atol=1e-5)
     assert np.abs(keras_out).max() > 1e-2  # not trivially zero
+
+
+@pytest.mark.parametrize("head", heads.HEADS)
+def test_the_loss_trains_what_serving_reads(head: str) -> None:
+    """The Keras loss, recomputed in NumPy from the point and scale serving reads off the raw outputs."""
+    import keras
+
+    n, rng = len(HORIZONS), np.random.default_rng(2)
+    raw = rng.normal(size=(64, heads.outputs(head, n))).astype(np.float32)
+    z, variance_ratio = rng.standard_t(4, size=(64, n)), rng.gamma(0.5, 2.0, size=(64, n))
+    y_true = heads.training_targets(z, variance_ratio)
+    loss = np.asarray(heads.keras_loss(head, n)(keras.ops.convert_to_tensor(y_true), keras.ops.convert_to_tensor(raw)))
+    point, scale = heads.read(head, raw.astype(np.float64), n)
+    expected = np.abs(z - point).mean(axis=1)
+    if head == heads.QLIKE:
+        expected += (variance_ratio / scale**2 + np.log(scale**2)).mean(axis=1)
+    elif head == heads.PINBALL:
+        q = heads.quantiles(point, raw[:, n:].astype(np.float64))
+        assert (np.diff(q, axis=1) > 0).all()  # never crossing
+        np.testing.assert_allclose((q[:, 2] - q[:, 1]) / 2, scale)  # the 80 % band's half-width
+        for k, level in enumerate(heads.QUANTILES):
+            diff = z - q[:, k]
+            expected += np.maximum(level * diff, (level - 1) * diff).mean(axis=1)
+    else:
+        assert scale is None
+    np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +110,47 @@ def test_volatility_scaled_conformal_tracks_regimes_where_plain_does_not() -> No
             assert abs(calm - 0.8) < 0.02 and abs(wild - 0.8) < 0.02
         else:
             assert calm > 0.95 and wild < 0.65  # over-covers calm minutes, under-covers volatile ones
+
+
+@pytest.fixture(scope="module")
+def qlike(prepared):  # noqa: ANN001, ANN201 - a distributional network, trained once
+    config = LstmConfig.from_dict(SMALL.to_dict() | {"head": heads.QLIKE})
+    p = prepare(btc(1.0), config, SPANS)
+    return p, config, fit(p, config)[0]
+
+
+def test_a_distributional_head_scales_its_own_intervals(qlike) -> None:  # noqa: ANN001
+    p, config, weights = qlike
+    predictor, _ = lstm_predictor(p, config, weights)
+    assert isinstance(predictor.calibration, NetworkCalibration)
+    idx = p.split.test
+    scale = predictor.scale_returns(p.ff, idx)
+    half = predictor.calibration.intervals(p.ff, idx)
+    for level, q in predictor.calibration.quantiles.items():
+        np.testing.assert_allclose(half[level], scale * q[None, :])  # the network's scale, not RV30's
+    rv30_ratio = half[0.8] / p.ff.vol[idx, None]
+    assert rv30_ratio.std(axis=0).min() > 0.01 * rv30_ratio.mean()  # varies where RV30 alone would not
+    # the scored calibration covers on minutes the network never saw
+    inside = np.abs(p.y[idx] - predictor.point_returns(p.ff, idx)) <= half[0.8]
+    assert abs(inside.mean() - 0.8) < 0.1
+    # stored, loaded, through TF, and refitted daily: still on the network's scale
+    candles = btc(0.1, offset_days=2)
+    restored, compiled = from_bytes(predictor.to_bytes()), from_bytes(predictor.to_bytes(), use_tf=True)
+    assert isinstance(restored.calibration, NetworkCalibration) and restored.predict(candles) == predictor.predict(candles)
+    for a, b in zip(predictor.predict(candles).horizons, compiled.predict(candles).horizons, strict=True):
+        assert b.upper_95 == pytest.approx(a.upper_95, rel=1e-6) and b.lower_80 == pytest.approx(a.lower_80, rel=1e-6)
+    refit, _ = recent_calibration(restored, btc(1.0), SPANS.calib_ms)
+    assert isinstance(refit, NetworkCalibration)
+    served = LstmPredictor(config, weights, p.scaler, refit)
+    assert served.calibration.scale_model.forecast.__self__ is served  # bound to its own network
+    daily = DailyRecalibrated(served, SPANS.calib_ms, period_ms=HOUR_MS)
+    test = idx[-120:]
+    out = daily.forecast_returns(btc(1.0), test)
+    assert np.isfinite(out.half[0.95]).all() and (out.half[0.95] > out.half[0.8]).all()
+
+
+def test_a_point_head_has_no_scale_to_serve(prepared, weights, qlike) -> None:  # noqa: ANN001
+    p, config, qlike_weights = qlike
+    network_calibration = lstm_predictor(p, config, qlike_weights)[0].calibration
+    with pytest.raises(ValueError, match="forecasts no scale"):
+        LstmPredictor(SMALL, weights, prepared.scaler, network_calibration)

@@ -12,6 +12,7 @@ from tune_data import btc, load_pair
 
 from cryptocast.tune import registry
 from cryptocast.tune.dataset import SplitSpans
+from cryptocast.tune.heads import HEADS
 from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, train_pair
 from cryptocast.tune.predictor import LSTM, PERSISTENCE
@@ -58,6 +59,9 @@ async def test_sweep_registers_a_gated_model_and_binds_loopback(db, tmp_path) ->
     assert sorted({p["trial"] for p in sweep}) == [0, 1, 2] and all(p["trials"] == 2 for p in sweep)
     assert sweep[-1]["best_val_skill"] == max(t["val_skill"] for t in outcome.trials)
     assert sweep[-1]["eta_s"] == 0 and len(outcome.trials) == 2
+    # the replay's order flow is derived: no trial may train on it
+    assert all(not {"taker", "trades"} & set(t["config"]["groups"]) for t in outcome.trials)
+    assert all(t["config"]["head"] in HEADS for t in outcome.trials)
     lstm = outcome.lstm
     assert lstm.kind == LSTM and lstm.hyperparameters["trials"] == 2
     promoted = [d.horizon for d in outcome.decisions if d.promote]
