@@ -62,6 +62,13 @@ def _pct(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.2f} %"
 
 
+def _versus(improvement: float) -> str:
+    """``1.20 % better than`` / ``1.31 % worse than``: a negative improvement reads as what it is."""
+    if improvement != improvement:
+        return "n/a vs"
+    return f"{_pct(abs(improvement))} {'better' if improvement >= 0 else 'worse'} than"
+
+
 def decide(
     challenger: np.ndarray,
     champion: np.ndarray,
@@ -92,7 +99,7 @@ def decide(
         blocked_by_bands = p_worse < alpha
         promote = days >= MIN_DAYS and passed[j] and not blocked_by_bands
         evidence = (
-            f"{loss} {_pct(improvement)} better than the champion (p={vs_champion[j].p:.3g}), "
+            f"{loss} {_versus(improvement)} the champion (p={vs_champion[j].p:.3g}), "
             f"p={vs_persistence[j].p:.3g} vs persistence, Holm p={adjusted[j]:.3g}; "
             f"MDE {_pct(mde)} at {POWER:.0%} power over {days} complete days"
         )
