@@ -43,7 +43,7 @@ from cryptocast.tune.dataset import DAY_MS, HORIZONS
 from cryptocast.tune.features import compute_tail
 from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, recent_candles, train_pair
 from cryptocast.tune.predictor import LSTM, ServedPredictor
-from cryptocast.tune.sweep import RAY_CPUS
+from cryptocast.tune.sweep import RAY_CPUS, feature_sets
 
 DERIVED = ("close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
 LATENCY_CALLS = 500
@@ -111,15 +111,17 @@ async def _train(db: Database, store: registry.ModelStore, sid: int, args: argpa
     started = time.perf_counter()
     outcome = await train_pair(db, store, sid, options, storage)
     total = time.perf_counter() - started
+    candles = await recent_candles(db, sid, args.days * DAY_MS)
     return {
         "days": args.days,
-        "data_minutes": len(await recent_candles(db, sid, args.days * DAY_MS)),
+        "data_minutes": len(candles),
+        "refused_feature_sets": feature_sets(candles)[1],  # order flow the replay only derives
         "trials": args.trials,
         "max_epochs": args.epochs,
         "sweep_seconds": round(outcome.sweep_seconds, 1),
         "train_pair_seconds": round(total, 1),
         "target_seconds": 600,
-        "best_config": outcome.lstm.hyperparameters,
+        "best_config": outcome.lstm.hyperparameters,  # "head": what the network forecasts beside the point
         "val_skill": outcome.lstm.metrics["val_skill"],
         "lstm_version": outcome.lstm.version,
         "lstm_status": outcome.lstm.status,

@@ -2,7 +2,9 @@
 
 The target at origin t (the close of minute t) for horizon h is the log return
 ``log(close(t+h) / close(t))``: the baseline, persistence of close(t), predicts exactly 0, and the
-price forecast is ``close(t) · exp(prediction)``. An origin is usable when its ``seq_len`` feature
+price forecast is ``close(t) · exp(prediction)``. A distributional network also learns the realised
+variance of the next h minutes, the sum of their squared one-minute log returns: an unbiased and far
+less noisy target for the variance of the h-minute return than its own square. An origin is usable when its ``seq_len`` feature
 rows are all defined (so its window and lookback hold no missing minute) and, for training and
 evaluation, every target minute exists.
 """
@@ -26,6 +28,23 @@ def targets(ff: FeatureFrame, horizons: tuple[int, ...] = HORIZONS) -> np.ndarra
     out = np.full((len(log_close), len(horizons)), np.nan)
     for j, h in enumerate(horizons):
         out[:-h, j] = log_close[h:] - log_close[:-h]
+    return out
+
+
+def realised_variance(ff: FeatureFrame, horizons: tuple[int, ...] = HORIZONS) -> np.ndarray:
+    """(minutes, horizons) sum of squared 1-minute log returns over t+1 … t+h; NaN unless all present."""
+    log_close = np.log(ff.close)
+    r2 = np.zeros(len(log_close))
+    r2[1:] = (log_close[1:] - log_close[:-1]) ** 2
+    missing = ~np.isfinite(r2)
+    missing[0] = False
+    sums = np.cumsum(np.where(missing, 0.0, r2))
+    holes = np.cumsum(missing)
+    out = np.full((len(log_close), len(horizons)), np.nan)
+    for j, h in enumerate(horizons):
+        if len(log_close) > h:
+            whole = holes[h:] == holes[:-h]
+            out[:-h, j] = np.where(whole & np.isfinite(log_close[:-h]), sums[h:] - sums[:-h], np.nan)
     return out
 
 

@@ -7,6 +7,11 @@ when all ``LOOKBACK + 1`` minutes behind it are present, so no feature and no wi
 
 Every default feature is a log ratio, a volatility or a calendar angle: scale-free, so a model can be
 evaluated on any pair's OHLCV file, and only the six recorded columns are needed.
+
+Order flow (``taker``: the share of volume bought by takers; ``trades``: trade-count intensity and
+trade size) comes from fields that live Binance klines record, but that a replay or a file of OHLCV
+candles has only as derived stand-ins. A derived number is no evidence about the market, so a group
+that needs one is refused on such data (:func:`refusal` says why, before any work is done).
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ WEEK_MINUTES = 7 * DAY_MINUTES
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 BPS = 1e4
 
+FLOW_WINDOW = 15  # minutes of the taker share's volume-weighted mean
 DEFAULT_GROUPS = ("returns", "volume", "shape", "calendar")
-OPTIONAL_GROUPS = ("book", "taker", "derived")
+OPTIONAL_GROUPS = ("book", "taker", "trades")
+ORDER_FLOW = ("taker", "trades")
+# Kline fields each order-flow group reads beyond OHLCV; a derived one is refused.
+NEEDS = {"taker": ("taker_buy_base",), "trades": ("trades",)}
 GROUPS = DEFAULT_GROUPS + OPTIONAL_GROUPS
 
 
@@ -159,13 +168,19 @@ def _book(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def _recorded(candles: Candles, column: str, spec: FeatureSpec, group: str) -> None:
-    if column not in candles.frame.columns:
-        raise FeatureUnavailable(f"the '{group}' group needs the '{column}' column")
-    if column in candles.derived and "derived" not in spec.groups:
-        raise FeatureUnavailable(
-            f"'{column}' is derived, not recorded, for this pair; enable the 'derived' group to use it"
-        )
+def refusal(candles: Candles, spec: FeatureSpec) -> str | None:
+    """Why ``spec``'s order flow cannot be computed from ``candles`` (a column missing, or derived
+    rather than recorded), or None when it can. (The book is joined from non-derived rows only.)"""
+    for group in spec.groups:
+        for column in NEEDS.get(group, ()):
+            if column not in candles.frame.columns:
+                return f"the '{group}' group needs the '{column}' column, which these candles lack"
+            if column in candles.derived:
+                return (
+                    f"the '{group}' group needs '{column}', which is derived, not recorded, for these "
+                    "candles: a made-up number is kept out of training"
+                )
+    return None
 
 
 def _ratio_or(numerator: np.ndarray, denominator: np.ndarray, default: float) -> np.ndarray:
@@ -176,16 +191,34 @@ def _ratio_or(numerator: np.ndarray, denominator: np.ndarray, default: float) ->
 
 
 def _taker(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"taker_share": _ratio_or(g["taker_buy_base"], g["volume"], 0.5)}
+    """Share of the minute's volume bought by takers, and over the last ``FLOW_WINDOW`` minutes."""
+    taker, volume = g["taker_buy_base"], g["volume"]
+    return {
+        "taker_share": _ratio_or(taker, volume, 0.5),
+        f"taker_share_{FLOW_WINDOW}": _ratio_or(
+            rolling(taker, FLOW_WINDOW, "mean"), rolling(volume, FLOW_WINDOW, "mean"), 0.5
+        ),
+    }
 
 
-def _derived(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    trades = g["trades"]
-    return {"log_trades": np.log1p(trades), "log_trade_size": np.log1p(_ratio_or(g["volume"], trades, 0.0))}
+def _trades(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Trade-count intensity and mean trade size, each relative to its last hour (scale-free)."""
+    log_trades = np.log1p(g["trades"])
+    log_size = np.log1p(_ratio_or(g["volume"], g["trades"], 0.0))
+    return {
+        "trades_rel": log_trades - rolling(log_trades, VOLUME_WINDOW, "mean"),
+        "trade_size_rel": log_size - rolling(log_size, VOLUME_WINDOW, "mean"),
+    }
 
 
 def compute(candles: Candles, spec: FeatureSpec = FeatureSpec()) -> FeatureFrame:
-    """Features for every minute; a row is NaN unless its whole lookback is free of missing minutes."""
+    """Features for every minute; a row is NaN unless its whole lookback is free of missing minutes.
+
+    Raises :class:`FeatureUnavailable` with the :func:`refusal` when the spec's order flow is not
+    recorded in ``candles``."""
+    reason = refusal(candles, spec)
+    if reason is not None:
+        raise FeatureUnavailable(reason)
     times, g = on_grid(candles)
     log_close = np.log(g["close"])
     r1 = log_close - lag(log_close, 1)
@@ -199,11 +232,9 @@ def compute(candles: Candles, spec: FeatureSpec = FeatureSpec()) -> FeatureFrame
     if "book" in spec.groups:
         columns |= _book(g)
     if "taker" in spec.groups:
-        _recorded(candles, "taker_buy_base", spec, "taker")
         columns |= _taker(g)
-    if "derived" in spec.groups:
-        _recorded(candles, "trades", spec, "derived")
-        columns |= _derived(g)
+    if "trades" in spec.groups:
+        columns |= _trades(g)
     complete = rolling(np.isfinite(g["close"]).astype(np.float64), LOOKBACK + 1, "min") == 1
     values = np.stack(list(columns.values()), axis=1)
     values[~complete] = np.nan

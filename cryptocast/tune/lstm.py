@@ -1,9 +1,11 @@
-"""The Keras LSTM: multi-horizon point forecasts of volatility-scaled log returns.
+"""The Keras LSTM: multi-horizon forecasts of volatility-scaled log returns and of their spread.
 
 The network predicts ``z_h = y_h / (vol(t) · sqrt(h))`` for every horizon at once; dividing by the
 recent realised volatility makes the target's spread roughly constant, so calm and volatile days
-weigh alike. :mod:`cryptocast.tune.inference` runs the same network in NumPy, for replicas that do
-not load TensorFlow; a test holds the two equal within 1e-5.
+weigh alike. Its head (:mod:`cryptocast.tune.heads`) adds, per horizon, a forecast of the spread
+of the move: a log variance (QLIKE) or the bands' quantiles (pinball), the scale its conformal
+intervals are normalised by. :mod:`cryptocast.tune.inference` runs the same network in NumPy, for
+replicas that do not load TensorFlow; a test holds the two equal within 1e-5 for every head.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from cryptocast.tune import heads
 from cryptocast.tune.dataset import HORIZONS, horizon_scale
 from cryptocast.tune.features import DEFAULT_GROUPS
 from cryptocast.tune.runtime import seed_everything, tensorflow
@@ -33,6 +36,10 @@ class LstmConfig:
     epochs: int = 4
     groups: tuple[str, ...] = field(default=DEFAULT_GROUPS)
     seed: int = 7
+    head: str = heads.POINT  # what the network forecasts beside the point (stored models before heads: point)
+
+    def __post_init__(self) -> None:
+        heads.check(self.head)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"groups": list(self.groups)}
@@ -45,7 +52,7 @@ class LstmConfig:
         return cls(**known)
 
 
-def build(config: LstmConfig, n_features: int, n_outputs: int = len(HORIZONS)):  # noqa: ANN201 - keras.Model
+def build(config: LstmConfig, n_features: int, horizons: int = len(HORIZONS)):  # noqa: ANN201 - keras.Model
     tensorflow()
     import keras
 
@@ -54,8 +61,8 @@ def build(config: LstmConfig, n_features: int, n_outputs: int = len(HORIZONS)): 
         model.add(keras.layers.LSTM(config.units, return_sequences=layer < config.layers - 1))
         if config.dropout > 0:
             model.add(keras.layers.Dropout(config.dropout))
-    model.add(keras.layers.Dense(n_outputs))
-    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="mae")
+    model.add(keras.layers.Dense(heads.outputs(config.head, horizons)))
+    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=heads.keras_loss(config.head, horizons))
     return model
 
 
@@ -76,15 +83,17 @@ def forward(model, x: np.ndarray, idx: np.ndarray, seq_len: int) -> np.ndarray: 
 class Trainer:
     """Fits one configuration epoch by epoch, so a sweep can report and stop it between epochs."""
 
-    def __init__(self, config: LstmConfig, x: np.ndarray, z: np.ndarray, train: np.ndarray) -> None:
+    def __init__(self, config: LstmConfig, x: np.ndarray, targets: np.ndarray, train: np.ndarray) -> None:
+        """``targets``: :func:`cryptocast.tune.heads.training_targets` per grid row."""
         tf = tensorflow()
         seed_everything(config.seed)
         self.config = config
+        self.horizons = targets.shape[1] // 2
         self.x = np.nan_to_num(x, nan=0.0).astype(np.float32)
-        self.model = build(config, x.shape[1], z.shape[1])
+        self.model = build(config, x.shape[1], self.horizons)
         x_all = tf.constant(self.x)
         offsets = tf.range(1 - config.seq_len, 1, dtype=tf.int64)
-        z_all = tf.constant(z.astype(np.float32))
+        z_all = tf.constant(targets.astype(np.float32))
 
         def gather(batch_idx):  # noqa: ANN001, ANN202
             return tf.gather(x_all, batch_idx[:, None] + offsets[None, :]), tf.gather(z_all, batch_idx)
@@ -105,7 +114,9 @@ class Trainer:
         self.epochs_done += 1
         return float(history.history["loss"][-1])
 
-    def predict_returns(self, idx: np.ndarray, vol: np.ndarray) -> np.ndarray:
-        """Predicted log returns (origins, horizons)."""
-        return forward(self.model, self.x, idx, self.config.seq_len) * horizon_scale(vol[idx])
-
+    def predict_returns(self, idx: np.ndarray, vol: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predicted log returns (origins, horizons) and, for a distributional head, their scale."""
+        raw = forward(self.model, self.x, idx, self.config.seq_len)
+        point, scale = heads.read(self.config.head, raw.astype(np.float64), self.horizons)
+        unit = horizon_scale(vol[idx])
+        return point * unit, None if scale is None else scale * unit

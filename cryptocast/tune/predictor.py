@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cryptocast.tune import heads
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.conformal import LEVELS, Calibration
 from cryptocast.tune.dataset import HORIZONS, horizon_scale, origins
 from cryptocast.tune.features import FeatureFrame, FeatureSpec, Scaler, compute, serving_candles
 from cryptocast.tune.inference import NumpyLstm
 from cryptocast.tune.lstm import LstmConfig, build, windows
+from cryptocast.tune.network_scale import NetworkCalibration, calibration_from_dict
 
 PERSISTENCE = "persistence"
 LSTM = "lstm"
@@ -170,7 +172,11 @@ class PersistencePredictor(Predictor):
 
 
 class LstmPredictor(Predictor):
-    """The trained network plus its scaler and calibration."""
+    """The trained network plus its scaler and calibration.
+
+    A distributional head's calibration is a :class:`NetworkCalibration`: its intervals are scaled by
+    this network's forecast of the spread, bound here. The point and the scale come from one pass;
+    the last pass is kept, so a forecast's point and its bands do not run the network twice."""
 
     kind = LSTM
 
@@ -185,11 +191,16 @@ class LstmPredictor(Predictor):
         self.config = config
         self.weights = weights
         self.scaler = scaler
+        if isinstance(calibration, NetworkCalibration):
+            if not heads.distributional(config.head):
+                raise ValueError(f"a {config.head!r} head forecasts no scale for its intervals")
+            calibration = calibration.bound(self.scale_returns)
         self.calibration = calibration
         self.spec = FeatureSpec(config.groups)
         self.seq_len = config.seq_len
         self._numpy = NumpyLstm(weights, config.layers)
         self._tf_call = self._compile(len(scaler.mean)) if use_tf else None
+        self._last: tuple[FeatureFrame, np.ndarray, tuple[np.ndarray, np.ndarray | None]] | None = None
 
     def _compile(self, n_features: int):  # noqa: ANN202 - a tf.function
         from cryptocast.tune.runtime import tensorflow
@@ -201,14 +212,32 @@ class LstmPredictor(Predictor):
         return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     def network(self, x: np.ndarray) -> np.ndarray:
-        """Scaled network output for windows (origins, seq_len, features)."""
+        """Raw network output for windows (origins, seq_len, features)."""
         if self._tf_call is not None:
             return np.asarray(self._tf_call(x.astype(np.float32)), dtype=np.float64)
         return self._numpy(x).astype(np.float64)
 
-    def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
+    def _returns(self, ff: FeatureFrame, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(point, scale or None) in log-return units, from one pass (reused for the same origins)."""
+        last = self._last
+        if last is not None and last[0] is ff and np.array_equal(last[1], idx):
+            return last[2]
         x = np.nan_to_num(self.scaler.transform(ff.values), nan=0.0)
-        return self.network(windows(x, idx, self.seq_len)) * horizon_scale(ff.vol[idx], self.horizons)
+        point, scale = heads.read(self.config.head, self.network(windows(x, idx, self.seq_len)), len(self.horizons))
+        unit = horizon_scale(ff.vol[idx], self.horizons)
+        out = (point * unit, None if scale is None else scale * unit)
+        self._last = (ff, idx.copy(), out)
+        return out
+
+    def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
+        return self._returns(ff, idx)[0]
+
+    def scale_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
+        """The head's forecast of each horizon's spread (log-return units), the intervals' scale."""
+        scale = self._returns(ff, idx)[1]
+        if scale is None:
+            raise ValueError(f"a {self.config.head!r} head forecasts no scale")
+        return scale
 
     def _arrays(self) -> dict[str, np.ndarray]:
         weights = {f"w{i}": w for i, w in enumerate(self.weights)}
@@ -261,7 +290,7 @@ def from_bytes(data: bytes, use_tf: bool = False) -> PersistencePredictor | Lstm
         meta = json.loads(npz["meta"].tobytes().decode())
         if meta.get("format") != ARTIFACT_FORMAT:
             raise ValueError(f"unknown artifact format {meta.get('format')!r}")
-        calibration = Calibration.from_dict(meta["calibration"])
+        calibration = calibration_from_dict(meta["calibration"])
         if meta["kind"] == PERSISTENCE:
             return PersistencePredictor(calibration, FeatureSpec(tuple(meta["groups"])))
         if meta["kind"] != LSTM:

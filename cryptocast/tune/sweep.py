@@ -1,5 +1,12 @@
 """The Ray Tune sweep: random search with ASHA early stopping, selected on validation skill.
 
+The space: the head (a point only, or a point and a forecast of the spread by QLIKE or by pinball,
+:mod:`cryptocast.tune.heads`), the window length, the feature set, the network's size and the
+optimiser. The validation skill weighs the point against persistence and the bands against RV30
+(:func:`cryptocast.tune.training.validation_skill`), so the heads compete on one scale. A feature set
+that needs order flow the pair's candles do not record (a replay derives it) is left out of the
+space, and the reason is logged: no trial trains on a made-up number.
+
 A sweep runs beside live ingestion and serving on two cores, so it is held to a resource plan
 (docs/training.md): each trial reserves ``TRIAL_CPU`` of Ray's logical CPUs and runs a one-thread
 TensorFlow, one trial runs at a time (``MAX_CONCURRENT_TRIALS``: the sweep keeps one core, the live
@@ -29,7 +36,8 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from cryptocast.actors.ray_runtime import WORKER_NICENESS_ENV, start_ray
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.dataset import SplitSpans
-from cryptocast.tune.features import DEFAULT_GROUPS
+from cryptocast.tune.features import DEFAULT_GROUPS, ORDER_FLOW, FeatureSpec, refusal
+from cryptocast.tune.heads import HEADS
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.training import fit, prepare
 
@@ -43,15 +51,43 @@ METRIC = "val_skill"
 GRACE_EPOCHS = 1
 WEIGHTS_FILE = "weights.npz"
 TUNE_LOGGERS = ("ray.tune", "ray.train", "ray.air")
+FEATURE_SETS = {
+    "default": DEFAULT_GROUPS,
+    "no_calendar": ("returns", "volume", "shape"),
+    "returns_calendar": ("returns", "calendar"),
+    "order_flow": DEFAULT_GROUPS + ORDER_FLOW,  # live klines only: refused where the fields are derived
+}
 SEARCH_SPACE = {
+    "head": tune.choice(list(HEADS)),
     "seq_len": tune.choice([15, 30, 60]),
     "layers": tune.choice([1, 2]),
     "units": tune.choice([16, 32, 64]),
     "dropout": tune.uniform(0.0, 0.3),
     "lr": tune.loguniform(3e-4, 3e-3),
     "batch": tune.choice([256, 512]),
-    "groups": tune.choice([list(DEFAULT_GROUPS), ["returns", "volume", "shape"], ["returns", "calendar"]]),
 }
+
+log = logging.getLogger(__name__)
+
+
+def feature_sets(candles: Candles) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """The feature sets these candles can feed, and for each one left out, why."""
+    usable, refused = {}, {}
+    for name, groups in FEATURE_SETS.items():
+        reason = refusal(candles, FeatureSpec(groups))
+        if reason is None:
+            usable[name] = groups
+        else:
+            refused[name] = reason
+    return usable, refused
+
+
+def search_space(candles: Candles) -> dict:
+    """:data:`SEARCH_SPACE` with the feature sets the candles can feed."""
+    usable, refused = feature_sets(candles)
+    for name, reason in refused.items():
+        log.info("feature set %s left out of the sweep: %s", name, reason)
+    return SEARCH_SPACE | {"groups": tune.choice([list(groups) for groups in usable.values()])}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +201,7 @@ def run_sweep(
     )
     tuner = tune.Tuner(
         trainable,
-        param_space=SEARCH_SPACE,
+        param_space=search_space(candles),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
