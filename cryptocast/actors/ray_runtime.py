@@ -11,6 +11,13 @@ single-machine mode it uses on macOS and Windows); then every one of those serve
 One server ignores the node address: each Ray Serve replica binds its inter-deployment gRPC server
 to ``[::]:0`` (``ray/serve/_private/replica.py``, ``add_port_to_grpc_server(self._server, "[::]:0")``
 in Ray 2.60). A worker start-up hook rewrites that bind address to loopback.
+
+A local head lives as long as the *thread* that started it: Ray starts the GCS and the raylet with
+Linux's parent-death signal, which follows the thread, not the process. Started from a worker
+thread (a sweep in ``asyncio.to_thread``) they would be killed when that thread ends, and Ray's exit
+handler would then wait 60 s for the dead GCS and exit 1. Off the main thread, :func:`start_ray`
+therefore starts the head on a thread of its own that stays until :func:`stop_ray` or the end of
+the process.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import threading
+from collections.abc import Callable
 
 import psutil
 import ray
@@ -39,6 +48,8 @@ LOCAL_HEAD = "local"  # ray.init address that always starts a new head, whatever
 # Ray's own driver-side messages at WARNING; actors' stdout/stderr still reach the driver.
 DRIVER_LOG_LEVEL = logging.WARNING
 ALL_INTERFACES_V6 = "[::]"  # the bind host Serve replicas hard-code
+HEAD_THREAD = "ray-local-head"  # holds a head started off the main thread (see the module docstring)
+_head_released = threading.Event()  # set by stop_ray: the holding thread may end
 
 
 def _grpc_on_loopback() -> None:
@@ -85,25 +96,55 @@ def start_ray(
         return
     _cluster_mode_off()
     _serving_priority()
-    ray.init(
-        address=LOCAL_HEAD,
-        num_cpus=num_cpus,
-        namespace=namespace,
-        include_dashboard=False,
-        logging_level=DRIVER_LOG_LEVEL,
-        runtime_env={"worker_process_setup_hook": _grpc_on_loopback},
-    )
+
+    def start_head() -> None:
+        ray.init(
+            address=LOCAL_HEAD,
+            num_cpus=num_cpus,
+            namespace=namespace,
+            include_dashboard=False,
+            logging_level=DRIVER_LOG_LEVEL,
+            runtime_env={"worker_process_setup_hook": _grpc_on_loopback},
+        )
+
+    if threading.current_thread() is threading.main_thread():
+        start_head()
+    else:
+        _on_lasting_thread(start_head)
     node_ip = ray.util.get_node_ip_address()
     if node_ip != LOOPBACK:
-        ray.shutdown()
+        stop_ray()
         raise RuntimeError(f"local Ray came up on {node_ip}, not {LOOPBACK}; refusing to run it")
     log.info("local Ray started on %s with %s CPUs", LOOPBACK, ray.cluster_resources().get("CPU"))
+
+
+def _on_lasting_thread(start: Callable[[], None]) -> None:
+    """Run ``start`` on a daemon thread that then waits for :func:`stop_ray`, so the processes it
+    starts outlive the calling thread; ``start``'s exception is raised here."""
+    started, failed = threading.Event(), []
+    _head_released.clear()
+
+    def hold() -> None:
+        try:
+            start()
+        except BaseException as exc:  # handed to the caller, which waits for it below
+            failed.append(exc)
+            return
+        finally:
+            started.set()
+        _head_released.wait()
+
+    threading.Thread(target=hold, name=HEAD_THREAD, daemon=True).start()
+    started.wait()
+    if failed:
+        raise failed[0]
 
 
 def stop_ray() -> None:
     """Shut Ray down (a local head and all its processes with it); a no-op when not running."""
     if ray.is_initialized():
         ray.shutdown()
+    _head_released.set()
 
 
 def _ray_processes() -> list[psutil.Process]:

@@ -152,6 +152,17 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
             book = figures.message_figure(exc.message, figures.BOOK_HEIGHT)
         return accuracy, plan, book
 
+    @app.callback(Output("calibration", "children"), Output("calibration-chart", "figure"),
+                  Input("slow-tick", "n_intervals"), Input("pair", "value"))  # fmt: skip
+    def calibration(_: int | None, symbol: str | None) -> tuple:
+        if not symbol:
+            return NO_PAIR, figures.message_figure(NO_PAIR, figures.CALIBRATION_HEIGHT)
+        try:
+            answer = api.scores(symbol)
+        except ApiProblem as exc:
+            return exc.message, figures.message_figure(exc.message, figures.CALIBRATION_HEIGHT)
+        return panels.calibration_panel(answer), figures.calibration_figure(symbol, answer)
+
     @app.callback(Output("models", "children"), Input("slow-tick", "n_intervals"), Input("pair", "value"))
     def models(_: int | None, symbol: str | None) -> object:
         if not symbol:

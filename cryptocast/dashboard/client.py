@@ -97,6 +97,10 @@ class ApiClient:
     def latest(self, symbol: str) -> dict:
         return self.get(pair_path("/pairs", symbol, "predictions/latest"))
 
+    def scores(self, symbol: str) -> dict:
+        """The served bands' live scores over the API's default window."""
+        return self.get(pair_path("/pairs", symbol, "scores"))
+
     def models(self, symbol: str) -> dict:
         return self.get(pair_path("/models", symbol))
 

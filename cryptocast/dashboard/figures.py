@@ -1,4 +1,5 @@
-"""Plotly figures built from API answers: the main price chart, the top-of-book chart, messages.
+"""Plotly figures built from API answers: the main price chart, the top-of-book chart, the bands'
+calibration, messages.
 
 Times arrive as ISO 8601 with a UTC offset; Plotly has no time zones, so they are drawn as naive
 UTC and every time axis says so. The price chart's ``uirevision`` (pair/window) names the chart on
@@ -12,6 +13,7 @@ from collections import defaultdict
 from datetime import datetime
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 UTC_AXIS = "time (UTC)"
 CANDLES_NAME = "1m candles"
@@ -24,6 +26,11 @@ BID_COLOR, ASK_COLOR, SPREAD_COLOR = "#2ca02c", "#d62728", "#7f7f7f"
 BPS = 10_000
 CHART_HEIGHT = 560
 BOOK_HEIGHT = 300
+CALIBRATION_HEIGHT = 340
+BAND_COLORS = {"80": "#1f77b4", "95": "#9467bd"}
+ERROR_BAR_SE = 2  # the reliability points' bars: ± this many standard errors
+HORIZON_SPREAD = 0.012  # the reliability points of one band, set apart by horizon along the nominal axis
+HOURS = 24
 MARGIN = {"l": 60, "r": 20, "t": 50, "b": 40}
 
 
@@ -121,4 +128,55 @@ def book_figure(symbol: str, book: dict) -> go.Figure:
         legend={"orientation": "h", "y": -0.25}, xaxis={"title": UTC_AXIS},
         yaxis={"title": "price"}, yaxis2={"title": "spread (bps)", "overlaying": "y", "side": "right"},
     )  # fmt: skip
+    return fig
+
+
+def _pooled_by_hour(horizons: dict, key: str) -> list[float | None]:
+    """Coverage of band ``key`` per UTC hour over every horizon, each weighted by its scored count."""
+    out = []
+    for hour in range(HOURS):
+        hits = n = 0.0
+        for scores in horizons.values():
+            by_hour = scores["bands"][key]["by_hour"]
+            count, coverage = by_hour["n"][hour], by_hour["coverage"][hour]
+            if count and coverage is not None:
+                hits, n = hits + coverage * count, n + count
+        out.append(hits / n if n else None)
+    return out
+
+
+def calibration_figure(symbol: str, answer: dict) -> go.Figure:
+    """Reliability (observed vs nominal coverage per horizon, ± 2 SE) and coverage by UTC hour, both
+    from ``GET /pairs/{symbol}/scores``: a calibrated band sits on its nominal in both."""
+    horizons = dict(sorted(answer["horizons"].items(), key=lambda kv: int(kv[0])))
+    if not horizons:
+        return message_figure(f"{symbol}: no scored forecasts in the last {answer['window_minutes']} minutes",
+                              CALIBRATION_HEIGHT)  # fmt: skip
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.35, 0.65],
+                        subplot_titles=("reliability: observed vs nominal", "coverage by UTC hour (all horizons)"))  # fmt: skip
+    nominals = [band["nominal"] for band in next(iter(horizons.values()))["bands"].values()]
+    ends = [min(nominals) - 0.1, 1.0]
+    fig.add_trace(go.Scatter(x=ends, y=ends, mode="lines", name="nominal", line={"color": "#7f7f7f", "dash": "dash"}),
+                  row=1, col=1)  # fmt: skip
+    for key, color in BAND_COLORS.items():
+        bands = [(h, s["bands"][key]) for h, s in horizons.items() if key in s["bands"]]
+        apart = [(i - (len(bands) - 1) / 2) * HORIZON_SPREAD for i in range(len(bands))]
+        fig.add_trace(go.Scatter(
+            x=[b["nominal"] + d for (_, b), d in zip(bands, apart, strict=True)], y=[b["coverage"] for _, b in bands],
+            mode="markers+text", customdata=[b["nominal"] for _, b in bands],
+            hovertemplate="nominal %{customdata}: observed %{y:.3f}<extra>%{text}</extra>",
+            text=[f"+{h}" for h, _ in bands], textposition="top center", name=f"{key} % band", legendgroup=key,
+            marker={"color": color, "size": 8},
+            error_y={"type": "data", "array": [ERROR_BAR_SE * b["coverage_se"] for _, b in bands]},
+        ), row=1, col=1)  # fmt: skip
+        nominal = bands[0][1]["nominal"]
+        fig.add_trace(go.Scatter(x=list(range(HOURS)), y=_pooled_by_hour(horizons, key), mode="lines+markers",
+                                 name=f"{key} % by hour", legendgroup=key, line={"color": color}), row=1, col=2)  # fmt: skip
+        fig.add_trace(go.Scatter(x=[0, HOURS - 1], y=[nominal, nominal], mode="lines", showlegend=False,
+                                 hoverinfo="skip", line={"color": color, "dash": "dot", "width": 1}), row=1, col=2)  # fmt: skip
+    fig.update_xaxes(title_text="nominal", range=ends, row=1, col=1)
+    fig.update_yaxes(title_text="observed", range=[ends[0], ends[1] + 0.02], row=1, col=1)
+    fig.update_xaxes(title_text="hour of the origin (UTC)", range=[-0.5, HOURS - 0.5], row=1, col=2)
+    fig.update_layout(height=CALIBRATION_HEIGHT, template="plotly_white", margin=MARGIN, uirevision=symbol,
+                      legend={"orientation": "h", "y": -0.3})  # fmt: skip
     return fig

@@ -1,4 +1,5 @@
-"""The page: sign-in, banner, controls, price chart, accuracy, top of book, training, models and system panels.
+"""The page: sign-in, banner, controls, price chart, accuracy, top of book, calibration, training, models and
+system panels.
 
 The sign-in field is a password input whose value the sign-in callback clears at once; nothing the
 page holds (components, stores) carries a token. Removing a pair asks first (the browser's confirm
@@ -15,7 +16,7 @@ WINDOWS = {"1h": 60, "6h": 360, "1d": 1440, "1w": 10080}  # minutes of candles t
 DEFAULT_WINDOW = "6h"
 FAST_POLL_MS = 1000  # new candle / new forecast check
 NO_PAIR = "No pair selected."
-SLOW_POLL_MS = 5000  # banner, accuracy, book, training, models and system panels; a followed command
+SLOW_POLL_MS = 5000  # banner, accuracy, book, calibration, training, models and system panels; a followed command
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #1d2330; }
@@ -101,6 +102,8 @@ def page(api_url: str) -> html.Div:
                 html.Div([html.H2("Top of book"), dcc.Graph(id="book-chart", config={"displaylogo": False})],
                          className="card"),
             ], className="row"),
+            html.Div([html.H2("Calibration (live, rolling)"), html.Div(id="calibration"),
+                      dcc.Graph(id="calibration-chart", config={"displaylogo": False})], className="card"),
             html.Div([
                 html.Div([html.H2("Training"), html.Button("Retrain now", id="retrain")], className="card-head"),
                 html.Div(id="retrain-message", className="progress"),

@@ -1,4 +1,4 @@
-"""HTML pieces built from API answers: replay banner, pair progress, accuracy and system tables."""
+"""HTML pieces built from API answers: replay banner, pair progress, accuracy, calibration and system tables."""
 
 from __future__ import annotations
 
@@ -89,6 +89,35 @@ def accuracy_panel(detail: dict) -> list:
         html.P(f"Models: {'; '.join(facts)}."),
         html.P(f"Scores over the last {live['window_minutes']} minutes."),
         table(header, rows, "accuracy-table") if rows else html.P("No scored predictions yet."),
+    ]
+
+
+CALIBRATION_HEADER = ["horizon", "scored (n/h)", "coverage 80 ± SE", "interval score 80", "Kupiec p 80",
+                      "coverage 95 ± SE", "interval score 95", "Kupiec p 95", "WIS"]  # fmt: skip
+
+
+def _p_value(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _band_cells(band: dict) -> list[str]:
+    """Coverage against nominal with its standard error, the interval score (bps), Kupiec's p."""
+    return [f"{100 * band['coverage']:.1f} ± {100 * band['coverage_se']:.1f} % ({100 * band['nominal']:.0f} %)",
+            f"{band['interval_score_bps']:.2f} bps", _p_value(band["kupiec_p"])]  # fmt: skip
+
+
+def calibration_panel(answer: dict) -> list:
+    """The served bands' live scores per horizon (``GET /pairs/{symbol}/scores``): coverage vs nominal,
+    interval score and Kupiec's test per band, and the weighted interval score."""
+    rows = [
+        [f"+{h} min", f"{s['n']} ({s['n_effective']:.0f})", *_band_cells(s["bands"]["80"]),
+         *_band_cells(s["bands"]["95"]), f"{s['wis_bps']:.2f} bps"]
+        for h, s in sorted(answer["horizons"].items(), key=lambda kv: int(kv[0]))
+    ]  # fmt: skip
+    return [
+        html.P(f"Served bands over the last {answer['window_minutes']} minutes; scores in basis points of the "
+               "close, SE and Kupiec's test on n/h non-overlapping outcomes."),  # fmt: skip
+        table(CALIBRATION_HEADER, rows, "calibration-table") if rows else html.P("No scored predictions yet."),
     ]
 
 

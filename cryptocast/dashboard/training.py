@@ -17,7 +17,7 @@ from cryptocast.dashboard.panels import table, when
 from cryptocast.sql.cli import describe_outcome, describe_progress
 
 MODELS_HEADER = ["kind", "version", "status", "serves", "trained", "val skill", "test skill", "gate",
-                 "live (n, skill, coverage 80/95)"]  # fmt: skip
+                 "live (n, skill, coverage 80/95)", "test bands (coverage 80/95, interval score 80/95 bps)"]  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
@@ -112,12 +112,43 @@ def _live(scores: list[dict]) -> list | str:
     ] or "—"  # fmt: skip
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _bps(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _test_bands(scores: dict) -> list | str:
+    """Per horizon, the test window's coverage of each band and its interval score (``scores`` of
+    ``GET /models/{symbol}``); the hover names the worst volatility decile and hour."""
+    lines = []
+    for h, s in scores.items():
+        b80, b95 = s["bands"]["80"], s["bands"]["95"]
+        text = (f"+{h}: {_percent(b80['coverage'])}/{_percent(b95['coverage'])} %, "
+                f"{_bps(b80['interval_score_bps'])}/{_bps(b95['interval_score_bps'])}")  # fmt: skip
+        lines.append(html.Div(text, title="; ".join(filter(None, (_worst(b80, "80"), _worst(b95, "95"))))))
+    return lines or "—"
+
+
+def _worst(band: dict, key: str) -> str:
+    """The lowest coverage of the band over volatility deciles and over hours, where stored."""
+    parts = []
+    for name, label in (("by_vol_decile", "volatility decile"), ("by_hour", "hour")):
+        found = [(c, i) for i, c in enumerate((band.get(name) or {}).get("coverage") or []) if c is not None]
+        if found:
+            coverage, where = min(found)
+            parts.append(f"worst {label} {where}: {100 * coverage:.1f} %")
+    return f"{key} % band: " + "; ".join(parts) if parts else ""
+
+
 def models_table(answer: dict) -> html.Table | html.P:
     """Every version of the pair (``GET /models/{symbol}``), newest first, with its gate and live scores."""
     rows = [
         [v["kind"], f"v{v['version']}", html.Span(v["status"], title=v["reason"] or ""), _serves(v),
          when(v["trained_at"]), _signed(v["metrics"].get("val_skill")), _test_skill(v["metrics"]),
-         _gate(v["metrics"]), _live(v["live"])]
+         _gate(v["metrics"]), _live(v["live"]), _test_bands(v.get("scores") or {})]
         for v in answer["versions"]
     ]  # fmt: skip
     if not rows:

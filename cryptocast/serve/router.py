@@ -29,7 +29,7 @@ from cryptocast.actors.commands import PairRejected, normalise_symbol, validate_
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.exchange.clock import WEEK_MS
 from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
-from cryptocast.serve import errors, metrics, reads, scoring, timeranges, training
+from cryptocast.serve import calibration, errors, metrics, reads, scoring, timeranges, training
 from cryptocast.serve.auth import require_token
 from cryptocast.serve.bodylimit import BodyLimit
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
@@ -63,6 +63,7 @@ REUSE_EXCHANGE_S = 1.0
 CHAMPIONS_TTL_S = 1.0  # a pair's champions change daily at most; every answer names them
 PAGE_TTL_S = 5.0  # a page of candles is keyed by the pair's last candle; this bounds a repair's wait
 HEALTH_TTL_S = 1.0  # probes and dashboards poll /health; one check a second answers them all
+SCORES_TTL_S = 5.0  # live scores change once a minute; dashboards poll them every few seconds
 PUBLIC_REST_URLS = frozenset(rest for rest, _ in EXCHANGE_URLS.values())  # named in /health; others are not
 MAX_WINDOW = 2000  # candles a caller may send to /predict
 MAX_PRICE = 1e12
@@ -94,6 +95,9 @@ Symbol = Annotated[str, Query(max_length=64)]
 Start = Annotated[datetime | None, Query(description="inclusive, ISO 8601 (UTC if no offset)")]
 End = Annotated[datetime | None, Query(description="exclusive, ISO 8601 (UTC if no offset)")]
 Limit = Annotated[int, Query(ge=1, le=timeranges.MAX_LIMIT)]
+ScoresWindow = Annotated[int | None, Query(
+    ge=calibration.MIN_WINDOW_MINUTES, le=calibration.MAX_WINDOW_MINUTES,
+    description="minutes of origins to score, ending at the newest candle [the live skill window]")]  # fmt: skip
 
 
 class AddPair(BaseModel):
@@ -222,6 +226,7 @@ class Router:
         self.champions_cache: MicroCache[list] = MicroCache(CHAMPIONS_TTL_S)
         self.page_cache: MicroCache[Prepared] = MicroCache(PAGE_TTL_S)
         self.health_cache: MicroCache[tuple[int, bytes]] = MicroCache(HEALTH_TTL_S, stale=False)
+        self.scores_cache: MicroCache[dict] = MicroCache(SCORES_TTL_S)  # keyed "<symbol id> <window>"
         self.hearing = False  # news of the pairs arrives (LISTEN is up): cached reads may last longer
         self.news = asyncio.get_event_loop().create_task(self._listen())
 
@@ -494,6 +499,17 @@ class Router:
             "freshness": await self._freshness(row),
         })  # fmt: skip
 
+    @api.get("/pairs/{symbol}/scores",
+             summary="Live scores of the served bands: interval score, coverage ± SE, Kupiec, by UTC hour")  # fmt: skip
+    async def scores(self, symbol: str, window_minutes: ScoresWindow = None) -> Response:
+        row = await self._pair(symbol)
+        window = window_minutes or self.options.skill_window_minutes
+        horizons = await self.scores_cache.get(
+            f"{row['id']} {window}", lambda: calibration.live_scores(self.db, row["id"], window)
+        )
+        return _json({"symbol": row["symbol"], "window_minutes": window, "horizons": horizons,
+                      "freshness": await self._freshness(row)})  # fmt: skip
+
     async def _serving(self, symbol: str) -> dict:
         try:
             return await self._call(symbol, "status")
@@ -659,6 +675,7 @@ class Router:
              "served_horizons": r.served_horizons, "artifact": r.artifact_uri is not None,
              "hyperparameters": r.hyperparameters,
              "metrics": {k: v for k, v in r.metrics.items() if k in ("val_skill", "test", "gate", "test_window")},
+             "scores": calibration.training_view(r.metrics),
              "live": by_model.get(r.id, [])}
             for r in await registry.records(self.db, row["id"])
         ]  # fmt: skip

@@ -103,9 +103,15 @@ def below_persistence(summary: dict, min_samples: int) -> list[int]:
     return [int(h) for h, s in summary.items() if s["n"] >= min_samples and s["skill"] < 0]
 
 
+def coverage_se(nominal: float, n: int, horizon: int) -> float:
+    """The binomial standard error of a calibrated interval's coverage over n scored h-minute outcomes,
+    counted as n/h independent ones."""
+    return math.sqrt(nominal * (1 - nominal) / max(1.0, n / horizon))
+
+
 def coverage_band(nominal: float, n: int, horizon: int) -> tuple[float, float]:
     """The rolling coverage a calibrated interval stays within: nominal ± 3 standard errors of n/h outcomes."""
-    se = math.sqrt(nominal * (1 - nominal) / max(1.0, n / horizon))
+    se = coverage_se(nominal, n, horizon)
     return nominal - COVERAGE_BAND_SE * se, nominal + COVERAGE_BAND_SE * se
 
 

@@ -215,7 +215,7 @@ def test_models_table_lists_each_version_with_its_gate_and_live_scores() -> None
     assert rows[0][2].title == "h=1: beats champion"
     assert [_text(line) for line in rows[0][8]] == ["+1: 40, +0.050, 78/95 %", "+15: 30, -0.020, 80/95 % shadow"]
     assert [_text(c) for c in rows[1]] == [
-        "persistence", "v4", "champion", "floor (the rest)", "2025-03-01 12:10 UTC", "—", "+1: +0.000", "—", "—"
+        "persistence", "v4", "champion", "floor (the rest)", "2025-03-01 12:10 UTC", "—", "+1: +0.000", "—", "—", "—"
     ]  # fmt: skip
     assert [_text(c) for c in rows[2][:4]] == ["persistence", "v1", "retired", "—"]
     assert _text(training.models_table({"symbol": "ETHUSDT", "versions": []})) == "ETHUSDT: no model yet."

@@ -7,6 +7,9 @@ import gzip
 import json
 import re
 import struct
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from cryptocast.tune.cli import register
 from cryptocast.tune.conformal import SERVED
 from cryptocast.tune.dataset import DAY_MS, SplitSpans
 from cryptocast.tune.evaluation import SAMPLE_ORIGINS
+from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.pipeline import ensure_baseline
 from cryptocast.tune.training import fit, lstm_predictor, prepare
@@ -130,6 +134,36 @@ def test_train_queues_a_command_and_waiting_without_a_scheduler_says_so(cli_env,
     assert "retrain" in runner.invoke(app, ["commands", "list", "--pair", "BTCUSDT"], env={"COLUMNS": "200"}).output
     assert runner.invoke(app, ["commands", "show", "99"]).exit_code == 1
     assert runner.invoke(app, ["commands", "list", "--status", "lost"]).exit_code == 2
+
+
+LOCAL_HISTORY_DAYS = HistoryNeeds().min_history_ms / DAY_MS + 0.5  # the least a first LSTM trains on, and some
+EXIT_AFTER_OUTPUT_S = 20.0  # a head killed with its thread costs Ray's exit handler 60 s, then exit 1
+LOCAL_TRAIN_TIMEOUT_S = 600
+
+
+def test_train_local_exits_0_as_soon_as_it_has_printed_its_result(cli_env, db_url) -> None:  # noqa: ANN001
+    """The sweep starts Ray in a worker thread (``asyncio.to_thread``) that ends before the process does."""
+
+    async def setup() -> None:
+        db = Database(db_url)
+        await load_pair(db, "BTCUSDT", btc(LOCAL_HISTORY_DAYS))
+        await db.dispose()
+
+    asyncio.run(setup())
+    command = [sys.executable, "-c", "from cryptocast.cli import app; app()", "train", "--pair", "BTCUSDT", "--local",
+               "--trials", "1", "--epochs", "1", "--days", str(int(LOCAL_HISTORY_DAYS) + 1)]  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)  # fmt: skip
+    output, last_line_at = [], time.monotonic()
+    for line in process.stdout:
+        output.append(line)
+        last_line_at = time.monotonic()
+    code = process.wait(LOCAL_TRAIN_TIMEOUT_S)
+    exit_after = time.monotonic() - last_line_at
+    text = "".join(output)
+    assert code == 0, text[-3000:]
+    assert re.search(r"BTCUSDT LSTM v\d+: (champion|shadow)", text) and "sweep: " in text, text[-3000:]
+    assert exit_after < EXIT_AFTER_OUTPUT_S, f"exited {exit_after:.0f} s after its last line"
 
 
 # ``evaluate --data`` with the files users bring: a malformed one ends in one line naming the problem
