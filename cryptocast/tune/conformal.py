@@ -11,18 +11,24 @@ toward the pooled one, weighing n / (n + ``shrink``) for a cell of n calibration
 
 A :class:`Calibration` carries the scale model it was fitted with and the :class:`Method` that
 fitted it, so the daily refit, the walk-forward evaluation and serving compute the same intervals.
+Where the method says so, it also carries the state of an online level correction
+(:mod:`cryptocast.tune.tracking`) that each band's level follows between refits.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from cryptocast.records import MINUTE_MS
 from cryptocast.tune.dataset import DAY_MS, HORIZONS
 from cryptocast.tune.features import FeatureFrame
+from cryptocast.tune.tracking import REPLAY_MINUTES, STEP, Tracking
 from cryptocast.tune.volatility import (
     HAR,
+    HAR_WINDOWS,
     HOURS_PER_DAY,
     RV30,
     HarScale,
@@ -47,6 +53,8 @@ class Method:
     span_ms: int = 14 * DAY_MS  # calibration origins come from this span before the refit
     folds: int = 2  # a fitted scale's scores come from a fit on the other days' folds (1: in sample)
     recent_ms: int = 0  # the level comes from this newest part of the span only (0: all of it)
+    windows: tuple[int, ...] = HAR_WINDOWS  # minutes of the HAR scale's volatility components
+    aci_step: float = 0.0  # step of the online level correction (:mod:`~cryptocast.tune.tracking`; 0: none)
 
     def __post_init__(self) -> None:
         if self.scale not in (PLAIN, RV30, HAR):
@@ -59,7 +67,9 @@ class Method:
         return self.vol_bins > 1 or self.hour_blocks > 1
 
 
-SERVED = Method()  # what the daily refit fits and serving applies (see docs/forecasting.md)
+# What the daily refit fits and serving applies (see docs/forecasting.md). Once the online correction
+# set the level, in-sample scores scored better than cross-fitted ones at every horizon.
+SERVED = Method(folds=1, aci_step=STEP)
 LEGACY_SCALED = Method(RV30, hour_blocks=1, span_ms=2 * DAY_MS)  # RV30 split conformal, pooled
 LEGACY_PLAIN = Method(PLAIN, hour_blocks=1, span_ms=2 * DAY_MS)
 
@@ -133,6 +143,7 @@ class Calibration:
     scale_model: ScaleModel = field(default_factory=Rv30Scale)  # what the scale is, when scaled
     cells: Cells | None = None
     method: Method = LEGACY_SCALED
+    tracking: Tracking | None = None  # the online level correction's state at the refit
 
     @classmethod
     def fit(
@@ -147,8 +158,20 @@ class Calibration:
 
     @property
     def lookback(self) -> int:
-        """Minutes behind an origin, beyond the features' own, that the scale reads."""
+        """Minutes behind an origin, beyond the features' own, that the scale reads (and, with the
+        online level correction, the minutes since the refit that it replays)."""
+        return self._scale_lookback + (REPLAY_MINUTES if self.tracking is not None else 0)
+
+    @property
+    def _scale_lookback(self) -> int:
         return self.scale_model.lookback if self.scaled else 0
+
+    def needed_minutes(self, origin_ms: int) -> int:
+        """Candles up to ``origin_ms`` that its intervals need: the scale's lookback and the origin,
+        and the minutes since the fit that the online level correction replays (at most
+        :attr:`lookback` in all)."""
+        replay = 0 if self.tracking is None else (origin_ms - self.tracking.since_ms) // MINUTE_MS + 1
+        return self._scale_lookback + 1 + min(max(replay, 0), REPLAY_MINUTES)
 
     def scale(self, ff: FeatureFrame, idx: np.ndarray, horizons: tuple[int, ...] = HORIZONS) -> np.ndarray:
         if not self.scaled:
@@ -165,11 +188,52 @@ class Calibration:
         columns = np.arange(scale.shape[1])[None, :]
         return {level: unit * q[cell, columns] for level, q in self.cells.quantiles.items()}
 
+    def _bands(
+        self, ff: FeatureFrame, horizons: tuple[int, ...]
+    ) -> Callable[[np.ndarray], dict[float, np.ndarray]]:
+        def bands(rows: np.ndarray) -> dict[float, np.ndarray]:
+            return self.half_widths(self.scale(ff, rows, horizons), hour_of(ff.open_time[rows]))
+
+        return bands
+
     def intervals(
-        self, ff: FeatureFrame, idx: np.ndarray, horizons: tuple[int, ...] = HORIZONS
+        self,
+        ff: FeatureFrame,
+        idx: np.ndarray,
+        horizons: tuple[int, ...] = HORIZONS,
+        point: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> dict[float, np.ndarray]:
-        """Half-widths at the origins ``idx`` of ``ff``: what serving and every evaluation apply."""
-        return self.half_widths(self.scale(ff, idx, horizons), hour_of(ff.open_time[idx]))
+        """Half-widths at the origins ``idx`` (sorted) of ``ff``: what serving and every evaluation
+        apply. ``point(rows)`` is the point forecast the bands are centred on (None: persistence, a
+        zero return); the online level correction scores its past bands around it."""
+        if self.tracking is None:
+            return self._bands(ff, horizons)(idx)
+        return self.tracking.apply(
+            ff, idx, horizons, self._bands(ff, horizons), point or _persistence(horizons)
+        )
+
+    def carried_from(
+        self,
+        previous: Calibration | None,
+        ff: FeatureFrame,
+        horizons: tuple[int, ...] = HORIZONS,
+        point: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Calibration:
+        """This refit with the online level correction continued from ``previous``, the calibration
+        served before it: its state advanced over the origins it served up to this fit. Without a
+        previous correction (a first fit, another step) the correction starts at 0."""
+        if self.tracking is None or previous is None or previous.tracking is None:
+            return self
+        if previous.tracking.step != self.tracking.step:
+            return self
+        start = previous.tracking.advance(
+            ff,
+            self.tracking.since_ms,
+            horizons,
+            previous._bands(ff, horizons),
+            point or _persistence(horizons),
+        )
+        return replace(self, tracking=replace(self.tracking, start=start))
 
     def refit(
         self, ff: FeatureFrame, idx: np.ndarray, residuals: np.ndarray, horizons: tuple[int, ...] = HORIZONS
@@ -184,6 +248,8 @@ class Calibration:
             out["scale_model"] = self.scale_model.to_dict()
         if self.cells is not None:
             out["cells"] = self.cells.to_dict()
+        if self.tracking is not None:
+            out["tracking"] = self.tracking.to_dict()
         return out
 
     @classmethod
@@ -192,11 +258,24 @@ class Calibration:
         quantiles = {float(k): np.asarray(v, dtype=np.float64) for k, v in values["quantiles"].items()}
         scaled = bool(values["scaled"])
         method = (
-            Method(**values["method"]) if "method" in values else LEGACY_SCALED if scaled else LEGACY_PLAIN
+            _method(values["method"]) if "method" in values else LEGACY_SCALED if scaled else LEGACY_PLAIN
         )
         model = scale_from_dict(values["scale_model"]) if "scale_model" in values else Rv30Scale()
         cells = Cells.from_dict(values["cells"]) if "cells" in values else None
-        return cls(scaled, quantiles, model, cells, method)
+        tracking = Tracking.from_dict(values["tracking"]) if "tracking" in values else None
+        return cls(scaled, quantiles, model, cells, method, tracking)
+
+
+def _persistence(horizons: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    def zero(rows: np.ndarray) -> np.ndarray:
+        return np.zeros((len(rows), len(horizons)))
+
+    return zero
+
+
+def _method(values: dict) -> Method:
+    """A stored method (JSON lists back to tuples; records from before ``windows`` get the default)."""
+    return Method(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def fit_calibration(
@@ -207,14 +286,16 @@ def fit_calibration(
     horizons: tuple[int, ...] = HORIZONS,
     levels: tuple[float, ...] = LEVELS,
 ) -> Calibration:
-    """Fit ``method`` on the residuals (origins, horizons) at the origins ``idx`` of ``ff``."""
+    """Fit ``method`` on the residuals (origins, horizons) at the origins ``idx`` (sorted) of ``ff``."""
     if len(idx) == 0:
         raise ValueError("no calibration origins")
-    model: ScaleModel = HarScale.fit(ff, idx, residuals, horizons) if method.scale == HAR else Rv30Scale()
+    model: ScaleModel = (
+        HarScale.fit(ff, idx, residuals, horizons, method.windows) if method.scale == HAR else Rv30Scale()
+    )
     scaled = method.scale != PLAIN
     scale = model.predict(ff, idx, horizons) if scaled else np.ones(residuals.shape)
     if method.scale == HAR and method.folds > 1:
-        scale = _cross_fitted(ff, idx, residuals, horizons, method.folds)
+        scale = _cross_fitted(ff, idx, residuals, horizons, method)
     scores = np.abs(residuals) / scale
     pooled = {level: conformal_quantile(scores, level) for level in levels}
     cells = (
@@ -227,19 +308,24 @@ def fit_calibration(
             cells = Cells(cells.vol_edges, cells.hour_blocks,
                           {level: q * (level_now[level] / pooled[level])[None, :] for level, q in cells.quantiles.items()})  # fmt: skip
         pooled = level_now
-    return Calibration(scaled, pooled, model, cells, method)
+    tracking = (
+        Tracking.fresh(method.aci_step, int(ff.open_time[idx[-1]]) + MINUTE_MS, levels, len(horizons))
+        if method.aci_step
+        else None
+    )
+    return Calibration(scaled, pooled, model, cells, method, tracking)
 
 
 def _cross_fitted(ff: FeatureFrame, idx: np.ndarray, residuals: np.ndarray, horizons: tuple[int, ...],
-                  folds: int) -> np.ndarray:  # fmt: skip
+                  method: Method) -> np.ndarray:  # fmt: skip
     """Each origin's scale from a fit on the days of the other folds (days dealt round-robin), so its
     score is out of sample, as a served origin's is: in-sample scores of a fitted scale are too small."""
-    fold = (ff.open_time[idx] // DAY_MS) % folds
+    fold = (ff.open_time[idx] // DAY_MS) % method.folds
     scale = np.empty(residuals.shape)
-    for k in range(folds):
+    for k in range(method.folds):
         held = fold == k
         if held.all() or not held.any():  # one day's span: nothing to fit on but itself
-            return HarScale.fit(ff, idx, residuals, horizons).predict(ff, idx, horizons)
-        fitted = HarScale.fit(ff, idx[~held], residuals[~held], horizons)
+            return HarScale.fit(ff, idx, residuals, horizons, method.windows).predict(ff, idx, horizons)
+        fitted = HarScale.fit(ff, idx[~held], residuals[~held], horizons, method.windows)
         scale[held] = fitted.predict(ff, idx[held], horizons)
     return scale

@@ -229,7 +229,10 @@ async def gate_and_register(
     span = _span(candles)
     # Scored with calibrations fitted before the test window; served with ones refitted on the newest
     # days, so an interval is never calibrated on data older than the last retrain's.
-    served_baseline, served_plain = persistence_predictor(candles, spans.calib_ms)
+    served_now = contenders.get(CHAMPION_NOW)
+    served_baseline, served_plain = persistence_predictor(
+        candles, spans.calib_ms, previous=served_now.calibration if served_now is not None else None
+    )
     candidate = LstmPredictor(
         sweep.config, sweep.weights, prepared.scaler, recent_calibration(candidate, candles, spans.calib_ms)[0]
     )
@@ -274,7 +277,7 @@ async def recalibrate_pair(
     if len(candles) < MIN_BASELINE_MINUTES:
         raise ValueError(f"only {len(candles)} minutes of candles; recalibrating needs {MIN_BASELINE_MINUTES}")
     span = _span(candles)
-    new_baseline, plain = persistence_predictor(candles, calib_ms)
+    new_baseline, plain = persistence_predictor(candles, calib_ms, previous=registry.load(baseline).calibration)
     champion = await registry.current(db, sid, LSTM)
     result: dict = {}
     async with db.begin() as conn:

@@ -71,9 +71,15 @@ class Predictor:
 
     @property
     def window_minutes(self) -> int:
-        """Consecutive candles, ending at the origin, that :meth:`predict` needs (the features' window,
-        or the interval scale's lookback if longer)."""
+        """Consecutive candles, ending at the origin, that :meth:`predict` reads (the features' window,
+        or the intervals' lookback if longer: the scale's, and the minutes since the calibration's fit
+        that its online level correction replays)."""
         return max(serving_candles(self.seq_len), self.calibration.lookback + 1)
+
+    def needed_minutes(self, origin_ms: int) -> int:
+        """The fewest of those candles a forecast from ``origin_ms`` needs: a calibration fitted an
+        hour ago replays an hour, not a day."""
+        return max(serving_candles(self.seq_len), self.calibration.needed_minutes(origin_ms))
 
     def features(self, candles: Candles, cache: dict | None = None) -> FeatureFrame:
         """Features of ``candles``; ``cache`` shares them between predictors of one call."""
@@ -93,13 +99,15 @@ class Predictor:
     def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
         ff = self.features(candles, cache)
         point = self.point_returns(ff, idx)
-        half = self.calibration.intervals(ff, idx, self.horizons)
+        half = self.calibration.intervals(ff, idx, self.horizons, lambda rows: self.point_returns(ff, rows))
         return ReturnForecast(point, half, (self.kind,) * len(self.horizons))
 
     def predict(self, candles: Candles) -> Forecast:
-        """Forecast from the latest minute of ``candles`` (at least :attr:`window_minutes` of them)."""
-        if len(candles) < self.window_minutes:
-            raise NotEnoughHistory(f"need {self.window_minutes} consecutive minutes, got {len(candles)}")
+        """Forecast from the latest minute of ``candles``: the newest :attr:`window_minutes` of them are
+        read, and at least :meth:`needed_minutes` must be there."""
+        needed = self.needed_minutes(int(candles.open_time[-1])) if len(candles) else self.window_minutes
+        if len(candles) < needed:
+            raise NotEnoughHistory(f"need {needed} consecutive minutes, got {len(candles)}")
         window = candles.tail(self.window_minutes)
         cache: dict = {}
         ff = self.features(window, cache)  # the same features as compute_tail(candles, seq_len)
@@ -265,6 +273,13 @@ class ServedPredictor(Predictor):
     @property
     def window_minutes(self) -> int:
         return max(p.window_minutes for p in (self.baseline, self.lstm) if p is not None)
+
+    def point_returns(self, ff: FeatureFrame, idx: np.ndarray) -> np.ndarray:
+        base = self.baseline.point_returns(ff, idx)
+        if self.lstm is None:
+            return base
+        take = np.array([h in self.lstm_horizons for h in self.horizons])
+        return np.where(take[None, :], self.lstm.point_returns(ff, idx), base)
 
     def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
         cache = {} if cache is None else cache

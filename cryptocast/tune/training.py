@@ -130,7 +130,11 @@ def lstm_predictor(
 
 
 def recent_calibration(
-    predictor: Predictor, candles: Candles, calib_ms: int, method: Method | None = None
+    predictor: Predictor,
+    candles: Candles,
+    calib_ms: int,
+    method: Method | None = None,
+    previous: Calibration | None = None,
 ) -> tuple[Calibration, Calibration]:
     """(``method``'s, plain) calibrations from the most recent ``calib_ms`` of complete origins.
 
@@ -148,16 +152,22 @@ def recent_calibration(
         if method is None
         else fit_calibration(method, ff, idx, residuals, predictor.horizons)
     )
-    return fitted, Calibration.fit(residuals, None)
+
+    def point(rows: np.ndarray) -> np.ndarray:
+        return predictor.point_returns(ff, rows)
+
+    return fitted.carried_from(previous, ff, predictor.horizons, point), Calibration.fit(residuals, None)
 
 
 def persistence_predictor(
-    candles: Candles, calib_ms: int = 0, method: Method = SERVED
+    candles: Candles, calib_ms: int = 0, method: Method = SERVED, previous: Calibration | None = None
 ) -> tuple[PersistencePredictor, Calibration]:
     """Persistence with ``method``'s intervals, calibrated on the most recent ``calib_ms`` of complete
     origins or the method's own span if longer (a training's calibration span is cut for the LSTM;
-    the baseline's scale model and hour cells need the days their method was measured with)."""
+    the baseline's scale model and hour cells need the days their method was measured with).
+    ``previous`` is the baseline calibration served until now: the online level correction goes on
+    from its state (:meth:`Calibration.carried_from`)."""
     span = max(calib_ms, method.span_ms)
     template = PersistencePredictor(Calibration(True, {}))
-    scaled, plain = recent_calibration(template, candles, span, method)
+    scaled, plain = recent_calibration(template, candles, span, method, previous)
     return PersistencePredictor(scaled), plain

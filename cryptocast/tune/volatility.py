@@ -119,14 +119,18 @@ def forward_season(profile: np.ndarray, open_time: np.ndarray, horizon: int) -> 
     return (cumulative[minute + 1 + horizon] - cumulative[minute + 1]) / horizon
 
 
-def regressors(ff: FeatureFrame, idx: np.ndarray, profile: np.ndarray, horizon: int) -> np.ndarray:
+def regressors(
+    ff: FeatureFrame,
+    idx: np.ndarray,
+    profile: np.ndarray,
+    horizon: int,
+    windows: tuple[int, ...] = HAR_WINDOWS,
+) -> np.ndarray:
     """(origins, 2 + 2·windows): intercept, log RV and log Parkinson volatility per window, and the
     log of the hour profile over the horizon ahead."""
     columns = [np.ones(len(idx))]
     for values in _minute_variances(ff):
-        columns += [
-            0.5 * np.log(np.maximum(m, VOL_FLOOR**2)) for m in _trailing_means(values, HAR_WINDOWS, idx)
-        ]
+        columns += [0.5 * np.log(np.maximum(m, VOL_FLOOR**2)) for m in _trailing_means(values, windows, idx)]
     columns.append(0.5 * np.log(forward_season(profile, ff.open_time[idx], horizon)))
     return np.column_stack(columns)
 
@@ -170,35 +174,47 @@ class HarScale:
     coef: np.ndarray  # (regressors, horizons)
     profile: np.ndarray  # (24,) relative one-minute variance per UTC hour
     horizons: tuple[int, ...]
+    windows: tuple[int, ...] = HAR_WINDOWS  # minutes of each realised-volatility component
     kind: str = HAR
-    lookback: int = max(HAR_WINDOWS)
+
+    @property
+    def lookback(self) -> int:
+        return max(self.windows)
 
     @classmethod
     def fit(
-        cls, ff: FeatureFrame, idx: np.ndarray, residuals: np.ndarray, horizons: tuple[int, ...]
+        cls,
+        ff: FeatureFrame,
+        idx: np.ndarray,
+        residuals: np.ndarray,
+        horizons: tuple[int, ...],
+        windows: tuple[int, ...] = HAR_WINDOWS,
     ) -> HarScale:
         """The hour profile of the minutes ``idx``, then one QLIKE regression per horizon (column of
         ``residuals``) on those origins."""
         profile = hour_profile(ff, idx)
         coef = []
         for j, h in enumerate(horizons):
-            x = regressors(ff, idx, profile, h)
+            x = regressors(ff, idx, profile, h, windows)
             ok = np.isfinite(x).all(axis=1) & np.isfinite(residuals[:, j])
             if not ok.any():
                 raise ValueError("no origins with the scale model's inputs")
             coef.append(fit_qlike(x[ok], residuals[ok, j] ** 2))
-        return cls(np.column_stack(coef), profile, tuple(horizons))
+        return cls(np.column_stack(coef), profile, tuple(horizons), tuple(windows))
 
     def predict(self, ff: FeatureFrame, idx: np.ndarray, horizons: tuple[int, ...]) -> np.ndarray:
         if tuple(horizons) != self.horizons:
             raise ValueError(f"fitted for horizons {self.horizons}, asked for {tuple(horizons)}")
         log_var = np.column_stack(
-            [regressors(ff, idx, self.profile, h) @ self.coef[:, j] for j, h in enumerate(horizons)]
+            [
+                regressors(ff, idx, self.profile, h, self.windows) @ self.coef[:, j]
+                for j, h in enumerate(horizons)
+            ]
         )
         return np.maximum(np.exp(log_var / 2), VOL_FLOOR * np.sqrt(np.asarray(horizons, dtype=np.float64)))
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "windows": list(HAR_WINDOWS), "coef": self.coef.tolist(),
+        return {"kind": self.kind, "windows": list(self.windows), "coef": self.coef.tolist(),
                 "profile": self.profile.tolist(), "horizons": list(self.horizons)}  # fmt: skip
 
 
@@ -206,11 +222,10 @@ def scale_from_dict(values: dict) -> ScaleModel:
     if values["kind"] == RV30:
         return Rv30Scale()
     if values["kind"] == HAR:
-        if tuple(values["windows"]) != HAR_WINDOWS:
-            raise ValueError(f"stored for windows {values['windows']}, this code computes {HAR_WINDOWS}")
         return HarScale(
             np.asarray(values["coef"], dtype=np.float64),
             np.asarray(values["profile"], dtype=np.float64),
             tuple(values["horizons"]),
+            tuple(values["windows"]),
         )
     raise ValueError(f"unknown scale model {values['kind']!r}")

@@ -5,10 +5,14 @@ quantiles) on the latest days, so a served interval is never older than a day. S
 one calibration fitted before it measures a system that does not exist (and misses whenever the
 volatility regime drifts); this wrapper replays the daily refit instead: for origins on day d, the
 calibration's own method is refitted on the origins of the ``calib_ms`` before d (by default the
-method's span) whose every target had closed by the start of d.
+method's span) whose every target had closed by the start of d. Where the method corrects its level
+online (:mod:`cryptocast.tune.tracking`), each day's correction starts where the previous day's
+calibration left it, as the live refit continues the served one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -76,13 +80,42 @@ class DailyRecalibrated(Predictor):
         everything = np.union1d(known, idx)
         full = self.inner.forecast_returns(candles, everything, cache)
         rows = np.searchsorted(everything, idx)
+        wanted = np.unique(ff.open_time[idx] // self.period_ms * self.period_ms)
+        chain = self._chain_start(ff, known)
+        periods = (
+            wanted
+            if chain is None
+            else np.union1d(wanted, np.arange(chain, wanted.max(initial=0) + 1, self.period_ms))
+        )
         fitted = {}
-        for start in np.unique(ff.open_time[idx] // self.period_ms * self.period_ms):
+        previous = None
+        for start in periods:
             cal = self._calibration_origins(ff, known, int(start))
-            if len(cal) > 0:
-                residuals = y[cal] - full.point[np.searchsorted(everything, cal)]
-                fitted[int(start)] = self.calibration.refit(ff, cal, residuals, self.horizons)
+            if len(cal) == 0:
+                continue
+            residuals = y[cal] - full.point[np.searchsorted(everything, cal)]
+            refit = self.calibration.refit(ff, cal, residuals, self.horizons)
+            if chain is not None and start >= chain:  # the correction goes on from the day before
+                refit = refit.carried_from(previous, ff, self.horizons, self._around(ff))
+                previous = refit
+            if start in wanted:
+                fitted[int(start)] = refit
         return ReturnForecast(full.point[rows], {}, full.source), fitted
+
+    def _chain_start(self, ff: FeatureFrame, known: np.ndarray) -> int | None:
+        """Where the online level correction starts from 0 (None: the method has none): the first
+        period with a whole calibration span of candles behind it. Every refit from there carries
+        the state of the one before, so a period's calibration never depends on which were asked."""
+        if self.calibration.tracking is None or len(known) == 0:
+            return None
+        ready = int(ff.open_time[known[0]]) + self.calib_ms
+        return -(-ready // self.period_ms) * self.period_ms
+
+    def _around(self, ff: FeatureFrame) -> Callable[[np.ndarray], np.ndarray]:
+        def around(rows: np.ndarray) -> np.ndarray:  # the point forecast the bands are centred on
+            return self.inner.point_returns(ff, rows)
+
+        return around
 
     def forecast_returns(
         self, candles: Candles, idx: np.ndarray, cache: dict | None = None
@@ -94,6 +127,8 @@ class DailyRecalibrated(Predictor):
         starts = ff.open_time[idx] // self.period_ms * self.period_ms
         for start, calibration in fitted.items():
             today = starts == start
-            for level, widths in calibration.intervals(ff, idx[today], self.horizons).items():
+            for level, widths in calibration.intervals(
+                ff, idx[today], self.horizons, self._around(ff)
+            ).items():
                 half[level][today] = widths
         return ReturnForecast(out.point, half, out.source)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 from tune_data import btc
 
 from cryptocast.tune.conformal import SERVED, Calibration, Cells, Method, conformal_quantile, fit_calibration
-from cryptocast.tune.dataset import HORIZONS, targets
+from cryptocast.tune.dataset import DAY_MS, HORIZONS, targets
 from cryptocast.tune.features import compute
+from cryptocast.tune.tracking import REPLAY_MINUTES
 from cryptocast.tune.training import persistence_predictor
 from cryptocast.tune.volatility import RV30
+from cryptocast.tune.walkforward import DailyRecalibrated
 
 LOUD_HOUR = 13  # the scale misses this hour's extra volatility, as RV30 misses the US open
 
@@ -56,6 +59,7 @@ def test_a_fitted_calibration_round_trips_through_json_and_old_records_still_loa
     y = targets(ff)
     idx = np.flatnonzero(ff.usable & np.isfinite(y).all(axis=1))
     fitted = fit_calibration(SERVED, ff, idx[:-100], y[idx[:-100]], HORIZONS)
+    assert fitted.tracking is not None
     restored = Calibration.from_dict(json.loads(json.dumps(fitted.to_dict())))
     assert restored.to_dict() == fitted.to_dict()
     for level, half in fitted.intervals(ff, idx[-100:]).items():
@@ -67,12 +71,44 @@ def test_a_fitted_calibration_round_trips_through_json_and_old_records_still_loa
 
 def test_serving_computes_the_intervals_the_offline_evaluation_scores() -> None:
     candles = btc(16)
-    baseline, _ = persistence_predictor(candles.until(int(candles.open_time[0]) + 15 * 86_400_000))
+    baseline, _ = persistence_predictor(candles.until(int(candles.open_time[0]) + 15 * DAY_MS))
     ff = compute(candles)
-    offline = baseline.forecast_returns(candles, np.array([len(ff.open_time) - 1]))
+    last = np.array([len(ff.open_time) - 1])
+    offline = baseline.forecast_returns(candles, last)
     served = baseline.predict(candles)  # the last window_minutes candles only, as a replica gets them
-    assert baseline.window_minutes == baseline.calibration.lookback + 1 > 61
+    assert baseline.window_minutes == baseline.calibration.lookback + 1 > 61 + REPLAY_MINUTES
     close = float(ff.close[-1])
     for j, h in enumerate(served.horizons):
         assert np.isclose(h.lower_80, close * np.exp(-offline.half[0.8][0, j]), rtol=1e-12)
         assert np.isclose(h.upper_95, close * np.exp(offline.half[0.95][0, j]), rtol=1e-12)
+    # the day since the fit moved the online correction: the served window replayed it
+    fixed = replace(baseline.calibration, tracking=None).intervals(ff, last)
+    assert not np.allclose(fixed[0.8], offline.half[0.8], rtol=1e-3)
+
+
+def test_the_live_daily_refit_carries_the_correction_exactly_as_the_walk_forward_does() -> None:
+    candles = btc(17)
+    day0 = int(candles.open_time[0]) // DAY_MS * DAY_MS
+    day15, day16 = day0 + 15 * DAY_MS, day0 + 16 * DAY_MS
+    # live: the first baseline at the end of day 15, then the daily recalibration a day later
+    first, _ = persistence_predictor(candles.until(day15))
+    live, _ = persistence_predictor(candles.until(day16), previous=first.calibration)
+    assert first.calibration.tracking is not None
+    # offline: the walk-forward starts its correction at the first day with 14 days behind it
+    walk = DailyRecalibrated(first)
+    ff = compute(candles)
+    idx = walk.usable_origins(candles)
+    today = idx[(ff.open_time[idx] >= day16) & (ff.open_time[idx] < day16 + DAY_MS)]
+    fitted = walk.calibrations(candles, today)
+    assert fitted[day16].to_dict() == walk.calibrations(candles, idx)[day16].to_dict()  # whatever was asked
+    offline = fitted[day16]
+    for level, start in live.calibration.tracking.start.items():
+        np.testing.assert_allclose(offline.tracking.start[level], start, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(offline.quantiles[level], live.calibration.quantiles[level], rtol=1e-9)
+        assert np.all(start != 0)  # the day served under the first calibration moved it
+    assert offline.tracking.since_ms == live.calibration.tracking.since_ms
+    np.testing.assert_allclose(
+        walk.forecast_returns(candles, today[-1:]).half[0.8],
+        live.forecast_returns(candles, today[-1:]).half[0.8],
+        rtol=1e-9,
+    )

@@ -78,3 +78,8 @@ def test_the_scale_reads_only_the_past_and_round_trips() -> None:
     np.testing.assert_allclose(
         model.predict(short, rows, HORIZONS), model.predict(ff, at[-1:], HORIZONS), rtol=1e-9
     )
+    daily = HarScale.fit(ff, idx, y[idx], HORIZONS, windows=(5, 30, 240, 1440))  # a daily component too
+    assert daily.lookback == 1440 and daily.coef.shape[0] == 2 + 2 * 4
+    np.testing.assert_array_equal(
+        scale_from_dict(daily.to_dict()).predict(ff, at, HORIZONS), daily.predict(ff, at, HORIZONS)
+    )
