@@ -35,6 +35,7 @@ from cryptocast.tune.conformal import LEGACY_SCALED, LEVELS, SERVED, Method, fit
 from cryptocast.tune.dataset import DAY_MS, HORIZONS, targets
 from cryptocast.tune.features import compute
 from cryptocast.tune.predictor import PersistencePredictor
+from cryptocast.tune.scores import interval_score, ratio_gain
 from cryptocast.tune.tracking import STEP
 from cryptocast.tune.volatility import hour_of
 from cryptocast.tune.walkforward import DailyRecalibrated
@@ -74,11 +75,9 @@ class Scored:
     score: dict[float, np.ndarray]
 
 
-def interval_score(y: np.ndarray, half: np.ndarray, level: float) -> np.ndarray:
+def persistence_interval_score(y: np.ndarray, half: np.ndarray, level: float) -> np.ndarray:
     """Winkler score of the interval ±half around 0 (persistence), in bps of log return."""
-    alpha = 1 - level
-    miss = np.maximum(np.abs(y) - half, 0.0)
-    return BPS * (2 * half + 2 / alpha * miss)
+    return BPS * interval_score(y, -half, half, level)
 
 
 def month(path: Path, methods: dict[str, Method]) -> tuple[dict[str, Scored], dict[str, np.ndarray]]:
@@ -112,7 +111,7 @@ def month(path: Path, methods: dict[str, Method]) -> tuple[dict[str, Scored], di
         half = predictor.forecast_returns(candles, idx, cache).half
         out[name] = Scored(
             {level: (np.abs(y) <= half[level]).astype(np.float64) for level in LEVELS},
-            {level: interval_score(y, half[level], level) for level in LEVELS},
+            {level: persistence_interval_score(y, half[level], level) for level in LEVELS},
         )
     return out, groups
 
@@ -126,15 +125,6 @@ def clustered_mean(values: np.ndarray, cluster: np.ndarray) -> tuple[float, floa
     se = np.sqrt(k / (k - 1) * np.sum((sums - mean * counts) ** 2)) / counts.sum() if k > 1 else float("nan")
     return float(mean), float(se)
 
-
-def ratio_gain(method: np.ndarray, reference: np.ndarray, cluster: np.ndarray) -> tuple[float, float]:
-    """1 − Σmethod/Σreference and its day-block (delta-method) standard error."""
-    _, c = np.unique(cluster, return_inverse=True)
-    a, b = np.bincount(c, method), np.bincount(c, reference)
-    ratio = a.sum() / b.sum()
-    k = len(a)
-    se = np.sqrt(k / (k - 1) * np.sum((a - ratio * b) ** 2)) / b.sum() if k > 1 else float("nan")
-    return float(1 - ratio), float(se)
 
 
 def by_group(hits: np.ndarray, group: np.ndarray, cluster: np.ndarray, n_groups: int) -> list[dict]:

@@ -39,7 +39,7 @@ from cryptocast.tune.heads import HEADS, distributional
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.network_scale import NetworkScale, fit_network_calibration
 from cryptocast.tune.predictor import LstmPredictor, PersistencePredictor
-from cryptocast.tune.scores import interval_score
+from cryptocast.tune.scores import interval_score, ratio_gain
 from cryptocast.tune.training import fit, lstm_predictor, persistence_predictor, prepare
 from cryptocast.tune.walkforward import DailyRecalibrated
 
@@ -49,15 +49,6 @@ BPS = 1e4
 REFERENCES = ("rv30", "har")
 SPANS = SplitSpans(val_ms=2 * DAY_MS, calib_ms=2 * DAY_MS, test_ms=0)  # the test is the rest of the month
 
-
-def ratio_gain(model: np.ndarray, reference: np.ndarray, cluster: np.ndarray) -> tuple[float, float]:
-    """1 − Σmodel/Σreference and its day-block (delta-method) standard error."""
-    _, c = np.unique(cluster, return_inverse=True)
-    a, b = np.bincount(c, model), np.bincount(c, reference)
-    ratio = a.sum() / b.sum()
-    k = len(a)
-    se = np.sqrt(k / (k - 1) * np.sum((a - ratio * b) ** 2)) / b.sum() if k > 1 else float("nan")
-    return float(1 - ratio), float(se)
 
 
 class PersistenceOnNetworkScale(PersistencePredictor):

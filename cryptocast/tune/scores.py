@@ -164,3 +164,17 @@ def grouped_coverage(
         se = np.sqrt(used / np.maximum(used - 1, 1) * spread) / total
     se[used < 2] = np.nan
     return cov, se, total
+
+
+def ratio_gain(model: np.ndarray, reference: np.ndarray, cluster: np.ndarray) -> tuple[float, float]:
+    """1 − Σmodel/Σreference (a pooled relative gain in a loss) and its day-block standard error.
+
+    The delta method on the ratio of sums, with ``cluster`` (a day per minute) as the blocks: a
+    volatile day moves both sums together and counts once, not once per minute.
+    """
+    _, c = np.unique(cluster, return_inverse=True)
+    a, b = np.bincount(c, model), np.bincount(c, reference)
+    ratio = a.sum() / b.sum()
+    k = len(a)
+    se = np.sqrt(k / (k - 1) * np.sum((a - ratio * b) ** 2)) / b.sum() if k > 1 else float("nan")
+    return float(1 - ratio), float(se)

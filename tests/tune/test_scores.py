@@ -119,3 +119,14 @@ def test_grouped_coverage_in_the_report_adds_up_to_the_pooled_coverage(report: d
         assert len(deciles) == VOL_GROUPS and deciles.min() > 0.09 * s["n"]
         assert sum(s["pit_bands"].values()) == pytest.approx(1.0)
         assert s["interval_score_95_bps"] > s["wis_bps"] > 0 and s["crps_gaussian_bps"] > 0
+
+
+def test_ratio_gain_is_the_pooled_relative_gain_with_days_as_blocks() -> None:
+    day = np.repeat(np.arange(4), 3)
+    reference = np.ones(12)
+    model = np.where(day % 2 == 0, 0.8, 1.0)  # 20 % better on half the days
+    gain, se = scores.ratio_gain(model, reference, day)
+    assert gain == pytest.approx(0.1)
+    per_day = np.array([0.2, 0.0, 0.2, 0.0])  # each day's own gain; the blocks' spread sets the SE
+    assert se == pytest.approx(np.sqrt(4 / 3 * np.sum((per_day - 0.1) ** 2 * 9)) / 12)
+    assert np.isnan(scores.ratio_gain(model[:3], reference[:3], day[:3])[1])  # one day: no spread to measure
