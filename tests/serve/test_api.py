@@ -69,7 +69,7 @@ async def test_predict_on_demand_from_stored_and_given_windows(served, client) -
     assert [h["horizon"] for h in stored["forecast"]["horizons"]] == [1, 5, 15, 30]
     h = stored["forecast"]["horizons"][0]
     assert h["lower_95"] <= h["lower_80"] <= h["predicted"] <= h["upper_80"] <= h["upper_95"]
-    window = (await client.get(f"/pairs/{PAIR}/candles", params={"limit": 200})).json()["candles"]
+    window = (await client.get(f"/pairs/{PAIR}/candles", params={"limit": 300})).json()["candles"]  # more than the scale reads (240)
     given = [{"open_time": 1_700_000_000_000 + i * 60_000, "open": c[1], "high": c[2], "low": c[3], "close": c[4],
               "volume": c[5]} for i, c in enumerate(window)]  # fmt: skip
     mine = (await client.post(f"/pairs/{PAIR}/predict", json={"candles": given})).json()
