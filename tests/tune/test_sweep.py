@@ -71,7 +71,7 @@ async def test_sweep_registers_a_gated_model_and_binds_loopback(db, tmp_path) ->
     assert (await registry.current(db, sid, PERSISTENCE)).id == outcome.baseline.id
     assert outcome.report["models"]["persistence"]["1"]["skill"] == 0.0
     served = await registry.load_served(db, sid)
-    assert served.predict(btc(0.2, offset_days=5)).horizons
+    assert served.predict(btc(1.3, offset_days=3.9)).horizons  # the coverage correction replays up to 1,801 minutes
     addresses = _ray_listeners()
     assert addresses, "no Ray listener found to check"
     for address in addresses:
