@@ -15,7 +15,8 @@ import ray
 from sqlalchemy import update
 
 from cryptocast.actors.budget import RateBudget
-from cryptocast.actors.ingestor import DB_ERRORS, IngestConfig, PairIngestor
+from cryptocast.actors.dberrors import DB_ERRORS
+from cryptocast.actors.ingestor import IngestConfig, PairIngestor
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.logs import setup_logging
 from cryptocast.sql.database import Database

@@ -19,7 +19,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from sqlalchemy import select, update
 
 from cryptocast.actors import commands
-from cryptocast.actors.ingestor import DB_ERRORS
+from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.pair import NAMESPACE, PairActor, budget_actor, pair_actor_name
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.logs import setup_logging

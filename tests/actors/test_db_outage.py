@@ -52,12 +52,12 @@ async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
                 await asyncio.to_thread(server.stop)  # the real server goes away
                 await asyncio.sleep(OUTAGE_S)
                 assert ingestor.status()["db_down"], "the ingestor should have noticed the outage"
-                held = len(ingestor._pending)
+                held = len(ingestor.held.pending)
                 assert held >= min(buffer_limit, 10)
                 await asyncio.to_thread(server.start)
                 target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
                 await wait_until(
-                    lambda: _is((ingestor.last_stored or 0) >= target and not ingestor._db_down), 60
+                    lambda: _is((ingestor.last_stored or 0) >= target and not ingestor.held.db_down), 60
                 )
             times = await stored_open_times(db, "BTCUSDT")
         assert gaps_in(times) == [] and len(times) == len(set(times))
@@ -79,7 +79,7 @@ async def test_crash_after_a_buffer_overflow_leaves_no_gap() -> None:
             await wait_until(lambda: _is(first.counters.dropped_from_buffer >= 3))
             replay.faults.apply({"5xx": 1.0}, symbols)  # the repair of the dropped span cannot finish
             await asyncio.to_thread(server.start)
-            await wait_until(lambda: _is(not first._db_down and not first._pending), 60)
+            await wait_until(lambda: _is(not first.held.db_down and not first.held.pending), 60)
             await asyncio.sleep(1.0)  # the repair is under way, stuck on the exchange's errors
             task.cancel()  # the crash: nothing after this point runs
             with contextlib.suppress(asyncio.CancelledError):

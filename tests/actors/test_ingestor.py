@@ -113,7 +113,7 @@ async def test_a_bad_quote_is_refused_and_the_pair_streams_on(db: Database) -> N
         async with running(ingestor):
             await wait_until(lambda: _async(ingestor.state == "live"))
             for _ in range(100):  # a closing minute takes the last quote seen: 2 s of them, ~10 closes
-                ingestor._events.put_nowait(bad)
+                ingestor.streams.events.put_nowait(bad)
                 await asyncio.sleep(0.02)
             marked = ingestor.last_stored
             await wait_until(lambda: _async(ingestor.last_stored >= marked + 5 * MINUTE_MS))
