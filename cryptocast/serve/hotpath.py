@@ -1,7 +1,7 @@
 """Fresh cached answers sent before FastAPI: no routing, no dependencies, no middleware stack.
 
 The latest forecast and pages of candles are the most polled answers, and their data are kept
-until news of the pair ends them (``router``: at most half a second), their lag renewed every
+until news of the pair ends them (``hotreads``: at most half a second), their lag renewed every
 exchange second (``encoded.Renewing``). On Serve, FastAPI's routing, parameter handling and
 middleware cost more than the rest of a request: a FastAPI ingress whose one route does nothing
 reaches only 0.3-0.7x the requests/s of a bare Serve callable (``bench/serve.py``, direct ingress).

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from cryptocast.serve import errors
+from cryptocast.serve.api.predictions import MAX_WINDOW
 from cryptocast.serve.bodylimit import MAX_BODY_BYTES
-from cryptocast.serve.router import HEALTH_TTL_S, MAX_WINDOW
+from cryptocast.serve.hotreads import HEALTH_TTL_S
 from cryptocast.settings import get_settings
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol

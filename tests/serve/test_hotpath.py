@@ -11,9 +11,10 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from cryptocast.serve import metrics
+from cryptocast.serve.api.app import new_api
 from cryptocast.serve.encoded import Prepared, Renewing, encode, respond
 from cryptocast.serve.hotpath import HotAnswers
-from cryptocast.serve.router import REUSE_EXCHANGE_S, REUSE_WALL_S, new_api, reuse_s
+from cryptocast.serve.hotreads import REUSE_EXCHANGE_S, REUSE_WALL_S, reuse_s
 
 TTL_S = 0.3
 ROUTE = "/items/{name}"

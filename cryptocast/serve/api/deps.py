@@ -1,0 +1,43 @@
+"""What routes receive besides their own logic: the replica's services, and parameters as types.
+
+Each alias carries its validation and OpenAPI description once, so every route that takes a
+symbol, a time range or a page size takes it alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Path, Query
+from ray import serve
+
+from cryptocast.serve import calibration, timeranges
+from cryptocast.serve.api.services import ApiServices
+from cryptocast.serve.auth import require_token
+from cryptocast.serve.ratelimit import limit_writes
+from cryptocast.sql import command_queue
+
+
+def services() -> ApiServices:
+    """The services the replica's deployment made in its ``__init__`` (``serve/router.py``): Serve
+    names the replica's instance, as it does to give class routes their ``self``."""
+    return serve.get_replica_context().servable_object.services
+
+
+Services = Annotated[ApiServices, Depends(services)]
+WRITES = [Depends(limit_writes), Depends(require_token)]  # routes that change state: the rate, then the token
+
+Symbol = Annotated[str, Path()]
+SymbolFilter = Annotated[str | None, Query(max_length=64)]
+Confirm = Annotated[str | None, Query(max_length=64, description="purge only: the pair's symbol again")]
+Start = Annotated[datetime | None, Query(description="inclusive, ISO 8601 (UTC if no offset)")]
+End = Annotated[datetime | None, Query(description="exclusive, ISO 8601 (UTC if no offset)")]
+Limit = Annotated[int, Query(ge=1, le=timeranges.MAX_LIMIT)]
+ScoresWindow = Annotated[int | None, Query(
+    ge=calibration.MIN_WINDOW_MINUTES, le=calibration.MAX_WINDOW_MINUTES,
+    description="minutes of origins to score, ending at the newest candle [the live skill window]")]  # fmt: skip
+StatusFilter = Annotated[str | None, Query(max_length=16)]
+KindFilter = Annotated[str | None, Query(max_length=24)]
+CommandsLimit = Annotated[int, Query(ge=1, le=command_queue.LIST_LIMIT)]
+CommandId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -1,0 +1,71 @@
+"""/pairs/{symbol}/candles and /top-of-book: the stored market data, paged by time.
+
+The market data are what the forecasts are made from, read as ingestion stored them. A request's
+candles are a hot read (``HotReads``): kept until news of the pair, answered before FastAPI while
+fresh, and its page serialised once per last candle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response
+
+from cryptocast.serve import reads, timeranges
+from cryptocast.serve.api import views
+from cryptocast.serve.api.deps import End, Limit, Services, Start, Symbol
+from cryptocast.serve.api.services import ApiServices
+from cryptocast.serve.encoded import Prepared, Renewing, dumps, respond
+
+router = APIRouter()
+
+CANDLE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "provenance"]  # fmt: skip
+
+
+@router.get("/pairs/{symbol}/candles", summary="1-minute candles in [start, end), oldest first, paged")
+async def candles(services: Services, symbol: Symbol, request: Request, start: Start = None, end: End = None,
+                  limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
+    pair = views.symbol(symbol)
+    # the same request is answered alike until news
+    key = f"{pair} {views.iso(start)} {views.iso(end)} {limit}"
+    hot = services.hot
+    answer = await hot.read(
+        hot.candles, key, pair, lambda: _candles(services, symbol, start, end, limit), request
+    )
+    return respond(answer.current(), request)
+
+
+async def _candles(services: ApiServices, symbol: str, start: datetime | None, end: datetime | None,
+                   limit: int) -> Renewing:  # fmt: skip
+    row = await services.pair(symbol)
+    lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
+    # The rows change when a candle lands; until then identical reads share one serialised page.
+    key = f"{row['id']} {lo.isoformat()} {hi.isoformat()} {limit} {row['last_candle_time']}"
+    page = await services.hot.pages.get(key, lambda: _candle_page(services, row, lo, hi, limit))
+    return await services.renewing(row, page)
+
+
+async def _candle_page(services: ApiServices, row: dict, lo: datetime, hi: datetime, limit: int) -> Prepared:
+    rows = await reads.page(services.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)
+    items = [[r["open_time"].isoformat(), r["open"], r["high"], r["low"], r["close"], r["volume"],
+              r["quote_volume"], r["trades"], r["provenance"]] for r in rows]  # fmt: skip
+    return Prepared({
+        "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(), "columns": CANDLE_COLUMNS,
+        "next_start": views.next_start(rows, "open_time", limit),
+    }, {"candles": dumps(items)})  # fmt: skip
+
+
+@router.get("/pairs/{symbol}/top-of-book", summary="Best bid/ask per minute in [start, end), paged")
+async def top_of_book(services: Services, symbol: Symbol, request: Request, start: Start = None, end: End = None,
+                      limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
+    row = await services.pair(symbol)
+    lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
+    rows = await reads.page(services.db, reads.BOOK_SQL, row["id"], lo, hi, limit)
+    items = [[r["minute"].isoformat(), r["bid_price"], r["bid_qty"], r["ask_price"], r["ask_qty"], r["derived"]]
+             for r in rows]  # fmt: skip
+    return views.json_answer({
+        "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
+        "columns": ["minute", "bid_price", "bid_qty", "ask_price", "ask_qty", "derived"],
+        "top_of_book": items, "next_start": views.next_start(rows, "minute", limit),
+        "freshness": await services.freshness(row),
+    }, request)  # fmt: skip
