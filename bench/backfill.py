@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 
-from cryptocast.actors.bench import run_backfill_bench
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.ingest import run_backfill_bench
 from cryptocast.settings import get_settings
 from cryptocast.sql.runtime import database_url
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/gcs_ft.py --fault head --down 20
 
 ``gcs`` kills and relaunches the gcs_server process alone; ``head`` stops every process of the
-head and starts it again on the same Redis (see ``cryptocast.k8s.gcs_ft``). Needs redis-server
+head and starts it again on the same Redis (see ``bench/lib/gcs_ft.py``). Needs redis-server
 (scripts/system-deps.sh); uses the configured database or the embedded one.
 """
 
@@ -13,8 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 
-from cryptocast.k8s.gcs_ft import DOWN_S, FAULTS, SPEED, run_experiment
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.gcs_ft import DOWN_S, FAULTS, SPEED, run_experiment
 from cryptocast.settings import get_settings
 from cryptocast.sql.runtime import database_url
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 
-from cryptocast.actors.bench import run_live_bench
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.ingest import run_live_bench
 from cryptocast.settings import get_settings
 from cryptocast.sql.runtime import database_url
 

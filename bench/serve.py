@@ -5,7 +5,8 @@
     .venv/bin/python bench/serve.py --memory            # 20 live pairs and a Tune trial: RSS
 
 Concurrency 1, 16 and 64, idle and with two pairs live from the replay exchange at 60x; the
-candle close → stored prediction latency in the live phase. See ``cryptocast/serve/bench.py``.
+candle close → stored prediction latency in the live phase. See ``bench/lib/serving.py`` and
+``bench/lib/memory.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
+from pathlib import Path
 
-from cryptocast.serve.bench import CONFIGS, LOADERS, run_serve_bench
-from cryptocast.serve.membench import run_memory_bench
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.memory import run_memory_bench
+from bench.lib.serving import CONFIGS, LOADERS, run_serve_bench
 from cryptocast.settings import get_settings
 from cryptocast.sql.runtime import database_url
 

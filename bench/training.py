@@ -56,14 +56,16 @@ import httpx
 import psutil
 from sqlalchemy.engine import URL
 
-from cryptocast.actors.bench import database_server, machine, replay_process, scratch_database
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.harness import database_server, machine, replay_process, scratch_database
+from bench.lib.loadgen import percentile
+from bench.lib.serving import Closes
 from cryptocast.actors.ray_runtime import start_ray, stop_ray
 from cryptocast.exchange.clock import DAY_MS, ReplayClock
 from cryptocast.exchange.server import ReplayConfig
 from cryptocast.records import MINUTE_MS
-from cryptocast.serve.bench import Closes
 from cryptocast.serve.deploy import start_serving, stop_serving
-from cryptocast.serve.loadgen import percentile
 from cryptocast.settings import LOOPBACK, Settings, get_settings
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database

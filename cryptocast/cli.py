@@ -19,9 +19,7 @@ from cryptocast.sql.database import Database, describe
 
 app = typer.Typer(help="cryptocast: crypto price forecasting on Ray.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks (print JSON).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(bench_app, name="bench")
 
 
 def _mount_components() -> None:
@@ -209,17 +207,6 @@ def up() -> None:
 
     run_ingest(settings, stop, on_ready=ready, on_stop=shutdown, training=True)
     console.print("stopped cleanly")
-
-
-@bench_app.command("ingest")
-def bench_ingest(
-    rows: Annotated[int, typer.Option(help="candles written per scenario")] = 1_000_000,
-    batch: Annotated[int, typer.Option(help="candles per write call")] = 50_000,
-) -> None:
-    """Bulk candle writer vs raw asyncpg COPY in the same run (JSON on stdout)."""
-    from cryptocast.sql.bench import run_ingest_bench
-
-    typer.echo(with_database(get_settings(), lambda db: run_ingest_bench(db.url, rows, batch)))
 
 
 if __name__ == "__main__":

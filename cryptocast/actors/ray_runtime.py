@@ -147,7 +147,7 @@ def stop_ray() -> None:
     _head_released.set()
 
 
-def _ray_processes() -> list[psutil.Process]:
+def ray_processes() -> list[psutil.Process]:
     """The driver, plus every process the local head started and their descendants (workers, agents).
 
     When this process joined an existing cluster, the head's processes are not ours: only the
@@ -176,7 +176,7 @@ def listening_addresses() -> list[tuple[str, str]]:
     The evidence that Ray serves loopback only; IPv6 addresses are bracketed ("[::1]:port").
     """
     found = []
-    for process in _ray_processes():
+    for process in ray_processes():
         try:
             name = process.name()
             connections = process.net_connections(kind="tcp")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import URL
 
-from cryptocast.actors.bench import run_backfill_bench, run_live_bench
+from bench.lib.ingest import run_backfill_bench, run_live_bench
 
 SMALL_PAIR = "ADABTC"  # 44,136 minutes: 45 pages
 LIVE_PAIRS = 2

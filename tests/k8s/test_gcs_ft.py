@@ -1,6 +1,6 @@
 """GCS fault tolerance on a Redis-backed local head: ingestion survives a GCS or a whole-head restart.
 
-Each test runs one experiment of ``cryptocast.k8s.gcs_ft`` (own Redis, own head, own replay and
+Each test runs one experiment of ``bench.lib.gcs_ft`` (own Redis, own head, own replay and
 scratch database; 3-5 minutes on two cores) and checks what docs/deploy.md states about it.
 """
 
@@ -13,8 +13,8 @@ import shutil
 import pytest
 from sqlalchemy.engine import URL
 
+from bench.lib.gcs_ft import PAIRS, SUPERVISOR, run_experiment
 from cryptocast.actors.pair import pair_actor_name
-from cryptocast.k8s.gcs_ft import PAIRS, SUPERVISOR, run_experiment
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ import httpx
 import psutil
 import pytest
 
+from bench.lib.harness import free_port
 from cryptocast.k8s.entrypoint import require_token_auth
-from cryptocast.k8s.gcs_ft import free_port
 from cryptocast.k8s.render import RAY_SERVICE, find
 from cryptocast.settings import LOOPBACK
 from tests.k8s.manifests import OVERLAYS, RAY_KINDS, pod_templates, ray_cluster, rendered

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from cryptocast.serve.loadgen import Target, run_load, run_wrk
+from bench.lib.loadgen import Target, run_load, run_wrk
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by scripts/system-deps.sh")
 

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from sqlalchemy import select, text
 
+from bench.lib.writer import synthetic_candles
 from cryptocast.records import MINUTE_MS, BookTop, Candle, CandleBlock, Provenance
-from cryptocast.sql.bench import synthetic_candles
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, candle_count
 from cryptocast.sql.schema import CANDLES_CHANNEL, price_history, symbols, top_of_book

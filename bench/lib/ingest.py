@@ -1,14 +1,19 @@
 """Ingestion benchmarks: backfill throughput (free and throttled) and live latency, as JSON.
 
+They measure whether ingestion meets its targets (``BACKFILL_TARGET`` candles/s with the rate
+limit off, ``THROTTLED_TARGET`` of what Binance's weight limit allows, a live p99 of
+``LATENCY_TARGET_MS`` from the exchange's close to the committed row) and what it costs in CPU and
+memory per pair, the figures docs/scaling.md sizes the cluster from.
+
 The replay exchange runs in its own process, as a remote exchange would, so its CPU time does not
 count against the ingest side's event loop. Everything is written into a scratch database created
 for the run and dropped after it, so the benchmarks never touch real data.
 
-* :func:`run_backfill_bench` pages every bundled recording (all history backfillable: the replay's
-  "now" lies after each recording's end) through python-binance into PostgreSQL with
-  :class:`PairIngestor`, once with no rate limit and once with the replay's weight limit at
-  600/min and the shared :class:`RateBudget` at the same limit.
-* :func:`run_live_bench` (``live.py``) runs pairs on Ray through the supervisor and times each
+* :func:`run_backfill_bench` (``bench/backfill.py``) pages every bundled recording (all history
+  backfillable: the replay's "now" lies after each recording's end) through python-binance into
+  PostgreSQL with :class:`PairIngestor`, once with no rate limit and once with the replay's weight
+  limit at 600/min and the shared :class:`RateBudget` at the same limit.
+* :func:`run_live_bench` (``bench/live.py``) runs pairs on Ray through the supervisor and times each
   closed candle from the exchange's close event to the ``cryptocast_candles`` NOTIFY of its commit.
 """
 
@@ -18,33 +23,40 @@ import asyncio
 import json
 import logging
 import math
-import multiprocessing
 import os
-import platform
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import asyncpg
 import psutil
 from ray.exceptions import RayError
-from sqlalchemy import select
 from sqlalchemy.engine import URL
 
+from bench.lib.harness import (
+    SHUTDOWN_TIMEOUT_S,
+    Replay,
+    cpu_seconds,
+    database_server,
+    dsn,
+    machine,
+    replay_process,
+    scratch_database,
+    server_cpu,
+    statuses,
+    until,
+)
 from cryptocast.actors.budget import SAFETY, LocalBudget, RateBudget
 from cryptocast.actors.ingestor import KLINES_WEIGHT, PAGE, IngestConfig, PairIngestor
-from cryptocast.actors.ray_runtime import _ray_processes, start_ray, stop_ray
+from cryptocast.actors.ray_runtime import ray_processes, start_ray, stop_ray
 from cryptocast.actors.supervisor import start_supervisor
 from cryptocast.exchange.binance import BinanceExchange
-from cryptocast.exchange.clock import DAY_MS, ReplayClock
+from cryptocast.exchange.clock import DAY_MS
 from cryptocast.exchange.recordings import split_symbol
-from cryptocast.exchange.server import ReplayConfig, ReplayServer
+from cryptocast.exchange.server import ReplayConfig
 from cryptocast.records import MINUTE_MS
-from cryptocast.sql import migrate
-from cryptocast.sql.database import Database, async_url
+from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, candle_count, submit_command, symbol_id
-from cryptocast.sql.schema import CANDLES_CHANNEL, symbols
+from cryptocast.sql.schema import CANDLES_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +68,6 @@ THROTTLED_WEIGHT_LIMIT = 600
 BACKFILL_TARGET = 35_000  # candles/s, rate limit off
 THROTTLED_TARGET = 0.9  # of the bound the weight limit allows
 POLL_S = 0.02  # how often the benchmark looks at the ingestors' state
-REPLAY_START_TIMEOUT_S = 60.0
 MINUTE_S = 60.0
 THROTTLED_PAIR = "BTCUSDT"
 FREE_DB = "cryptocast_bench_backfill"
@@ -64,10 +75,8 @@ LIVE_DB = "cryptocast_bench_live"
 LIVE_PAIR = "BTCUSDT"
 LIVE_LOOKBACK_MS = 10 * MINUTE_MS  # a short backfill before the pairs go live
 LATENCY_TARGET_MS = 50.0
-LIVE_POLL_S = 0.2
 LIVE_START_TIMEOUT_S = 180.0  # Ray, the supervisor and every pair's backfill
 LIVE_TIMEOUT_FACTOR = 2.0  # of the wall time the wanted candles take to close
-SHUTDOWN_TIMEOUT_S = 60.0
 MIB = 2**20
 # Ray process titles / command lines of the ingest side's parts (first match wins).
 PROCESS_ROLES = (
@@ -83,109 +92,6 @@ THROTTLED_DB = "cryptocast_bench_throttled"
 def throttled_bound(weight_limit: int) -> float:
     """Candles/s the weight limit allows when every request is a full klines page."""
     return weight_limit / KLINES_WEIGHT * PAGE / MINUTE_S
-
-
-def machine() -> dict:
-    """CPUs and load average (1, 5, 15 min): the machine may be shared, which slows every number."""
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-async def database_server(url: URL) -> psutil.Process | None:
-    """The PostgreSQL postmaster behind ``url`` when it runs on this machine and may be inspected."""
-    conn = await asyncpg.connect(_dsn(url))
-    try:  # while the backend lives: it exits with the connection
-        return psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
-    except psutil.Error:
-        return None
-    finally:
-        await conn.close()
-
-
-def server_cpu(postmaster: psutil.Process | None) -> dict[int, float]:
-    """CPU seconds of each of the server's processes (backends, writers, autovacuum) by pid."""
-    if postmaster is None:
-        return {}
-    cpu = {}
-    for child in [postmaster, *postmaster.children()]:
-        try:
-            cpu[child.pid] = cpu_seconds(child)
-        except psutil.Error:
-            continue
-    return cpu
-
-
-# --- scratch database -------------------------------------------------------------------------------
-def _dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(url: URL, statement: str) -> None:
-    conn = await asyncpg.connect(_dsn(url))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@asynccontextmanager
-async def scratch_database(server_url: URL | str, name: str) -> AsyncIterator[URL]:
-    """A fresh, migrated database ``name`` on the server of ``server_url``, dropped afterwards."""
-    admin = async_url(server_url)
-    await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await _admin(admin, f"CREATE DATABASE {name}")
-    url = admin.set(database=name)
-    try:
-        await asyncio.to_thread(migrate.upgrade, url)
-        yield url
-    finally:
-        await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-# --- the replay in its own process -----------------------------------------------------------------
-@dataclass(frozen=True)
-class Replay:
-    rest_url: str
-    stream_url: str
-    clock: ReplayClock
-    bars: dict[str, int]  # symbol -> recorded minutes (all of them history once the recording ended)
-    pid: int
-
-
-def _serve(config: ReplayConfig, ready: multiprocessing.Queue) -> None:
-    async def main() -> None:
-        async with ReplayServer(config) as server:
-            c = server.clock
-            bars = {name: len(sym.recording) for name, sym in server.market.symbols.items()}
-            ready.put(
-                (server.rest_url, server.stream_url, c.wall_start_ms, c.exchange_start_ms, c.speed, bars)
-            )
-            await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-@contextmanager
-def replay_process(config: ReplayConfig) -> Iterator[Replay]:
-    """Start the replay exchange in a child process (callers need a ``__main__`` guard); stop it after."""
-    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold Ray's threads
-    ready = context.Queue()
-    process = context.Process(target=_serve, args=(config, ready), daemon=True)
-    process.start()
-    try:
-        rest, stream, wall_start, exchange_start, speed, bars = ready.get(timeout=REPLAY_START_TIMEOUT_S)
-        yield Replay(rest, stream, ReplayClock(wall_start, exchange_start, speed), bars, process.pid)
-    finally:
-        process.terminate()
-        process.join(10)
 
 
 # --- backfill ----------------------------------------------------------------------------------------
@@ -349,19 +255,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-async def _statuses(db: Database) -> dict[str, str]:
-    async with db.connect() as conn:
-        return dict((await conn.execute(select(symbols.c.symbol, symbols.c.status))).all())
-
-
-async def _until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"benchmark stuck: {what} not reached in {timeout_s:.0f} s")
-        await asyncio.sleep(LIVE_POLL_S)
-
-
 def _role(process: psutil.Process) -> str:
     """Which part of the ingest side a Ray process is, from its name and title."""
     command = " ".join(process.cmdline())
@@ -374,7 +267,7 @@ def _role(process: psutil.Process) -> str:
 def ingest_processes() -> dict[str, list[psutil.Process]]:
     """The local Ray head's processes by role; the driver (this benchmark) is left out."""
     roles: dict[str, list[psutil.Process]] = {}
-    for process in _ray_processes():
+    for process in ray_processes():
         if process.pid == os.getpid():
             continue
         try:
@@ -430,7 +323,7 @@ async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: fl
     for symbol in pairs:
         await submit_command(db, "add_pair", symbol)
     arrivals = Arrivals([])
-    listener = await asyncpg.connect(_dsn(db_url))
+    listener = await asyncpg.connect(dsn(db_url))
     await listener.add_listener(CANDLES_CHANNEL, arrivals.on_notify)
     start_ray()
     url = db_url.render_as_string(hide_password=False)
@@ -438,10 +331,10 @@ async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: fl
     try:
 
         async def all_live() -> bool:
-            states = await _statuses(db)
+            states = await statuses(db)
             return all(states.get(s) == "live" for s in pairs)
 
-        await _until(all_live, LIVE_START_TIMEOUT_S, "every pair live")
+        await until(all_live, LIVE_START_TIMEOUT_S, "every pair live")
         first_open = (replay.clock.now() // MINUTE_MS + 1) * MINUTE_MS  # closes after all are live
         roles = ingest_processes()
         cpu0, t0 = _cpu_by_role(roles), time.time()
@@ -449,7 +342,7 @@ async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: fl
         async def enough() -> bool:
             return len(arrivals.live_since(first_open)) >= min_candles
 
-        await _until(enough, timeout_s, f"{min_candles} live candles")
+        await until(enough, timeout_s, f"{min_candles} live candles")
         cpu1, t1 = _cpu_by_role(roles), time.time()
         memory = memory_report(ingest_processes())
         snapshot = await supervisor.snapshot.remote()

@@ -1,24 +1,28 @@
-"""Benchmark of the bulk candle writer against raw asyncpg COPY, measured in the same run.
+"""The bulk candle writer against raw asyncpg COPY, measured in the same run (``bench/ingest.py``).
+
+Every candle is stored through :class:`CandleWriter`, which adds validation, a merge through a
+staging table on overlap, the pair's ``last_candle_time`` and a NOTIFY on top of a binary COPY;
+this measures what that costs, as a ratio to the fastest way PostgreSQL takes rows (raw
+``copy_records_to_table`` of records built before the clock starts), for a fresh range, a range
+that is half already stored, and a full re-write of a stored range (which must change nothing).
+Raw COPY runs twice, before and after, to bracket the noise of a shared machine.
 
 Runs in a scratch database (``cryptocast_bench``) created and dropped on the same server, so it
-never touches real data. Prints JSON: rows/s of each path and their ratio, for a fresh range, a
-range that is half already stored, and a full re-write of a stored range.
+never touches real data. Prints JSON: rows/s of each path and their ratio to raw COPY.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
 import time
 
-import asyncpg
 import numpy as np
 from sqlalchemy.engine import URL
 
+from bench.lib.harness import scratch_database
 from cryptocast.records import MINUTE_MS, Candle
-from cryptocast.sql import migrate
 from cryptocast.sql.database import Database, async_url
 from cryptocast.sql.queries import add_symbol, candle_count
 from cryptocast.sql.writer import CANDLE_COLUMNS, CandleWriter, ms_to_dt
@@ -56,24 +60,6 @@ def synthetic_candles(n: int, start_ms: int = START_MS, seed: int = 7) -> list[C
             )
         )
     return out
-
-
-async def _recreate(admin_url: URL) -> URL:
-    conn = await asyncpg.connect(admin_url.set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    finally:
-        await conn.close()
-    return admin_url.set(database=BENCH_DB)
-
-
-async def _drop(admin_url: URL) -> None:
-    conn = await asyncpg.connect(admin_url.set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    finally:
-        await conn.close()
 
 
 def _batches(items: list, size: int) -> list[list]:
@@ -120,10 +106,8 @@ async def _writer(
     return time.perf_counter() - t0, inserted
 
 
-async def _run(admin_url: URL, rows: int, batch: int) -> dict:
-    url = await _recreate(admin_url)
-    try:
-        await asyncio.to_thread(migrate.upgrade, url)
+async def _run(server_url: URL, rows: int, batch: int) -> dict:
+    async with scratch_database(server_url, BENCH_DB) as url:
         db = Database(url)
         writer = CandleWriter(db)
         sid = await add_symbol(db, "BENCHUSDT", "BENCH", "USDT")
@@ -139,8 +123,6 @@ async def _run(admin_url: URL, rows: int, batch: int) -> dict:
         raw2_s = await _raw_copy(db, "raw_copy", fresh, sid, batch)  # again, to bracket the noise
         total = await candle_count(db, sid)
         await db.dispose()
-    finally:
-        await _drop(admin_url)
 
     raw_rate = rows / min(raw_s, raw2_s)
 
@@ -172,5 +154,6 @@ async def _run(admin_url: URL, rows: int, batch: int) -> dict:
 
 
 async def run_ingest_bench(url: URL | str, rows: int, batch: int) -> str:
+    """``rows`` candles per scenario in writes of ``batch``, on the server of ``url``; JSON."""
     result = await _run(async_url(url), rows, batch)
     return json.dumps(result, indent=2)

@@ -1,4 +1,8 @@
-"""GCS fault tolerance of the ingestion cluster, measured on one machine.
+"""GCS fault tolerance of the ingestion cluster, measured on one machine (``bench/gcs_ft.py``).
+
+docs/deploy.md claims that ingestion survives a GCS crash and a whole head restart without losing a
+minute; this reproduces both faults locally and measures recovery, and the slow tests
+(``tests/k8s/test_gcs_ft.py``) run the same experiments and check those claims.
 
 The ingestion RayCluster keeps its GCS tables in Redis (``gcsFaultToleranceOptions``), so a head
 restart finds the detached supervisor again. This reproduces that locally: Debian's Redis on
@@ -14,8 +18,10 @@ then one of two faults:
 
 Then it waits until every pair is live and caught up and reports the completeness check (missing
 minutes, duplicates), the actors' ids and restart counts before and after, and how long each step
-took. Ray talks to Ray only from short driver subprocesses (``python -m cryptocast.k8s.gcs_ft``):
-a driver connected while its raylet dies would be ended with it.
+took. Ray talks to Ray only from short driver subprocesses (``python -m bench.lib.gcs_ft``, with
+the repository root on their ``PYTHONPATH``): a driver connected while its raylet dies would be
+ended with it. They run often while recovery is timed, so this module's top-level imports stay
+light and :mod:`bench.lib.harness` is imported only where the experiment needs it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,12 +57,14 @@ DRIVER_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0
 POLL_S = 1.0
 SUPERVISOR = "supervisor"
+DRIVER_MODULE = "bench.lib.gcs_ft"  # this module, run by ``python -m`` as the driver subprocess
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    """A free loopback port (:func:`bench.lib.harness.free_port`, imported when first needed)."""
+    from bench.lib.harness import free_port as harness_free_port
+
+    return harness_free_port()
 
 
 def _kill_all(processes: list[psutil.Process], grace_s: float) -> None:
@@ -234,10 +241,12 @@ class LocalHead:
         return sorted(found)
 
     async def driver(self, command: str, payload: dict | None = None) -> dict:
-        """Run ``python -m cryptocast.k8s.gcs_ft <command>`` against this head; its JSON answer."""
-        env = {**self.env, "RAY_ADDRESS": self.address}
+        """Run ``python -m bench.lib.gcs_ft <command>`` against this head; its JSON answer."""
+        from bench.lib.harness import python_path
+
+        env = {**self.env, "RAY_ADDRESS": self.address, "PYTHONPATH": python_path()}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", __name__, command,
+            sys.executable, "-m", DRIVER_MODULE, command,
             env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -334,7 +343,7 @@ def _by_name(actors: dict) -> dict[str, dict]:
 
 @asynccontextmanager
 async def _ingestion(server_url: URL | str, pairs: tuple[str, ...], speed: float) -> AsyncIterator[tuple]:
-    from cryptocast.actors.bench import replay_process, scratch_database
+    from bench.lib.harness import replay_process, scratch_database
     from cryptocast.exchange.server import ReplayConfig
     from cryptocast.sql.database import Database
     from cryptocast.sql.queries import submit_command

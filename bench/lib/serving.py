@@ -1,5 +1,9 @@
 """The serving benchmark (``bench/serve.py``): API throughput and latency against a no-op floor.
 
+What the API costs is judged against what Ray Serve itself costs on the same machine: the targets
+(``TARGETS``) are ratios of a no-op deployment's throughput and p99 bounds at concurrency 16, plus
+the candle close → stored prediction latency while the API is loaded.
+
 One run per Serve configuration ("default"; "tuned", Serve's throughput options; "direct", those
 plus direct ingress: clients reach the router's replica on its own loopback port, skipping the
 proxy, and the floor's likewise), each on a fresh Ray and a scratch database. The read pair is
@@ -9,7 +13,11 @@ concurrencies: a no-op Serve deployment behind the same proxy (the floor), a no-
 (what Serve's FastAPI integration alone costs), the latest prediction, one day of candles, and
 on-demand predict from the caller's window. In the live phase every closed candle is timed to its
 stored prediction. The load comes from ``wrk`` when installed, else from a Python loop (see
-``loadgen``).
+:mod:`bench.lib.loadgen`).
+
+The two no-op applications are deployed from this module (``bench.lib.serving:noop_app``), which is
+not part of the installed package: their ``runtime_env`` puts the repository root on the replicas'
+``PYTHONPATH`` so that Serve's build task and replicas can import it.
 """
 
 from __future__ import annotations
@@ -29,15 +37,17 @@ from ray import serve
 from ray.actor import ActorHandle
 from sqlalchemy.engine import URL
 
-from cryptocast.actors.bench import (
+from bench.lib.harness import (
     SHUTDOWN_TIMEOUT_S,
-    _dsn,
-    _statuses,
-    _until,
+    dsn,
     machine,
+    python_path,
     replay_process,
     scratch_database,
+    statuses,
+    until,
 )
+from bench.lib.loadgen import WRK, Target, percentile, run_load, run_wrk
 from cryptocast.actors.budget import LocalBudget, RateBudget
 from cryptocast.actors.ingestor import IngestConfig, PairIngestor
 from cryptocast.actors.ray_runtime import start_ray, stop_ray
@@ -58,7 +68,6 @@ from cryptocast.serve.deploy import (
     wait_running,
 )
 from cryptocast.serve.live import LIVE_DEPLOYMENT
-from cryptocast.serve.loadgen import WRK, Target, percentile, run_load, run_wrk
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, submit_command
 from cryptocast.sql.schema import CANDLES_CHANNEL
@@ -81,6 +90,7 @@ WARMUP_SECONDS = 1.0
 PREDICT_WINDOW = 240  # minutes the caller sends to /predict
 LIVE_READY_TIMEOUT_S = 240.0
 QUIET_SECONDS = 45.0  # after the load: ~45 more candles at 60x, timed with nothing else asked
+BUILDERS = "bench.lib.serving"  # the import path of this module, where Serve finds the no-op builders
 NOOP_APP, NOOP_ROUTE = "bench_noop", "/bench-noop"
 INGRESS_APP, INGRESS_ROUTE = "bench_noop_ingress", "/bench-noop-ingress"
 PORT = 8765
@@ -137,11 +147,16 @@ def noop_ingress_app(args: dict) -> serve.Application:
 
 
 def noop_applications(tuned: bool) -> list[dict]:
-    """The floor and the FastAPI reference, with the same Serve options."""
+    """The floor and the FastAPI reference, with the same Serve options.
+
+    Their builders live here, outside the installed package: the repository root goes on the
+    ``PYTHONPATH`` of the processes Serve imports them in (the build task and the replicas).
+    """
     apps = []
+    runtime_env = {"env_vars": {"PYTHONPATH": python_path()}}
     for name, route, builder in ((NOOP_APP, NOOP_ROUTE, "noop_app"), (INGRESS_APP, INGRESS_ROUTE, "noop_ingress_app")):
-        app = {"name": name, "route_prefix": route, "import_path": f"cryptocast.serve.bench:{builder}",
-               "args": {"max_ongoing_requests": TUNED_MAX_ONGOING if tuned else 5}}  # fmt: skip
+        app = {"name": name, "route_prefix": route, "import_path": f"{BUILDERS}:{builder}",
+               "runtime_env": runtime_env, "args": {"max_ongoing_requests": TUNED_MAX_ONGOING if tuned else 5}}  # fmt: skip
         if tuned:
             app["logging_config"] = {"enable_access_log": False}
         apps.append(app)
@@ -262,7 +277,7 @@ GROUP BY 1, 2
 async def close_to_stored(db_url: URL, closes: Closes, clock: ReplayClock, since_ms: int, until_ms: int) -> dict:
     """Candle commit (NOTIFY) → prediction row, and exchange close → prediction row, in ms, for the
     candles that opened from ``since_ms`` and closed by ``until_ms`` (exchange time)."""
-    conn = await asyncpg.connect(_dsn(db_url))
+    conn = await asyncpg.connect(dsn(db_url))
     try:
         rows = await conn.fetch(_STORED_SQL, LIVE_PAIRS, since_ms, until_ms)
     finally:
@@ -325,19 +340,19 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str, l
                 await apply_config(config)
                 await wait_running([a["name"] for a in config["applications"]])
                 async with httpx.AsyncClient(base_url=api_url(options), timeout=30) as client:
-                    await _until(lambda: _has_prediction(client), LIVE_READY_TIMEOUT_S, "a stored prediction")
+                    await until(lambda: _has_prediction(client), LIVE_READY_TIMEOUT_S, "a stored prediction")
                     targets = await read_targets(client)
                     bases = await target_bases(config_name, options, targets)
                     result["bases"] = bases
                     result["idle"] = await load_phase(targets, bases, loader)
                     result["idle_verdict"] = verdict(result["idle"])
                     closes = Closes()
-                    listener = await asyncpg.connect(_dsn(url))
+                    listener = await asyncpg.connect(dsn(url))
                     await listener.add_listener(CANDLES_CHANNEL, closes.on_notify)
                     for symbol in LIVE_PAIRS:
                         await submit_command(db, "add_pair", symbol)
                     supervisor = start_supervisor(url_text, live.rest_url, live.stream_url, LIVE_LOOKBACK_MS)
-                    await _until(
+                    await until(
                         lambda: _live_and_predicted(db), LIVE_READY_TIMEOUT_S, "live pairs predicted"
                     )
                     since = (live.clock.now() // MINUTE_MS + 1) * MINUTE_MS
@@ -380,7 +395,7 @@ async def _has_prediction(client: httpx.AsyncClient) -> bool:
 
 
 async def _live_and_predicted(db: Database) -> bool:
-    states = await _statuses(db)
+    states = await statuses(db)
     if not all(states.get(s) == "live" for s in LIVE_PAIRS):
         return False
     async with db.raw() as conn:

@@ -1,8 +1,10 @@
 """The memory benchmark (``bench/serve.py --memory``): 20 live pairs served, one Tune trial running.
 
-The whole system's resident memory is summed over Ray's process tree (raylet, GCS, Serve controller
-and proxy, every replica, the ingest actors, the Tune trial), this driver, and the PostgreSQL
-server's processes; sampled while the trial trains, the peak is reported, with RSS per role.
+It checks the whole system against the 16 GB memory target (``LIMIT_GIB``) with 20 pairs live
+and a training trial at its peak, and shows which role holds the memory. The whole
+system's resident memory is summed over Ray's process tree (raylet, GCS, Serve controller and
+proxy, every replica, the ingest actors, the Tune trial), this driver, and the PostgreSQL server's
+processes; sampled while the trial trains, the peak is reported, with RSS per role.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import asyncpg
 import psutil
 from sqlalchemy.engine import URL
 
-from cryptocast.actors.bench import _dsn, _until, machine, replay_process, scratch_database
-from cryptocast.actors.ray_runtime import _ray_processes, start_ray
+from bench.lib.harness import dsn, machine, replay_process, scratch_database, until
+from bench.lib.serving import tear_down
+from cryptocast.actors.ray_runtime import ray_processes, start_ray
 from cryptocast.actors.supervisor import start_supervisor
 from cryptocast.exchange.recordings import BUNDLED_DIR
 from cryptocast.exchange.server import ReplayConfig
 from cryptocast.records import MINUTE_MS
-from cryptocast.serve.bench import tear_down
 from cryptocast.serve.config import PAIR_CPUS, ServeOptions
 from cryptocast.serve.deploy import deploy, wait_running
 from cryptocast.sql.database import Database
@@ -76,7 +78,7 @@ def snapshot(pg_pid: int) -> dict[str, list[float]]:
     """RSS (MiB) of every process, by role; the driver is this process."""
     out: dict[str, list[float]] = {}
     me = psutil.Process().pid
-    for p in _ray_processes() + postgres_processes(pg_pid):
+    for p in ray_processes() + postgres_processes(pg_pid):
         try:
             role = "driver" if p.pid == me else "postgresql" if p.name().startswith("postgres") else _role(p)
             out.setdefault(role, []).append(p.memory_info().rss / MIB)
@@ -95,7 +97,7 @@ def summarise(roles: dict[str, list[float]]) -> dict:
 
 
 async def _postmaster(db_url: URL) -> int:
-    conn = await asyncpg.connect(_dsn(db_url))
+    conn = await asyncpg.connect(dsn(db_url))
     try:  # the backend serving this connection is a child of the server's main process
         return psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).ppid()
     finally:
@@ -141,7 +143,7 @@ async def run_memory_bench(server_url: URL | str, store_root: str) -> dict:
                 await deploy(db, options)
                 supervisor = start_supervisor(url_text, replay.rest_url, replay.stream_url, LOOKBACK_MS)
                 started = time.monotonic()
-                await _until(lambda: _all_served(db, symbols), READY_TIMEOUT_S, "20 pairs with a champion")
+                await until(lambda: _all_served(db, symbols), READY_TIMEOUT_S, "20 pairs with a champion")
                 apps = ["router"] + [f"pair_{s}" for s in symbols]
                 await wait_running(apps, READY_TIMEOUT_S)
                 result["seconds_to_20_served"] = round(time.monotonic() - started, 1)

@@ -1,4 +1,5 @@
-"""HTTP load for the serving benchmark: ``concurrency`` closed loops, bounded in time.
+"""HTTP load for the serving benchmark (:mod:`bench.lib.serving`): ``concurrency`` closed loops,
+bounded in time, reporting requests/s, latency percentiles, statuses and bytes on the wire.
 
 Each worker sends its next request as soon as the previous answer is read (closed loop), so the
 throughput is what the server sustains at that concurrency and the latencies include its queueing.
