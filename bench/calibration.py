@@ -46,7 +46,7 @@ DECILES = 10
 HOURS = 24
 REFERENCE = "rv30"
 # Served before the online level correction: cross-fitted scores, the level fixed for the day.
-HAR_HOURS = replace(SERVED, folds=2, aci_step=0.0)
+HAR_HOURS = replace(SERVED, folds=2, aci_step=0.0, rv30_weight=0.0)
 DAILY_WINDOWS = (5, 30, 240, 1440)  # the HAR components plus a daily one
 METHODS = {
     REFERENCE: LEGACY_SCALED,  # RV30 split conformal, two-day span: the method served before
@@ -56,9 +56,13 @@ METHODS = {
     "har_hours_recent": replace(HAR_HOURS, recent_ms=4 * DAY_MS),
     "har_hours_daily": replace(HAR_HOURS, windows=DAILY_WINDOWS),
     "har_hours_aci": replace(HAR_HOURS, aci_step=STEP),
-    "served": SERVED,  # in-sample scores and the online level correction
+    "served_unshrunk": replace(SERVED, rv30_weight=0.0),  # in-sample scores, the online correction
+    "served_rv30_30": replace(SERVED, rv30_weight=0.3),
+    "served": SERVED,  # ... and the scale widened halfway toward RV30 where RV30 reads higher
+    "served_rv30_70": replace(SERVED, rv30_weight=0.7),
     "served_daily": replace(SERVED, windows=DAILY_WINDOWS),
     "served_step2": replace(SERVED, aci_step=2 * STEP),
+    "served_bins3": replace(SERVED, vol_bins=3),
 }
 # Acceptance: |coverage − nominal| per month and per decile/hour, and the interval score's gain.
 MONTH_TOLERANCE = {0.8: 0.015, 0.95: 0.01}
@@ -203,10 +207,12 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", nargs="*", help="file stems in months/ (default: all)")
+    parser.add_argument("--files", nargs="*", type=Path,
+                        help="candle files to score instead of months/ (any layout `evaluate --data` reads)")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
     methods = {name: METHODS[name] for name in dict.fromkeys([REFERENCE, *args.methods])}
-    paths = sorted(MONTHS.glob("*.parquet"))
+    paths = args.files or sorted(MONTHS.glob("*.parquet"))
     if args.months:
         paths = [p for p in paths if p.stem in args.months]
     started = time.perf_counter()

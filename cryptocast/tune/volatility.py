@@ -11,6 +11,12 @@ plus an hour-of-day term (a multiplicative hour profile), one regression per hor
 QLIKE, the loss that is consistent for a variance and takes zero returns (flat minutes of a coarse
 tick) in stride, where a regression of log |residual| would not. Online it costs a few rolling means
 and one dot product per horizon.
+
+Fourteen days of mostly calm minutes teach the regression that volatility reverts: its weights on
+the fast components sum to well under one, so at the onset of a crash the fitted scale rises much
+less than the last half hour's. ``rv30_weight`` shrinks the fit toward the random-walk scale (weight
+one on log RV30, none elsewhere): the scale is HAR^(1−w)·(RV30·√h)^w, a geometric forecast
+combination whose level the conformal quantiles then set.
 """
 
 from __future__ import annotations
@@ -175,6 +181,7 @@ class HarScale:
     profile: np.ndarray  # (24,) relative one-minute variance per UTC hour
     horizons: tuple[int, ...]
     windows: tuple[int, ...] = HAR_WINDOWS  # minutes of each realised-volatility component
+    rv30_weight: float = 0.0  # shrinkage toward the random-walk RV30 scale (0: the fit alone)
     kind: str = HAR
 
     @property
@@ -189,6 +196,7 @@ class HarScale:
         residuals: np.ndarray,
         horizons: tuple[int, ...],
         windows: tuple[int, ...] = HAR_WINDOWS,
+        rv30_weight: float = 0.0,
     ) -> HarScale:
         """The hour profile of the minutes ``idx``, then one QLIKE regression per horizon (column of
         ``residuals``) on those origins."""
@@ -200,7 +208,7 @@ class HarScale:
             if not ok.any():
                 raise ValueError("no origins with the scale model's inputs")
             coef.append(fit_qlike(x[ok], residuals[ok, j] ** 2))
-        return cls(np.column_stack(coef), profile, tuple(horizons), tuple(windows))
+        return cls(np.column_stack(coef), profile, tuple(horizons), tuple(windows), rv30_weight)
 
     def predict(self, ff: FeatureFrame, idx: np.ndarray, horizons: tuple[int, ...]) -> np.ndarray:
         if tuple(horizons) != self.horizons:
@@ -211,11 +219,16 @@ class HarScale:
                 for j, h in enumerate(horizons)
             ]
         )
-        return np.maximum(np.exp(log_var / 2), VOL_FLOOR * np.sqrt(np.asarray(horizons, dtype=np.float64)))
+        log_scale = log_var / 2
+        if self.rv30_weight:
+            rv30 = np.log(np.maximum(horizon_scale(ff.vol[idx], horizons), VOL_FLOOR))
+            log_scale = log_scale + self.rv30_weight * np.maximum(rv30 - log_scale, 0.0)
+        return np.maximum(np.exp(log_scale), VOL_FLOOR * np.sqrt(np.asarray(horizons, dtype=np.float64)))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "windows": list(self.windows), "coef": self.coef.tolist(),
-                "profile": self.profile.tolist(), "horizons": list(self.horizons)}  # fmt: skip
+                "profile": self.profile.tolist(), "horizons": list(self.horizons),
+                "rv30_weight": self.rv30_weight}  # fmt: skip
 
 
 def scale_from_dict(values: dict) -> ScaleModel:
@@ -227,5 +240,6 @@ def scale_from_dict(values: dict) -> ScaleModel:
             np.asarray(values["profile"], dtype=np.float64),
             tuple(values["horizons"]),
             tuple(values["windows"]),
+            float(values.get("rv30_weight", 0.0)),  # stored before the shrinkage: none
         )
     raise ValueError(f"unknown scale model {values['kind']!r}")

@@ -18,11 +18,12 @@ HOUR_PROFILE = 1 + 0.8 * np.exp(
     -0.5 * ((np.arange(24) - 14) / 1.5) ** 2
 )  # an afternoon burst, like the US open
 BASE_VOL = 5e-4
+JUMP = 6.0
 
 
-def _synthetic(seed: int = 0) -> tuple:
-    """Minutes whose volatility is a slow log-AR(1) regime times the hour profile; returns candles and
-    each minute's true one-minute volatility."""
+def _synthetic(seed: int = 0, jump_at: int | None = None) -> tuple:
+    """Minutes whose volatility is a slow log-AR(1) regime times the hour profile (times JUMP from the
+    minute ``jump_at`` on, a crash); returns candles and each minute's true one-minute volatility."""
     rng = np.random.default_rng(seed)
     n = DAYS * 1440
     times = START_MS + MINUTE_MS * np.arange(n)
@@ -31,6 +32,8 @@ def _synthetic(seed: int = 0) -> tuple:
     for t in range(1, n):  # persistence ~ 300 minutes
         regime[t] = 0.9967 * regime[t - 1] + shocks[t]
     vol = BASE_VOL * np.exp(regime) * HOUR_PROFILE[hour_of(times)]
+    if jump_at is not None:
+        vol[jump_at:] *= JUMP
     steps = rng.normal(size=(n, TICKS)) * (vol[:, None] / np.sqrt(TICKS))
     path = 100 * np.exp(np.cumsum(steps.ravel())).reshape(n, TICKS)
     opens = np.concatenate([[100.0], path[:-1, -1]])
@@ -83,3 +86,33 @@ def test_the_scale_reads_only_the_past_and_round_trips() -> None:
     np.testing.assert_array_equal(
         scale_from_dict(daily.to_dict()).predict(ff, at, HORIZONS), daily.predict(ff, at, HORIZONS)
     )
+
+
+def test_shrinking_toward_rv30_widens_only_where_rv30_reads_higher_and_catches_a_crash_sooner() -> None:
+    jump = 8 * 1440 + 600  # days of calm, then volatility six times higher for good
+    candles, vol = _synthetic(2, jump_at=jump)
+    ff = compute(candles)
+    y = targets(ff)
+    idx = np.flatnonzero(ff.usable & np.isfinite(y).all(axis=1))
+    train = idx[idx < 7 * 1440]
+    fit = HarScale.fit(ff, train, y[train], HORIZONS)
+    shrunk = HarScale.fit(ff, train, y[train], HORIZONS, rv30_weight=0.5)
+    np.testing.assert_array_equal(shrunk.coef, fit.coef)  # the same regression; only the scale moves
+    everywhere = idx[idx >= 7 * 1440]
+    har, rv30 = fit.predict(ff, everywhere, HORIZONS), Rv30Scale().predict(ff, everywhere, HORIZONS)
+    mixed = shrunk.predict(ff, everywhere, HORIZONS)
+    above = rv30 > har
+    np.testing.assert_allclose(mixed[~above], har[~above])  # never narrower, nor moved where RV30 is lower
+    np.testing.assert_allclose(mixed[above], np.sqrt(har[above] * rv30[above]))  # halfway, in logs
+    # the first hour after the crash: the fitted scale expects volatility to revert and lags the truth
+    onset = idx[(idx >= jump + 30) & (idx < jump + 90)]
+    true = np.sqrt(np.asarray(HORIZONS, dtype=np.float64))[None, :] * vol[onset, None]
+    lag_fit = np.median(np.log(true / fit.predict(ff, onset, HORIZONS)))
+    lag_shrunk = np.median(np.log(true / shrunk.predict(ff, onset, HORIZONS)))
+    assert lag_fit > 0.15  # the fit alone stays well below the new volatility
+    assert 0 < lag_shrunk < 0.75 * lag_fit  # shrunk, it closes a good part of that lag
+    np.testing.assert_array_equal(
+        scale_from_dict(shrunk.to_dict()).predict(ff, onset, HORIZONS), shrunk.predict(ff, onset, HORIZONS)
+    )
+    stored_before = {k: v for k, v in fit.to_dict().items() if k != "rv30_weight"}
+    assert scale_from_dict(stored_before).rv30_weight == 0.0  # a scale stored before the shrinkage
