@@ -29,16 +29,19 @@ run: venv
 system-deps:
 	bash scripts/system-deps.sh
 
-## test: install what is needed, start what is needed, run the whole suite
-test: venv system-deps
+## test: install what is needed, start what is needed, the lint gate, then the whole suite
+test: venv system-deps lint
 	bash scripts/test.sh $(PYTEST_ARGS)
 
 ## test-fast: the suite without the slow end-to-end tests (for development)
 test-fast: venv
 	$(BIN)/pytest -m "not slow" -x $(PYTEST_ARGS)
 
+## lint: the gate CI runs first: ruff's rules, ruff's formatting (checked, not applied) and mypy
 lint: venv
 	$(BIN)/ruff check cryptocast tests bench
+	$(BIN)/ruff format --check cryptocast tests bench
+	$(BIN)/mypy cryptocast
 
 bench: venv
 	$(BIN)/python bench/ingest.py

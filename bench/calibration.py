@@ -130,7 +130,6 @@ def clustered_mean(values: np.ndarray, cluster: np.ndarray) -> tuple[float, floa
     return float(mean), float(se)
 
 
-
 def by_group(hits: np.ndarray, group: np.ndarray, cluster: np.ndarray, n_groups: int) -> list[dict]:
     out = []
     for g in range(n_groups):
@@ -147,9 +146,12 @@ def report(
     cluster = np.concatenate([groups[m]["day"] + k * 10**6 for k, m in enumerate(names)])  # (month, day)
     decile = np.concatenate([groups[m]["decile"] for m in names])
     hour = np.concatenate([groups[m]["hour"] for m in names])
-    out: dict = {"months": {m: int(len(groups[m]["day"])) for m in names},
-                 "days": int(len(np.unique(cluster))), "methods": {}}  # fmt: skip
-    for method in methods:
+    out: dict = {
+        "months": {m: len(groups[m]["day"]) for m in names},
+        "days": len(np.unique(cluster)),
+        "methods": {},
+    }
+    for method, spec in methods.items():
         per_h: dict = {}
         checks = {"month": [], "group": [], "pooled_gain": [], "worst_month_gain": []}
         for j, h in enumerate(HORIZONS):
@@ -176,15 +178,22 @@ def report(
                 worst_month = min(month_gain, key=lambda m: month_gain[m][0])
                 group_dev = [g["coverage"] - level for g in deciles + hours]
                 per_level[str(round(level * 100))] = {
-                    "coverage": round(cov, 4), "coverage_se": round(cov_se, 4),
+                    "coverage": round(cov, 4),
+                    "coverage_se": round(cov_se, 4),
                     "coverage_by_month": months,
-                    "coverage_by_rv30_decile": deciles, "coverage_by_hour": hours,
-                    "interval_score_bps": round(mean_score, 3), "interval_score_se": round(score_se, 3),
-                    "gain_vs_rv30": round(gain, 4), "gain_vs_rv30_se": round(gain_se, 4),
+                    "coverage_by_rv30_decile": deciles,
+                    "coverage_by_hour": hours,
+                    "interval_score_bps": round(mean_score, 3),
+                    "interval_score_se": round(score_se, 3),
+                    "gain_vs_rv30": round(gain, 4),
+                    "gain_vs_rv30_se": round(gain_se, 4),
                     "gain_vs_rv30_by_month": {m: g for m, (g, _) in month_gain.items()},
-                    "worst_month": {"month": worst_month, "gain": month_gain[worst_month][0],
-                                    "se": month_gain[worst_month][1]},
-                }  # fmt: skip
+                    "worst_month": {
+                        "month": worst_month,
+                        "gain": month_gain[worst_month][0],
+                        "se": month_gain[worst_month][1],
+                    },
+                }
                 checks["month"].append(max(abs(c - level) for c in months.values()) <= MONTH_TOLERANCE[level])
                 checks["group"].append(max(abs(d) for d in group_dev) <= GROUP_TOLERANCE[level])
                 checks["pooled_gain"].append(gain >= POOLED_GAIN[level])
@@ -197,7 +206,7 @@ def report(
                 )
             per_h[str(h)] = per_level
         out["methods"][method] = {
-            "method": asdict(methods[method]) | {"span_days": methods[method].span_ms / DAY_MS},
+            "method": asdict(spec) | {"span_days": spec.span_ms / DAY_MS},
             "targets_met": {k: all(v) for k, v in checks.items()},
             "horizons": per_h,
         }
@@ -207,8 +216,12 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", nargs="*", help="file stems in months/ (default: all)")
-    parser.add_argument("--files", nargs="*", type=Path,
-                        help="candle files to score instead of months/ (any layout `evaluate --data` reads)")
+    parser.add_argument(
+        "--files",
+        nargs="*",
+        type=Path,
+        help="candle files to score instead of months/ (any layout `evaluate --data` reads)",
+    )
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
     methods = {name: METHODS[name] for name in dict.fromkeys([REFERENCE, *args.methods])}

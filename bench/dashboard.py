@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playwright.async_api import async_playwright  # noqa: E402
+from playwright.async_api import async_playwright
 
-from cryptocast.records import MINUTE_MS  # noqa: E402
-from cryptocast.settings import Settings  # noqa: E402
-from cryptocast.sql import migrate  # noqa: E402
-from cryptocast.sql.runtime import database_url  # noqa: E402
-from tests.dashboard.browser import LAST_CANDLE_JS, TRACES_JS, launch  # noqa: E402
-from tests.dashboard.system import whole_system  # noqa: E402
+from cryptocast.records import MINUTE_MS
+from cryptocast.settings import Settings
+from cryptocast.sql import migrate
+from cryptocast.sql.runtime import database_url
+from tests.dashboard.browser import LAST_CANDLE_JS, TRACES_JS, launch
+from tests.dashboard.system import whole_system
 
 FIRST_CHART = {"1m candles", "forecast", "80 % band", "95 % band"}
 SAMPLE_S = 0.02
@@ -47,13 +47,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(url, speed: float, updates: int) -> dict:  # noqa: ANN001
+async def measure(url, speed: float, updates: int) -> dict:
     async with whole_system(url, speed) as system, async_playwright() as playwright:
         context = await launch(playwright, tempfile.mkdtemp(prefix="cryptocast-bench-chromium-"))
         page = await context.new_page()
         t0 = time.monotonic()
         await page.goto(system.dashboard_url)
-        while not FIRST_CHART <= {name for name, _, n in await page.evaluate(TRACES_JS) if n}:
+        while not {name for name, _, n in await page.evaluate(TRACES_JS) if n} >= FIRST_CHART:
             assert time.monotonic() - t0 < TIMEOUT_S, "no chart"
             await asyncio.sleep(SAMPLE_S)
         first_chart_s = time.monotonic() - t0
@@ -68,11 +68,17 @@ async def measure(url, speed: float, updates: int) -> dict:  # noqa: ANN001
             await asyncio.sleep(SAMPLE_S)
         await context.close()
     return {
-        "speed": speed, "first_chart_s": round(first_chart_s, 3), "updates": len(delays),
-        "update_delay_s": {"p50": round(_percentile(delays, 0.5), 3), "p90": round(_percentile(delays, 0.9), 3),
-                           "max": round(max(delays), 3), "all": [round(d, 3) for d in delays]},
+        "speed": speed,
+        "first_chart_s": round(first_chart_s, 3),
+        "updates": len(delays),
+        "update_delay_s": {
+            "p50": round(_percentile(delays, 0.5), 3),
+            "p90": round(_percentile(delays, 0.9), 3),
+            "max": round(max(delays), 3),
+            "all": [round(d, 3) for d in delays],
+        },
         "poll_interval_s": 1.0,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:

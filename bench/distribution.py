@@ -50,7 +50,6 @@ REFERENCES = ("rv30", "har")
 SPANS = SplitSpans(val_ms=2 * DAY_MS, calib_ms=2 * DAY_MS, test_ms=0)  # the test is the rest of the month
 
 
-
 class PersistenceOnNetworkScale(PersistencePredictor):
     """Persistence of the close, its intervals scaled by a network's forecast of the spread."""
 
@@ -89,8 +88,12 @@ def month(path: Path, heads: list[str], config: LstmConfig, train_days: int) -> 
         idx = usable if idx is None else np.intersect1d(idx, usable)
     idx = idx[(ff.open_time[idx] >= cut) & np.isfinite(y_all[idx]).all(axis=1)]
     y, close = y_all[idx], ff.close[idx, None]
-    out: dict = {"day": ff.open_time[idx] // DAY_MS, "val_skill": val_skill, "models": {},
-                 "persistence_error": np.abs(close * (np.exp(y) - 1.0))}  # fmt: skip
+    out: dict = {
+        "day": ff.open_time[idx] // DAY_MS,
+        "val_skill": val_skill,
+        "models": {},
+        "persistence_error": np.abs(close * (np.exp(y) - 1.0)),
+    }
     cache: dict = {}
     for name, predictor in predictors.items():
         f = predictor.forecast_returns(candles, idx, cache)
@@ -111,9 +114,14 @@ def report(months: dict[str, dict]) -> dict:
     def pooled(model: str, key: str, j: int) -> np.ndarray:
         return np.concatenate([months[m]["models"][model][key][:, j] for m in names])
 
-    out: dict = {"months": {m: {"scored_days": len(np.unique(months[m]["day"])), "val_skill": months[m]["val_skill"]}
-                            for m in names},
-                 "days": len(np.unique(cluster)), "models": {}}  # fmt: skip
+    out: dict = {
+        "months": {
+            m: {"scored_days": len(np.unique(months[m]["day"])), "val_skill": months[m]["val_skill"]}
+            for m in names
+        },
+        "days": len(np.unique(cluster)),
+        "models": {},
+    }
     base = np.concatenate([months[m]["persistence_error"] for m in names])
     for model in models:
         per_h = {}
@@ -128,10 +136,16 @@ def report(months: dict[str, dict]) -> dict:
                 for ref in REFERENCES:
                     gain, se = ratio_gain(score, pooled(ref, f"is_{level}", j), cluster)
                     by_month = {
-                        m: round(1 - float(months[m]["models"][model][f"is_{level}"][:, j].sum()
-                                           / months[m]["models"][ref][f"is_{level}"][:, j].sum()), 4)
+                        m: round(
+                            1
+                            - float(
+                                months[m]["models"][model][f"is_{level}"][:, j].sum()
+                                / months[m]["models"][ref][f"is_{level}"][:, j].sum()
+                            ),
+                            4,
+                        )
                         for m in names
-                    }  # fmt: skip
+                    }
                     entry[f"gain_{key}_vs_{ref}"] = round(gain, 4)
                     entry[f"gain_{key}_vs_{ref}_se"] = round(se, 4)
                     entry[f"gain_{key}_vs_{ref}_by_month"] = by_month
@@ -144,21 +158,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", nargs="*", default=list(DEFAULT_MONTHS), help="file stems in months/")
     parser.add_argument("--heads", nargs="*", default=["qlike", "pinball"], choices=list(HEADS))
-    parser.add_argument("--train-days", type=int, default=19, help="complete UTC days trained on (val and calibration included)")
+    parser.add_argument(
+        "--train-days",
+        type=int,
+        default=19,
+        help="complete UTC days trained on (val and calibration included)",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seq-len", type=int, default=30)
     parser.add_argument("--units", type=int, default=32)
     args = parser.parse_args()
-    config = LstmConfig(seq_len=args.seq_len, units=args.units, layers=1, dropout=0.1, lr=1e-3, batch=512,
-                        epochs=args.epochs)  # fmt: skip
+    config = LstmConfig(
+        seq_len=args.seq_len, units=args.units, layers=1, dropout=0.1, lr=1e-3, batch=512, epochs=args.epochs
+    )
     started = time.perf_counter()
     scored = {}
     for stem in args.months:
         scored[stem] = month(MONTHS / f"{stem}.parquet", args.heads, config, args.train_days)
         print(f"{stem}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     result = report(scored)
-    result |= {"config": config.to_dict(), "heads": args.heads, "train_days": args.train_days,
-               "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    result |= {
+        "config": config.to_dict(),
+        "heads": args.heads,
+        "train_days": args.train_days,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     print(json.dumps(result, indent=1))
 
 

@@ -49,19 +49,28 @@ def daily_losses(path: str) -> dict[str, np.ndarray]:
     y = targets(ff)
     r = np.concatenate([[np.nan], np.diff(np.log(ff.close))])
     scale = {"champion": ff.vol, "challenger": _rms(r, SLOW_WINDOW)}
-    idx = np.flatnonzero(np.isfinite(y).all(axis=1) & np.isfinite(scale["champion"]) & np.isfinite(scale["challenger"]))
+    idx = np.flatnonzero(
+        np.isfinite(y).all(axis=1) & np.isfinite(scale["champion"]) & np.isfinite(scale["challenger"])
+    )
     day, y = ff.open_time[idx] // DAY_MS, y[idx]
     days, counts = np.unique(day, return_counts=True)
     full = days[counts == MINUTES_PER_DAY][CALIBRATION_DAYS:]
     root_h = np.sqrt(np.asarray(HORIZONS, dtype=np.float64))
     point = -REVERSION * np.nan_to_num(r[idx])[:, None] * np.ones(len(HORIZONS))
-    out: dict[str, list] = {"bands_champion": [], "bands_challenger": [], "point_champion": [], "point_challenger": []}
+    out: dict[str, list] = {
+        "bands_champion": [],
+        "bands_challenger": [],
+        "point_champion": [],
+        "point_challenger": [],
+    }
     for d in full:
         calib, today = (day >= d - CALIBRATION_DAYS) & (day < d), day == d
         for name, vol in scale.items():
             s = vol[idx][:, None] * root_h
             q = np.quantile(np.abs(y[calib]) / s[calib], LEVELS, axis=0)
-            score = sum(interval_score(y[today], -s[today] * q[k], s[today] * q[k], lv) for k, lv in enumerate(LEVELS))
+            score = sum(
+                interval_score(y[today], -s[today] * q[k], s[today] * q[k], lv) for k, lv in enumerate(LEVELS)
+            )
             out[f"bands_{name}"].append((score / len(LEVELS)).mean(axis=0))
         out["point_champion"].append(np.abs(np.exp(y[today]) - 1).mean(axis=0))
         out["point_challenger"].append(np.abs(np.exp(y[today]) - np.exp(point[today])).mean(axis=0))
@@ -79,13 +88,25 @@ def main() -> None:
         for kind in mde:
             champion, challenger = losses[f"{kind}_champion"], losses[f"{kind}_challenger"]
             for w in (w for w in WINDOWS if w <= len(champion)):
-                tests = [paired_test(champion[:w, j] - challenger[:w, j], level) for j in range(len(HORIZONS))]
-                mde[kind][w].append([t.relative(float(champion[:w, j].mean()))[1] for j, t in enumerate(tests)])
+                tests = [
+                    paired_test(champion[:w, j] - challenger[:w, j], level) for j in range(len(HORIZONS))
+                ]
+                mde[kind][w].append(
+                    [t.relative(float(champion[:w, j].mean()))[1] for j, t in enumerate(tests)]
+                )
     summary = {
-        kind: {str(w): {"files": len(v), "median_mde_by_horizon": dict(zip(map(str, HORIZONS), np.median(v, axis=0).round(5).tolist(), strict=True))}
-               for w, v in by_window.items() if v}
+        kind: {
+            str(w): {
+                "files": len(v),
+                "median_mde_by_horizon": dict(
+                    zip(map(str, HORIZONS), np.median(v, axis=0).round(5).tolist(), strict=True)
+                ),
+            }
+            for w, v in by_window.items()
+            if v
+        }
         for kind, by_window in mde.items()
-    }  # fmt: skip
+    }
     print(json.dumps(summary, indent=1))
 
 

@@ -51,12 +51,27 @@ INFERENCE_TARGET_MS = 5
 WRITE_BATCH = 20_000
 
 
-def _records(frame):  # noqa: ANN001, ANN202 - Candle rows; the recording lacks the derived fields
+def _records(frame):
     from cryptocast.records import MINUTE_MS, Candle
 
-    for t, o, h, lo, c, v in frame[["open_time_ms", "open", "high", "low", "close", "volume"]].itertuples(index=False):
+    for t, o, h, lo, c, v in frame[["open_time_ms", "open", "high", "low", "close", "volume"]].itertuples(
+        index=False
+    ):
         typical = (h + lo + c) / 3
-        yield Candle(int(t), o, h, lo, c, v, int(t) + MINUTE_MS - 1, v * typical, 0, v / 2, v * typical / 2, derived_fields=DERIVED)
+        yield Candle(
+            int(t),
+            o,
+            h,
+            lo,
+            c,
+            v,
+            int(t) + MINUTE_MS - 1,
+            v * typical,
+            0,
+            v / 2,
+            v * typical / 2,
+            derived_fields=DERIVED,
+        )
 
 
 async def load(db: Database, pair: str, until_ms: int | None) -> int:
@@ -84,7 +99,7 @@ def _summary(times_ms: list[float]) -> dict:
     }
 
 
-def latency_ms(predictor: ServedPredictor, candles) -> dict:  # noqa: ANN001
+def latency_ms(predictor: ServedPredictor, candles) -> dict:
     """Per call on the newest minute of a day of history: ``predict`` (features + network) in wall
     time and in this thread's CPU time (what the call costs, whatever else the cores are running),
     and the features alone (``compute_tail``, the slice ``predict`` computes)."""
@@ -106,7 +121,9 @@ def latency_ms(predictor: ServedPredictor, candles) -> dict:  # noqa: ANN001
     }
 
 
-async def _train(db: Database, store: registry.ModelStore, sid: int, args: argparse.Namespace, storage: Path) -> dict:
+async def _train(
+    db: Database, store: registry.ModelStore, sid: int, args: argparse.Namespace, storage: Path
+) -> dict:
     options = TrainOptions(trials=args.trials, epochs=args.epochs, days=args.days)
     started = time.perf_counter()
     outcome = await train_pair(db, store, sid, options, storage)
@@ -143,7 +160,7 @@ async def _latencies(db: Database, sid: int, lstm: registry.ModelRecord) -> dict
     return latency
 
 
-async def bench(args: argparse.Namespace, url) -> dict:  # noqa: ANN001
+async def bench(args: argparse.Namespace, url) -> dict:
     settings = get_settings()
     await asyncio.to_thread(migrate.upgrade, url)
     db = Database(url)
@@ -152,7 +169,11 @@ async def bench(args: argparse.Namespace, url) -> dict:  # noqa: ANN001
         until_ms = int(args.until.replace(tzinfo=UTC).timestamp() * 1000) if args.until else None
         sid = await load(db, args.pair, until_ms)
         await ensure_baseline(db, store, sid)
-        result = {"bench": "train", "pair": args.pair, "until": args.until.isoformat() if args.until else None}
+        result = {
+            "bench": "train",
+            "pair": args.pair,
+            "until": args.until.isoformat() if args.until else None,
+        }
         if not args.latency_only:
             result |= await _train(db, store, sid, args, settings.data_dir / "tune")
         lstm = await registry.current(db, sid, LSTM) or await registry.current(db, sid, LSTM, registry.SHADOW)
@@ -175,8 +196,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--until", type=datetime.fromisoformat, default=None, help="load minutes before this UTC time only")
-    parser.add_argument("--latency-only", action="store_true", help="time inference of the registered models, no training")
+    parser.add_argument(
+        "--until", type=datetime.fromisoformat, default=None, help="load minutes before this UTC time only"
+    )
+    parser.add_argument(
+        "--latency-only", action="store_true", help="time inference of the registered models, no training"
+    )
     args = parser.parse_args()
     with database_url(get_settings()) as url:
         if not args.latency_only:

@@ -153,8 +153,12 @@ class Phase:
 
 
 def stats(values: list[float]) -> dict:
-    return {"n": len(values), "p50": _round(percentile(values, 50)), "p99": _round(percentile(values, 99)),
-            "max": _round(max(values, default=None))}  # fmt: skip
+    return {
+        "n": len(values),
+        "p50": _round(percentile(values, 50)),
+        "p99": _round(percentile(values, 99)),
+        "max": _round(max(values, default=None)),
+    }
 
 
 def slowest(points: list[tuple[float, float]], phase: Phase) -> list[dict]:
@@ -192,8 +196,14 @@ async def until(predicate: Callable[[], Awaitable[bool]], deadline: float, what:
 def bench_settings(data_dir: Path, rest_url: str, clock: ReplayClock) -> Settings:
     """``up``'s settings on this replay; the first daily slot comes one exchange minute from now."""
     slot_minute = (clock.now() // MINUTE_MS + 1) % MINUTES_A_DAY
-    return Settings(data_dir=data_dir, replay_port=urlparse(rest_url).port, replay_speed=SPEED, pairs=list(PAIRS),
-                    api_port=free_port(), train_daily_minute=slot_minute)  # fmt: skip
+    return Settings(
+        data_dir=data_dir,
+        replay_port=urlparse(rest_url).port,
+        replay_speed=SPEED,
+        pairs=list(PAIRS),
+        api_port=free_port(),
+        train_daily_minute=slot_minute,
+    )
 
 
 @asynccontextmanager
@@ -281,9 +291,12 @@ class LatestLoad:
 
     def phase(self, phase: Phase) -> dict:
         inside = [(due, ms, status) for due, ms, status in self.samples if phase.start <= due < phase.end]
-        return {"latency_ms": stats([ms for _, ms, _ in inside]), "rps": round(len(inside) / phase.seconds, 1),
-                "statuses": {str(k): v for k, v in sorted(Counter(s for _, _, s in inside).items())},
-                "slowest": slowest([(due, ms) for due, ms, _ in inside], phase)}  # fmt: skip
+        return {
+            "latency_ms": stats([ms for _, ms, _ in inside]),
+            "rps": round(len(inside) / phase.seconds, 1),
+            "statuses": {str(k): v for k, v in sorted(Counter(s for _, _, s in inside).items())},
+            "slowest": slowest([(due, ms) for due, ms, _ in inside], phase),
+        }
 
 
 def role(process: psutil.Process, named: dict[int, str]) -> str:
@@ -355,8 +368,10 @@ class CpuSampler:
 
     def report(self, phase: Phase) -> dict:
         by_role = self.seconds[phase.name]
-        return {name: {"cores": round(s / phase.seconds, 3), "nice": sorted(self.nice[name])}
-                for name, s in sorted(by_role.items(), key=lambda kv: -kv[1])}  # fmt: skip
+        return {
+            name: {"cores": round(s / phase.seconds, 3), "nice": sorted(self.nice[name])}
+            for name, s in sorted(by_role.items(), key=lambda kv: -kv[1])
+        }
 
 
 # --- what a phase got ---------------------------------------------------------------------------------------
@@ -385,8 +400,11 @@ async def forecasts(url: URL, phase: Phase, clock: ReplayClock, closes: Closes) 
         on_time = [r for r in mine if r["made"] is not None]
         from_close = [r["made"] * 1000 - clock.wall_at(r["origin"] + MINUTE_MS) for r in on_time]
         closed_at += [clock.wall_at(r["origin"] + MINUTE_MS) / 1000 for r in on_time]
-        from_notify = [(r["made"] - closes.at[(pair, r["origin"])]) * 1000 for r in on_time
-                       if (pair, r["origin"]) in closes.at]  # fmt: skip
+        from_notify = [
+            (r["made"] - closes.at[(pair, r["origin"])]) * 1000
+            for r in on_time
+            if (pair, r["origin"]) in closes.at
+        ]
         every_close += from_close
         every_notify += from_notify
         out["close_to_stored_ms"][pair] = stats(from_close)
@@ -395,9 +413,12 @@ async def forecasts(url: URL, phase: Phase, clock: ReplayClock, closes: Closes) 
         stored = {r["origin"] for r in candles if r["symbol"] == pair}
         missing = [m for m in minutes if m not in predicted]
         out["minutes"][pair] = {
-            "closed": len(minutes), "predicted": len(predicted), "late": sum(1 for r in mine if r["late"]),
-            "missing": len(missing), "missing_without_candle": sum(1 for m in missing if m not in stored),
-        }  # fmt: skip
+            "closed": len(minutes),
+            "predicted": len(predicted),
+            "late": sum(1 for r in mine if r["late"]),
+            "missing": len(missing),
+            "missing_without_candle": sum(1 for m in missing if m not in stored),
+        }
     out["close_to_stored_ms"]["all"] = stats(every_close)
     out["close_to_stored_ms"]["slowest"] = slowest(list(zip(closed_at, every_close, strict=True)), phase)
     out["notify_to_stored_ms"]["all"] = stats(every_notify)
@@ -439,19 +460,24 @@ async def other_trainings(url: URL, command_id: int, start: float, end: float) -
 def verdict(idle: dict, loaded: dict, others_idle: list[dict]) -> dict:
     close_ratio = ratio(loaded["close_to_stored_ms"]["all"]["p99"], idle["close_to_stored_ms"]["all"]["p99"])
     latest_ratio = ratio(loaded["latest"]["latency_ms"]["p99"], idle["latest"]["latency_ms"]["p99"])
-    missing = {name: sum(m["missing"] for m in phase["minutes"].values())
-               for name, phase in (("idle", idle), ("training", loaded))}  # fmt: skip
+    missing = {
+        name: sum(m["missing"] for m in phase["minutes"].values())
+        for name, phase in (("idle", idle), ("training", loaded))
+    }
     passed = {
         "close_to_stored_p99": close_ratio is not None and close_ratio <= TARGET_RATIO,
         "latest_p99": latest_ratio is not None and latest_ratio <= TARGET_RATIO,
         "no_minute_missing": not any(missing.values()),
     }
     return {
-        "target_ratio": TARGET_RATIO, "close_to_stored_p99_ratio": close_ratio, "latest_p99_ratio": latest_ratio,
-        "minutes_missing": missing, "pass": passed | {"all": all(passed.values())},
+        "target_ratio": TARGET_RATIO,
+        "close_to_stored_p99_ratio": close_ratio,
+        "latest_p99_ratio": latest_ratio,
+        "minutes_missing": missing,
+        "pass": passed | {"all": all(passed.values())},
         # a training other than the measured one running in the idle phase makes the baseline wrong
         "valid": not others_idle,
-    }  # fmt: skip
+    }
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -494,9 +520,10 @@ async def measure(
         result["cpu_machine"][phase.name] = sampler.machine_split(phase.name, following, phase.seconds)
     view = command_queue.view(row)
     result["training"] = {k: view[k] for k in ("id", "status", "seconds", "attempts", "error", "result")} | {
-        "progress_seen": progress, "trials": (row["result"] or {}).get("trials"),
+        "progress_seen": progress,
+        "trials": (row["result"] or {}).get("trials"),
         "sweep_seconds": (row["result"] or {}).get("sweep_seconds"),
-    }  # fmt: skip
+    }
     result["other_trainings"] = {
         "idle": await other_trainings(url, command_id, idle.start, idle.end),
         "training": await other_trainings(url, command_id, training.start, training.end),
@@ -530,13 +557,22 @@ async def run(server_url: URL | str, data_dir: Path, args: argparse.Namespace) -
             with replay_process(config) as replay:
                 settings = bench_settings(data_dir, replay.rest_url, replay.clock)
                 result["settings"] = {
-                    "speed": SPEED, "pairs": list(PAIRS), "history_days": HISTORY_MS / DAY_MS,
-                    "train_trials": settings.train_trials, "train_epochs": settings.train_epochs,
-                    "train_days": settings.train_days, "train_daily_minute": settings.train_daily_minute,
-                    "train_stagger_minutes": settings.train_stagger_minutes, "idle_seconds": args.idle_seconds,
-                    "load": {"path": f"/pairs/{TRAINED_PAIR}/predictions/latest", "rate": args.rate,
-                             "concurrency": args.concurrency, "client": "httpx, paced"},
-                }  # fmt: skip
+                    "speed": SPEED,
+                    "pairs": list(PAIRS),
+                    "history_days": HISTORY_MS / DAY_MS,
+                    "train_trials": settings.train_trials,
+                    "train_epochs": settings.train_epochs,
+                    "train_days": settings.train_days,
+                    "train_daily_minute": settings.train_daily_minute,
+                    "train_stagger_minutes": settings.train_stagger_minutes,
+                    "idle_seconds": args.idle_seconds,
+                    "load": {
+                        "path": f"/pairs/{TRAINED_PAIR}/predictions/latest",
+                        "rate": args.rate,
+                        "concurrency": args.concurrency,
+                        "client": "httpx, paced",
+                    },
+                }
                 named = {os.getpid(): "bench_driver_and_load", replay.pid: "replay_exchange"}
                 sampler = CpuSampler(named, await database_server(url))
                 sampling = asyncio.create_task(sampler.run())
@@ -553,10 +589,13 @@ async def run(server_url: URL | str, data_dir: Path, args: argparse.Namespace) -
                             db, replay.clock, args.idle_seconds + CLAIM_MARGIN_S, deadline
                         )
                         result["setup"] = {
-                            "seconds": round(time.monotonic() - started, 1), "trainings": await setup_trainings(db),
+                            "seconds": round(time.monotonic() - started, 1),
+                            "trainings": await setup_trainings(db),
                             "daily_slots_waited_out": waited,
-                            "next_daily_slot_in_s": round(await next_slot_wall(db, replay.clock) - time.time(), 1),
-                        }  # fmt: skip
+                            "next_daily_slot_in_s": round(
+                                await next_slot_wall(db, replay.clock) - time.time(), 1
+                            ),
+                        }
                         result["machine"]["before_idle"] = machine()
                         result |= await measure(url, db, api, replay.clock, sampler, args)
                         result["machine"]["after_training"] = machine()

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import URL
 
 from cryptocast.settings import ConfigurationError, Settings
 from cryptocast.sql.database import Database, DatabaseUnavailable
@@ -32,7 +33,7 @@ def with_database(
     from cryptocast.sql import migrate as migrations
     from cryptocast.sql.runtime import database_url
 
-    async def run(url) -> T:  # noqa: ANN001
+    async def run(url: URL) -> T:
         db = Database(url, pool_size=settings.db_pool_size)
         try:
             await db.check()

@@ -22,6 +22,8 @@ def confirm(action: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise fail(f"refusing to {action} without --yes (nothing was changed); run it again with --yes to go ahead")
+        raise fail(
+            f"refusing to {action} without --yes (nothing was changed); run it again with --yes to go ahead"
+        )
     if not typer.confirm(f"This will {action}. Go ahead?", default=False, err=True):
         raise fail("cancelled (nothing was changed)")

@@ -120,12 +120,20 @@ class CandleBlock:
         t, o, h, lo, c, v, ct, q, n, vb, qb = columns
         i8, f8 = np.int64, np.float64
         return cls(
-            t.astype(i8, copy=False), o.astype(f8, copy=False), h.astype(f8, copy=False),
-            lo.astype(f8, copy=False), c.astype(f8, copy=False), v.astype(f8, copy=False),
-            ct.astype(i8, copy=False), q.astype(f8, copy=False), n.astype(i8, copy=False),
-            vb.astype(f8, copy=False), qb.astype(f8, copy=False),
-            np.zeros(len(t), np.uint8), ((provenance, derived),),
-        )  # fmt: skip
+            t.astype(i8, copy=False),
+            o.astype(f8, copy=False),
+            h.astype(f8, copy=False),
+            lo.astype(f8, copy=False),
+            c.astype(f8, copy=False),
+            v.astype(f8, copy=False),
+            ct.astype(i8, copy=False),
+            q.astype(f8, copy=False),
+            n.astype(i8, copy=False),
+            vb.astype(f8, copy=False),
+            qb.astype(f8, copy=False),
+            np.zeros(len(t), np.uint8),
+            ((provenance, derived),),
+        )
 
     @classmethod
     def from_candles(cls, candles: Sequence[Candle]) -> CandleBlock:
@@ -133,9 +141,21 @@ class CandleBlock:
         kind = [kinds.setdefault((c.provenance, c.derived_fields), len(kinds)) for c in candles]
         ints = np.array([(c.open_time, c.close_time, c.trades) for c in candles], np.int64).reshape(-1, 3)
         floats = np.array(
-            [(c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote)
-             for c in candles], np.float64,
-        ).reshape(-1, 8)  # fmt: skip
+            [
+                (
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.close,
+                    c.volume,
+                    c.quote_volume,
+                    c.taker_buy_base,
+                    c.taker_buy_quote,
+                )
+                for c in candles
+            ],
+            np.float64,
+        ).reshape(-1, 8)
         o, h, lo, c, v, q, vb, qb = floats.T
         t, ct, n = ints.T
         return cls(t, o, h, lo, c, v, ct, q, n, vb, qb, np.array(kind, np.uint8), tuple(kinds))
@@ -150,14 +170,23 @@ class CandleBlock:
             remap = np.array([kinds.setdefault(k, len(kinds)) for k in b.kinds], np.uint8)
             codes.append(remap[b.kind])
         columns = [np.concatenate([getattr(b, name) for b in blocks]) for name in _NUMERIC]
-        return cls(*columns, np.concatenate(codes), tuple(kinds))
+        return cls._of_columns(columns, np.concatenate(codes), tuple(kinds))
+
+    @classmethod
+    def _of_columns(
+        cls, columns: Sequence[np.ndarray], kind: np.ndarray, kinds: tuple[Kind, ...]
+    ) -> CandleBlock:
+        """A block from its numeric columns in ``_NUMERIC`` order, the kind codes and the kinds."""
+        t, o, h, lo, c, v, ct, q, n, vb, qb = columns
+        return cls(t, o, h, lo, c, v, ct, q, n, vb, qb, kind, kinds)
 
     def __len__(self) -> int:
         return len(self.open_time)
 
     def __getitem__(self, index: slice | np.ndarray) -> CandleBlock:
         """The rows at a slice or boolean mask / index array, as a block."""
-        return CandleBlock(*(getattr(self, name)[index] for name in _NUMERIC), self.kind[index], self.kinds)
+        columns = [getattr(self, name)[index] for name in _NUMERIC]
+        return CandleBlock._of_columns(columns, self.kind[index], self.kinds)
 
     def candle(self, i: int) -> Candle:
         return Candle(*(getattr(self, name)[i].item() for name in _NUMERIC), *self.kinds[self.kind[i]])
@@ -169,9 +198,18 @@ class CandleBlock:
 
 
 _NUMERIC = (
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
-    "taker_buy_base", "taker_buy_quote",
-)  # fmt: skip
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+)
 
 
 @dataclass(slots=True, frozen=True)

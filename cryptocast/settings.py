@@ -10,7 +10,7 @@ import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -110,10 +110,10 @@ class Settings(BaseSettings):
 
     @field_validator("lookback_days", mode="before")
     @classmethod
-    def _lookback(cls, value: object) -> object:
+    def _lookback(cls, value: Any) -> object:  # the raw input, before validation
         if isinstance(value, str) and value.strip().lower() == "all":
             return None
-        if value is not None and int(value) < 1:  # type: ignore[call-overload]
+        if value is not None and int(value) < 1:
             raise ValueError('must be a whole number of days (at least 1) or "all"')
         return value
 

@@ -32,7 +32,9 @@ def start_background(
         return Background(supervisor, None)
     from cryptocast.tune.service import TrainingConfig, start_training
 
-    return Background(supervisor, start_training(TrainingConfig.from_settings(settings, database_url, tune_storage)))
+    return Background(
+        supervisor, start_training(TrainingConfig.from_settings(settings, database_url, tune_storage))
+    )
 
 
 def stop_background(background: Background) -> None:

@@ -246,10 +246,15 @@ class LocalHead:
 
         env = {**self.env, "RAY_ADDRESS": self.address, "PYTHONPATH": python_path()}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", DRIVER_MODULE, command,
-            env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            DRIVER_MODULE,
+            command,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         try:
             out, err = await asyncio.wait_for(
                 process.communicate(json.dumps(payload or {}).encode()), DRIVER_TIMEOUT_S

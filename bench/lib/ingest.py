@@ -208,8 +208,9 @@ async def run_backfill_bench(
     ``throttled_clones`` clones of it (enough pages to span several weight-limit minutes)."""
     result: dict = {"benchmark": "backfill", "machine_before": machine(), "page": PAGE}
     async with scratch_database(server_url, FREE_DB) as url:
-        config = ReplayConfig(speed=BACKFILL_SPEED, pairs=pairs, history_ms=ALL_HISTORY_MS,
-                              weight_limit=NO_WEIGHT_LIMIT)  # fmt: skip
+        config = ReplayConfig(
+            speed=BACKFILL_SPEED, pairs=pairs, history_ms=ALL_HISTORY_MS, weight_limit=NO_WEIGHT_LIMIT
+        )
         with replay_process(config) as replay:
             free = await backfill_once(url, replay, NO_WEIGHT_LIMIT)
         free["target_candles_per_s"] = BACKFILL_TARGET
@@ -217,9 +218,13 @@ async def run_backfill_bench(
     result["machine_after_free"] = machine()
     if not skip_throttled:
         async with scratch_database(server_url, THROTTLED_DB) as url:
-            config = ReplayConfig(speed=BACKFILL_SPEED, pairs=[THROTTLED_PAIR], history_ms=ALL_HISTORY_MS,
-                                  clones={THROTTLED_PAIR: throttled_clones} if throttled_clones else {},
-                                  weight_limit=THROTTLED_WEIGHT_LIMIT)  # fmt: skip
+            config = ReplayConfig(
+                speed=BACKFILL_SPEED,
+                pairs=[THROTTLED_PAIR],
+                history_ms=ALL_HISTORY_MS,
+                clones={THROTTLED_PAIR: throttled_clones} if throttled_clones else {},
+                weight_limit=THROTTLED_WEIGHT_LIMIT,
+            )
             with replay_process(config) as replay:
                 throttled = await backfill_once(url, replay, THROTTLED_WEIGHT_LIMIT)
         bound = throttled_bound(THROTTLED_WEIGHT_LIMIT)
@@ -389,8 +394,9 @@ async def run_live_bench(server_url: URL | str, pairs: int, speed: float, min_ca
     timeout_s = minutes * MINUTE_S / speed * LIVE_TIMEOUT_FACTOR + LIVE_START_TIMEOUT_S
     result: dict = {"benchmark": "live", "machine_before": machine()}
     async with scratch_database(server_url, LIVE_DB) as url:
-        config = ReplayConfig(speed=speed, pairs=[LIVE_PAIR],
-                              clones={LIVE_PAIR: pairs - 1} if pairs > 1 else {})  # fmt: skip
+        config = ReplayConfig(
+            speed=speed, pairs=[LIVE_PAIR], clones={LIVE_PAIR: pairs - 1} if pairs > 1 else {}
+        )
         with replay_process(config) as replay:
             result.update(await live_once(url, replay, min_candles, timeout_s))
     result["machine_after"] = machine()

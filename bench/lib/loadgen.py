@@ -57,8 +57,9 @@ async def run_load(
         while sent < max_requests and time.perf_counter() < deadline:
             sent += 1
             t0 = time.perf_counter()
-            reply = await client.request(target.method, target.path, json=target.json, params=target.params,
-                                         headers=target.headers)  # fmt: skip
+            reply = await client.request(
+                target.method, target.path, json=target.json, params=target.params, headers=target.headers
+            )
             latencies.append(time.perf_counter() - t0)
             statuses[reply.status_code] += 1
             wire_bytes += reply.num_bytes_downloaded
@@ -123,10 +124,17 @@ async def run_wrk(base_url: str, target: Target, concurrency: int, seconds: floa
         path = Path(tmp) / "target.lua"
         path.write_text(script)
         proc = await asyncio.create_subprocess_exec(
-            WRK or "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
-            f"--timeout={WRK_TIMEOUT_S}s", "-s", str(path), url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            WRK or "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            f"--timeout={WRK_TIMEOUT_S}s",
+            "-s",
+            str(path),
+            url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await proc.communicate()
     lines = [line for line in out.decode().splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:

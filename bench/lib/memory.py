@@ -91,9 +91,16 @@ def summarise(roles: dict[str, list[float]]) -> dict:
     total = sum(sum(v) for v in roles.values())
     return {
         "total_rss_gib": round(total / 1024, 3),
-        "by_role": {r: {"processes": len(v), "rss_mib_sum": round(sum(v), 1), "rss_mib_each_max": round(max(v), 1),
-                        "rss_mib_each_mean": round(sum(v) / len(v), 1)} for r, v in sorted(roles.items())},
-    }  # fmt: skip
+        "by_role": {
+            r: {
+                "processes": len(v),
+                "rss_mib_sum": round(sum(v), 1),
+                "rss_mib_each_max": round(max(v), 1),
+                "rss_mib_each_mean": round(sum(v) / len(v), 1),
+            }
+            for r, v in sorted(roles.items())
+        },
+    }
 
 
 async def _postmaster(db_url: URL) -> int:
@@ -125,8 +132,12 @@ def _trial(storage: Path, done: threading.Event, errors: list[str]) -> None:
 
 async def run_memory_bench(server_url: URL | str, store_root: str) -> dict:
     symbols = [SOURCE] + [f"{SOURCE}_C{i:02d}" for i in range(1, CLONES + 1)]
-    result: dict = {"benchmark": "serve_memory", "pairs": len(symbols), "pair_replica_num_cpus": PAIR_CPUS,
-                    "machine_before": machine()}  # fmt: skip
+    result: dict = {
+        "benchmark": "serve_memory",
+        "pairs": len(symbols),
+        "pair_replica_num_cpus": PAIR_CPUS,
+        "machine_before": machine(),
+    }
     async with scratch_database(server_url, MEMORY_DB) as url:
         db = Database(url, pool_size=4)
         url_text = url.render_as_string(hide_password=False)

@@ -154,9 +154,17 @@ def noop_applications(tuned: bool) -> list[dict]:
     """
     apps = []
     runtime_env = {"env_vars": {"PYTHONPATH": python_path()}}
-    for name, route, builder in ((NOOP_APP, NOOP_ROUTE, "noop_app"), (INGRESS_APP, INGRESS_ROUTE, "noop_ingress_app")):
-        app = {"name": name, "route_prefix": route, "import_path": f"{BUILDERS}:{builder}",
-               "runtime_env": runtime_env, "args": {"max_ongoing_requests": TUNED_MAX_ONGOING if tuned else 5}}  # fmt: skip
+    for name, route, builder in (
+        (NOOP_APP, NOOP_ROUTE, "noop_app"),
+        (INGRESS_APP, INGRESS_ROUTE, "noop_ingress_app"),
+    ):
+        app = {
+            "name": name,
+            "route_prefix": route,
+            "import_path": f"{BUILDERS}:{builder}",
+            "runtime_env": runtime_env,
+            "args": {"max_ongoing_requests": TUNED_MAX_ONGOING if tuned else 5},
+        }
         if tuned:
             app["logging_config"] = {"enable_access_log": False}
         apps.append(app)
@@ -167,8 +175,13 @@ async def backfill(db: Database, rest_url: str, stream_url: str, symbol: str, lo
     """Backfill ``symbol`` with the real ingestor, then pause it: stored, served, not ingested."""
     await add_symbol(db, symbol, *split_symbol(symbol))
     exchange = BinanceExchange(rest_url=rest_url, stream_url=stream_url)
-    ingestor = PairIngestor(symbol, db, exchange, LocalBudget(RateBudget(weight_limit=NO_WEIGHT_LIMIT)),
-                            IngestConfig(lookback_ms=lookback_ms))  # fmt: skip
+    ingestor = PairIngestor(
+        symbol,
+        db,
+        exchange,
+        LocalBudget(RateBudget(weight_limit=NO_WEIGHT_LIMIT)),
+        IngestConfig(lookback_ms=lookback_ms),
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(ingestor.run(stop))
     try:
@@ -186,18 +199,27 @@ async def backfill(db: Database, rest_url: str, stream_url: str, symbol: str, lo
 
 async def read_targets(client: httpx.AsyncClient) -> dict[str, Target]:
     candles = (await client.get(f"/pairs/{READ_PAIR}/candles", params={"limit": PREDICT_WINDOW})).json()
-    window = [{"open_time": MINUTE_MS * i, "open": c[1], "high": c[2], "low": c[3], "close": c[4], "volume": c[5]}
-              for i, c in enumerate(candles["candles"])]  # fmt: skip
+    window = [
+        {"open_time": MINUTE_MS * i, "open": c[1], "high": c[2], "low": c[3], "close": c[4], "volume": c[5]}
+        for i, c in enumerate(candles["candles"])
+    ]
     end = candles["end"]
     day = {"start": _minus_day(end), "end": end, "limit": 1440}
     return {
         "floor_noop": Target("floor_noop", "GET", NOOP_ROUTE),
-        "ingress_noop": Target("ingress_noop", "GET", f"{INGRESS_ROUTE}/pairs/{READ_PAIR}/predictions/latest"),
+        "ingress_noop": Target(
+            "ingress_noop", "GET", f"{INGRESS_ROUTE}/pairs/{READ_PAIR}/predictions/latest"
+        ),
         "latest": Target("latest", "GET", f"/pairs/{READ_PAIR}/predictions/latest"),
-        "candles_day": Target("candles_day", "GET", f"/pairs/{READ_PAIR}/candles", params=day,
-                              headers={"Accept-Encoding": "gzip"}),
+        "candles_day": Target(
+            "candles_day",
+            "GET",
+            f"/pairs/{READ_PAIR}/candles",
+            params=day,
+            headers={"Accept-Encoding": "gzip"},
+        ),
         "predict": Target("predict", "POST", f"/pairs/{READ_PAIR}/predict", json={"candles": window}),
-    }  # fmt: skip
+    }
 
 
 def _minus_day(iso: str) -> str:
@@ -232,8 +254,10 @@ async def target_bases(config: str, options: ServeOptions, targets: dict[str, Ta
     if config != "direct":
         return dict.fromkeys(targets, api_url(options))
     router = await direct_ingress_url(ROUTER_APP, options.port)
-    own = {"floor_noop": await direct_ingress_url(NOOP_APP, options.port),
-           "ingress_noop": await direct_ingress_url(INGRESS_APP, options.port)}  # fmt: skip
+    own = {
+        "floor_noop": await direct_ingress_url(NOOP_APP, options.port),
+        "ingress_noop": await direct_ingress_url(INGRESS_APP, options.port),
+    }
     return {name: own.get(name, router) for name in targets}
 
 
@@ -241,14 +265,23 @@ def verdict(phase: dict) -> dict:
     """The acceptance figures of one phase, next to their targets."""
     floor = phase["floor_noop"]["16"]["rps"]
     ingress = phase["ingress_noop"]["16"]["rps"]
-    out = {"floor_rps_c16": floor, "floor_rps_c1": phase["floor_noop"]["1"]["rps"], "ingress_noop_rps_c16": ingress,
-           "ingress_noop_ratio_to_floor": round(ingress / floor, 3)}  # fmt: skip
+    out = {
+        "floor_rps_c16": floor,
+        "floor_rps_c1": phase["floor_noop"]["1"]["rps"],
+        "ingress_noop_rps_c16": ingress,
+        "ingress_noop_ratio_to_floor": round(ingress / floor, 3),
+    }
     for name, want in TARGETS.items():
         cell = phase[name]["16"]
-        out[name] = {"rps_c16": cell["rps"], "ratio_to_floor": round(cell["rps"] / floor, 3),
-                     "ratio_to_ingress_noop": round(cell["rps"] / ingress, 3), "p99_ms_c16": cell["p99_ms"],
-                     "target_ratio": want["ratio"], "target_p99_ms": want.get("p99_ms"),
-                     "wire_bytes_per_s_c16": cell["wire_bytes_per_s"]}  # fmt: skip
+        out[name] = {
+            "rps_c16": cell["rps"],
+            "ratio_to_floor": round(cell["rps"] / floor, 3),
+            "ratio_to_ingress_noop": round(cell["rps"] / ingress, 3),
+            "p99_ms_c16": cell["p99_ms"],
+            "target_ratio": want["ratio"],
+            "target_p99_ms": want.get("p99_ms"),
+            "wire_bytes_per_s_c16": cell["wire_bytes_per_s"],
+        }
     out["predict"] = {"p99_ms_c1": phase["predict"]["1"]["p99_ms"], "target_p99_ms": PREDICT_P99_MS}
     return out
 
@@ -274,7 +307,9 @@ GROUP BY 1, 2
 """
 
 
-async def close_to_stored(db_url: URL, closes: Closes, clock: ReplayClock, since_ms: int, until_ms: int) -> dict:
+async def close_to_stored(
+    db_url: URL, closes: Closes, clock: ReplayClock, since_ms: int, until_ms: int
+) -> dict:
     """Candle commit (NOTIFY) → prediction row, and exchange close → prediction row, in ms, for the
     candles that opened from ``since_ms`` and closed by ``until_ms`` (exchange time)."""
     conn = await asyncpg.connect(dsn(db_url))
@@ -282,17 +317,27 @@ async def close_to_stored(db_url: URL, closes: Closes, clock: ReplayClock, since
         rows = await conn.fetch(_STORED_SQL, LIVE_PAIRS, since_ms, until_ms)
     finally:
         await conn.close()
-    from_notify = [(r["made"] - closes.at[(r["symbol"], r["origin"])]) * 1000 for r in rows
-                   if (r["symbol"], r["origin"]) in closes.at]  # fmt: skip
+    from_notify = [
+        (r["made"] - closes.at[(r["symbol"], r["origin"])]) * 1000
+        for r in rows
+        if (r["symbol"], r["origin"]) in closes.at
+    ]
     from_close = [float(r["made"]) * 1000 - clock.wall_at(r["origin"] + MINUTE_MS) for r in rows]
 
     def stats(values: list[float]) -> dict:
         values = [float(v) for v in values]
-        return {"n": len(values), "p50": _r(percentile(values, 50)), "p99": _r(percentile(values, 99)),
-                "max": _r(max(values, default=None))}  # fmt: skip
+        return {
+            "n": len(values),
+            "p50": _r(percentile(values, 50)),
+            "p99": _r(percentile(values, 99)),
+            "max": _r(max(values, default=None)),
+        }
 
-    return {"commit_notify_to_stored_ms": stats(from_notify), "exchange_close_to_stored_ms": stats(from_close),
-            "target_p99_ms": CLOSE_TO_STORED_P99_MS}  # fmt: skip
+    return {
+        "commit_notify_to_stored_ms": stats(from_notify),
+        "exchange_close_to_stored_ms": stats(from_close),
+        "target_p99_ms": CLOSE_TO_STORED_P99_MS,
+    }
 
 
 def _r(value: float | None) -> float | None:
@@ -317,8 +362,12 @@ def serve_environment(config: str) -> Iterator[None]:
 async def run_config(server_url: URL | str, store_root: str, config_name: str, loader: str) -> dict:
     """One Serve configuration: idle phase, then two live pairs."""
     tuned = config_name != "default"
-    result: dict = {"config": config_name, "env": ENV[config_name], "client": loader,
-                    "machine_before": machine()}  # fmt: skip
+    result: dict = {
+        "config": config_name,
+        "env": ENV[config_name],
+        "client": loader,
+        "machine_before": machine(),
+    }
     async with scratch_database(server_url, BENCH_DB) as url:
         db = Database(url, pool_size=4)
         url_text = url.render_as_string(hide_password=False)
@@ -329,8 +378,14 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str, l
         await ensure_baseline(db, store, (await _statuses_ids(db))[READ_PAIR])
         live_config = ReplayConfig(speed=LIVE_SPEED, pairs=[LIVE_SOURCE], clones={LIVE_SOURCE: 1})
         with replay_process(live_config) as live, serve_environment(config_name):
-            options = ServeOptions(store.root, live.rest_url, live.stream_url, port=PORT, database_url=url_text,
-                                   access_log=not tuned)  # fmt: skip
+            options = ServeOptions(
+                store.root,
+                live.rest_url,
+                live.stream_url,
+                port=PORT,
+                database_url=url_text,
+                access_log=not tuned,
+            )
             start_ray(num_cpus=2)
             supervisor = None
             try:
@@ -352,9 +407,7 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str, l
                     for symbol in LIVE_PAIRS:
                         await submit_command(db, "add_pair", symbol)
                     supervisor = start_supervisor(url_text, live.rest_url, live.stream_url, LIVE_LOOKBACK_MS)
-                    await until(
-                        lambda: _live_and_predicted(db), LIVE_READY_TIMEOUT_S, "live pairs predicted"
-                    )
+                    await until(lambda: _live_and_predicted(db), LIVE_READY_TIMEOUT_S, "live pairs predicted")
                     since = (live.clock.now() // MINUTE_MS + 1) * MINUTE_MS
                     result["live"] = await load_phase(targets, bases, loader)
                     result["live_verdict"] = verdict(result["live"])
@@ -368,7 +421,8 @@ async def run_config(server_url: URL | str, store_root: str, config_name: str, l
                         url, closes, live.clock, loaded_until, quiet_until
                     )
                     result["live_predictor"] = await serve.get_deployment_handle(
-                        LIVE_DEPLOYMENT, app_name="router").stats.remote()  # fmt: skip
+                        LIVE_DEPLOYMENT, app_name="router"
+                    ).stats.remote()
                     await listener.close()
             finally:
                 await tear_down(supervisor)
@@ -401,7 +455,9 @@ async def _live_and_predicted(db: Database) -> bool:
     async with db.raw() as conn:
         n = await conn.fetchval(
             "SELECT count(DISTINCT s.symbol) FROM predictions p JOIN symbols s ON s.id = p.symbol_id "
-            "WHERE s.symbol = ANY($1) AND NOT p.late", LIVE_PAIRS)  # fmt: skip
+            "WHERE s.symbol = ANY($1) AND NOT p.late",
+            LIVE_PAIRS,
+        )
     return n == len(LIVE_PAIRS)
 
 

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from rich.table import Table
 from cryptocast.cliutil import console, with_database
 from cryptocast.confirm import Yes, confirm
 from cryptocast.settings import LOOPBACK, Settings, get_settings
+from cryptocast.sql.database import Database
 
 pairs_app = typer.Typer(
     help="Tracked pairs (changes travel as command rows to the running system).", no_args_is_help=True
@@ -42,7 +43,7 @@ def pairs_add(symbol: str) -> None:
 
     settings = get_settings()
 
-    async def work(db) -> None:  # noqa: ANN001
+    async def work(db: Database) -> None:
         try:
             async with BinanceExchange(settings) as exchange:
                 info = await validate_pair(exchange, symbol)
@@ -73,7 +74,7 @@ def pairs_remove(
     if purge:
         confirm(f"purge {symbol.upper()}: delete its candles, top of book, models and predictions", yes)
 
-    async def work(db) -> None:  # noqa: ANN001
+    async def work(db: Database) -> None:
         command = await submit_command(db, "purge_pair" if purge else "remove_pair", normalise_symbol(symbol))
         console.print(f"{'purge' if purge else 'remove'} {symbol.upper()} requested as command {command}")
 
@@ -85,7 +86,7 @@ def pairs_list() -> None:
     """Tracked pairs with their state, last candle and backfill progress."""
     from cryptocast.sql.queries import list_symbols
 
-    async def work(db) -> None:  # noqa: ANN001
+    async def work(db: Database) -> None:
         table = Table("pair", "status", "last candle (UTC)", "backfill", "restarts", "last error")
         for row in await list_symbols(db):
             total = row["backfill_total"]
@@ -107,9 +108,9 @@ def pairs_list() -> None:
 # --- check ----------------------------------------------------------------------------------------
 def check() -> None:
     """Completeness per pair: expected vs stored minutes, exchange holes vs ingestion gaps, duplicates."""
-    from cryptocast.actors.check import completeness
+    from cryptocast.actors.check import Completeness, completeness
 
-    async def work(db) -> list:  # noqa: ANN001
+    async def work(db: Database) -> list[Completeness]:
         return await completeness(db)
 
     report = with_database(get_settings(), work, migrate=True)
@@ -125,8 +126,17 @@ def check() -> None:
         "complete",
     )
     for c in report:
-        table.add_row(c.symbol, c.first[:16], c.last[:16], f"{c.expected:,}", f"{c.stored:,}", f"{c.exchange_holes:,}",
-                      f"{c.missing:,}", str(c.duplicates), f"{c.percent:.3f} %")  # fmt: skip
+        table.add_row(
+            c.symbol,
+            c.first[:16],
+            c.last[:16],
+            f"{c.expected:,}",
+            f"{c.stored:,}",
+            f"{c.exchange_holes:,}",
+            f"{c.missing:,}",
+            str(c.duplicates),
+            f"{c.percent:.3f} %",
+        )
     Console().print(table)
     if any(c.missing or c.duplicates for c in report):
         raise typer.Exit(1)
@@ -139,8 +149,19 @@ def replay_exchange(settings: Settings) -> Iterator[None]:
     if not settings.is_replay:
         yield
         return
-    command = [sys.executable, "-m", "cryptocast.cli", "exchange", "replay", "--port", str(settings.replay_port),
-               "--speed", str(settings.replay_speed), "--history", f"{settings.replay_history_days:g}d"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cryptocast.cli",
+        "exchange",
+        "replay",
+        "--port",
+        str(settings.replay_port),
+        "--speed",
+        str(settings.replay_speed),
+        "--history",
+        f"{settings.replay_history_days:g}d",
+    ]
     child = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
     try:
         _wait_for_port(settings.replay_port, child)
@@ -190,7 +211,13 @@ class StopFlag:
         return self.requested
 
 
-def run_ingest(settings: Settings, stop: StopFlag, on_ready=None, on_stop=None, training: bool = False) -> None:  # noqa: ANN001
+def run_ingest(
+    settings: Settings,
+    stop: StopFlag,
+    on_ready: Callable[[Database], Awaitable[None]] | None = None,
+    on_stop: Callable[[], None] | None = None,
+    training: bool = False,
+) -> None:
     """Database, exchange, Ray, the supervisor and (``training``) the training scheduler, until ``stop``
     is set; then a graceful shutdown.
 
@@ -201,7 +228,7 @@ def run_ingest(settings: Settings, stop: StopFlag, on_ready=None, on_stop=None, 
     from cryptocast.sql.queries import list_symbols, submit_command
     from cryptocast.system import start_background, stop_background
 
-    async def work(db) -> None:  # noqa: ANN001
+    async def work(db: Database) -> None:
         tracked = {row["symbol"] for row in await list_symbols(db)}
         for pair in settings.pairs:
             if pair not in tracked:
@@ -243,7 +270,7 @@ def ingest(
 ) -> None:
     """Start ingestion (Ray on loopback, the supervisor, one actor per pair) until Ctrl-C."""
     settings = get_settings()
-    updates = {}
+    updates: dict[str, object] = {}
     if pairs:
         updates["pairs"] = [p.strip().upper() for p in pairs.split(",") if p.strip()]
     if speed:
@@ -252,7 +279,7 @@ def ingest(
     stop = StopFlag()
     stop.install()
 
-    async def ready(db) -> None:  # noqa: ANN001
+    async def ready(db: Database) -> None:
         console.print("[green]ingesting[/] — press Ctrl-C to stop")
 
     run_ingest(settings, stop, on_ready=ready)

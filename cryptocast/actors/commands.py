@@ -85,15 +85,16 @@ async def apply(db: Database, exchange: BinanceExchange, command: dict) -> dict:
     kind = command["kind"]
     if kind == "add_pair":
         info = await validate_pair(exchange, symbol)
-        sid = await add_symbol(
+        added = await add_symbol(
             db, info.symbol, info.base_asset, info.quote_asset, derived_fields=list(info.derived_fields)
         )
         async with db.begin() as conn:  # re-adding a removed pair brings it back
             await conn.execute(
-                update(symbols).where(symbols.c.id == sid, symbols.c.status.in_(("removed", "paused")))
+                update(symbols)
+                .where(symbols.c.id == added, symbols.c.status.in_(("removed", "paused")))
                 .values(status="new", last_error=None)
-            )  # fmt: skip
-        return {"symbol_id": sid}
+            )
+        return {"symbol_id": added}
     async with db.begin() as conn:
         sid = (await conn.execute(select(symbols.c.id).where(symbols.c.symbol == symbol))).scalar()
         if sid is None:

@@ -11,5 +11,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cryptocast.sql.database import DatabaseUnavailable
 
-DB_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, DatabaseUnavailable,
-             OperationalError, DBAPIError, asyncpg.CannotConnectNowError)  # fmt: skip
+DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    DatabaseUnavailable,
+    OperationalError,
+    DBAPIError,
+    asyncpg.CannotConnectNowError,
+)

@@ -51,7 +51,7 @@ class HeldWrites:
         self.last_seen = max(self.last_seen or 0, int(block.open_time.max()))
         if not self.pending and not self.db_down:
             try:
-                result = await self.writer.write(self.ctx.symbol_id, block)
+                result = await self.writer.write(self.ctx.sid, block)
             except DB_ERRORS as exc:
                 self.pending.extend(block.candles())
                 self.hold(exc)
@@ -68,7 +68,7 @@ class HeldWrites:
             self.pending.extend(fixed)
             return
         try:
-            await self.writer.replace(self.ctx.symbol_id, fixed)
+            await self.writer.replace(self.ctx.sid, fixed)
         except DB_ERRORS:
             self.pending.extend(fixed)
 
@@ -105,14 +105,15 @@ class HeldWrites:
         if not counters.dropped_from_buffer:
             log.error(
                 "database down and buffer full (%d candles): dropping the oldest; REST repair will refetch them",
-                limit, extra=self.ctx.extra,
-            )  # fmt: skip
+                limit,
+                extra=self.ctx.extra,
+            )
         counters.dropped_from_buffer += overflow
 
     async def flush(self) -> None:
         if not self.pending and not self.pending_book:
             return
-        symbol_id, batch = self.ctx.symbol_id, list(self.pending)
+        symbol_id, batch = self.ctx.sid, list(self.pending)
         try:
             if self._dropped:  # the ledger learns of the lost span before any newer candle lands
                 await record_holes(self.db, symbol_id, [self._dropped], INGESTION_GAP)

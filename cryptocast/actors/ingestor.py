@@ -64,7 +64,7 @@ class PairIngestor:
         self.config = config or IngestConfig()
         self.ctx = PairContext(self.symbol, self.config)
         self.rest = BudgetedRest(self.ctx, exchange, budget)
-        self.held = HeldWrites(self.ctx, db, repair_gaps=lambda: self.repair.gaps())
+        self.held = HeldWrites(self.ctx, db, repair_gaps=lambda: self.repair.gaps())  # noqa: PLW0108 - self.repair is made next
         self.repair = Repair(self.ctx, db, self.rest, self.held)
         self.streams = StreamKeeper(self.ctx, exchange, budget, self.rest)
         self.backfill = Backfill(self.ctx, self.rest, self.held, self.repair, self._report_progress)

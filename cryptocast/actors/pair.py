@@ -83,7 +83,7 @@ class RayBudget:
 
 
 def budget_actor(weight_limit: int = 6000) -> ray.actor.ActorHandle:
-    return BudgetActor.options(
+    return BudgetActor.options(  # type: ignore[attr-defined]  # mypy keeps a decorated class's type: @ray.remote made it an ActorClass
         name=BUDGET_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
     ).remote(weight_limit)
 

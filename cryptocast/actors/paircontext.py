@@ -59,6 +59,13 @@ class PairContext:
     def __post_init__(self) -> None:
         self.extra = {"pair": self.symbol}
 
+    @property
+    def sid(self) -> int:
+        """``symbol_id``, for the work that runs after the start has read it."""
+        if self.symbol_id is None:
+            raise RuntimeError(f"{self.symbol}: the pair's row has not been read yet")
+        return self.symbol_id
+
     def refuse_future(self, open_times: list[int], now: int, source: str) -> None:
         """Candles dated after the exchange's now were dropped (``sanity.py``): count and say so."""
         self.counters.future_rejected += len(open_times)

@@ -80,9 +80,7 @@ def _cluster_mode_off() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def start_ray(
-    num_cpus: float | None = None, namespace: str = "cryptocast", address: str | None = None
-) -> None:
+def start_ray(num_cpus: int | None = None, namespace: str = "cryptocast", address: str | None = None) -> None:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local head on loopback.
 
     Does nothing when Ray is already initialised in this process. A local head that would not sit
@@ -155,7 +153,9 @@ def ray_processes() -> list[psutil.Process]:
     """
     driver = psutil.Process()
     node = ray._private.worker._global_node
-    started = [info.process.pid for infos in node.all_processes.values() for info in infos] if node else []
+    started: list[int] = (
+        [info.process.pid for infos in node.all_processes.values() for info in infos] if node else []
+    )
     processes = {driver.pid: driver}
     for pid in started:
         try:

@@ -68,14 +68,18 @@ class Repair:
         """Repair the ingestion gaps the ledger lists; each leaves it once its candles are stored."""
         self.held.gaps_open = False  # the repair's own writes must not start another
         try:
-            for span in await ingestion_gaps(self.db, self.ctx.symbol_id):
-                log.info("repairing the ingestion gap %s+%dm", f"{ms_to_dt(span.start):%Y-%m-%d %H:%M}",
-                         span.minutes, extra=self.ctx.extra)  # fmt: skip
+            for span in await ingestion_gaps(self.db, self.ctx.sid):
+                log.info(
+                    "repairing the ingestion gap %s+%dm",
+                    f"{ms_to_dt(span.start):%Y-%m-%d %H:%M}",
+                    span.minutes,
+                    extra=self.ctx.extra,
+                )
                 await self.fill(span.start, span.end, bracketed=True)
                 if self.held.db_down:  # the candles are held: the gap stays listed until they land
                     self.held.gaps_open = True
                     return
-                await resolve_gap(self.db, self.ctx.symbol_id, span)
+                await resolve_gap(self.db, self.ctx.sid, span)
         except DB_ERRORS as exc:
             self.held.gaps_open = True
             self.held.hold(exc)
@@ -84,10 +88,14 @@ class Repair:
         if not spans:
             return
         self.ctx.counters.holes += sum(s.minutes for s in spans)
-        log.info("exchange has no candles for %d span(s): %s", len(spans),
-                 ", ".join(f"{ms_to_dt(s.start):%Y-%m-%d %H:%M}+{s.minutes}m" for s in spans), extra=self.ctx.extra)  # fmt: skip
+        log.info(
+            "exchange has no candles for %d span(s): %s",
+            len(spans),
+            ", ".join(f"{ms_to_dt(s.start):%Y-%m-%d %H:%M}+{s.minutes}m" for s in spans),
+            extra=self.ctx.extra,
+        )
         try:
-            await record_holes(self.db, self.ctx.symbol_id, spans)
+            await record_holes(self.db, self.ctx.sid, spans)
         except DB_ERRORS as exc:
             log.warning("could not record exchange holes: %s", exc, extra=self.ctx.extra)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
@@ -19,6 +20,8 @@ from cryptocast.actors.paircontext import INGEST_LOGGER, PairContext
 from cryptocast.actors.sanity import split_future
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.records import Candle, CandleBlock
+
+T = TypeVar("T")
 
 log = logging.getLogger(INGEST_LOGGER)
 
@@ -34,7 +37,7 @@ def backoff_s(attempt: int) -> float:
     return min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)
 
 
-class Budget:
+class Budget(Protocol):
     """What ingestion needs from the shared rate-limit budget (a Ray actor or a local object)."""
 
     async def reserve(self, weight: int) -> float: ...
@@ -51,7 +54,7 @@ class BudgetedRest:
         self.exchange = exchange
         self.budget = budget
 
-    async def call(self, weight: int, call: Callable[[], Awaitable]) -> object:
+    async def call(self, weight: int, call: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
         while True:
             wait = await self.budget.reserve(weight)

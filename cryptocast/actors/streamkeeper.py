@@ -117,7 +117,7 @@ class StreamKeeper:
             await asyncio.sleep(wait)
         symbol = self.ctx.symbol.lower()
         stream = self.exchange.stream([f"{symbol}@kline_1m", f"{symbol}@bookTicker"], self._stall_timeout_s())
-        await self.rest.call(EXCHANGE_INFO_WEIGHT, lambda: stream.__aenter__())
+        await self.rest.call(EXCHANGE_INFO_WEIGHT, stream.__aenter__)
         opened_at = self.ctx.clock.now_ms() if self.ctx.clock else 0
         reader = asyncio.create_task(self._read(stream))
         return stream, reader, opened_at

@@ -10,9 +10,11 @@ Ray's named actors cannot tell it again, so a restarted supervisor rebuilds its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -27,6 +29,9 @@ from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import COMMANDS_CHANNEL, symbols
 from cryptocast.sql.urlfile import read_url, write_url
+
+if TYPE_CHECKING:
+    import asyncpg
 
 SUPERVISOR_NAME = "supervisor"
 SUPERVISOR_CPUS = 0.02
@@ -53,7 +58,12 @@ class Tracked:
 @ray.remote(num_cpus=SUPERVISOR_CPUS, max_restarts=-1, max_task_retries=-1)
 class Supervisor:
     def __init__(
-        self, db_url_file: str | None, rest_url: str, stream_url: str, lookback_ms: int | None, weight_limit: int
+        self,
+        db_url_file: str | None,
+        rest_url: str,
+        stream_url: str,
+        lookback_ms: int | None,
+        weight_limit: int,
     ) -> None:
         setup_logging()
         self.db_url_file, self.db_url = db_url_file, read_url(db_url_file)
@@ -85,13 +95,11 @@ class Supervisor:
                 listener = None
             except Exception:
                 log.exception("supervisor tick failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
-    async def _listen(self):  # noqa: ANN202 - an asyncpg connection held for LISTEN
+    async def _listen(self) -> asyncpg.Connection:
         import asyncpg
 
         from cryptocast.sql.database import async_url
@@ -144,7 +152,7 @@ class Supervisor:
 
     async def _health(self, symbol: str, tracked: Tracked) -> str | None:
         try:
-            status = await asyncio.wait_for(tracked.handle.status.remote(), STATUS_TIMEOUT_S)
+            status: dict = await asyncio.wait_for(tracked.handle.status.remote(), STATUS_TIMEOUT_S)
         except RayActorError as exc:
             return f"actor died: {str(exc).splitlines()[0]}"
         except (TimeoutError, GetTimeoutError):
@@ -169,7 +177,7 @@ class Supervisor:
 
     def _spawn(self, symbol: str) -> ray.actor.ActorHandle:
         log.info("starting pair actor", extra={"pair": symbol})
-        return PairActor.options(
+        return PairActor.options(  # type: ignore[attr-defined]  # mypy keeps a decorated class's type: @ray.remote made it an ActorClass
             name=pair_actor_name(symbol), namespace=NAMESPACE, lifetime="detached", get_if_exists=True
         ).remote(symbol, self.db_url_file, self.rest_url, self.stream_url, self.lookback_ms)
 
@@ -202,10 +210,8 @@ class Supervisor:
         if tracked is None:  # already stopped (shutdown and a reconcile can race for it)
             return
         log.info("stopping pair actor", extra={"pair": symbol})
-        try:
+        with contextlib.suppress(RayActorError, TimeoutError):
             await asyncio.wait_for(tracked.handle.stop.remote(), 30)
-        except (RayActorError, TimeoutError):
-            pass
         ray.kill(tracked.handle, no_restart=True)
         await self._wait_gone(symbol)
 
@@ -252,6 +258,6 @@ def start_supervisor(
     db_url: str, rest_url: str, stream_url: str, lookback_ms: int | None, weight_limit: int = 6000
 ) -> ray.actor.ActorHandle:
     """Start (or find) the supervisor; the URL reaches it, and its pair actors, as the path of its file."""
-    return Supervisor.options(
+    return Supervisor.options(  # type: ignore[attr-defined]  # mypy keeps a decorated class's type: @ray.remote made it an ActorClass
         name=SUPERVISOR_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
     ).remote(write_url(db_url), rest_url, stream_url, lookback_ms, weight_limit)

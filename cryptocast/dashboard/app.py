@@ -24,6 +24,7 @@ would autorange the axis. A new pair or window sends a whole figure, which reset
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeGuard
 
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, Patch, State, ctx, no_update
@@ -36,6 +37,9 @@ from cryptocast.dashboard.layout import INDEX, NO_PAIR, WINDOWS, page
 from cryptocast.dashboard.session import SessionStore
 from cryptocast.sql.schema import OPEN_STATUSES
 
+if TYPE_CHECKING:
+    from dash import NoUpdate
+
 PAST_FORECAST_SPAN = timedelta(days=1)  # past forecasts drawn at most this far back (4 rows a minute)
 MAX_COMMAND_ID = 2**63 - 1  # the API's bound on a command id (a bigint)
 MAX_SHOWN_ERROR = 500  # characters of a stamp's error sentence the chart shows
@@ -43,7 +47,7 @@ MAX_SHOWN_ERROR = 500  # characters of a stamp's error sentence the chart shows
 
 def create_app(api_url: str) -> Dash:
     """The dashboard for the API at ``api_url``: no token of its own, viewers sign in for changes."""
-    app = Dash(__name__, title="cryptocast", update_title=None)
+    app = Dash(__name__, title="cryptocast", update_title=None)  # type: ignore[arg-type]  # Dash documents None (no "Updating..." title) but annotates str
     app.index_string = INDEX
     app.layout = page(api_url)
     sessions = SessionStore()
@@ -57,11 +61,15 @@ def create_app(api_url: str) -> Dash:
 
 def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> None:
     @app.callback(
-        Output("pair", "options"), Output("stamp", "data"), Output("pair-progress", "children"),
+        Output("pair", "options"),
+        Output("stamp", "data"),
+        Output("pair-progress", "children"),
         Output("api-message", "children"),
-        Input("fast-tick", "n_intervals"), Input("pair", "value"), State("pending", "data"),
+        Input("fast-tick", "n_intervals"),
+        Input("pair", "value"),
+        State("pending", "data"),
         State("stamp", "data"),
-    )  # fmt: skip
+    )
     def poll(_: int | None, selected: object, pending: object, shown: dict | None) -> tuple:
         symbol = selected if is_symbol(selected) else None
         try:
@@ -73,13 +81,17 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
         if pending and pending not in rows:
             options.append({"label": f"{pending} (requested)", "value": pending})
         stamp = {"symbol": symbol}
-        if symbol in rows:
-            stamp |= {"status": rows[symbol]["status"], "last": rows[symbol]["last_candle_time"],
-                      "origin": _latest_origin(api, symbol)}  # fmt: skip
+        if symbol is not None and symbol in rows:
+            stamp |= {
+                "status": rows[symbol]["status"],
+                "last": rows[symbol]["last_candle_time"],
+                "origin": _latest_origin(api, symbol),
+            }
         return options, _changed(stamp, shown), _progress(api, pending, rows), ""
 
-    @app.callback(Output("pair", "value"), Input("pair", "options"), Input("pending", "data"),
-                  State("pair", "value"))  # fmt: skip
+    @app.callback(
+        Output("pair", "value"), Input("pair", "options"), Input("pending", "data"), State("pair", "value")
+    )
     def choose(options: list[dict] | None, pending: str | None, current: str | None) -> str:
         values = [o["value"] for o in options or [] if isinstance(o, dict)]
         if ctx.triggered_id == "pending" and is_symbol(pending):
@@ -88,13 +100,21 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
             raise PreventUpdate
         return values[0]
 
-    @app.callback(Output("price-chart", "figure"), Output("chart-message", "children"), Output("drawn", "data"),
-                  Input("stamp", "data"), Input("window", "value"), State("drawn", "data"))  # fmt: skip
+    @app.callback(
+        Output("price-chart", "figure"),
+        Output("chart-message", "children"),
+        Output("drawn", "data"),
+        Input("stamp", "data"),
+        Input("window", "value"),
+        State("drawn", "data"),
+    )
     def chart(shown: object, window: object, drawn: object) -> tuple:
         stamp = _stamp(shown)
         symbol = stamp.get("symbol")
         if not isinstance(window, str) or window not in WINDOWS:
-            return _problem(f"'{str(window)[:20]}' is not a chart window: one of {', '.join(WINDOWS)}.", keep=False)
+            return _problem(
+                f"'{str(window)[:20]}' is not a chart window: one of {', '.join(WINDOWS)}.", keep=False
+            )
         on_screen = drawn is not None and drawn == figures.revision(symbol, window)
         if stamp.get("error"):
             return _problem(stamp["error"], on_screen)
@@ -120,8 +140,12 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
         fig = figures.price_figure(symbol, window, candles, past, latest)
         return (_live_patch(fig) if on_screen else fig), note, fig.layout.uirevision
 
-    @app.callback(Output("replay-banner", "children"), Output("replay-banner", "hidden"),
-                  Output("system", "children"), Input("slow-tick", "n_intervals"))  # fmt: skip
+    @app.callback(
+        Output("replay-banner", "children"),
+        Output("replay-banner", "hidden"),
+        Output("system", "children"),
+        Input("slow-tick", "n_intervals"),
+    )
     def system(_: int | None) -> tuple:
         try:
             health = api.health()
@@ -131,8 +155,13 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
         replay = panels.is_replay(health)
         return (panels.replay_banner(health) if replay else []), not replay, panels.system_panel(details)
 
-    @app.callback(Output("accuracy", "children"), Output("training", "children"), Output("book-chart", "figure"),
-                  Input("slow-tick", "n_intervals"), Input("pair", "value"))  # fmt: skip
+    @app.callback(
+        Output("accuracy", "children"),
+        Output("training", "children"),
+        Output("book-chart", "figure"),
+        Input("slow-tick", "n_intervals"),
+        Input("pair", "value"),
+    )
     def pair_panels(_: int | None, symbol: str | None) -> tuple:
         if not symbol:
             return NO_PAIR, NO_PAIR, figures.message_figure(NO_PAIR, figures.BOOK_HEIGHT)
@@ -152,8 +181,12 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
             book = figures.message_figure(exc.message, figures.BOOK_HEIGHT)
         return accuracy, plan, book
 
-    @app.callback(Output("calibration", "children"), Output("calibration-chart", "figure"),
-                  Input("slow-tick", "n_intervals"), Input("pair", "value"))  # fmt: skip
+    @app.callback(
+        Output("calibration", "children"),
+        Output("calibration-chart", "figure"),
+        Input("slow-tick", "n_intervals"),
+        Input("pair", "value"),
+    )
     def calibration(_: int | None, symbol: str | None) -> tuple:
         if not symbol:
             return NO_PAIR, figures.message_figure(NO_PAIR, figures.CALIBRATION_HEIGHT)
@@ -173,10 +206,14 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
             return exc.message
 
     @app.callback(
-        Output("retrain-message", "children"), Output("following", "data"),
-        Input("retrain", "n_clicks"), Input("slow-tick", "n_intervals"),
-        State("pair", "value"), State("following", "data"), prevent_initial_call=True,
-    )  # fmt: skip
+        Output("retrain-message", "children"),
+        Output("following", "data"),
+        Input("retrain", "n_clicks"),
+        Input("slow-tick", "n_intervals"),
+        State("pair", "value"),
+        State("following", "data"),
+        prevent_initial_call=True,
+    )
     def retrain(_click: int | None, _tick: int | None, symbol: str | None, following: object) -> tuple:
         """*Retrain now* queues one; then its command is followed each tick until it is done or failed."""
         if ctx.triggered_id == "retrain":
@@ -202,7 +239,7 @@ def _stamp(value: object) -> dict:
     return stamp
 
 
-def _changed(stamp: dict, shown: dict | None) -> dict:
+def _changed(stamp: dict, shown: dict | None) -> dict | NoUpdate:
     """``stamp``, or no update when the page has it already (Dash would re-run the chart anyway)."""
     return no_update if stamp == shown else stamp
 
@@ -243,7 +280,7 @@ def _request_retrain(api: ApiClient, symbol: object, token: str | None) -> tuple
     return training.retrain_accepted(answer), answer["command_id"]
 
 
-def _is_command_id(value: object) -> bool:
+def _is_command_id(value: object) -> TypeGuard[int]:
     """Whether the browser's stored value is a command id (it comes back from the page: not trusted)."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_COMMAND_ID
 

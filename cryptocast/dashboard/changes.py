@@ -28,18 +28,28 @@ def refusal(exc: ApiProblem, token: str | None, action: str) -> str:
     return SIGN_IN_FIRST.format(action=action) if exc.status == 401 and token is None else exc.message
 
 
-def _outputs(pending: object = no_update, message: object = no_update, new_pair: object = no_update,
-             ask: object = no_update, question: object = no_update, typed: object = no_update) -> tuple:  # fmt: skip
+def _outputs(
+    pending: object = no_update,
+    message: object = no_update,
+    new_pair: object = no_update,
+    ask: object = no_update,
+    question: object = no_update,
+    typed: object = no_update,
+) -> tuple:
     """The pair-change callback's outputs, each left as it is unless named."""
     return pending, message, new_pair, ask, question, typed
 
 
 def register_changes(app: Dash, api: ApiClient, sessions: SessionStore) -> None:
     @app.callback(
-        Output("auth-status", "children"), Output("token", "value"), Output("sign-out", "hidden"),
-        Input("sign-in", "n_clicks"), Input("token", "n_submit"), Input("sign-out", "n_clicks"),
+        Output("auth-status", "children"),
+        Output("token", "value"),
+        Output("sign-out", "hidden"),
+        Input("sign-in", "n_clicks"),
+        Input("token", "n_submit"),
+        Input("sign-out", "n_clicks"),
         State("token", "value"),
-    )  # fmt: skip
+    )
     def auth(_sign_in: int | None, _submit: int | None, _sign_out: int | None, text: object) -> tuple:
         """The sign-in state on load; a sign-in or sign-out when asked. The field is always cleared."""
         if ctx.triggered_id == "sign-out":
@@ -55,14 +65,32 @@ def register_changes(app: Dash, api: ApiClient, sessions: SessionStore) -> None:
         return (SIGNED_IN if signed_in else SIGNED_OUT), no_update, not signed_in
 
     @app.callback(
-        Output("pending", "data"), Output("pair-message", "children"), Output("new-pair", "value"),
-        Output("confirm-remove", "displayed"), Output("confirm-remove", "message"), Output("purge-symbol", "value"),
-        Input("add-pair", "n_clicks"), Input("new-pair", "n_submit"), Input("remove-pair", "n_clicks"),
-        Input("confirm-remove", "submit_n_clicks"), Input("purge-pair", "n_clicks"),
-        State("new-pair", "value"), State("pair", "value"), State("purge-symbol", "value"), prevent_initial_call=True,
-    )  # fmt: skip
-    def change_pairs(_adds: int | None, _submits: int | None, _asks: int | None, _confirms: int | None,
-                     _purges: int | None, text: object, selected: object, typed: object) -> tuple:  # fmt: skip
+        Output("pending", "data"),
+        Output("pair-message", "children"),
+        Output("new-pair", "value"),
+        Output("confirm-remove", "displayed"),
+        Output("confirm-remove", "message"),
+        Output("purge-symbol", "value"),
+        Input("add-pair", "n_clicks"),
+        Input("new-pair", "n_submit"),
+        Input("remove-pair", "n_clicks"),
+        Input("confirm-remove", "submit_n_clicks"),
+        Input("purge-pair", "n_clicks"),
+        State("new-pair", "value"),
+        State("pair", "value"),
+        State("purge-symbol", "value"),
+        prevent_initial_call=True,
+    )
+    def change_pairs(
+        _adds: int | None,
+        _submits: int | None,
+        _asks: int | None,
+        _confirms: int | None,
+        _purges: int | None,
+        text: object,
+        selected: object,
+        typed: object,
+    ) -> tuple:
         token = session.viewer_token(sessions)
         try:
             if ctx.triggered_id == "remove-pair":

@@ -28,5 +28,7 @@ def dashboard(
     settings = get_settings()
     api_url = api or f"http://{settings.bind_host}:{settings.api_port}"
     chosen = port or settings.dashboard_port
-    console.print(f"dashboard on http://{settings.bind_host}:{chosen} (API {shown_url(api_url)}); Ctrl-C stops it")
+    console.print(
+        f"dashboard on http://{settings.bind_host}:{chosen} (API {shown_url(api_url)}); Ctrl-C stops it"
+    )
     create_app(api_url).run(host=settings.bind_host, port=chosen, debug=False)

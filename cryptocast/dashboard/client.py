@@ -12,7 +12,7 @@ session's, :mod:`cryptocast.dashboard.session`), or none, and the API decides.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TypeGuard
+from typing import Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -44,12 +44,14 @@ class ApiClient:
     def close(self) -> None:
         self.http.close()
 
-    def _send(self, method: str, path: str, token: str | None = None, **kwargs: object) -> httpx.Response:
+    def _send(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            reply = self.http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+            reply = self.http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise ApiProblem(f"the API at {shown_url(self.url)} is not reachable ({type(exc).__name__})") from None
+            raise ApiProblem(
+                f"the API at {shown_url(self.url)} is not reachable ({type(exc).__name__})"
+            ) from None
         if reply.status_code >= 400:
             try:
                 body = reply.json()
@@ -120,8 +122,9 @@ class ApiClient:
     def purge_pair(self, symbol: str, confirm: str, token: str | None) -> dict:
         """Stop a pair and delete its data: ``confirm`` is the symbol as the viewer typed it, which the
         API requires to equal the pair's."""
-        return self._send("DELETE", pair_path("/pairs", symbol), token,
-                          params={"purge": "true", "confirm": confirm}).json()  # fmt: skip
+        return self._send(
+            "DELETE", pair_path("/pairs", symbol), token, params={"purge": "true", "confirm": confirm}
+        ).json()
 
     def retrain(self, symbol: str, token: str | None) -> dict:
         """Queue a retrain: the command's view with ``command_id`` and the scheduler's state (202)."""
@@ -136,7 +139,9 @@ def is_symbol(value: object) -> TypeGuard[str]:
 def checked_symbol(value: object) -> str:
     """``value`` when it is a pair symbol; :class:`ApiProblem` with a sentence otherwise."""
     if not is_symbol(value):
-        raise ApiProblem(f"'{str(value)[:40]}' is not a pair symbol: expected 2-32 capital letters, digits or _")
+        raise ApiProblem(
+            f"'{str(value)[:40]}' is not a pair symbol: expected 2-32 capital letters, digits or _"
+        )
     return value
 
 

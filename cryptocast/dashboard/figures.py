@@ -45,8 +45,13 @@ def message_figure(text: str, height: int = CHART_HEIGHT) -> go.Figure:
     fig.add_annotation(
         text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 16}
     )
-    fig.update_layout(height=height, template="plotly_white", margin=MARGIN,
-                      xaxis={"visible": False}, yaxis={"visible": False})  # fmt: skip
+    fig.update_layout(
+        height=height,
+        template="plotly_white",
+        margin=MARGIN,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
     return fig
 
 
@@ -59,21 +64,32 @@ def price_figure(symbol: str, window: str, candles: dict, past: list[dict], late
     """Candlesticks, past forecasts at their target times, and the newest forecast with its bands."""
     rows = candles["candles"]
     fig = go.Figure()
-    fig.add_trace(go.Candlestick(
-        x=[utc(r[0]) for r in rows], open=[r[1] for r in rows], high=[r[2] for r in rows],
-        low=[r[3] for r in rows], close=[r[4] for r in rows], name=CANDLES_NAME,
-    ))  # fmt: skip
+    fig.add_trace(
+        go.Candlestick(
+            x=[utc(r[0]) for r in rows],
+            open=[r[1] for r in rows],
+            high=[r[2] for r in rows],
+            low=[r[3] for r in rows],
+            close=[r[4] for r in rows],
+            name=CANDLES_NAME,
+        )
+    )
     _add_past(fig, past)
     if latest is not None and latest["predictions"] and rows:
         _add_forecast(fig, latest, rows[-1])
     last = rows[-1][0] if rows else None
     title = f"{symbol} · last candle {utc(last)} UTC" if last else f"{symbol} · no candles in this window"
     fig.update_layout(
-        title={"text": title, "x": 0.01}, height=CHART_HEIGHT, template="plotly_white", margin=MARGIN,
-        uirevision=revision(symbol, window), hovermode="x unified",
-        legend={"orientation": "h", "y": -0.12}, xaxis={"title": UTC_AXIS, "rangeslider": {"visible": False}},
+        title={"text": title, "x": 0.01},
+        height=CHART_HEIGHT,
+        template="plotly_white",
+        margin=MARGIN,
+        uirevision=revision(symbol, window),
+        hovermode="x unified",
+        legend={"orientation": "h", "y": -0.12},
+        xaxis={"title": UTC_AXIS, "rangeslider": {"visible": False}},
         yaxis={"title": "price", "side": "right"},
-    )  # fmt: skip
+    )
     return fig
 
 
@@ -84,11 +100,16 @@ def _add_past(fig: go.Figure, past: list[dict]) -> None:
         by_horizon[p["horizon"]].append(p)
     for i, (horizon, rows) in enumerate(sorted(by_horizon.items())):
         rows.sort(key=lambda r: r["target_time"])
-        fig.add_trace(go.Scatter(
-            x=[utc(r["target_time"]) for r in rows], y=[r["predicted"] for r in rows], mode="lines",
-            name=f"past +{horizon} min forecast", line={"color": PAST_COLORS[i % len(PAST_COLORS)], "width": 1},
-            visible=True if i == 0 else "legendonly",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[utc(r["target_time"]) for r in rows],
+                y=[r["predicted"] for r in rows],
+                mode="lines",
+                name=f"past +{horizon} min forecast",
+                line={"color": PAST_COLORS[i % len(PAST_COLORS)], "width": 1},
+                visible=True if i == 0 else "legendonly",
+            )
+        )
 
 
 def _add_forecast(fig: go.Figure, latest: dict, last_candle: list) -> None:
@@ -99,16 +120,40 @@ def _add_forecast(fig: go.Figure, latest: dict, last_candle: list) -> None:
     for level in (95, 80):
         upper = [origin_close] + [r[f"upper_{level}"] for r in rows]
         lower = [origin_close] + [r[f"lower_{level}"] for r in rows]
-        fig.add_trace(go.Scatter(x=x, y=upper, mode="lines", line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip", legendgroup=BAND_NAMES[level]))  # fmt: skip
-        fig.add_trace(go.Scatter(x=x, y=lower, mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor=BAND_FILLS[level], name=BAND_NAMES[level],
-                                 legendgroup=BAND_NAMES[level]))  # fmt: skip
-    fig.add_trace(go.Scatter(
-        x=x, y=[origin_close] + [r["predicted"] for r in rows], mode="lines+markers", name=FORECAST_NAME,
-        line={"color": FORECAST_COLOR, "width": 2, "dash": "dot"},
-        text=["now"] + [f"+{r['horizon']} min" for r in rows], hovertemplate="%{text}: %{y}<extra></extra>",
-    ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=upper,
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+                legendgroup=BAND_NAMES[level],
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=lower,
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=BAND_FILLS[level],
+                name=BAND_NAMES[level],
+                legendgroup=BAND_NAMES[level],
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[origin_close] + [r["predicted"] for r in rows],
+            mode="lines+markers",
+            name=FORECAST_NAME,
+            line={"color": FORECAST_COLOR, "width": 2, "dash": "dot"},
+            text=["now"] + [f"+{r['horizon']} min" for r in rows],
+            hovertemplate="%{text}: %{y}<extra></extra>",
+        )
+    )
 
 
 def book_figure(symbol: str, book: dict) -> go.Figure:
@@ -121,13 +166,20 @@ def book_figure(symbol: str, book: dict) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=[r[1] for r in rows], name="bid", line={"color": BID_COLOR}))
     fig.add_trace(go.Scatter(x=x, y=[r[3] for r in rows], name="ask", line={"color": ASK_COLOR}))
-    fig.add_trace(go.Scatter(x=x, y=spread, name="spread (bps)", yaxis="y2",
-                             line={"color": SPREAD_COLOR, "width": 1}))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=x, y=spread, name="spread (bps)", yaxis="y2", line={"color": SPREAD_COLOR, "width": 1})
+    )
     fig.update_layout(
-        height=BOOK_HEIGHT, template="plotly_white", margin=MARGIN, uirevision=symbol, hovermode="x unified",
-        legend={"orientation": "h", "y": -0.25}, xaxis={"title": UTC_AXIS},
-        yaxis={"title": "price"}, yaxis2={"title": "spread (bps)", "overlaying": "y", "side": "right"},
-    )  # fmt: skip
+        height=BOOK_HEIGHT,
+        template="plotly_white",
+        margin=MARGIN,
+        uirevision=symbol,
+        hovermode="x unified",
+        legend={"orientation": "h", "y": -0.25},
+        xaxis={"title": UTC_AXIS},
+        yaxis={"title": "price"},
+        yaxis2={"title": "spread (bps)", "overlaying": "y", "side": "right"},
+    )
     return fig
 
 
@@ -150,33 +202,76 @@ def calibration_figure(symbol: str, answer: dict) -> go.Figure:
     from ``GET /pairs/{symbol}/scores``: a calibrated band sits on its nominal in both."""
     horizons = dict(sorted(answer["horizons"].items(), key=lambda kv: int(kv[0])))
     if not horizons:
-        return message_figure(f"{symbol}: no scored forecasts in the last {answer['window_minutes']} minutes",
-                              CALIBRATION_HEIGHT)  # fmt: skip
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.35, 0.65],
-                        subplot_titles=("reliability: observed vs nominal", "coverage by UTC hour (all horizons)"))  # fmt: skip
+        return message_figure(
+            f"{symbol}: no scored forecasts in the last {answer['window_minutes']} minutes",
+            CALIBRATION_HEIGHT,
+        )
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.35, 0.65],
+        subplot_titles=("reliability: observed vs nominal", "coverage by UTC hour (all horizons)"),
+    )
     nominals = [band["nominal"] for band in next(iter(horizons.values()))["bands"].values()]
     ends = [min(nominals) - 0.1, 1.0]
-    fig.add_trace(go.Scatter(x=ends, y=ends, mode="lines", name="nominal", line={"color": "#7f7f7f", "dash": "dash"}),
-                  row=1, col=1)  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=ends, y=ends, mode="lines", name="nominal", line={"color": "#7f7f7f", "dash": "dash"}),
+        row=1,
+        col=1,
+    )
     for key, color in BAND_COLORS.items():
         bands = [(h, s["bands"][key]) for h, s in horizons.items() if key in s["bands"]]
         apart = [(i - (len(bands) - 1) / 2) * HORIZON_SPREAD for i in range(len(bands))]
-        fig.add_trace(go.Scatter(
-            x=[b["nominal"] + d for (_, b), d in zip(bands, apart, strict=True)], y=[b["coverage"] for _, b in bands],
-            mode="markers+text", customdata=[b["nominal"] for _, b in bands],
-            hovertemplate="nominal %{customdata}: observed %{y:.3f}<extra>%{text}</extra>",
-            text=[f"+{h}" for h, _ in bands], textposition="top center", name=f"{key} % band", legendgroup=key,
-            marker={"color": color, "size": 8},
-            error_y={"type": "data", "array": [ERROR_BAR_SE * b["coverage_se"] for _, b in bands]},
-        ), row=1, col=1)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[b["nominal"] + d for (_, b), d in zip(bands, apart, strict=True)],
+                y=[b["coverage"] for _, b in bands],
+                mode="markers+text",
+                customdata=[b["nominal"] for _, b in bands],
+                hovertemplate="nominal %{customdata}: observed %{y:.3f}<extra>%{text}</extra>",
+                text=[f"+{h}" for h, _ in bands],
+                textposition="top center",
+                name=f"{key} % band",
+                legendgroup=key,
+                marker={"color": color, "size": 8},
+                error_y={"type": "data", "array": [ERROR_BAR_SE * b["coverage_se"] for _, b in bands]},
+            ),
+            row=1,
+            col=1,
+        )
         nominal = bands[0][1]["nominal"]
-        fig.add_trace(go.Scatter(x=list(range(HOURS)), y=_pooled_by_hour(horizons, key), mode="lines+markers",
-                                 name=f"{key} % by hour", legendgroup=key, line={"color": color}), row=1, col=2)  # fmt: skip
-        fig.add_trace(go.Scatter(x=[0, HOURS - 1], y=[nominal, nominal], mode="lines", showlegend=False,
-                                 hoverinfo="skip", line={"color": color, "dash": "dot", "width": 1}), row=1, col=2)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(HOURS)),
+                y=_pooled_by_hour(horizons, key),
+                mode="lines+markers",
+                name=f"{key} % by hour",
+                legendgroup=key,
+                line={"color": color},
+            ),
+            row=1,
+            col=2,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[0, HOURS - 1],
+                y=[nominal, nominal],
+                mode="lines",
+                showlegend=False,
+                hoverinfo="skip",
+                line={"color": color, "dash": "dot", "width": 1},
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title_text="nominal", range=ends, row=1, col=1)
     fig.update_yaxes(title_text="observed", range=[ends[0], ends[1] + 0.02], row=1, col=1)
     fig.update_xaxes(title_text="hour of the origin (UTC)", range=[-0.5, HOURS - 0.5], row=1, col=2)
-    fig.update_layout(height=CALIBRATION_HEIGHT, template="plotly_white", margin=MARGIN, uirevision=symbol,
-                      legend={"orientation": "h", "y": -0.3})  # fmt: skip
+    fig.update_layout(
+        height=CALIBRATION_HEIGHT,
+        template="plotly_white",
+        margin=MARGIN,
+        uirevision=symbol,
+        legend={"orientation": "h", "y": -0.3},
+    )
     return fig

@@ -16,7 +16,8 @@ WINDOWS = {"1h": 60, "6h": 360, "1d": 1440, "1w": 10080}  # minutes of candles t
 DEFAULT_WINDOW = "6h"
 FAST_POLL_MS = 1000  # new candle / new forecast check
 NO_PAIR = "No pair selected."
-SLOW_POLL_MS = 5000  # banner, accuracy, book, calibration, training, models and system panels; a followed command
+# banner, accuracy, book, calibration, training, models and system panels; a followed command
+SLOW_POLL_MS = 5000
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #1d2330; }
@@ -53,69 +54,114 @@ INDEX = (
 
 
 def controls() -> html.Div:
-    return html.Div([
-        dcc.Dropdown(id="pair", className="picker", clearable=False, placeholder="pair"),
-        dcc.RadioItems(id="window", options=list(WINDOWS), value=DEFAULT_WINDOW, inline=True),
-        dcc.Input(id="new-pair", placeholder="add a pair, e.g. ETHUSDT", debounce=False, type="text"),
-        html.Button("Add pair", id="add-pair"),
-        html.Button("Remove selected pair", id="remove-pair"),
-        dcc.ConfirmDialog(id="confirm-remove"),
-    ], className="controls")  # fmt: skip
+    return html.Div(
+        [
+            dcc.Dropdown(id="pair", className="picker", clearable=False, placeholder="pair"),
+            dcc.RadioItems(id="window", options=list(WINDOWS), value=DEFAULT_WINDOW, inline=True),
+            dcc.Input(id="new-pair", placeholder="add a pair, e.g. ETHUSDT", debounce=False, type="text"),
+            html.Button("Add pair", id="add-pair"),
+            html.Button("Remove selected pair", id="remove-pair"),
+            dcc.ConfirmDialog(id="confirm-remove"),
+        ],
+        className="controls",
+    )
 
 
 def sign_in() -> html.Div:
     """The viewer's own API token for changes; reads need none."""
-    return html.Div([
-        html.Label("Sign in with an API token", htmlFor="token"),
-        dcc.Input(id="token", type="password", placeholder="API token", autoComplete="off", value=""),
-        html.Button("Sign in", id="sign-in"),
-        html.Button("Sign out", id="sign-out", hidden=True),
-        html.Span(id="auth-status"),
-    ], className="auth")  # fmt: skip
+    return html.Div(
+        [
+            html.Label("Sign in with an API token", htmlFor="token"),
+            dcc.Input(id="token", type="password", placeholder="API token", autoComplete="off", value=""),
+            html.Button("Sign in", id="sign-in"),
+            html.Button("Sign out", id="sign-out", hidden=True),
+            html.Span(id="auth-status"),
+        ],
+        className="auth",
+    )
 
 
 def purge() -> html.Details:
     """Deleting the selected pair and its data: typed symbol first, then the button."""
-    return html.Details([
-        html.Summary("Delete the selected pair and its data"),
-        html.Span("Stops the pair and deletes its candles, order book, forecasts and models. Type its symbol:"),
-        dcc.Input(id="purge-symbol", placeholder="the pair's symbol", autoComplete="off", type="text", value=""),
-        html.Button("Delete pair and data", id="purge-pair"),
-    ], className="purge")  # fmt: skip
+    return html.Details(
+        [
+            html.Summary("Delete the selected pair and its data"),
+            html.Span(
+                "Stops the pair and deletes its candles, order book, forecasts and models. Type its symbol:"
+            ),
+            dcc.Input(
+                id="purge-symbol", placeholder="the pair's symbol", autoComplete="off", type="text", value=""
+            ),
+            html.Button("Delete pair and data", id="purge-pair"),
+        ],
+        className="purge",
+    )
 
 
 def page(api_url: str) -> html.Div:
-    return html.Div([
-        html.Header([html.H1("cryptocast"), html.Span(f"API {shown_url(api_url)} · all times UTC")]),
-        html.Div(id="replay-banner", className="banner", hidden=True),
-        html.Main([
-            html.Div(id="api-message", className="message"),
-            sign_in(),
-            controls(),
-            purge(),
-            html.Div(id="pair-message", className="message"),
-            html.Div(id="pair-progress", className="progress"),
-            html.Div([html.Div(id="chart-message", className="message"),
-                      dcc.Graph(id="price-chart", config={"displaylogo": False})], className="card"),
-            html.Div([
-                html.Div([html.H2("Accuracy (live, rolling)"), html.Div(id="accuracy")], className="card"),
-                html.Div([html.H2("Top of book"), dcc.Graph(id="book-chart", config={"displaylogo": False})],
-                         className="card"),
-            ], className="row"),
-            html.Div([html.H2("Calibration (live, rolling)"), html.Div(id="calibration"),
-                      dcc.Graph(id="calibration-chart", config={"displaylogo": False})], className="card"),
-            html.Div([
-                html.Div([html.H2("Training"), html.Button("Retrain now", id="retrain")], className="card-head"),
-                html.Div(id="retrain-message", className="progress"),
-                html.Div(id="training"),
-            ], className="card"),
-            html.Div([html.H2("Models"), html.Div(id="models")], className="card"),
-            html.Div([html.H2("System"), html.Div(id="system")], className="card"),
-        ]),
-        dcc.Interval(id="fast-tick", interval=FAST_POLL_MS),
-        dcc.Interval(id="slow-tick", interval=SLOW_POLL_MS),
-        dcc.Store(id="stamp"),
-        dcc.Store(id="drawn"),  # uirevision of the price figure on screen; None while it shows a message
-        dcc.Store(id="pending"),
-        dcc.Store(id="following"),  # the id of the training command the page follows; None when none
-    ])  # fmt: skip
+    return html.Div(
+        [
+            html.Header([html.H1("cryptocast"), html.Span(f"API {shown_url(api_url)} · all times UTC")]),
+            html.Div(id="replay-banner", className="banner", hidden=True),
+            html.Main(
+                [
+                    html.Div(id="api-message", className="message"),
+                    sign_in(),
+                    controls(),
+                    purge(),
+                    html.Div(id="pair-message", className="message"),
+                    html.Div(id="pair-progress", className="progress"),
+                    html.Div(
+                        [
+                            html.Div(id="chart-message", className="message"),
+                            dcc.Graph(id="price-chart", config={"displaylogo": False}),
+                        ],
+                        className="card",
+                    ),
+                    html.Div(
+                        [
+                            html.Div(
+                                [html.H2("Accuracy (live, rolling)"), html.Div(id="accuracy")],
+                                className="card",
+                            ),
+                            html.Div(
+                                [
+                                    html.H2("Top of book"),
+                                    dcc.Graph(id="book-chart", config={"displaylogo": False}),
+                                ],
+                                className="card",
+                            ),
+                        ],
+                        className="row",
+                    ),
+                    html.Div(
+                        [
+                            html.H2("Calibration (live, rolling)"),
+                            html.Div(id="calibration"),
+                            dcc.Graph(id="calibration-chart", config={"displaylogo": False}),
+                        ],
+                        className="card",
+                    ),
+                    html.Div(
+                        [
+                            html.Div(
+                                [html.H2("Training"), html.Button("Retrain now", id="retrain")],
+                                className="card-head",
+                            ),
+                            html.Div(id="retrain-message", className="progress"),
+                            html.Div(id="training"),
+                        ],
+                        className="card",
+                    ),
+                    html.Div([html.H2("Models"), html.Div(id="models")], className="card"),
+                    html.Div([html.H2("System"), html.Div(id="system")], className="card"),
+                ]
+            ),
+            dcc.Interval(id="fast-tick", interval=FAST_POLL_MS),
+            dcc.Interval(id="slow-tick", interval=SLOW_POLL_MS),
+            dcc.Store(id="stamp"),
+            dcc.Store(id="drawn"),  # uirevision of the price figure on screen; None while it shows a message
+            dcc.Store(id="pending"),
+            dcc.Store(id="following"),  # the id of the training command the page follows; None when none
+        ]
+    )

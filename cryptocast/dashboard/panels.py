@@ -28,10 +28,13 @@ def _age(text: str | None, now: datetime) -> str:
 def table(header: list[str], rows: list[list], table_id: str) -> html.Table:
     """A ``grid`` table; a cell is text or a component."""
     return html.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in header])),
-         html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows])],
-        id=table_id, className="grid",
-    )  # fmt: skip
+        [
+            html.Thead(html.Tr([html.Th(h) for h in header])),
+            html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows]),
+        ],
+        id=table_id,
+        className="grid",
+    )
 
 
 def is_replay(health: dict) -> bool:
@@ -47,8 +50,10 @@ def replay_banner(health: dict) -> list:
     parts = [html.Strong("REPLAY EXCHANGE"), " — replayed recordings, not the live market."]
     if details:
         recordings = ", ".join(f"{s}: {r}" for s, r in sorted((details.get("recordings") or {}).items()))
-        parts.append(f" Recording {recordings or '—'}; time shift {details.get('shift', '—')};"
-                     f" speed {details.get('speed', '—')}×.")  # fmt: skip
+        parts.append(
+            f" Recording {recordings or '—'}; time shift {details.get('shift', '—')};"
+            f" speed {details.get('speed', '—')}×."
+        )
     if exchange.get("url"):  # the API names only public endpoints; a replay's address stays with it
         parts.append(f" Source: {exchange['url']}")
     return parts
@@ -75,10 +80,17 @@ def accuracy_panel(detail: dict) -> list:
     rows = []
     for h, raw in sorted(live["horizons"].items(), key=lambda kv: int(kv[0])):
         s = {k: float(v) for k, v in raw.items()}  # averages of SQL numerics arrive as strings
-        rows.append([
-            f"+{h} min", str(int(s["n"])), f"{s['mae']:.4g}", f"{s['mae_persistence']:.4g}", f"{s['skill']:+.3f}",
-            f"{100 * s['coverage_80']:.1f} % (80 %)", f"{100 * s['coverage_95']:.1f} % (95 %)",
-        ])  # fmt: skip
+        rows.append(
+            [
+                f"+{h} min",
+                str(int(s["n"])),
+                f"{s['mae']:.4g}",
+                f"{s['mae_persistence']:.4g}",
+                f"{s['skill']:+.3f}",
+                f"{100 * s['coverage_80']:.1f} % (80 %)",
+                f"{100 * s['coverage_95']:.1f} % (95 %)",
+            ]
+        )
     header = ["horizon", "scored", "MAE model", "MAE persistence", "skill", "coverage 80", "coverage 95"]
     models = detail["freshness"]["models"]
     facts = [
@@ -92,8 +104,17 @@ def accuracy_panel(detail: dict) -> list:
     ]
 
 
-CALIBRATION_HEADER = ["horizon", "scored (n/h)", "coverage 80 ± SE", "interval score 80", "Kupiec p 80",
-                      "coverage 95 ± SE", "interval score 95", "Kupiec p 95", "WIS"]  # fmt: skip
+CALIBRATION_HEADER = [
+    "horizon",
+    "scored (n/h)",
+    "coverage 80 ± SE",
+    "interval score 80",
+    "Kupiec p 80",
+    "coverage 95 ± SE",
+    "interval score 95",
+    "Kupiec p 95",
+    "WIS",
+]
 
 
 def _p_value(value: float | None) -> str:
@@ -102,22 +123,34 @@ def _p_value(value: float | None) -> str:
 
 def _band_cells(band: dict) -> list[str]:
     """Coverage against nominal with its standard error, the interval score (bps), Kupiec's p."""
-    return [f"{100 * band['coverage']:.1f} ± {100 * band['coverage_se']:.1f} % ({100 * band['nominal']:.0f} %)",
-            f"{band['interval_score_bps']:.2f} bps", _p_value(band["kupiec_p"])]  # fmt: skip
+    return [
+        f"{100 * band['coverage']:.1f} ± {100 * band['coverage_se']:.1f} % ({100 * band['nominal']:.0f} %)",
+        f"{band['interval_score_bps']:.2f} bps",
+        _p_value(band["kupiec_p"]),
+    ]
 
 
 def calibration_panel(answer: dict) -> list:
     """The served bands' live scores per horizon (``GET /pairs/{symbol}/scores``): coverage vs nominal,
     interval score and Kupiec's test per band, and the weighted interval score."""
     rows = [
-        [f"+{h} min", f"{s['n']} ({s['n_effective']:.0f})", *_band_cells(s["bands"]["80"]),
-         *_band_cells(s["bands"]["95"]), f"{s['wis_bps']:.2f} bps"]
+        [
+            f"+{h} min",
+            f"{s['n']} ({s['n_effective']:.0f})",
+            *_band_cells(s["bands"]["80"]),
+            *_band_cells(s["bands"]["95"]),
+            f"{s['wis_bps']:.2f} bps",
+        ]
         for h, s in sorted(answer["horizons"].items(), key=lambda kv: int(kv[0]))
-    ]  # fmt: skip
+    ]
     return [
-        html.P(f"Served bands over the last {answer['window_minutes']} minutes; scores in basis points of the "
-               "close, SE and Kupiec's test on n/h non-overlapping outcomes."),  # fmt: skip
-        table(CALIBRATION_HEADER, rows, "calibration-table") if rows else html.P("No scored predictions yet."),
+        html.P(
+            f"Served bands over the last {answer['window_minutes']} minutes; scores in basis points of the "
+            "close, SE and Kupiec's test on n/h non-overlapping outcomes."
+        ),
+        table(CALIBRATION_HEADER, rows, "calibration-table")
+        if rows
+        else html.P("No scored predictions yet."),
     ]
 
 
@@ -127,10 +160,16 @@ def system_panel(details: list[dict]) -> html.Table:
     for d in details:
         lag = d["freshness"]["data_lag_s"]
         completeness = d["completeness_percent"]
-        rows.append([
-            d["symbol"], d["status"], f"{lag:.1f} s" if lag is not None else "—",
-            f"{completeness:.2f} %" if completeness is not None else "—", str(d["restarts"]),
-            when(d["freshness"]["last_candle_time"]), d["last_error"] or d["alarm"] or "",
-        ])  # fmt: skip
+        rows.append(
+            [
+                d["symbol"],
+                d["status"],
+                f"{lag:.1f} s" if lag is not None else "—",
+                f"{completeness:.2f} %" if completeness is not None else "—",
+                str(d["restarts"]),
+                when(d["freshness"]["last_candle_time"]),
+                d["last_error"] or d["alarm"] or "",
+            ]
+        )
     header = ["pair", "state", "lag", "completeness", "restarts", "last candle", "problem"]
     return table(header, rows, "system-table")

@@ -24,8 +24,9 @@ def start_dashboard(settings: Settings, api_url: str, port: int | None = None) -
     if _running is not None:
         raise RuntimeError("the dashboard is already running (stop_dashboard() first)")
     app = create_app(api_url)
-    server = make_server(settings.bind_host, settings.dashboard_port if port is None else port, app.server,
-                         threaded=True)  # fmt: skip
+    server = make_server(
+        settings.bind_host, settings.dashboard_port if port is None else port, app.server, threaded=True
+    )
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     _running = (server, thread)

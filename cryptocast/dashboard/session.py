@@ -31,8 +31,12 @@ class SessionStore:
     looks at the oldest entries.
     """
 
-    def __init__(self, max_sessions: int = MAX_SESSIONS, ttl_s: float = SESSION_TTL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        max_sessions: int = MAX_SESSIONS,
+        ttl_s: float = SESSION_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_sessions = max_sessions
         self.ttl_s = ttl_s
         self.clock = clock
@@ -93,8 +97,15 @@ def install(server: flask.Flask) -> None:
     def _write_cookie(response: flask.Response) -> flask.Response:
         session_id = flask.g.pop(_COOKIE_CHANGE, None)
         if session_id:
-            response.set_cookie(SESSION_COOKIE, session_id, max_age=SESSION_TTL_S, path="/", httponly=True,
-                                samesite="Strict", secure=flask.request.is_secure)  # fmt: skip
+            response.set_cookie(
+                SESSION_COOKIE,
+                session_id,
+                max_age=SESSION_TTL_S,
+                path="/",
+                httponly=True,
+                samesite="Strict",
+                secure=flask.request.is_secure,
+            )
         elif session_id is not None:
             response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
         return response

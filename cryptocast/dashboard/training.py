@@ -16,8 +16,18 @@ from dash import html
 from cryptocast.dashboard.panels import table, when
 from cryptocast.sql.cli import describe_outcome, describe_progress
 
-MODELS_HEADER = ["kind", "version", "status", "serves", "trained", "val skill", "test skill", "gate",
-                 "live (n, skill, coverage 80/95)", "test bands (coverage 80/95, interval score 80/95 bps)"]  # fmt: skip
+MODELS_HEADER = [
+    "kind",
+    "version",
+    "status",
+    "serves",
+    "trained",
+    "val skill",
+    "test skill",
+    "gate",
+    "live (n, skill, coverage 80/95)",
+    "test bands (coverage 80/95, interval score 80/95 bps)",
+]
 
 
 def _duration(seconds: float) -> str:
@@ -106,10 +116,12 @@ def _live(scores: list[dict]) -> list | str:
     """Per horizon: scored forecasts, skill and coverage; a version's unserved forecasts say shadow."""
     rows = sorted(scores, key=lambda s: (s["horizon"], not s["served"]))
     return [
-        html.Div(f"+{s['horizon']}: {int(s['n'])}, {_signed(s['skill'])}, {100 * float(s['coverage_80']):.0f}/"
-                 f"{100 * float(s['coverage_95']):.0f} %" + ("" if s["served"] else " shadow"))
+        html.Div(
+            f"+{s['horizon']}: {int(s['n'])}, {_signed(s['skill'])}, {100 * float(s['coverage_80']):.0f}/"
+            f"{100 * float(s['coverage_95']):.0f} %" + ("" if s["served"] else " shadow")
+        )
         for s in rows
-    ] or "—"  # fmt: skip
+    ] or "—"
 
 
 def _percent(value: float | None) -> str:
@@ -126,8 +138,10 @@ def _test_bands(scores: dict) -> list | str:
     lines = []
     for h, s in scores.items():
         b80, b95 = s["bands"]["80"], s["bands"]["95"]
-        text = (f"+{h}: {_percent(b80['coverage'])}/{_percent(b95['coverage'])} %, "
-                f"{_bps(b80['interval_score_bps'])}/{_bps(b95['interval_score_bps'])}")  # fmt: skip
+        text = (
+            f"+{h}: {_percent(b80['coverage'])}/{_percent(b95['coverage'])} %, "
+            f"{_bps(b80['interval_score_bps'])}/{_bps(b95['interval_score_bps'])}"
+        )
         lines.append(html.Div(text, title="; ".join(filter(None, (_worst(b80, "80"), _worst(b95, "95"))))))
     return lines or "—"
 
@@ -146,11 +160,20 @@ def _worst(band: dict, key: str) -> str:
 def models_table(answer: dict) -> html.Table | html.P:
     """Every version of the pair (``GET /models/{symbol}``), newest first, with its gate and live scores."""
     rows = [
-        [v["kind"], f"v{v['version']}", html.Span(v["status"], title=v["reason"] or ""), _serves(v),
-         when(v["trained_at"]), _signed(v["metrics"].get("val_skill")), _test_skill(v["metrics"]),
-         _gate(v["metrics"]), _live(v["live"]), _test_bands(v.get("scores") or {})]
+        [
+            v["kind"],
+            f"v{v['version']}",
+            html.Span(v["status"], title=v["reason"] or ""),
+            _serves(v),
+            when(v["trained_at"]),
+            _signed(v["metrics"].get("val_skill")),
+            _test_skill(v["metrics"]),
+            _gate(v["metrics"]),
+            _live(v["live"]),
+            _test_bands(v.get("scores") or {}),
+        ]
         for v in answer["versions"]
-    ]  # fmt: skip
+    ]
     if not rows:
         return html.P(f"{answer['symbol']}: no model yet.")
     return table(MODELS_HEADER, rows, "models-table")

@@ -151,7 +151,7 @@ class BinanceExchange(AsyncClient):
         **client_kwargs: object,
     ) -> None:
         settings = settings or get_settings()
-        super().__init__(**client_kwargs)  # type: ignore[arg-type]
+        super().__init__(**client_kwargs)
         self.API_URL = rest_url or settings.rest_url
         self.stream_url = stream_url or settings.stream_url
         self.max_queue_size = max_queue_size
@@ -238,9 +238,13 @@ class BinanceExchange(AsyncClient):
         derived = BOOK_FIELD in await self.derived_fields(symbol)
         q = await self.get_orderbook_ticker(symbol=symbol.upper())
         return BookQuote(
-            q["symbol"], float(q["bidPrice"]), float(q["bidQty"]), float(q["askPrice"]), float(q["askQty"]),
+            q["symbol"],
+            float(q["bidPrice"]),
+            float(q["bidQty"]),
+            float(q["askPrice"]),
+            float(q["askQty"]),
             derived=derived,
-        )  # fmt: skip
+        )
 
     # --- streams --------------------------------------------------------------------------------
     def socket_manager(self) -> BinanceSocketManager:
@@ -343,7 +347,12 @@ class MarketStream:
         if "b" in data and "a" in data and "u" in data:
             symbol = data["s"]
             return BookQuote(
-                symbol, float(data["b"]), float(data["B"]), float(data["a"]), float(data["A"]),
-                update_id=int(data["u"]), derived=BOOK_FIELD in self._derived.get(symbol, ()),
-            )  # fmt: skip
+                symbol,
+                float(data["b"]),
+                float(data["B"]),
+                float(data["a"]),
+                float(data["A"]),
+                update_id=int(data["u"]),
+                derived=BOOK_FIELD in self._derived.get(symbol, ()),
+            )
         return None

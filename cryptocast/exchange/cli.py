@@ -100,7 +100,7 @@ def pack_command(
     source: list[Path] = typer.Argument(
         ..., help="CSV recordings (open_time_ms,open,high,low,close,volume)."
     ),
-    target: Path = typer.Option(Path("."), help="Directory for the Parquet files."),
+    target: Path = typer.Option(Path(), help="Directory for the Parquet files."),
 ) -> None:
     """Convert CSV recordings to the compact Parquet form the replay bundles (exact decimals, zstd)."""
     target.mkdir(parents=True, exist_ok=True)

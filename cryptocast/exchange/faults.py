@@ -44,15 +44,22 @@ def parse_fault_args(args: list[str]) -> dict[str, str]:
     return spec
 
 
+def _scalar(value: object) -> str | float:
+    """A text or JSON number for ``int()`` / ``float()``; anything else is the TypeError they raise."""
+    if isinstance(value, str | int | float):
+        return value
+    raise TypeError(f"a number or numeric string is needed, not {type(value).__name__!r}")
+
+
 def _fraction(key: str, value: object) -> float:
-    rate = float(value)  # type: ignore[arg-type]
+    rate = float(_scalar(value))
     if not 0.0 <= rate <= 1.0:
         raise FaultError(f"fault {key}: a fraction between 0 and 1, got {value!r}")
     return rate
 
 
 def _seconds(key: str, value: object) -> float:
-    seconds = float(value)  # type: ignore[arg-type]
+    seconds = float(_scalar(value))
     if seconds < 0:
         raise FaultError(f"fault {key}: seconds must be >= 0, got {value!r}")
     return seconds
@@ -103,7 +110,7 @@ class Faults:
             items = value if isinstance(value, list) else str(value).split(",")
             self.stalled = frozenset(str(s).strip().lower() for s in items if str(s).strip())
         elif key == "burst":
-            self.burst_pending = int(value)  # type: ignore[arg-type]
+            self.burst_pending = int(_scalar(value))
         elif key == "malformed":
             self.malformed_rate = _fraction(key, value)
         elif key == "5xx":
@@ -139,7 +146,11 @@ class Faults:
     def is_stalled(self, stream: str) -> bool:
         if not self.stalled:
             return False
-        return ALL_STREAMS in self.stalled or stream in self.stalled or stream.split("@")[0] in self.stalled
+        return (
+            ALL_STREAMS in self.stalled
+            or stream in self.stalled
+            or stream.split("@", maxsplit=1)[0] in self.stalled
+        )
 
     def chance(self, rate: float) -> bool:
         return rate > 0 and (rate >= 1.0 or self.rng.random() < rate)

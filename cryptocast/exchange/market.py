@@ -24,11 +24,21 @@ from cryptocast.records import DERIVABLE_FIELDS, MINUTE_MS
 
 DAY_MS = 24 * 3_600_000
 INTERVAL_MS: dict[str, int] = {
-    "1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS, "1h": 60 * MINUTE_MS, "2h": 120 * MINUTE_MS, "4h": 240 * MINUTE_MS,
-    "6h": 360 * MINUTE_MS, "8h": 480 * MINUTE_MS, "12h": 720 * MINUTE_MS, "1d": DAY_MS,
-    "3d": 3 * DAY_MS, "1w": 7 * DAY_MS,
-}  # fmt: skip
+    "1m": MINUTE_MS,
+    "3m": 3 * MINUTE_MS,
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": 60 * MINUTE_MS,
+    "2h": 120 * MINUTE_MS,
+    "4h": 240 * MINUTE_MS,
+    "6h": 360 * MINUTE_MS,
+    "8h": 480 * MINUTE_MS,
+    "12h": 720 * MINUTE_MS,
+    "1d": DAY_MS,
+    "3d": 3 * DAY_MS,
+    "1w": 7 * DAY_MS,
+}
 MONTH = "1M"
 SUPPORTED_INTERVALS = (*INTERVAL_MS, MONTH)
 BINANCE_INTERVALS = ("1s", *SUPPORTED_INTERVALS)
@@ -64,11 +74,19 @@ class Bars:
 
     def _columns(self) -> zip:
         return zip(
-            self.open_time.tolist(), self.open.tolist(), self.high.tolist(), self.low.tolist(),
-            self.close.tolist(), self.volume.tolist(), self.close_time.tolist(),
-            self.quote_volume.tolist(), self.trades.tolist(), self.taker_base.tolist(),
-            self.taker_quote.tolist(), strict=True,
-        )  # fmt: skip
+            self.open_time.tolist(),
+            self.open.tolist(),
+            self.high.tolist(),
+            self.low.tolist(),
+            self.close.tolist(),
+            self.volume.tolist(),
+            self.close_time.tolist(),
+            self.quote_volume.tolist(),
+            self.trades.tolist(),
+            self.taker_base.tolist(),
+            self.taker_quote.tolist(),
+            strict=True,
+        )
 
     def rows(self) -> list[list]:
         """Binance's 12-field kline rows: times and trades as ints, the rest as strings."""
@@ -86,7 +104,9 @@ class Bars:
 _ROW_JSON = '[%d,"%.8f","%.8f","%.8f","%.8f","%.8f",%d,"%.8f",%d,"%.8f","%.8f","0"]'
 
 
-def derive(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, trade_unit: float):
+def derive(
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, trade_unit: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Quote volume, trades and taker-buy volumes from OHLCV (the fields recordings lack)."""
     typical = (h + lo + c) / 3.0
     quote_volume = v * typical
@@ -196,8 +216,9 @@ class ReplaySymbol:
         times = self.times[lo:hi]
         if hi > closed:  # the forming minute, always the last one
             step = (now - int(self.times[closed])) // STEP_MS
-            values = [np.array([x]) for x in self.partial(closed, step)]
-            extra = derive(*values, self.trade_unit)
+            po, ph, pl, pc, pv = (np.array([x]) for x in self.partial(closed, step))
+            values = [po, ph, pl, pc, pv]
+            extra = derive(po, ph, pl, pc, pv, self.trade_unit)
             cols = [np.concatenate([a, b]) for a, b in zip(cols, values, strict=True)]
             derived = [np.concatenate([a, b]) for a, b in zip(derived, extra, strict=True)]
         return Bars(times, times + MINUTE_MS - 1, *cols, *derived)
@@ -229,13 +250,25 @@ class ReplaySymbol:
             "E": now,
             "s": self.symbol,
             "k": {
-                "t": t, "T": t + MINUTE_MS - 1, "s": self.symbol, "i": "1m",
-                "f": first, "L": first + n - 1 if n else -1,
-                "o": fmt(bars.open[0]), "c": fmt(bars.close[0]), "h": fmt(bars.high[0]), "l": fmt(bars.low[0]),
-                "v": fmt(bars.volume[0]), "n": n, "x": closed, "q": fmt(bars.quote_volume[0]),
-                "V": fmt(bars.taker_base[0]), "Q": fmt(bars.taker_quote[0]), "B": "0",
+                "t": t,
+                "T": t + MINUTE_MS - 1,
+                "s": self.symbol,
+                "i": "1m",
+                "f": first,
+                "L": first + n - 1 if n else -1,
+                "o": fmt(bars.open[0]),
+                "c": fmt(bars.close[0]),
+                "h": fmt(bars.high[0]),
+                "l": fmt(bars.low[0]),
+                "v": fmt(bars.volume[0]),
+                "n": n,
+                "x": closed,
+                "q": fmt(bars.quote_volume[0]),
+                "V": fmt(bars.taker_base[0]),
+                "Q": fmt(bars.taker_quote[0]),
+                "B": "0",
             },
-        }  # fmt: skip
+        }
 
     # --- top of book ----------------------------------------------------------------------------
     def last_price(self, now: int) -> float:

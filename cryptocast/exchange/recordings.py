@@ -88,7 +88,7 @@ def symbol_of(path: Path) -> str:
 def infer_step(values: np.ndarray) -> float:
     """Largest power-of-ten step (down to 1e-8) that every value is a whole multiple of."""
     finite = values[np.isfinite(values) & (values != 0)]
-    for decimals in range(0, FINEST_STEP_DECIMALS + 1):
+    for decimals in range(FINEST_STEP_DECIMALS + 1):
         scaled = finite * 10.0**decimals
         if np.all(np.abs(scaled - np.rint(scaled)) < 1e-6 + 1e-9 * np.abs(scaled)):
             return 10.0**-decimals
@@ -111,7 +111,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         missing = [c for c in COLUMNS if c not in table.column_names]
         if missing:
             raise RecordingError(f"{path}: missing columns {missing}")
-        data = {c: _float_column(table[c]) for c in PRICE_COLUMNS + ("volume",)}
+        data = {c: _float_column(table[c]) for c in (*PRICE_COLUMNS, "volume")}
         data["open_time_ms"] = pc.cast(table["open_time_ms"], pa.int64()).to_numpy()
         return pd.DataFrame(data)
     frame = pd.read_csv(path)
@@ -128,7 +128,7 @@ def load_recording(path: Path) -> Recording:
     open_time = frame["open_time_ms"].to_numpy(dtype=np.int64)
     if np.any(open_time % MINUTE_MS):
         raise RecordingError(f"{path}: open times must be whole minutes (1-minute candles)")
-    arrays = {c: frame[c].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS + ("volume",)}
+    arrays = {c: frame[c].to_numpy(dtype=np.float64) for c in (*PRICE_COLUMNS, "volume")}
     if not np.all(np.isfinite(np.stack(list(arrays.values())))):
         raise RecordingError(f"{path}: prices and volumes must all be numbers")
     prices = np.concatenate([arrays[c] for c in PRICE_COLUMNS])
@@ -166,9 +166,17 @@ def load_recordings(directory: Path | None = None, pairs: list[str] | None = Non
     return list(recordings.values())
 
 
+def _decimals(value: decimal.Decimal) -> int:
+    """Digits after the point (negative for trailing zeros) of a finite decimal."""
+    exponent = value.normalize().as_tuple().exponent
+    if not isinstance(exponent, int):  # 'n', 'N' or 'F': NaN or infinity
+        raise TypeError(f"not a finite number: {value}")
+    return -exponent
+
+
 def _decimal_column(texts: pd.Series) -> pa.Array:
     values = [decimal.Decimal(t) for t in texts]
-    scale = max(0, max(-v.normalize().as_tuple().exponent for v in values))
+    scale = max(0, max(_decimals(v) for v in values))
     scale = min(scale, FINEST_STEP_DECIMALS)
     return pa.array([round(v, scale) for v in values], type=pa.decimal128(18, scale))
 
@@ -177,7 +185,7 @@ def pack(source: Path, target: Path) -> Path:
     """Write one CSV recording as compact Parquet: exact decimals, delta-encoded, zstd."""
     frame = pd.read_csv(source, dtype=str)
     columns = {"open_time_ms": pa.array(frame["open_time_ms"].astype("int64"))}
-    for column in PRICE_COLUMNS + ("volume",):
+    for column in (*PRICE_COLUMNS, "volume"):
         columns[column] = _decimal_column(frame[column])
     out = target / f"{source.name.split('.')[0]}.parquet"
     pq.write_table(
@@ -187,7 +195,7 @@ def pack(source: Path, target: Path) -> Path:
         compression_level=PARQUET_LEVEL,
         use_dictionary=False,
         store_decimal_as_integer=True,
-        column_encoding={c: "DELTA_BINARY_PACKED" for c in columns},
+        column_encoding=dict.fromkeys(columns, "DELTA_BINARY_PACKED"),
     )
     return out
 

@@ -50,8 +50,11 @@ SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 SERVER_ERRORS = (
     (500, '{"code":-1001,"msg":"Internal error; unable to process your request. Please try again."}'),
     (502, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
-    (503, '{"code":-1008,"msg":"Server is currently overloaded with other requests. Please try again in a few minutes."}'),
-)  # fmt: skip
+    (
+        503,
+        '{"code":-1008,"msg":"Server is currently overloaded with other requests. Please try again in a few minutes."}',
+    ),
+)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -108,6 +111,7 @@ class RestApi:
             await asyncio.sleep(self.faults.latency_ms / 1000.0)
         address = request.remote or "?"
         verdict = self.limiter.charge(address, self._weight(request))
+        response: web.StreamResponse
         if verdict.status == 429:
             response = error_response(
                 -1003,

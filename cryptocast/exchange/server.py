@@ -12,6 +12,7 @@ or standalone with ``cryptocast exchange replay``. Admin routes (loopback only, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,7 @@ class ReplayServer:
         site = web.TCPSite(self._runner, LOOPBACK, self.config.port, reuse_address=True)
         await site.start()
         server = site._server
-        assert server is not None and server.sockets
+        assert isinstance(server, asyncio.Server) and server.sockets
         self.port = server.sockets[0].getsockname()[1]
         self.hub.start()
 

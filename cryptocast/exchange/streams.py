@@ -51,10 +51,12 @@ class KlineStream:
         self.last_update_wall = 0.0
 
     def advance(self, now: int, wall_s: float, min_gap_s: float) -> list[dict]:
-        sym, out = self.sym, []
+        sym = self.sym
+        out: list[dict] = []
         closed = sym.closed_count(now)
-        for i in range(self.cursor, closed):
-            out.append(sym.kline_event(i, int(sym.times[i]) + MINUTE_MS, closed=True))
+        out.extend(
+            sym.kline_event(i, int(sym.times[i]) + MINUTE_MS, closed=True) for i in range(self.cursor, closed)
+        )
         self.cursor = max(self.cursor, closed)
         i = sym.forming_index(now)
         if i is not None:
@@ -91,8 +93,16 @@ class BookStream:
             return []
         self.last_second, self.last_wall = second, wall_s
         q = self.sym.book(now)
-        return [{"u": second, "s": self.sym.symbol, "b": f"{q.bid:.8f}", "B": f"{q.bid_qty:.8f}",
-                 "a": f"{q.ask:.8f}", "A": f"{q.ask_qty:.8f}"}]  # fmt: skip
+        return [
+            {
+                "u": second,
+                "s": self.sym.symbol,
+                "b": f"{q.bid:.8f}",
+                "B": f"{q.bid_qty:.8f}",
+                "a": f"{q.ask:.8f}",
+                "A": f"{q.ask_qty:.8f}",
+            }
+        ]
 
 
 @dataclass(eq=False)
@@ -235,7 +245,11 @@ class StreamHub:
                 json.dumps({"error": {"code": 2, "msg": "Invalid request: params must be a list"}, "id": rid})
             )
             return
-        error = self._subscribe(conn, params) if method == "SUBSCRIBE" else self._unsubscribe(conn, params)
+        error = None
+        if method == "SUBSCRIBE":
+            error = self._subscribe(conn, params)
+        else:
+            self._unsubscribe(conn, params)
         if error:
             conn.send(json.dumps({"error": {"code": 2, "msg": error}, "id": rid}))
         else:

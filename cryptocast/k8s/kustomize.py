@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -31,8 +32,8 @@ def _pointer(path: str) -> list[str]:
     return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
 
 
-def _parent(doc: object, parts: list[str]) -> tuple[object, str]:
-    node = doc
+def _parent(doc: dict[str, Any], parts: list[str]) -> tuple[dict[str, Any] | list[Any], str]:
+    node: dict[str, Any] | list[Any] = doc
     for part in parts[:-1]:
         node = node[int(part)] if isinstance(node, list) else node[part]
     return node, parts[-1]

@@ -23,5 +23,9 @@ def require_token(request: Request) -> None:
             raise ApiError(503, "writes are disabled: the API runs in prod mode without CRYPTOCAST_API_TOKEN")
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
-        raise ApiError(401, "this endpoint needs 'Authorization: Bearer <token>' with the configured API token")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.get_secret_value().encode()
+    ):
+        raise ApiError(
+            401, "this endpoint needs 'Authorization: Bearer <token>' with the configured API token"
+        )

@@ -74,8 +74,11 @@ def score_horizon(h: int, rows: dict[str, np.ndarray]) -> dict:
             "kupiec_p": test.kupiec_p,
             "christoffersen_p": test.christoffersen_p,
             "backtest": test.to_dict(),
-            "by_hour": {"coverage": by_hour.tolist(), "se": [coverage_se(level, int(c), h) for c in per_hour],
-                        "n": per_hour.tolist()},  # fmt: skip
+            "by_hour": {
+                "coverage": by_hour.tolist(),
+                "se": [coverage_se(level, int(c), h) for c in per_hour],
+                "n": per_hour.tolist(),
+            },
         }
     return {
         "n": n,
@@ -133,15 +136,23 @@ def _horizon_training(s: dict, decision: dict | None) -> dict:
         "crps_gaussian_bps": s.get("crps_gaussian_bps"),
         "pit_bands": s.get("pit_bands"),
         "bands": bands,
-        "mde_vs_persistence": {loss: (versus.get(loss) or {}).get("mde") for loss in ("mae", "interval_score")},
-        "gate": None if decision is None else {
-            k: decision.get(k) for k in ("promote", "days", "mde", "p_holm", "improvement", "bands_improvement")
+        "mde_vs_persistence": {
+            loss: (versus.get(loss) or {}).get("mde") for loss in ("mae", "interval_score")
         },
-    }  # fmt: skip
+        "gate": None
+        if decision is None
+        else {
+            k: decision.get(k)
+            for k in ("promote", "days", "mde", "p_holm", "improvement", "bands_improvement")
+        },
+    }
 
 
 def training_view(metrics: dict) -> dict:
     """Per horizon, the test-window scores a version was registered with ({} when none were stored)."""
     decisions = {str(d["horizon"]): d for d in metrics.get("gate") or []}
     tested = metrics.get("test") or {}
-    return {h: _horizon_training(s, decisions.get(h)) for h, s in sorted(tested.items(), key=lambda kv: int(kv[0]))}
+    return {
+        h: _horizon_training(s, decisions.get(h))
+        for h, s in sorted(tested.items(), key=lambda kv: int(kv[0]))
+    }

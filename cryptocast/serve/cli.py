@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 import yaml
 
 from cryptocast.cliutil import console
 from cryptocast.settings import ConfigurationError, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from cryptocast.sql.database import Database
+
+T = TypeVar("T")
 
 serve_app = typer.Typer(help="Ray Serve: the API and one application per pair.", no_args_is_help=True)
 
@@ -17,7 +26,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(serve_app, name="serve")
 
 
-def _with_db(work):  # noqa: ANN001, ANN202 - async callable(Database, url)
+def _with_db(work: Callable[[Database, URL], Awaitable[T]]) -> T:
     from cryptocast.sql.database import Database
     from cryptocast.sql.runtime import database_url
 
@@ -28,7 +37,7 @@ def _with_db(work):  # noqa: ANN001, ANN202 - async callable(Database, url)
         console.print(f"[red]configuration error:[/] {exc}")
         raise typer.Exit(2) from None
 
-    async def run(url):  # noqa: ANN001, ANN202
+    async def run(url: URL) -> T:
         db = Database(url)
         try:
             return await work(db, url)
@@ -44,7 +53,7 @@ def config() -> None:
     """Print the declarative config (YAML, ServeDeploySchema) for the pairs in the database."""
     from cryptocast.serve.config import ServeOptions, generate
 
-    async def work(db, url) -> dict:  # noqa: ANN001
+    async def work(db: Database, url: URL) -> dict:
         return await generate(db, ServeOptions.from_settings(get_settings()))
 
     typer.echo(yaml.safe_dump(_with_db(work), sort_keys=False))
@@ -62,7 +71,7 @@ def apply() -> None:
     settings = get_settings()
     start_ray(address=settings.ray_address)
 
-    async def work(db, url) -> str:  # noqa: ANN001
+    async def work(db: Database, url: URL) -> str:
         plain = url.render_as_string(hide_password=False)
         options = ServeOptions.from_settings(settings, plain)
         await deploy(db, options)

@@ -45,9 +45,11 @@ def deployed_applications() -> dict[str, dict]:
     """Name → deployed application config, as the controller reports it."""
     from ray.serve.context import _get_global_client
 
+    client = _get_global_client()
+    assert client is not None  # it raises instead of returning None while no controller runs
     return {
         name: app["deployed_app_config"]
-        for name, app in _get_global_client().get_serve_details().get("applications", {}).items()
+        for name, app in client.get_serve_details().get("applications", {}).items()
         if app.get("deployed_app_config")
     }
 
@@ -108,7 +110,9 @@ async def direct_ingress_url(app_name: str, proxy_port: int, timeout_s: float = 
             if group.protocol == "HTTP" and group.app_name == app_name and direct:  # a str enum
                 return f"http://{direct[0].ip}:{direct[0].port}"
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"no direct-ingress port for {app_name!r} after {timeout_s:.0f} s (is it enabled?)")
+            raise TimeoutError(
+                f"no direct-ingress port for {app_name!r} after {timeout_s:.0f} s (is it enabled?)"
+            )
         await asyncio.sleep(POLL_S)
 
 

@@ -51,7 +51,7 @@ class Prepared:
     the compressor's state is copied rather than its output reused.)
     """
 
-    __slots__ = ("stable", "prefix", "digest", "compressor", "head")
+    __slots__ = ("compressor", "digest", "head", "prefix", "stable")
 
     def __init__(self, body: dict, fragments: dict[str, bytes] | None = None) -> None:
         stable = dumps({k: v for k, v in body.items() if k != "freshness"})
@@ -91,10 +91,11 @@ class Renewing:
     covered the clock.
     """
 
-    __slots__ = ("prepared", "fresh", "stamp", "period", "encoded", "until")
+    __slots__ = ("encoded", "fresh", "period", "prepared", "stamp", "until")
 
-    def __init__(self, prepared: Prepared, fresh: dict, stamp: Callable[[dict], dict],
-                 period: Callable[[], float]) -> None:  # fmt: skip
+    def __init__(
+        self, prepared: Prepared, fresh: dict, stamp: Callable[[dict], dict], period: Callable[[], float]
+    ) -> None:
         self.prepared, self.fresh, self.stamp, self.period = prepared, fresh, stamp, period
         self.encoded: Encoded | None = None
         self.until = 0.0
@@ -113,7 +114,9 @@ def encode(body: dict, fragments: dict[str, bytes] | None = None) -> Encoded:
     return Prepared(body, fragments).finish(body.get("freshness") if "freshness" in body else None)
 
 
-def choose(answer: Encoded, if_none_match: str | None, accept_encoding: str) -> tuple[int, dict[str, str], bytes]:
+def choose(
+    answer: Encoded, if_none_match: str | None, accept_encoding: str
+) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body for a caller: 304 for a matching ``If-None-Match``, else 200 with the
     body, gzipped when the caller accepts it."""
     headers = {"ETag": answer.etag}
@@ -128,7 +131,9 @@ def respond(answer: Encoded, request: Request | None = None) -> Response:
     """The answer as a response for ``request`` (see :func:`choose`)."""
     if request is None:
         return Response(answer.data, media_type=MEDIA_TYPE, headers={"ETag": answer.etag})
-    status, headers, body = choose(answer, request.headers.get("if-none-match"), request.headers.get("accept-encoding", ""))
+    status, headers, body = choose(
+        answer, request.headers.get("if-none-match"), request.headers.get("accept-encoding", "")
+    )
     if status == 304:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=MEDIA_TYPE, headers=headers)

@@ -19,9 +19,18 @@ log = logging.getLogger(__name__)
 
 DATABASE_DOWN = "the database cannot be reached right now; the server log says where and why"
 
-STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited",
-                503: "unavailable"}  # fmt: skip
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
 
 
 class ApiError(Exception):
@@ -57,8 +66,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
-        return JSONResponse({"error": code, "message": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))  # fmt: skip
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -67,7 +79,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(
             {"error": "internal", "message": f"internal error ({type(exc).__name__}); see the server log"},
             status_code=500,

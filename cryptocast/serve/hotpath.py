@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from cryptocast.serve.encoded import GZIP_MIN_BYTES, MEDIA_TYPE, Encoded, choose
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES = 256
-Renew = Callable[[], Awaitable[object]]
+Renew = Callable[[], Coroutine[Any, Any, object]]
 
 
 class Answer(Protocol):
@@ -65,8 +65,15 @@ class HotAnswers:
         self.entries: dict[str, HotAnswer] = {}
         self.renewing: dict[str, asyncio.Task] = {}
 
-    def put(self, scope: Scope, answer: Answer, expires: float, tag: str = "",
-            renew: Renew | None = None, grace: float = 0.0) -> None:  # fmt: skip
+    def put(
+        self,
+        scope: Scope,
+        answer: Answer,
+        expires: float,
+        tag: str = "",
+        renew: Renew | None = None,
+        grace: float = 0.0,
+    ) -> None:
         """Send ``answer`` for requests like the one of ``scope`` (a routed request) until ``expires``
         (with ``renew``, until ``grace`` while it runs) or until the entries of ``tag`` are dropped."""
         key = request_key(scope)
@@ -133,7 +140,11 @@ class HotApi(FastAPI):
         started = time.perf_counter()
         accept = _header(scope, b"accept-encoding") or ""
         status, headers, body = choose(hot.answer.current(), _header(scope, b"if-none-match"), accept)
-        if status == 200 and "content-encoding" not in {k.lower() for k in headers} and len(body) >= GZIP_MIN_BYTES:
+        if (
+            status == 200
+            and "content-encoding" not in {k.lower() for k in headers}
+            and len(body) >= GZIP_MIN_BYTES
+        ):
             headers["Vary"] = "Accept-Encoding"  # as the gzip middleware marks an answer it could compress
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if status == 200:

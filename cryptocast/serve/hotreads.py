@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
+from sqlalchemy.engine import URL
 
 from cryptocast.serve import metrics
 from cryptocast.serve.encoded import Prepared, Renewing
@@ -61,11 +62,11 @@ class HotReads:
         self.news: asyncio.Task | None = None
 
     # --- news -------------------------------------------------------------------------------------
-    def listen(self, database_url: str) -> None:
+    def listen(self, database_url: str | URL) -> None:
         """Hear news of the pairs from now on: a task on the event loop that reconnects by itself."""
         self.news = asyncio.get_event_loop().create_task(self._listen(database_url))
 
-    async def _listen(self, database_url: str) -> None:
+    async def _listen(self, database_url: str | URL) -> None:
         async def connected() -> None:
             self.forget(None)  # whatever changed while nobody listened
             self.hearing = True
@@ -103,8 +104,14 @@ class HotReads:
         return REUSE_WALL_S if self.hearing else self.period_s()
 
     # --- reads --------------------------------------------------------------------------------------
-    async def read(self, cache: MicroCache[Renewing], key: str, pair: str,
-                   make: Callable[[], Awaitable[Renewing]], request: Request) -> Renewing:  # fmt: skip
+    async def read(
+        self,
+        cache: MicroCache[Renewing],
+        key: str,
+        pair: str,
+        make: Callable[[], Awaitable[Renewing]],
+        request: Request,
+    ) -> Renewing:
         """A cached read, also put where the hot path answers this exact request before FastAPI until
         it ends (hotpath.py); the hot path calls this again in the background to renew it."""
         answer = await cache.get(key, make, self.keep_s())

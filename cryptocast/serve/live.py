@@ -105,7 +105,9 @@ class LivePredictor:
         for sid, symbol in pairs:
             async with self.db.raw() as conn:
                 last = await conn.fetchval(_LAST_PREDICTED, sid)
-                newest = await conn.fetchval("SELECT max(open_time) FROM price_history WHERE symbol_id = $1", sid)
+                newest = await conn.fetchval(
+                    "SELECT max(open_time) FROM price_history WHERE symbol_id = $1", sid
+                )
                 if newest is None:
                     continue
                 floor = newest - timedelta(minutes=MAX_CATCHUP_MINUTES)
@@ -130,10 +132,14 @@ class LivePredictor:
                     return 0
                 async with self.db.raw() as conn:
                     news = json.dumps({"symbol_id": sid, "symbol": symbol, "origin_time": origin_ms})
-                    await conn.execute(_INSERT, sid, late, json.dumps(answer["rows"]), PREDICTIONS_CHANNEL, news)
+                    await conn.execute(
+                        _INSERT, sid, late, json.dumps(answer["rows"]), PREDICTIONS_CHANNEL, news
+                    )
             except Exception as exc:  # one pair's failure must not stop the loop
                 self.counts["failed"] += 1
-                self.last_error = f"{symbol} at {ms_to_dt(origin_ms).isoformat()}: {type(exc).__name__}: {exc}"
+                self.last_error = (
+                    f"{symbol} at {ms_to_dt(origin_ms).isoformat()}: {type(exc).__name__}: {exc}"
+                )
                 log.warning("prediction not stored: %s", self.last_error)
                 return 0
         if received is not None:
@@ -174,7 +180,10 @@ class LivePredictor:
             if await conn.fetchval(_RECENT_RETRAIN, symbol, window):
                 return findings
         reason = f"live drift over {window} min: " + "; ".join(findings)
-        if await command_queue.submit_training(self.db, "retrain", symbol, "drift", reason[:1000]) is not None:
+        if (
+            await command_queue.submit_training(self.db, "retrain", symbol, "drift", reason[:1000])
+            is not None
+        ):
             self.counts["retrains"] += 1
             log.warning("%s: %s; retrain requested", symbol, reason)
         return findings

@@ -43,7 +43,9 @@ class MicroCache(Generic[T]):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.stale = stale
-        self.entries: dict[str, tuple[float, float, T]] = {}  # fresh until, usable while refreshing until, value
+        self.entries: dict[
+            str, tuple[float, float, T]
+        ] = {}  # fresh until, usable while refreshing until, value
         self.flights: dict[str, _Flight] = {}  # keys being read now
         self.drops = 0  # how many times news ended entries: a refresh that saw it change is not kept
 

@@ -43,7 +43,9 @@ def _problem(kind: str, message: str) -> dict:
     name=PAIR_DEPLOYMENT, ray_actor_options={"num_cpus": PAIR_CPUS}, max_ongoing_requests=MAX_ONGOING
 )
 class PairModel:
-    def __init__(self, symbol: str, symbol_id: int, model_store: str, database_url_file: str | None = None) -> None:
+    def __init__(
+        self, symbol: str, symbol_id: int, model_store: str, database_url_file: str | None = None
+    ) -> None:
         self.symbol, self.symbol_id, self.model_store = symbol, symbol_id, model_store
         self.db = replica_database(database_url_file)
         self.models = ModelSet()
@@ -91,7 +93,9 @@ class PairModel:
 
     async def _one(self, models: ModelSet, origin_ms: int | None, window: dict | None, store: bool) -> dict:
         if models.served is None:
-            return _problem("no_model", f"{self.symbol} has no model yet: it needs 240 minutes of candles first")
+            return _problem(
+                "no_model", f"{self.symbol} has no model yet: it needs 240 minutes of candles first"
+            )
         try:
             if window is not None:
                 candles = candles_from_request(window)
@@ -110,7 +114,11 @@ class PairModel:
             if window is None:
                 raise
             return _problem("invalid_window", f"cannot forecast from the window given: {exc}")
-        answer = {"forecast": forecast_json(served), "models": models.describe(), "alarm": self.alarm}
+        answer: dict[str, object] = {
+            "forecast": forecast_json(served),
+            "models": models.describe(),
+            "alarm": self.alarm,
+        }
         if store:
             answer["rows"] = prediction_rows(models, served, shadow)
         return answer
@@ -118,4 +126,6 @@ class PairModel:
 
 def app(args: dict) -> serve.Application:
     """Application builder (``import_path`` of every ``pair_<SYMBOL>`` application)."""
-    return PairModel.bind(args["symbol"], int(args["symbol_id"]), args["model_store"], args.get("database_url_file"))
+    return PairModel.bind(  # type: ignore[attr-defined]  # mypy keeps a decorated class's type: @serve.deployment made it a Deployment
+        args["symbol"], int(args["symbol_id"]), args["model_store"], args.get("database_url_file")
+    )

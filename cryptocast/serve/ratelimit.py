@@ -30,8 +30,13 @@ UNKNOWN_CLIENT = "unknown"  # a transport that does not say who connected: those
 class WriteRate:
     """Token buckets by client: ``take`` answers 0 (go) or the seconds until a write is allowed."""
 
-    def __init__(self, burst: int, per_minute: float, max_clients: int = MAX_CLIENTS,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        burst: int,
+        per_minute: float,
+        max_clients: int = MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.burst = burst
         self.per_s = per_minute / 60.0
         self.max_clients = max_clients

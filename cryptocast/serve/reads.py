@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from cryptocast.sql.database import Database
 
@@ -58,7 +59,7 @@ async def fetchrow(db: Database, sql: str, *args: object) -> dict | None:
     return dict(row) if row is not None else None
 
 
-async def fetchval(db: Database, sql: str, *args: object) -> object:
+async def fetchval(db: Database, sql: str, *args: object) -> Any:  # the value as asyncpg decodes it
     async with db.raw() as conn:
         return await conn.fetchval(sql, *args)
 

@@ -28,4 +28,4 @@ class Router:
 
 def app(args: dict) -> serve.Application:
     """Application builder (``import_path`` of the router application)."""
-    return Router.bind(args, LivePredictor.bind(args))
+    return Router.bind(args, LivePredictor.bind(args))  # type: ignore[attr-defined]  # mypy keeps a decorated class's type: @serve.deployment made each a Deployment

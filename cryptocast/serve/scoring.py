@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from cryptocast.sql.database import Database
 
@@ -59,17 +60,28 @@ class HorizonScore:
 
     def to_dict(self) -> dict:
         return {
-            "model_id": self.model_id, "kind": self.kind, "version": self.version, "served": self.served,
-            "horizon": self.horizon, "n": self.n, "mae": self.mae, "mae_persistence": self.mae_persistence,
-            "skill": self.skill, "coverage_80": self.coverage_80, "coverage_95": self.coverage_95,
-        }  # fmt: skip
+            "model_id": self.model_id,
+            "kind": self.kind,
+            "version": self.version,
+            "served": self.served,
+            "horizon": self.horizon,
+            "n": self.n,
+            "mae": self.mae,
+            "mae_persistence": self.mae_persistence,
+            "skill": self.skill,
+            "coverage_80": self.coverage_80,
+            "coverage_95": self.coverage_95,
+        }
 
 
 async def scores(db: Database, symbol_id: int, window_minutes: int) -> list[HorizonScore]:
     """Scores per model and horizon over the pair's newest ``window_minutes`` of origins."""
     async with db.raw() as conn:
         rows = await conn.fetch(_SCORES_SQL, symbol_id, window_minutes)
-    return [HorizonScore(**{k: (float(v) if isinstance(v, float) else v) for k, v in dict(r).items()}) for r in rows]
+    columns: list[dict[str, Any]] = [
+        {k: (float(v) if isinstance(v, float) else v) for k, v in dict(r).items()} for r in rows
+    ]
+    return [HorizonScore(**c) for c in columns]
 
 
 def served_summary(found: list[HorizonScore]) -> dict:
@@ -117,13 +129,17 @@ def coverage_band(nominal: float, n: int, horizon: int) -> tuple[float, float]:
 
 def drift(summary: dict, min_samples: int) -> list[str]:
     """Why the served forecasts have drifted (empty: they have not): one sentence per finding."""
-    found = [f"h={h}: live skill {summary[str(h)]['skill']:+.3f} is below persistence"
-             for h in below_persistence(summary, min_samples)]  # fmt: skip
+    found = [
+        f"h={h}: live skill {summary[str(h)]['skill']:+.3f} is below persistence"
+        for h in below_persistence(summary, min_samples)
+    ]
     for h, s in summary.items():
         if s["n"] < min_samples:
             continue
         for key, nominal in NOMINAL.items():
             low, high = coverage_band(nominal, int(s["n"]), int(h))
             if s[key] is not None and not low <= s[key] <= high:  # None: no interval was stored
-                found.append(f"h={h}: {nominal:.0%} interval covers {s[key]:.1%}, outside {low:.1%}-{high:.1%}")
+                found.append(
+                    f"h={h}: {nominal:.0%} interval covers {s[key]:.1%}, outside {low:.1%}-{high:.1%}"
+                )
     return found

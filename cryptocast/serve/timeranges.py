@@ -30,7 +30,9 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def resolve(start: datetime | None, end: datetime | None, newest: datetime | None, span: Span) -> tuple[datetime, datetime]:
+def resolve(
+    start: datetime | None, end: datetime | None, newest: datetime | None, span: Span
+) -> tuple[datetime, datetime]:
     """[start, end): by default the ``span.default`` up to just after the newest stored minute.
 
     With only ``start``, the window runs ``span.most`` from it (so paging by ``next_start`` works).

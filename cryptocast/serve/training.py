@@ -28,7 +28,9 @@ async def scheduler_view(db: Database) -> dict:
         "running": alive,
         "heartbeat_at": _iso(beat["heartbeat_at"]) if beat else None,
         "started_at": _iso(beat["started_at"]) if beat else None,
-        "message": None if alive else "no training scheduler is running: queued trainings wait until one starts "
+        "message": None
+        if alive
+        else "no training scheduler is running: queued trainings wait until one starts "
         "(cryptocast up, or cryptocast serve apply on a cluster)",
     }
 
@@ -42,14 +44,18 @@ def _unplanned(status: str) -> str:
 async def pair_training(db: Database, symbol_id: int, symbol: str, status: str) -> dict:
     """The last training, the one in progress or queued, the next slot and what history allows."""
     async with db.connect() as conn:
-        plan = (await conn.execute(select(training_schedule).where(training_schedule.c.symbol_id == symbol_id))).first()
-    plan = dict(plan._mapping) if plan is not None and status == "live" else None
+        planned = (
+            await conn.execute(select(training_schedule).where(training_schedule.c.symbol_id == symbol_id))
+        ).first()
+    plan = dict(planned._mapping) if planned is not None and status == "live" else None
     last = await command_queue.last_finished_training(db, symbol)
     current = await command_queue.open_training(db, symbol)
     return {
         "last": command_queue.view(last) if last else None,
         "current": command_queue.view(current) if current else None,
-        "next": {"at": _iso(plan["next_at"]), "kind": plan["next_kind"]} if plan and plan["next_at"] else None,
+        "next": {"at": _iso(plan["next_at"]), "kind": plan["next_kind"]}
+        if plan and plan["next_at"]
+        else None,
         "history_days": round(plan["history_days"], 2) if plan and plan["history_days"] is not None else None,
         "needs_days": round(plan["needs_days"], 2) if plan and plan["needs_days"] is not None else None,
         "note": plan["note"] if plan else _unplanned(status),

@@ -19,8 +19,10 @@ from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import COMMAND_KINDS, COMMAND_STATUSES
 
-commands_app = typer.Typer(help="Commands to the running system (pairs, trainings, rollbacks) and their outcome.",
-                           no_args_is_help=True)  # fmt: skip
+commands_app = typer.Typer(
+    help="Commands to the running system (pairs, trainings, rollbacks) and their outcome.",
+    no_args_is_help=True,
+)
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
@@ -85,11 +87,21 @@ def list_commands(
     if as_json:
         typer.echo(json.dumps({"commands": views}, indent=1))
         return
-    table = Table("id", "kind", "pair", "status", "trigger", "created (UTC)", "took", "outcome", title="commands")
+    table = Table(
+        "id", "kind", "pair", "status", "trigger", "created (UTC)", "took", "outcome", title="commands"
+    )
     for v in views:
         took = f"{v['seconds']:.0f} s" if v["seconds"] is not None else ""
-        table.add_row(str(v["id"]), v["kind"], v["symbol"] or "", v["status"], v["trigger"] or "",
-                      v["created_at"][:19].replace("T", " "), took, describe_outcome(v))  # fmt: skip
+        table.add_row(
+            str(v["id"]),
+            v["kind"],
+            v["symbol"] or "",
+            v["status"],
+            v["trigger"] or "",
+            v["created_at"][:19].replace("T", " "),
+            took,
+            describe_outcome(v),
+        )
     Console().print(table)
 
 
@@ -108,14 +120,25 @@ def show(command_id: Annotated[int, typer.Argument(min=1)], as_json: Json = Fals
         typer.echo(json.dumps(view, indent=1))
         return
     table = Table("field", "value", title=f"command {command_id}")
-    for key in ("kind", "symbol", "status", "trigger", "reason", "created_at", "started_at", "finished_at", "seconds",
-                "attempts", "error"):  # fmt: skip
+    for key in (
+        "kind",
+        "symbol",
+        "status",
+        "trigger",
+        "reason",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "seconds",
+        "attempts",
+        "error",
+    ):
         if view[key] is not None:
             table.add_row(key, str(view[key]))
     if view["progress"]:
         table.add_row("progress", describe_progress(view["progress"]))
     if view["result"]:
         table.add_row("outcome", describe_outcome(view))
-        for decision in (view["result"].get("gate") or []):
+        for decision in view["result"].get("gate") or []:
             table.add_row(f"gate h={decision['horizon']}", decision["reason"])
     Console().print(table)

@@ -40,16 +40,27 @@ def view(row: dict) -> dict:
     started, finished = row["started_at"], row["finished_at"]
     payload = row["payload"] or {}
     return {
-        "id": row["id"], "kind": row["kind"], "symbol": row["symbol"], "status": row["status"],
-        "trigger": payload.get("trigger"), "reason": payload.get("reason"),
-        "created_at": _iso(row["created_at"]), "started_at": _iso(started), "finished_at": _iso(finished),
+        "id": row["id"],
+        "kind": row["kind"],
+        "symbol": row["symbol"],
+        "status": row["status"],
+        "trigger": payload.get("trigger"),
+        "reason": payload.get("reason"),
+        "created_at": _iso(row["created_at"]),
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
         "seconds": round((finished - started).total_seconds(), 1) if started and finished else None,
-        "attempts": row["attempts"], "progress": row["progress"] if row["status"] == "running" else None,
-        "result": row["result"], "error": row["error"], "url": f"/commands/{row['id']}",
-    }  # fmt: skip
+        "attempts": row["attempts"],
+        "progress": row["progress"] if row["status"] == "running" else None,
+        "result": row["result"],
+        "error": row["error"],
+        "url": f"/commands/{row['id']}",
+    }
 
 
-async def submit_training(db: Database, kind: str, symbol: str, trigger: str, reason: str, **payload: Any) -> int | None:
+async def submit_training(
+    db: Database, kind: str, symbol: str, trigger: str, reason: str, **payload: Any
+) -> int | None:
     """Queue a training of ``symbol``; None when one is already open for it (the unique index says so)."""
     async with db.begin() as conn:
         return (
@@ -105,7 +116,11 @@ async def last_finished_training(db: Database, symbol: str) -> dict | None:
         row = (
             await conn.execute(
                 select(commands)
-                .where(commands.c.symbol == symbol, commands.c.kind == "retrain", commands.c.status.in_(("done", "failed")))
+                .where(
+                    commands.c.symbol == symbol,
+                    commands.c.kind == "retrain",
+                    commands.c.status.in_(("done", "failed")),
+                )
                 .order_by(commands.c.finished_at.desc())
                 .limit(1)
             )
@@ -118,7 +133,11 @@ async def ever_triggered(db: Database, symbol: str, trigger: str) -> bool:
     async with db.connect() as conn:
         found = await conn.execute(
             select(commands.c.id)
-            .where(commands.c.symbol == symbol, commands.c.kind.in_(TRAINING_KINDS), commands.c.payload["trigger"].astext == trigger)
+            .where(
+                commands.c.symbol == symbol,
+                commands.c.kind.in_(TRAINING_KINDS),
+                commands.c.payload["trigger"].astext == trigger,
+            )
             .limit(1)
         )
         return found.first() is not None
@@ -140,12 +159,15 @@ async def claim_next_training(db: Database) -> dict | None:
                 update(commands)
                 .where(commands.c.id == oldest)
                 .values(
-                    status="running", started_at=func.now(), finished_at=None, attempts=commands.c.attempts + 1,
+                    status="running",
+                    started_at=func.now(),
+                    finished_at=None,
+                    attempts=commands.c.attempts + 1,
                     progress={"phase": "starting"},
                 )
                 .returning(commands)
             )
-        ).first()  # fmt: skip
+        ).first()
     return _row(row) if row is not None else None
 
 
@@ -164,7 +186,9 @@ async def claim_pending(db: Database, kind: str) -> list[dict]:
 async def set_progress(db: Database, command_id: int, progress: dict) -> None:
     async with db.begin() as conn:
         await conn.execute(
-            update(commands).where(commands.c.id == command_id, commands.c.status == "running").values(progress=progress)
+            update(commands)
+            .where(commands.c.id == command_id, commands.c.status == "running")
+            .values(progress=progress)
         )
 
 
@@ -193,15 +217,32 @@ async def recover_interrupted(db: Database, why: str, max_attempts: int = MAX_AT
                 status=case((exhausted, "failed"), else_="pending"),
                 finished_at=case((exhausted, func.now()), else_=None),
                 error=case(
-                    (exhausted, func.concat("interrupted: ", why, "; attempt ", commands.c.attempts, " of ",
-                                            max_attempts, ", not retried")),
-                    else_=func.concat("interrupted: ", why, "; attempt ", commands.c.attempts, " of ", max_attempts,
-                                      ", queued again"),
+                    (
+                        exhausted,
+                        func.concat(
+                            "interrupted: ",
+                            why,
+                            "; attempt ",
+                            commands.c.attempts,
+                            " of ",
+                            max_attempts,
+                            ", not retried",
+                        ),
+                    ),
+                    else_=func.concat(
+                        "interrupted: ",
+                        why,
+                        "; attempt ",
+                        commands.c.attempts,
+                        " of ",
+                        max_attempts,
+                        ", queued again",
+                    ),
                 ),
                 progress=None,
             )
             .returning(commands.c.id, commands.c.symbol, commands.c.status, commands.c.error)
-        )  # fmt: skip
+        )
         return [_row(r) for r in rows]
 
 
@@ -212,10 +253,13 @@ async def requeue(db: Database, command_id: int, why: str) -> None:
             update(commands)
             .where(commands.c.id == command_id, commands.c.status == "running")
             .values(
-                status="pending", attempts=func.greatest(commands.c.attempts - 1, 0), progress=None,
-                started_at=None, error=f"interrupted: {why}; queued again",
+                status="pending",
+                attempts=func.greatest(commands.c.attempts - 1, 0),
+                progress=None,
+                started_at=None,
+                error=f"interrupted: {why}; queued again",
             )
-        )  # fmt: skip
+        )
 
 
 # --- consumers' heartbeats --------------------------------------------------------------------------
@@ -226,7 +270,9 @@ async def beat(db: Database, name: str, details: dict, started: bool = False) ->
         values["started_at"] = func.now()
     async with db.begin() as conn:
         await conn.execute(
-            pg_insert(services).values(name=name, details=details).on_conflict_do_update(index_elements=["name"], set_=values)
+            pg_insert(services)
+            .values(name=name, details=details)
+            .on_conflict_do_update(index_elements=["name"], set_=values)
         )
 
 
@@ -235,9 +281,9 @@ async def service(db: Database, name: str) -> dict | None:
     async with db.connect() as conn:
         row = (
             await conn.execute(
-                select(services, (func.extract("epoch", func.now() - services.c.heartbeat_at)).label("age_s")).where(
-                    services.c.name == name
-                )
+                select(
+                    services, (func.extract("epoch", func.now() - services.c.heartbeat_at)).label("age_s")
+                ).where(services.c.name == name)
             )
         ).first()
     return _row(row) if row is not None else None
@@ -245,4 +291,3 @@ async def service(db: Database, name: str) -> dict | None:
 
 def is_alive(heartbeat: dict | None, max_age_s: float = ALIVE_S) -> bool:
     return heartbeat is not None and float(heartbeat["age_s"]) <= max_age_s
-

@@ -10,8 +10,12 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ class EmbeddedPostgres:
 
     def __init__(self, pg_dir: Path) -> None:
         self.pg_dir = pg_dir.resolve()
-        self._server = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> URL:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells)

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 
 from cryptocast.sql.database import async_url
 
@@ -39,9 +39,9 @@ def downgrade(url: str | URL, revision: str = "-1") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def head_revision() -> str:
+def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("postgresql://localhost/x")).get_current_head()
 
 
-def current_revision_sync(connection) -> str | None:  # noqa: ANN001 - a sync SQLAlchemy Connection
+def current_revision_sync(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()

@@ -6,6 +6,8 @@ most 8 decimals and prices below 10^7, well inside float64's 15 significant digi
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.sql.elements import ColumnElement
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -40,8 +43,15 @@ SYMBOL_STATUSES = ("new", "backfilling", "live", "paused", "halted", "error", "r
 PROVENANCES = ("rest", "websocket", "repair")
 MODEL_STATUSES = ("candidate", "champion", "shadow", "retired", "failed")
 COMMAND_KINDS = (
-    "add_pair", "remove_pair", "purge_pair", "pause_pair", "resume_pair", "retrain", "recalibrate", "rollback",
-)  # fmt: skip
+    "add_pair",
+    "remove_pair",
+    "purge_pair",
+    "pause_pair",
+    "resume_pair",
+    "retrain",
+    "recalibrate",
+    "rollback",
+)
 COMMAND_STATUSES = ("pending", "running", "done", "failed")
 TRAINING_KINDS = ("retrain", "recalibrate")  # at most one of these open per pair (a partial unique index)
 OPEN_STATUSES = ("pending", "running")
@@ -57,7 +67,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def _now() -> object:
+def _now() -> ColumnElement[datetime]:
     return func.now()
 
 
@@ -191,15 +201,19 @@ commands = Table(
     Column("result", JSONB),
     Column("error", Text),
     Column("progress", JSONB),  # while running: phase, trial i of n, best score so far, elapsed, ETA
-    Column("attempts", Integer, nullable=False, server_default="0"),  # runs begun (an interrupted one is retried)
+    # runs begun (an interrupted one is retried)
+    Column("attempts", Integer, nullable=False, server_default="0"),
     CheckConstraint(_in("kind", COMMAND_KINDS), name="kind"),
     CheckConstraint(_in("status", COMMAND_STATUSES), name="status"),
     Index(None, "status", "created_at", postgresql_where=text("status IN ('pending', 'running')")),
     Index(None, "symbol", "kind"),  # a pair's trainings: its last, its open one
     Index(
-        "uq_commands_one_open_training", "exchange", "symbol", unique=True,
+        "uq_commands_one_open_training",
+        "exchange",
+        "symbol",
+        unique=True,
         postgresql_where=text(f"{_in('kind', TRAINING_KINDS)} AND {_in('status', OPEN_STATUSES)}"),
-    ),  # fmt: skip
+    ),
 )
 
 # The completeness ledger: spans of missing minutes, told apart by cause. An exchange hole (the

@@ -42,14 +42,14 @@ def write_url(url: str, folder: Path | None = None) -> str:
     """
     folder = (folder or get_settings().data_dir / SECRETS_DIR).resolve()
     folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(folder, DIR_MODE)
+    folder.chmod(DIR_MODE)
     path = folder / _file_name(url)
     partial = folder / f".{path.name}.{os.getpid()}"
     partial.unlink(missing_ok=True)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(url)
-    os.replace(partial, path)
+    partial.replace(path)
     return str(path)
 
 
@@ -63,6 +63,8 @@ def read_url(path: str | None) -> str:
             pass
     configured = get_settings().database_url
     if configured is None:
-        missing = "no database URL file was given" if path is None else f"the database URL file {path} is missing"
+        missing = (
+            "no database URL file was given" if path is None else f"the database URL file {path} is missing"
+        )
         raise RuntimeError(f"{missing} and CRYPTOCAST_DATABASE_URL is not set in this process's environment")
     return configured.get_secret_value()

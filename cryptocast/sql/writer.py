@@ -94,10 +94,18 @@ _PG_EPOCH_MS = 946_684_800_000
 _TEXT_OID = 25
 # price_history's fixed-width columns after symbol_id, with their binary COPY types.
 _FIXED = (
-    ("open_time", ">i8"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"), ("close", ">f8"),
-    ("volume", ">f8"), ("close_time", ">i8"), ("quote_volume", ">f8"), ("trades", ">i8"),
-    ("taker_buy_base", ">f8"), ("taker_buy_quote", ">f8"),
-)  # fmt: skip
+    ("open_time", ">i8"),
+    ("open", ">f8"),
+    ("high", ">f8"),
+    ("low", ">f8"),
+    ("close", ">f8"),
+    ("volume", ">f8"),
+    ("close_time", ">i8"),
+    ("quote_volume", ">f8"),
+    ("trades", ">i8"),
+    ("taker_buy_base", ">f8"),
+    ("taker_buy_quote", ">f8"),
+)
 _TIMES = ("open_time", "close_time")
 _UPSERT_BOOK = """
 INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
@@ -180,7 +188,7 @@ def check_quote(t: BookTop) -> str | None:
 
 def sane(b: CandleBlock) -> np.ndarray:
     """Which rows pass :func:`check_candle`, for the whole block at once (NaN fails every comparison)."""
-    ok = (0 < b.low) & (b.low <= b.open) & (b.open <= b.high) & (b.high <= MAX_PRICE)
+    ok = (b.low > 0) & (b.low <= b.open) & (b.open <= b.high) & (b.high <= MAX_PRICE)
     ok &= (b.low <= b.close) & (b.close <= b.high) & (b.trades >= 0) & (b.close_time > b.open_time)
     for volume in (b.volume, b.quote_volume, b.taker_buy_base, b.taker_buy_quote):
         ok &= (volume >= 0) & (volume < INF)
@@ -266,6 +274,7 @@ class CandleWriter:
                 first = int(block.open_time.min())
                 result.inserted = await self._insert(conn, data, first, pair["last_candle_time"], symbol_id)
                 if result.inserted:
+                    assert result.newest_open_time is not None  # prepare() set it: the block is not empty
                     newest = ms_to_dt(result.newest_open_time)
                     await conn.execute(_ADVANCE, symbol_id, newest)
                     payload = {
@@ -286,10 +295,24 @@ class CandleWriter:
         try:
             async with self.db.raw() as conn:
                 row = await conn.fetchrow(
-                    _INSERT_ONE, symbol_id, ms_to_dt(c.open_time), c.open, c.high, c.low, c.close, c.volume,
-                    ms_to_dt(c.close_time), c.quote_volume, c.trades, c.taker_buy_base, c.taker_buy_quote,
-                    c.provenance.value, list(c.derived_fields), CANDLES_CHANNEL, c.open_time,
-                )  # fmt: skip
+                    _INSERT_ONE,
+                    symbol_id,
+                    ms_to_dt(c.open_time),
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.close,
+                    c.volume,
+                    ms_to_dt(c.close_time),
+                    c.quote_volume,
+                    c.trades,
+                    c.taker_buy_base,
+                    c.taker_buy_quote,
+                    c.provenance.value,
+                    list(c.derived_fields),
+                    CANDLES_CHANNEL,
+                    c.open_time,
+                )
         except asyncpg.CheckViolationError as exc:
             raise WriteError(
                 f"pair {symbol_id}: a candle broke {exc.constraint_name}: {exc.detail or exc}"
@@ -335,8 +358,9 @@ class CandleWriter:
             if reason := check_quote(t):
                 result.rejected.append(RejectedRow(i, t.minute, reason))
             else:
-                rows.append((symbol_id, ms_to_dt(t.minute), t.bid_price, t.bid_qty, t.ask_price, t.ask_qty,
-                             t.derived))  # fmt: skip
+                rows.append(
+                    (symbol_id, ms_to_dt(t.minute), t.bid_price, t.bid_qty, t.ask_price, t.ask_qty, t.derived)
+                )
         for rejected in result.rejected:
             log.warning("quote refused: %s", rejected, extra={"symbol_id": symbol_id})
         if not rows:

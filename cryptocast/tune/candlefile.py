@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -220,7 +221,9 @@ def _text(path: Path) -> _Text:
         raise CandleFileError(f"{name}: the file is empty")
     if magic.startswith(PARQUET_MAGIC):
         return _parquet_text(path)
-    compression = "gzip" if magic.startswith(GZIP_MAGIC) else "zip" if magic.startswith(ZIP_MAGIC) else None
+    compression: Literal["gzip", "zip"] | None = (
+        "gzip" if magic.startswith(GZIP_MAGIC) else "zip" if magic.startswith(ZIP_MAGIC) else None
+    )
     return _csv_text(path, compression)
 
 
@@ -250,11 +253,11 @@ def _parquet_cells(column: pa.ChunkedArray, name: str, file: str) -> pd.Series:
     return pd.Series(text.to_pylist(), dtype=object).fillna("")
 
 
-def _csv_text(path: Path, compression: str | None) -> _Text:
+def _csv_text(path: Path, compression: Literal["gzip", "zip"] | None) -> _Text:
     name = path.name
     container = {"gzip": "gzipped CSV", "zip": "zipped CSV", None: "CSV"}[compression]
 
-    def read(**options: object) -> pd.DataFrame:
+    def read(**options: Any) -> pd.DataFrame:  # more pandas.read_csv options
         try:
             frame = pd.read_csv(
                 path,

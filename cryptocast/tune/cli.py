@@ -23,7 +23,11 @@ from cryptocast.tune.history import NotEnoughHistory
 
 if TYPE_CHECKING:
     from cryptocast.tune.candlefile import CandleFile
+    from cryptocast.tune.candles import Candles
     from cryptocast.tune.evaluation_needs import EvaluationNeeds
+    from cryptocast.tune.pipeline import TrainOutcome
+    from cryptocast.tune.predictor import Predictor
+    from cryptocast.tune.registry import ModelRecord
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
@@ -42,7 +46,9 @@ async def _pair_id(db: Database, pair: str) -> int:
 
 def train(
     pair: Pair,
-    wait: Annotated[bool, typer.Option("--wait", help="follow the training to its end (exit 1 if it fails)")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="follow the training to its end (exit 1 if it fails)")
+    ] = False,
     local: Annotated[
         bool, typer.Option("--local", help="train in this process instead of asking the running system")
     ] = False,
@@ -57,8 +63,11 @@ def train(
         _train_here(pair, trials or 8, epochs or 4, days or 30)
         return
     if (trials, epochs, days) != (None, None, None):
-        raise fail("--trials, --epochs and --days apply to --local; the running system trains with "
-                   "CRYPTOCAST_TRAIN_TRIALS, _EPOCHS and _DAYS", 2)  # fmt: skip
+        raise fail(
+            "--trials, --epochs and --days apply to --local; the running system trains with "
+            "CRYPTOCAST_TRAIN_TRIALS, _EPOCHS and _DAYS",
+            2,
+        )
     from cryptocast.tune.follow import follow, queue_retrain
 
     settings = get_settings()
@@ -74,7 +83,7 @@ def _train_here(pair: str, trials: int, epochs: int, days: int) -> None:
     settings = get_settings()
     store = ModelStore(settings.model_store)
 
-    async def work(db: Database):  # noqa: ANN202
+    async def work(db: Database) -> TrainOutcome:
         sid = await _pair_id(db, pair)
         await ensure_baseline(db, store, sid)
         with Progress(
@@ -121,7 +130,7 @@ def models_list(pair: Annotated[str | None, typer.Option("--pair", help="only th
     from cryptocast.sql.queries import list_symbols
     from cryptocast.tune.registry import records
 
-    async def work(db: Database):  # noqa: ANN202
+    async def work(db: Database) -> tuple[dict[int, str], list[ModelRecord]]:
         names = {s["id"]: s["symbol"] for s in await list_symbols(db)}
         return names, await records(db, await _pair_id(db, pair) if pair else None)
 
@@ -148,7 +157,7 @@ def models_rollback(pair: Pair) -> None:
     """Retire the pair's LSTM champion and restore the previous one (or leave the baseline serving)."""
     from cryptocast.tune.registry import NoChampion, rollback
 
-    async def work(db: Database):  # noqa: ANN202
+    async def work(db: Database) -> ModelRecord | None:
         try:
             return await rollback(db, await _pair_id(db, pair))
         except NoChampion as exc:
@@ -197,7 +206,7 @@ def evaluate(
     calib_ms = SERVED.span_ms if daily_calibration else 0  # the longest span any interval method refits on
     given = _candle_file(data, EvaluationNeeds(calib_ms)) if data is not None else None
 
-    async def work(db: Database):  # noqa: ANN202
+    async def work(db: Database) -> tuple[Candles, dict[str, Predictor], str]:
         try:
             return await evaluation_set(db, await _pair_id(db, pair), given)
         except NoChampion as exc:
@@ -205,11 +214,14 @@ def evaluate(
 
     candles, predictors, source = with_database(settings, work)
     if daily_calibration:
-        predictors = {name: DailyRecalibrated(p) for name, p in predictors.items()}  # each on its method's span
+        # each on its method's span
+        predictors = {name: DailyRecalibrated(p) for name, p in predictors.items()}
     since_ms = int(since.replace(tzinfo=since.tzinfo or UTC).timestamp() * 1000) if since else None
     if len(truth(candles, list(predictors.values()), since_ms).idx) == 0:
         after = f" from {since:%Y-%m-%d %H:%M} on" if since else ""
-        needs = "its feature window and its targets" + (", and its calibration span before it" if daily_calibration else "")
+        needs = "its feature window and its targets" + (
+            ", and its calibration span before it" if daily_calibration else ""
+        )
         raise fail(escape(f"{source}: no minute{after} can be scored: none has {needs}"))
     result = run_evaluation(candles, predictors, since_ms=since_ms) | {
         "pair": pair.upper(),
@@ -300,8 +312,11 @@ def _percent(value: float | None) -> str:
 
 def _worst(groups: dict, nominal: float, label: str) -> str:  # label: a format for the group's number
     """The group whose coverage is farthest from nominal: 'coverage ± day-block SE (group)'."""
-    found = [(abs(c - nominal), c, se, g) for g, (c, se) in enumerate(zip(groups["coverage"], groups["se"], strict=True))
-             if c is not None]  # fmt: skip
+    found = [
+        (abs(c - nominal), c, se, g)
+        for g, (c, se) in enumerate(zip(groups["coverage"], groups["se"], strict=True))
+        if c is not None
+    ]
     if not found:
         return "n/a"
     _, cov, se, group = max(found, key=lambda row: row[0])
@@ -316,8 +331,19 @@ def calibration_table(result: dict) -> Table:
         title=f"intervals, in bps; vs persistence: paired test on complete days at level {result['test_level']:.4f}, "
         f"MDE at {result['power']:.0%} power; worst group: farthest from 80 % (± day-block SE)"
     )
-    for column in ("model", "h", "IS 80", "IS 95", "WIS", "CRPS (gauss.)", "Kupiec p 80/95",
-                   "Christ. p 80/95", "worst RV decile, 80", "worst hour, 80", "IS vs pers. % (MDE %)"):  # fmt: skip
+    for column in (
+        "model",
+        "h",
+        "IS 80",
+        "IS 95",
+        "WIS",
+        "CRPS (gauss.)",
+        "Kupiec p 80/95",
+        "Christ. p 80/95",
+        "worst RV decile, 80",
+        "worst hour, 80",
+        "IS vs pers. % (MDE %)",
+    ):
         table.add_column(column, justify="right")
     for name, scores in result["models"].items():
         for h, s in scores.items():

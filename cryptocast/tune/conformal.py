@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,8 @@ class Method:
     recent_ms: int = 0  # the level comes from this newest part of the span only (0: all of it)
     windows: tuple[int, ...] = HAR_WINDOWS  # minutes of the HAR scale's volatility components
     aci_step: float = 0.0  # step of the online level correction (:mod:`~cryptocast.tune.tracking`; 0: none)
-    rv30_weight: float = 0.0  # the HAR scale's shrinkage toward RV30 (:class:`~cryptocast.tune.volatility.HarScale`)
+    # the HAR scale's shrinkage toward RV30 (:class:`~cryptocast.tune.volatility.HarScale`)
+    rv30_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scale not in (PLAIN, RV30, HAR):
@@ -102,8 +104,14 @@ class Cells:
         return bins * self.hour_blocks + block
 
     @classmethod
-    def fit(cls, scores: np.ndarray, scale: np.ndarray, hour: np.ndarray, method: Method,
-            pooled: dict[float, np.ndarray]) -> Cells:  # fmt: skip
+    def fit(
+        cls,
+        scores: np.ndarray,
+        scale: np.ndarray,
+        hour: np.ndarray,
+        method: Method,
+        pooled: dict[float, np.ndarray],
+    ) -> Cells:
         probs = np.arange(1, method.vol_bins) / method.vol_bins
         edges = np.quantile(scale, probs, axis=0).reshape(len(probs), scale.shape[1])
         cells = cls(edges, method.hour_blocks, {})
@@ -118,8 +126,8 @@ class Cells:
                 weight = len(mine) / (len(mine) + method.shrink)
                 anchor = min(pooled)  # the steadiest quantile sets the cell's factor for every level
                 factor = conformal_quantile(mine, anchor) / pooled[anchor][j]
-                for level in quantiles:
-                    quantiles[level][c, j] = pooled[level][j] * factor**weight
+                for level, q in quantiles.items():
+                    q[c, j] = pooled[level][j] * factor**weight
         return cls(edges, method.hour_blocks, quantiles)
 
     def to_dict(self) -> dict:
@@ -246,8 +254,11 @@ class Calibration:
         return fit_calibration(self.method, ff, idx, residuals, horizons, tuple(self.quantiles))
 
     def to_dict(self) -> dict:
-        out = {"scaled": self.scaled, "quantiles": {str(k): v.tolist() for k, v in self.quantiles.items()},
-               "method": asdict(self.method)}  # fmt: skip
+        out = {
+            "scaled": self.scaled,
+            "quantiles": {str(k): v.tolist() for k, v in self.quantiles.items()},
+            "method": asdict(self.method),
+        }
         if self.scaled:
             out["scale_model"] = self.scale_model.to_dict()
         if self.cells is not None:
@@ -279,7 +290,8 @@ def _persistence(horizons: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray
 
 def _method(values: dict) -> Method:
     """A stored method (JSON lists back to tuples; records from before ``windows`` get the default)."""
-    return Method(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return Method(**fields)
 
 
 def fit_calibration(
@@ -311,8 +323,14 @@ def fit_calibration(
         recent = ff.open_time[idx] >= ff.open_time[idx].max() - method.recent_ms
         level_now = {level: conformal_quantile(scores[recent], level) for level in levels}
         if cells is not None:
-            cells = Cells(cells.vol_edges, cells.hour_blocks,
-                          {level: q * (level_now[level] / pooled[level])[None, :] for level, q in cells.quantiles.items()})  # fmt: skip
+            cells = Cells(
+                cells.vol_edges,
+                cells.hour_blocks,
+                {
+                    level: q * (level_now[level] / pooled[level])[None, :]
+                    for level, q in cells.quantiles.items()
+                },
+            )
         pooled = level_now
     tracking = (
         Tracking.fresh(method.aci_step, int(ff.open_time[idx[-1]]) + MINUTE_MS, levels, len(horizons))
@@ -322,8 +340,9 @@ def fit_calibration(
     return Calibration(scaled, pooled, model, cells, method, tracking)
 
 
-def _cross_fitted(ff: FeatureFrame, idx: np.ndarray, residuals: np.ndarray, horizons: tuple[int, ...],
-                  method: Method) -> np.ndarray:  # fmt: skip
+def _cross_fitted(
+    ff: FeatureFrame, idx: np.ndarray, residuals: np.ndarray, horizons: tuple[int, ...], method: Method
+) -> np.ndarray:
     """Each origin's scale from a fit on the days of the other folds (days dealt round-robin), so its
     score is out of sample, as a served origin's is: in-sample scores of a fitted scale are too small."""
     fold = (ff.open_time[idx] // DAY_MS) % method.folds

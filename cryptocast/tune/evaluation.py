@@ -19,6 +19,7 @@ sample, for the report's plot.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -188,10 +189,17 @@ def _sample(t: Truth, f: ReturnForecast, origins: int, horizon: int) -> dict:
     for level in LEVELS:
         half = f.half[level][keep, j]
         key = round(level * 100)
-        out |= {f"lower_{key}": (close * np.exp(point - half)).tolist(), f"upper_{key}": (close * np.exp(point + half)).tolist()}
+        out |= {
+            f"lower_{key}": (close * np.exp(point - half)).tolist(),
+            f"upper_{key}": (close * np.exp(point + half)).tolist(),
+        }
     return out
 
 
+@overload
+def json_safe(value: dict) -> dict: ...
+@overload
+def json_safe(value: object) -> object: ...
 def json_safe(value: object) -> object:
     """NaN and infinity become null (JSON and JSONB have no such numbers)."""
     if isinstance(value, dict):
@@ -245,6 +253,8 @@ def evaluate(
         for h, s in per_horizon.items():
             s["pinball_vs_persistence"] = s["pinball_bps"] / reference[h]["pinball_bps"]
             s["test_vs_persistence"]["interval_score"] = _versus(
-                np.asarray(reference[h]["daily_interval_score"]), np.asarray(s["daily_interval_score"]), complete
+                np.asarray(reference[h]["daily_interval_score"]),
+                np.asarray(s["daily_interval_score"]),
+                complete,
             )
     return json_safe(report)

@@ -80,7 +80,8 @@ class FeatureFrame:
     values: np.ndarray  # (minutes, features)
     vol: np.ndarray  # realised volatility per minute (NaN where undefined)
     names: list[str]
-    log_range: np.ndarray  # log(high / low) of each minute, for range-based volatility (NaN on missing minutes)
+    # log(high / low) of each minute, for range-based volatility (NaN on missing minutes)
+    log_range: np.ndarray
 
     @property
     def usable(self) -> np.ndarray:
@@ -154,7 +155,12 @@ def _calendar(times: np.ndarray) -> dict[str, np.ndarray]:
     minute = times // MINUTE_MS
     day = 2 * np.pi * (minute % DAY_MINUTES) / DAY_MINUTES
     week = 2 * np.pi * ((minute + EPOCH_WEEKDAY * DAY_MINUTES) % WEEK_MINUTES) / WEEK_MINUTES
-    return {"day_sin": np.sin(day), "day_cos": np.cos(day), "week_sin": np.sin(week), "week_cos": np.cos(week)}
+    return {
+        "day_sin": np.sin(day),
+        "day_cos": np.cos(day),
+        "week_sin": np.sin(week),
+        "week_cos": np.cos(week),
+    }
 
 
 def _book(g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

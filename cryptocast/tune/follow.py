@@ -31,8 +31,12 @@ async def queue_retrain(db: Database, pair: str) -> int:
     if row is None or row["status"] == "removed":
         raise fail(f"{symbol} is not tracked (add it with: cryptocast pairs add {symbol})")
     if row["status"] != "live":
-        raise fail(f"{symbol} is {row['status']}: it can be retrained once its backfill is done and it is live")
-    command = await command_queue.submit_training(db, "retrain", symbol, "request", "requested with cryptocast train")
+        raise fail(
+            f"{symbol} is {row['status']}: it can be retrained once its backfill is done and it is live"
+        )
+    command = await command_queue.submit_training(
+        db, "retrain", symbol, "request", "requested with cryptocast train"
+    )
     if command is None:
         current = await command_queue.open_training(db, symbol)
         if current is None:  # it ended between the two reads: ask again
@@ -42,7 +46,9 @@ async def queue_retrain(db: Database, pair: str) -> int:
     else:
         console.print(f"retrain of {symbol} queued as command {command} (cryptocast commands show {command})")
     if not command_queue.is_alive(await command_queue.service(db, command_queue.SCHEDULER_SERVICE)):
-        console.print("[yellow]no training scheduler is running:[/] the command waits until the system runs (make run)")
+        console.print(
+            "[yellow]no training scheduler is running:[/] the command waits until the system runs (make run)"
+        )
     return command
 
 
@@ -51,7 +57,10 @@ async def follow(db: Database, command_id: int, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     shown, shown_at = "", 0.0
     while time.monotonic() < deadline:
-        view = command_queue.view(await command_queue.get(db, command_id))
+        row = await command_queue.get(db, command_id)
+        if row is None:
+            raise LookupError(f"command {command_id} does not exist")
+        view = command_queue.view(row)
         if view["status"] == "done":
             console.print(f"command {command_id} done in {view['seconds']:.0f} s: {describe_outcome(view)}")
             for decision in view["result"].get("gate") or []:
@@ -62,7 +71,9 @@ async def follow(db: Database, command_id: int, timeout_s: float) -> int:
             return 1
         beat = await command_queue.service(db, command_queue.SCHEDULER_SERVICE)
         if view["status"] == "pending" and not command_queue.is_alive(beat):
-            console.print(f"[red]no training scheduler is running[/]: command {command_id} stays queued until one starts")
+            console.print(
+                f"[red]no training scheduler is running[/]: command {command_id} stays queued until one starts"
+            )
             return 1
         progress = view["progress"] or {}
         step = f"{view['status']} {progress.get('phase')} {progress.get('trial')}"  # what a new line is worth
@@ -71,5 +82,7 @@ async def follow(db: Database, command_id: int, timeout_s: float) -> int:
             console.print(f"command {command_id} {view['status']}{detail}")
             shown, shown_at = step, time.monotonic()
         await asyncio.sleep(POLL_S)
-    console.print(f"[red]gave up waiting[/] after {timeout_s:.0f} s; command {command_id} goes on (cryptocast commands show {command_id})")
+    console.print(
+        f"[red]gave up waiting[/] after {timeout_s:.0f} s; command {command_id} goes on (cryptocast commands show {command_id})"
+    )
     return 1

@@ -22,6 +22,7 @@ champion is held to the same standard at every retrain (:func:`recheck`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -59,12 +60,12 @@ def _relative(test: PairedTest, baseline: np.ndarray) -> tuple[float, float]:
 
 
 def _pct(value: float) -> str:
-    return "n/a" if value != value else f"{100 * value:.2f} %"
+    return "n/a" if math.isnan(value) else f"{100 * value:.2f} %"
 
 
 def _versus(improvement: float) -> str:
     """``1.20 % better than`` / ``1.31 % worse than``: a negative improvement reads as what it is."""
-    if improvement != improvement:
+    if math.isnan(improvement):
         return "n/a vs"
     return f"{_pct(abs(improvement))} {'better' if improvement >= 0 else 'worse'} than"
 
@@ -113,10 +114,21 @@ def decide(
             reason = f"h={h}: not promoted: not better at family-wise p<{alpha}; {evidence}"
         out.append(
             HorizonDecision(
-                h, promote, vs_champion[j].p, vs_persistence[j].p, reason, loss, days, improvement,
-                adjusted[j], mde, POWER, band_gain, p_worse,
+                h,
+                promote,
+                vs_champion[j].p,
+                vs_persistence[j].p,
+                reason,
+                loss,
+                days,
+                improvement,
+                adjusted[j],
+                mde,
+                POWER,
+                band_gain,
+                p_worse,
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -153,6 +165,8 @@ def recheck(
         if kept:
             reason = f"h={h}: champion kept, still beats persistence: {evidence}"
         else:
-            reason = f"h={h}: champion demoted to persistence, not better than it on the latest window: {evidence}"
+            reason = (
+                f"h={h}: champion demoted to persistence, not better than it on the latest window: {evidence}"
+            )
         out.append(HorizonDecision(h, kept, NAN, test.p, reason, loss, days, improvement, adjusted[k], mde))
     return out

@@ -21,6 +21,9 @@ the point and the scale, and :func:`keras_loss` trains them (TensorFlow only whi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 POINT, QLIKE, PINBALL = "point", "qlike", "pinball"
@@ -79,7 +82,7 @@ def training_targets(z: np.ndarray, variance_ratio: np.ndarray) -> np.ndarray:
     return np.concatenate([z, variance_ratio], axis=1).astype(np.float32)
 
 
-def keras_loss(head: str, horizons: int):  # noqa: ANN201 - a Keras loss function
+def keras_loss(head: str, horizons: int) -> Callable[[Any, Any], Any]:
     """Per-sample loss for :func:`training_targets`: MAE of the point, plus the head's own term."""
     import keras
 
@@ -87,7 +90,7 @@ def keras_loss(head: str, horizons: int):  # noqa: ANN201 - a Keras loss functio
     check(head)
     n = horizons
 
-    def loss(y_true, y_pred):  # noqa: ANN001, ANN202
+    def loss(y_true: Any, y_pred: Any) -> Any:  # Keras tensors (untyped)
         z, variance_ratio = y_true[:, :n], y_true[:, n : 2 * n]
         point = y_pred[:, :n]
         total = ops.mean(ops.abs(z - point), axis=-1)

@@ -66,7 +66,10 @@ class HistoryNeeds:
         spare = history_ms - self.min_history_ms
         spans = {}
         for name in ("test_ms", "calib_ms", "val_ms"):  # the gate's evidence first
-            low, high = getattr(self.minimum, name), max(getattr(self.preferred, name), getattr(self.minimum, name))
+            low, high = (
+                getattr(self.minimum, name),
+                max(getattr(self.preferred, name), getattr(self.minimum, name)),
+            )
             extra = min(spare, high - low)
             spans[name] = low + extra
             spare -= extra

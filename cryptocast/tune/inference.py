@@ -40,7 +40,9 @@ class _Layer:
 def _reorder(w: np.ndarray) -> np.ndarray:
     """Gate blocks along the last axis from Keras' order to the loop's."""
     blocks = np.split(w, GATES, axis=-1)
-    return np.ascontiguousarray(np.concatenate([blocks[KERAS_ORDER.index(g)] for g in LOOP_ORDER], axis=-1), DTYPE)
+    return np.ascontiguousarray(
+        np.concatenate([blocks[KERAS_ORDER.index(g)] for g in LOOP_ORDER], axis=-1), DTYPE
+    )
 
 
 def _prescale(w: np.ndarray, units: int) -> np.ndarray:
@@ -69,7 +71,9 @@ class NumpyLstm:
         with single_threaded_blas():
             if len(x) <= BATCH_ORIGINS:
                 return self._batch(x)
-            return np.concatenate([self._batch(x[i : i + BATCH_ORIGINS]) for i in range(0, len(x), BATCH_ORIGINS)])
+            return np.concatenate(
+                [self._batch(x[i : i + BATCH_ORIGINS]) for i in range(0, len(x), BATCH_ORIGINS)]
+            )
 
     def _batch(self, seq: np.ndarray) -> np.ndarray:
         last = len(self.layers) - 1

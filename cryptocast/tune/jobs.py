@@ -82,7 +82,9 @@ class Work:
         kind = command["kind"]
         if kind == "retrain":
             await ensure_baseline(self.db, self.store, sid)
-            outcome = await train_pair(self.db, self.store, sid, self.options, self.storage, progress.tell, self.ray_address)
+            outcome = await train_pair(
+                self.db, self.store, sid, self.options, self.storage, progress.tell, self.ray_address
+            )
             return outcome.summary()
         if kind == "recalibrate":
             progress.tell({"phase": "recalibrating"})

@@ -11,6 +11,7 @@ replicas that do not load TensorFlow; a test holds the two equal within 1e-5 for
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from cryptocast.tune import heads
 from cryptocast.tune.dataset import HORIZONS, horizon_scale
 from cryptocast.tune.features import DEFAULT_GROUPS
 from cryptocast.tune.runtime import seed_everything, tensorflow
+
+if TYPE_CHECKING:
+    import keras
 
 PREDICT_CHUNK = 8192
 PATIENCE = 2
@@ -52,7 +56,7 @@ class LstmConfig:
         return cls(**known)
 
 
-def build(config: LstmConfig, n_features: int, horizons: int = len(HORIZONS)):  # noqa: ANN201 - keras.Model
+def build(config: LstmConfig, n_features: int, horizons: int = len(HORIZONS)) -> keras.Model:
     tensorflow()
     import keras
 
@@ -71,7 +75,7 @@ def windows(x: np.ndarray, idx: np.ndarray, seq_len: int) -> np.ndarray:
     return x[idx[:, None] + np.arange(1 - seq_len, 1)[None, :]]
 
 
-def forward(model, x: np.ndarray, idx: np.ndarray, seq_len: int) -> np.ndarray:  # noqa: ANN001
+def forward(model: keras.Model, x: np.ndarray, idx: np.ndarray, seq_len: int) -> np.ndarray:
     """Network outputs for many origins, by direct calls on chunks (no ``predict`` loop)."""
     out = [
         np.asarray(model(windows(x, idx[i : i + PREDICT_CHUNK], seq_len), training=False))
@@ -95,7 +99,7 @@ class Trainer:
         offsets = tf.range(1 - config.seq_len, 1, dtype=tf.int64)
         z_all = tf.constant(targets.astype(np.float32))
 
-        def gather(batch_idx):  # noqa: ANN001, ANN202
+        def gather(batch_idx: Any) -> tuple[Any, Any]:  # TensorFlow tensors (untyped)
             return tf.gather(x_all, batch_idx[:, None] + offsets[None, :]), tf.gather(z_all, batch_idx)
 
         self.data = (

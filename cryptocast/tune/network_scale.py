@@ -22,7 +22,7 @@ import numpy as np
 from cryptocast.tune.conformal import LEGACY_SCALED, LEVELS, Calibration, Cells, Method, conformal_quantile
 from cryptocast.tune.dataset import HORIZONS
 from cryptocast.tune.features import FeatureFrame
-from cryptocast.tune.volatility import hour_of
+from cryptocast.tune.volatility import ScaleModel, hour_of
 
 NETWORK = "network"
 # The LSTM's calibration span is carved from its training history: two days, too short for hour
@@ -62,11 +62,13 @@ class NetworkCalibration(Calibration):
 
     def bound(self, forecast: Forecast) -> NetworkCalibration:
         """The same quantiles on ``forecast``'s scale (a loaded or rebuilt predictor binds itself)."""
-        return NetworkCalibration(self.scaled, self.quantiles, NetworkScale(forecast), self.cells, self.method)
+        return NetworkCalibration(
+            self.scaled, self.quantiles, NetworkScale(forecast), self.cells, self.method
+        )
 
 
 def fit_network_calibration(
-    scale_model: NetworkScale,
+    scale_model: ScaleModel,
     ff: FeatureFrame,
     idx: np.ndarray,
     residuals: np.ndarray,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,32 +74,50 @@ class TrainOutcome:
     def summary(self) -> dict:
         """What a training command reports as its result: versions, the gate's verdict per horizon."""
         return {
-            "lstm": {"version": self.lstm.version, "status": self.lstm.status, "served_horizons": self.lstm.served_horizons},
+            "lstm": {
+                "version": self.lstm.version,
+                "status": self.lstm.status,
+                "served_horizons": self.lstm.served_horizons,
+            },
             "baseline": {"version": self.baseline.version},
             "gate": [
-                {"horizon": d.horizon, "promoted": d.promote, "p_vs_champion": _finite(d.p_vs_champion),
-                 "p_vs_persistence": _finite(d.p_vs_persistence), "mde": _finite(d.mde), "days": d.days,
-                 "reason": d.reason}
+                {
+                    "horizon": d.horizon,
+                    "promoted": d.promote,
+                    "p_vs_champion": _finite(d.p_vs_champion),
+                    "p_vs_persistence": _finite(d.p_vs_persistence),
+                    "mde": _finite(d.mde),
+                    "days": d.days,
+                    "reason": d.reason,
+                }
                 for d in self.decisions
             ],
-            "champion_recheck": [{"horizon": d.horizon, "kept": d.promote, "reason": d.reason} for d in self.rechecks],
+            "champion_recheck": [
+                {"horizon": d.horizon, "kept": d.promote, "reason": d.reason} for d in self.rechecks
+            ],
             "val_skill": self.lstm.metrics.get("val_skill"),
             "test_days": self.report["days"],
-            "spans_days": {k: v / DAY_MS for k, v in (("val", self.spans.val_ms), ("calib", self.spans.calib_ms),
-                                                      ("test", self.spans.test_ms))},
+            "spans_days": {
+                k: v / DAY_MS
+                for k, v in (
+                    ("val", self.spans.val_ms),
+                    ("calib", self.spans.calib_ms),
+                    ("test", self.spans.test_ms),
+                )
+            },
             "sweep_seconds": round(self.sweep_seconds, 1),
             "trials": len(self.trials),
-        }  # fmt: skip
+        }
 
 
 def _finite(value: float) -> float | None:
-    return None if value != value else value  # NaN (a recheck has no champion comparison) is not JSON
+    return None if math.isnan(value) else value  # NaN (a recheck has no champion comparison) is not JSON
 
 
 async def recent_candles(db: Database, sid: int, span_ms: int) -> Candles:
     """The pair's newest ``span_ms`` of candles."""
     first, last = await data_span(db, sid)
-    if last is None:
+    if first is None or last is None:
         raise ValueError(f"pair {sid} has no candles")
     end = last + timedelta(milliseconds=MINUTE_MS)
     return await from_database(db, sid, max(first, end - timedelta(milliseconds=span_ms)), end)
@@ -123,8 +142,14 @@ async def ensure_baseline(
         return None
     baseline, plain = persistence_predictor(candles, calib_ms)
     return await registry.register(
-        db, store, sid, baseline, registry.CHAMPION, "first baseline: the pair has data",
-        **_span(candles), metrics={"plain_calibration": plain.to_dict()},
+        db,
+        store,
+        sid,
+        baseline,
+        registry.CHAMPION,
+        "first baseline: the pair has data",
+        **_span(candles),
+        metrics={"plain_calibration": plain.to_dict()},
     )
 
 
@@ -136,7 +161,10 @@ def _daily(report: dict, name: str, loss: str = "daily_mae") -> np.ndarray:
 
 def _compact(scores: dict) -> dict:
     """Per-horizon scores without the per-day lists (those stay in the report)."""
-    return {h: {k: v for k, v in s.items() if not isinstance(v, list) or not k.startswith("daily_")} for h, s in scores.items()}
+    return {
+        h: {k: v for k, v in s.items() if not isinstance(v, list) or not k.startswith("daily_")}
+        for h, s in scores.items()
+    }
 
 
 def history_ms(candles: Candles) -> int:
@@ -165,15 +193,41 @@ async def train_pair(
     started = time.perf_counter()
 
     def sweep_progress(p: SweepProgress) -> None:
-        tell({"phase": "sweep", "trial": p.done, "trials": p.total, "best_val_skill": p.best_val_skill,
-              "elapsed_s": round(p.elapsed_s, 1), "eta_s": None if p.eta_s is None else round(p.eta_s, 1)})  # fmt: skip
+        tell(
+            {
+                "phase": "sweep",
+                "trial": p.done,
+                "trials": p.total,
+                "best_val_skill": p.best_val_skill,
+                "elapsed_s": round(p.elapsed_s, 1),
+                "eta_s": None if p.eta_s is None else round(p.eta_s, 1),
+            }
+        )
 
     sweep = await asyncio.to_thread(
-        run_sweep, candles, spans, options.trials, options.epochs, options.seed, storage, sweep_progress, ray_address
+        run_sweep,
+        candles,
+        spans,
+        options.trials,
+        options.epochs,
+        options.seed,
+        storage,
+        sweep_progress,
+        ray_address,
     )
-    tell({"phase": "gating", "trial": options.trials, "trials": options.trials, "best_val_skill": sweep.val_skill,
-          "elapsed_s": round(time.perf_counter() - started, 1), "eta_s": None})  # fmt: skip
-    return await gate_and_register(db, store, sid, candles, options, sweep, time.perf_counter() - started, spans)
+    tell(
+        {
+            "phase": "gating",
+            "trial": options.trials,
+            "trials": options.trials,
+            "best_val_skill": sweep.val_skill,
+            "elapsed_s": round(time.perf_counter() - started, 1),
+            "eta_s": None,
+        }
+    )
+    return await gate_and_register(
+        db, store, sid, candles, options, sweep, time.perf_counter() - started, spans
+    )
 
 
 def _without(daily: np.ndarray, fallback: np.ndarray, horizons: set[int]) -> np.ndarray:
@@ -209,7 +263,9 @@ async def gate_and_register(
     contenders: dict[str, Predictor] = {
         CANDIDATE: candidate,
         "persistence": baseline,
-        "candidate_plain_conformal": LstmPredictor(sweep.config, sweep.weights, prepared.scaler, candidate_plain),
+        "candidate_plain_conformal": LstmPredictor(
+            sweep.config, sweep.weights, prepared.scaler, candidate_plain
+        ),
     }
     if await registry.current(db, sid, PERSISTENCE) is not None:
         contenders[CHAMPION_NOW] = await registry.load_served(db, sid)
@@ -217,14 +273,22 @@ async def gate_and_register(
     persistence_daily = _daily(report, "persistence")
     champion_daily = _daily(report, CHAMPION_NOW if CHAMPION_NOW in report["models"] else "persistence")
     champion_lstm = await registry.current(db, sid, LSTM)
-    rechecks = recheck(champion_daily, persistence_daily, champion_lstm.served_horizons) if champion_lstm else []
+    rechecks = (
+        recheck(champion_daily, persistence_daily, champion_lstm.served_horizons) if champion_lstm else []
+    )
     demoted = {d.horizon for d in rechecks if not d.promote}
-    champion_bands = _daily(report, CHAMPION_NOW if CHAMPION_NOW in report["models"] else "persistence", BANDS_LOSS)
+    champion_bands = _daily(
+        report, CHAMPION_NOW if CHAMPION_NOW in report["models"] else "persistence", BANDS_LOSS
+    )
     decisions = decide(
-        _daily(report, CANDIDATE), _without(champion_daily, persistence_daily, demoted), persistence_daily,
-        bands=(_daily(report, CANDIDATE, BANDS_LOSS),
-               _without(champion_bands, _daily(report, "persistence", BANDS_LOSS), demoted)),
-    )  # fmt: skip
+        _daily(report, CANDIDATE),
+        _without(champion_daily, persistence_daily, demoted),
+        persistence_daily,
+        bands=(
+            _daily(report, CANDIDATE, BANDS_LOSS),
+            _without(champion_bands, _daily(report, "persistence", BANDS_LOSS), demoted),
+        ),
+    )
     served = [d.horizon for d in decisions if d.promote]
     span = _span(candles)
     # Scored with calibrations fitted before the test window; served with ones refitted on the newest
@@ -234,20 +298,39 @@ async def gate_and_register(
         candles, spans.calib_ms, previous=served_now.calibration if served_now is not None else None
     )
     candidate = LstmPredictor(
-        sweep.config, sweep.weights, prepared.scaler, recent_calibration(candidate, candles, spans.calib_ms)[0]
+        sweep.config,
+        sweep.weights,
+        prepared.scaler,
+        recent_calibration(candidate, candles, spans.calib_ms)[0],
     )
     status = registry.CHAMPION if served else registry.SHADOW
     reason = "; ".join(d.reason for d in decisions)
     async with db.begin() as conn:  # all of it or none of it: the served champion never sees half a training
-        if demoted and not served:  # the champion stays, on the horizons it still earns
+        # the champion stays, on the horizons it still earns (demotions imply a champion LSTM)
+        if demoted and not served and champion_lstm is not None:
             kept = [h for h in champion_lstm.served_horizons if h not in demoted]
             await registry.demote_on(conn, champion_lstm, kept, "; ".join(d.reason for d in rechecks))
         baseline_record = await registry.register_on(
-            conn, store, sid, served_baseline, registry.CHAMPION, "recalibrated with the daily retrain", **span,
-            metrics={"plain_calibration": served_plain.to_dict(), "test": _compact(report["models"]["persistence"])},
+            conn,
+            store,
+            sid,
+            served_baseline,
+            registry.CHAMPION,
+            "recalibrated with the daily retrain",
+            **span,
+            metrics={
+                "plain_calibration": served_plain.to_dict(),
+                "test": _compact(report["models"]["persistence"]),
+            },
         )
         lstm_record = await registry.register_on(
-            conn, store, sid, candidate, status, reason, **span,
+            conn,
+            store,
+            sid,
+            candidate,
+            status,
+            reason,
+            **span,
             hyperparameters=sweep.config.to_dict() | {"trials": options.trials, "epochs": options.epochs},
             metrics={
                 "served_horizons": served,
@@ -261,7 +344,9 @@ async def gate_and_register(
         )
     await registry.prune(db, sid, options.keep)
     log.info("trained %s v%d: %s", LSTM, lstm_record.version, reason, extra={"symbol_id": sid})
-    return TrainOutcome(baseline_record, lstm_record, decisions, rechecks, report, sweep_seconds, sweep.trials, spans)
+    return TrainOutcome(
+        baseline_record, lstm_record, decisions, rechecks, report, sweep_seconds, sweep.trials, spans
+    )
 
 
 async def recalibrate_pair(
@@ -275,26 +360,48 @@ async def recalibrate_pair(
         raise registry.NoChampion(f"pair {sid} has no persistence champion yet: nothing to recalibrate")
     candles = await recent_candles(db, sid, max(calib_ms, SERVED.span_ms) + RECALIBRATION_WARMUP_MS)
     if len(candles) < MIN_BASELINE_MINUTES:
-        raise ValueError(f"only {len(candles)} minutes of candles; recalibrating needs {MIN_BASELINE_MINUTES}")
+        raise ValueError(
+            f"only {len(candles)} minutes of candles; recalibrating needs {MIN_BASELINE_MINUTES}"
+        )
     span = _span(candles)
-    new_baseline, plain = persistence_predictor(candles, calib_ms, previous=registry.load(baseline).calibration)
+    new_baseline, plain = persistence_predictor(
+        candles, calib_ms, previous=registry.load(baseline).calibration
+    )
     champion = await registry.current(db, sid, LSTM)
     result: dict = {}
     async with db.begin() as conn:
         record = await registry.register_on(
-            conn, store, sid, new_baseline, registry.CHAMPION, f"daily recalibration of v{baseline.version}", **span,
+            conn,
+            store,
+            sid,
+            new_baseline,
+            registry.CHAMPION,
+            f"daily recalibration of v{baseline.version}",
+            **span,
             metrics={"plain_calibration": plain.to_dict(), "recalibrated_from": baseline.version},
         )
         result["baseline"] = {"version": record.version, "from": baseline.version}
         if champion is not None and champion.artifact_uri:
-            lstm = registry.load(champion)
-            refit = LstmPredictor(lstm.config, lstm.weights, lstm.scaler, recent_calibration(lstm, candles, calib_ms)[0])
+            lstm = registry.load_as(LstmPredictor, champion)
+            refit = LstmPredictor(
+                lstm.config, lstm.weights, lstm.scaler, recent_calibration(lstm, candles, calib_ms)[0]
+            )
             kept = {k: v for k, v in champion.metrics.items() if k != "artifact_sha256"}
             lstm_record = await registry.register_on(
-                conn, store, sid, refit, registry.CHAMPION, f"daily recalibration of v{champion.version}",
-                data_start=champion.data_start, data_end=span["data_end"], hyperparameters=champion.hyperparameters,
+                conn,
+                store,
+                sid,
+                refit,
+                registry.CHAMPION,
+                f"daily recalibration of v{champion.version}",
+                data_start=champion.data_start,
+                data_end=span["data_end"],
+                hyperparameters=champion.hyperparameters,
                 metrics=kept | {"recalibrated_from": champion.version},
             )
-            result["lstm"] = {"version": lstm_record.version, "from": champion.version,
-                              "served_horizons": lstm_record.served_horizons}
-    return result  # fmt: skip
+            result["lstm"] = {
+                "version": lstm_record.version,
+                "from": champion.version,
+                "served_horizons": lstm_record.served_horizons,
+            }
+    return result

@@ -17,8 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 FIGSIZE = (11, 20)
 HOURS = 24
@@ -79,8 +79,16 @@ def _reliability(ax: plt.Axes, report: dict) -> None:
             s = report["models"][name][h]
             observed = [s[f"coverage_{level}"] for level in LEVELS]
             se = [s[f"coverage_{level}_se"] for level in LEVELS]
-            ax.errorbar(nominal + dx + (m - 1.5) * 0.0008, observed, yerr=se, fmt="os^v"[m % 4], color=f"C{k}",
-                        capsize=2, markersize=4, label=f"{name}" if m == 0 else None)  # fmt: skip
+            ax.errorbar(
+                nominal + dx + (m - 1.5) * 0.0008,
+                observed,
+                yerr=se,
+                fmt="os^v"[m % 4],
+                color=f"C{k}",
+                capsize=2,
+                markersize=4,
+                label=f"{name}" if m == 0 else None,
+            )
     ax.set_xlabel("nominal coverage (markers ○ □ △ ▽: h = " + ", ".join(horizons) + " min)")
     ax.set_ylabel("observed coverage (± binomial SE)")
     ax.set_title("Reliability: observed vs nominal coverage of the 80 % and 95 % bands")
@@ -94,8 +102,17 @@ def _by_hour(ax: plt.Axes, report: dict) -> None:
         groups = s[f"by_hour_{HOUR_LEVEL}"]
         cov = np.array([np.nan if c is None else c for c in groups["coverage"]])
         se = np.array([0.0 if e is None else e for e in groups["se"]])
-        ax.errorbar(hours + (k - 1.5) * 0.15, cov, yerr=se, fmt="o-", markersize=3, capsize=2, linewidth=0.8,
-                    color=f"C{k}", label=f"h = {h} min")  # fmt: skip
+        ax.errorbar(
+            hours + (k - 1.5) * 0.15,
+            cov,
+            yerr=se,
+            fmt="o-",
+            markersize=3,
+            capsize=2,
+            linewidth=0.8,
+            color=f"C{k}",
+            label=f"h = {h} min",
+        )
     ax.axhline(HOUR_LEVEL / 100, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xticks(hours)
     ax.set_xlabel("hour of the forecast origin (UTC)")
@@ -106,13 +123,22 @@ def _by_hour(ax: plt.Axes, report: dict) -> None:
 
 def _sample(ax: plt.Axes, report: dict) -> None:
     sample = report["sample"]
-    times = [datetime.fromtimestamp(ms / 1000, UTC) for ms in sample["origin_ms"]]
+    times = np.array([datetime.fromtimestamp(ms / 1000, UTC) for ms in sample["origin_ms"]])  # x: datetimes
     # The served forecast and the LSTM; the persistence variants only when nothing else was scored.
-    shown = [n for n in sample["models"] if not n.startswith(BASELINE_PREFIX)][:SAMPLE_MODELS] or list(sample["models"])[:1]
+    shown = [n for n in sample["models"] if not n.startswith(BASELINE_PREFIX)][:SAMPLE_MODELS] or list(
+        sample["models"]
+    )[:1]
     for k, name in enumerate(shown):
         s = sample["models"][name]
         for level in LEVELS:
-            ax.fill_between(times, s[f"lower_{level}"], s[f"upper_{level}"], color=f"C{k}", alpha=BAND_ALPHA[level], linewidth=0)
+            ax.fill_between(
+                times,
+                s[f"lower_{level}"],
+                s[f"upper_{level}"],
+                color=f"C{k}",
+                alpha=BAND_ALPHA[level],
+                linewidth=0,
+            )
         ax.plot(times, s["point"], color=f"C{k}", linewidth=1, label=f"{name} (80 / 95 % bands)")
     actual = sample["models"][shown[0]]["actual"]
     ax.plot(times, actual, color="black", linewidth=1, label=f"actual close(t + {sample['horizon']})")

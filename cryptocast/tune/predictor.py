@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +98,9 @@ class Predictor:
         """Grid indices where this predictor has a complete window."""
         return origins(self.features(candles), self.seq_len)
 
-    def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
+    def forecast_returns(
+        self, candles: Candles, idx: np.ndarray, cache: dict | None = None
+    ) -> ReturnForecast:
         ff = self.features(candles, cache)
         point = self.point_returns(ff, idx)
         half = self.calibration.intervals(ff, idx, self.horizons, lambda rows: self.point_returns(ff, rows))
@@ -134,7 +138,7 @@ class Predictor:
             **self._meta(),
         }
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)  # type: ignore[arg-type]  # numpy's stub checks **arrays against allow_pickle: bool
         return buffer.getvalue()
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -210,7 +214,8 @@ class LstmPredictor(Predictor):
         self._tf_call = self._compile(len(scaler.mean)) if use_tf else None
         self._last: tuple[FeatureFrame, np.ndarray, tuple[np.ndarray, np.ndarray | None]] | None = None
 
-    def _compile(self, n_features: int):  # noqa: ANN202 - a tf.function
+    def _compile(self, n_features: int) -> Callable[[np.ndarray], Any]:
+        """The network as a ``tf.function`` over float32 windows (origins, seq_len, features)."""
         from cryptocast.tune.runtime import tensorflow
 
         tf = tensorflow()
@@ -231,7 +236,9 @@ class LstmPredictor(Predictor):
         if last is not None and last[0] is ff and np.array_equal(last[1], idx):
             return last[2]
         x = np.nan_to_num(self.scaler.transform(ff.values), nan=0.0)
-        point, scale = heads.read(self.config.head, self.network(windows(x, idx, self.seq_len)), len(self.horizons))
+        point, scale = heads.read(
+            self.config.head, self.network(windows(x, idx, self.seq_len)), len(self.horizons)
+        )
         unit = horizon_scale(ff.vol[idx], self.horizons)
         out = (point * unit, None if scale is None else scale * unit)
         self._last = (ff, idx.copy(), out)
@@ -267,7 +274,7 @@ class ServedPredictor(Predictor):
         self.lstm = lstm if lstm_horizons else None
         self.lstm_horizons = lstm_horizons if lstm is not None else set()
         self.spec = (lstm or baseline).spec
-        self.seq_len = max(baseline.seq_len, lstm.seq_len if self.lstm else 1)
+        self.seq_len = max(baseline.seq_len, self.lstm.seq_len if self.lstm else 1)
         self.calibration = baseline.calibration
 
     @property
@@ -281,7 +288,9 @@ class ServedPredictor(Predictor):
         take = np.array([h in self.lstm_horizons for h in self.horizons])
         return np.where(take[None, :], self.lstm.point_returns(ff, idx), base)
 
-    def forecast_returns(self, candles: Candles, idx: np.ndarray, cache: dict | None = None) -> ReturnForecast:
+    def forecast_returns(
+        self, candles: Candles, idx: np.ndarray, cache: dict | None = None
+    ) -> ReturnForecast:
         cache = {} if cache is None else cache
         base = self.baseline.forecast_returns(candles, idx, cache)
         if self.lstm is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 from sqlalchemy import func, insert, select, update
@@ -20,9 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import models, symbols
-from cryptocast.tune.predictor import LSTM, PERSISTENCE, Predictor, ServedPredictor, from_bytes
+from cryptocast.tune.predictor import (
+    LSTM,
+    PERSISTENCE,
+    LstmPredictor,
+    PersistencePredictor,
+    Predictor,
+    ServedPredictor,
+    from_bytes,
+)
 
 KEEP_VERSIONS = 5
+P = TypeVar("P", PersistencePredictor, LstmPredictor)
 CHAMPION, SHADOW, RETIRED, FAILED = "champion", "shadow", "retired", "failed"
 
 
@@ -96,7 +105,13 @@ class ModelStore:
 
 
 async def register(
-    db: Database, store: ModelStore, symbol_id: int, predictor: Predictor, status: str, reason: str, **fields: Any
+    db: Database,
+    store: ModelStore,
+    symbol_id: int,
+    predictor: Predictor,
+    status: str,
+    reason: str,
+    **fields: Any,
 ) -> ModelRecord:
     """Store the artifact and its row; a new champion or shadow retires the one it replaces. ``fields``:
     data_start, data_end, hyperparameters, metrics (as :func:`register_on` takes them)."""
@@ -189,11 +204,19 @@ async def current(db: Database, symbol_id: int, kind: str, status: str = CHAMPIO
     return found[0] if found else None
 
 
-def load(record: ModelRecord, use_tf: bool = False) -> Predictor:
+def load(record: ModelRecord, use_tf: bool = False) -> PersistencePredictor | LstmPredictor:
     """The record's predictor, checksum verified."""
     if record.artifact_uri is None:
         raise NoChampion(f"model v{record.version} has no artifact (pruned)")
     return from_bytes(ModelStore.get(record.artifact_uri, record.sha256), use_tf=use_tf)
+
+
+def load_as(kind: type[P], record: ModelRecord, use_tf: bool = False) -> P:
+    """:func:`load`, for a record whose artifact must be of this predictor class."""
+    predictor = load(record, use_tf)
+    if not isinstance(predictor, kind):
+        raise TypeError(f"model v{record.version} holds a {predictor.kind} artifact, not {kind.kind}")
+    return predictor
 
 
 async def load_served(db: Database, symbol_id: int, use_tf: bool = False) -> ServedPredictor:
@@ -203,8 +226,8 @@ async def load_served(db: Database, symbol_id: int, use_tf: bool = False) -> Ser
         raise NoChampion(f"pair {symbol_id} has no persistence champion yet (it has no data)")
     lstm = await current(db, symbol_id, LSTM)
     return ServedPredictor(
-        load(baseline),
-        load(lstm, use_tf) if lstm is not None else None,
+        load_as(PersistencePredictor, baseline),
+        load_as(LstmPredictor, lstm, use_tf) if lstm is not None else None,
         set(lstm.served_horizons) if lstm is not None else set(),
     )
 
@@ -276,7 +299,7 @@ async def prune(db: Database, symbol_id: int, keep: int = KEEP_VERSIONS) -> int:
     rows = [r for r in await records(db, symbol_id) if r.artifact_uri]
     for kind in {r.kind for r in rows}:
         for r in [r for r in rows if r.kind == kind][keep:]:
-            if r.status == CHAMPION:
+            if r.status == CHAMPION or r.artifact_uri is None:
                 continue
             ModelStore.delete(r.artifact_uri)
             async with db.begin() as conn:

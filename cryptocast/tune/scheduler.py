@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.expression import Exists
 
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
@@ -74,7 +75,7 @@ class Queued:
     trigger: str
 
 
-def _has_champion(kind: str):  # noqa: ANN202 - an EXISTS clause
+def _has_champion(kind: str) -> Exists:
     return (
         select(models.c.id)
         .where(models.c.symbol_id == symbols.c.id, models.c.kind == kind, models.c.status == "champion")
@@ -93,11 +94,23 @@ class Scheduler:
     async def pairs(self) -> list[PairState]:
         """Every tracked pair that is not removed, in id order (the stagger order of the live ones)."""
         first, last = (
-            select(func.min(price_history.c.open_time)).where(price_history.c.symbol_id == symbols.c.id).scalar_subquery(),
-            select(func.max(price_history.c.open_time)).where(price_history.c.symbol_id == symbols.c.id).scalar_subquery(),
-        )  # fmt: skip
+            select(func.min(price_history.c.open_time))
+            .where(price_history.c.symbol_id == symbols.c.id)
+            .scalar_subquery(),
+            select(func.max(price_history.c.open_time))
+            .where(price_history.c.symbol_id == symbols.c.id)
+            .scalar_subquery(),
+        )
         query = (
-            select(symbols.c.id, symbols.c.symbol, symbols.c.status, _has_champion(LSTM), _has_champion(PERSISTENCE), first, last)
+            select(
+                symbols.c.id,
+                symbols.c.symbol,
+                symbols.c.status,
+                _has_champion(LSTM),
+                _has_champion(PERSISTENCE),
+                first,
+                last,
+            )
             .where(symbols.c.status != "removed")
             .order_by(symbols.c.id)
         )
@@ -105,7 +118,9 @@ class Scheduler:
         async with self.db.connect() as conn:
             for sid, symbol, status, lstm, baseline, lo, hi in await conn.execute(query):
                 span = 0 if lo is None else int((hi - lo).total_seconds() * 1000) + MINUTE_MS
-                out.append(PairState(sid, symbol, status, lstm, baseline, min(span, self.options.max_days * DAY_MS)))
+                out.append(
+                    PairState(sid, symbol, status, lstm, baseline, min(span, self.options.max_days * DAY_MS))
+                )
         return out
 
     async def plan(self) -> list[Queued]:
@@ -113,17 +128,31 @@ class Scheduler:
         now = self.clock()
         queued: list[Queued] = []
         async with self.db.connect() as conn:
-            last_slots = dict((await conn.execute(select(training_schedule.c.symbol_id, training_schedule.c.last_slot))).all())
+            last_slots = dict(
+                (
+                    await conn.execute(select(training_schedule.c.symbol_id, training_schedule.c.last_slot))
+                ).all()
+            )
         live = [p for p in await self.pairs() if p.status == LIVE]
         for rank, pair in enumerate(live):
             missing = self.needs.missing_ms(pair.history_ms)
-            if missing == 0 and not pair.has_lstm and not await command_queue.ever_triggered(self.db, pair.symbol, NEW_PAIR):
-                queued.append(await self._queue(pair, RETRAIN, NEW_PAIR, "a new pair: backfill done, enough history"))
+            if (
+                missing == 0
+                and not pair.has_lstm
+                and not await command_queue.ever_triggered(self.db, pair.symbol, NEW_PAIR)
+            ):
+                queued.append(
+                    await self._queue(pair, RETRAIN, NEW_PAIR, "a new pair: backfill done, enough history")
+                )
             latest, upcoming = self.options.slots(now, rank)
             handled = last_slots.get(pair.symbol_id)
             kind = RETRAIN if missing == 0 else RECALIBRATE if pair.has_baseline else None
             if handled is not None and int(handled.timestamp() * 1000) < latest and kind is not None:
-                why = "the daily slot" if kind == RETRAIN else f"the daily slot (no retrain: {self._short(missing)})"
+                why = (
+                    "the daily slot"
+                    if kind == RETRAIN
+                    else f"the daily slot (no retrain: {self._short(missing)})"
+                )
                 queued.append(await self._queue(pair, kind, DAILY, why, slot=ms_to_dt(latest).isoformat()))
             await self._write_plan(pair, upcoming, kind, latest, missing)
         return queued
@@ -138,22 +167,32 @@ class Scheduler:
             log.info("%s %s queued as command %d (%s)", kind, pair.symbol, command, reason)
         return Queued(command, pair.symbol, kind, trigger)
 
-    async def _write_plan(self, pair: PairState, next_ms: int, kind: str | None, slot_ms: int, missing_ms: int) -> None:
+    async def _write_plan(
+        self, pair: PairState, next_ms: int, kind: str | None, slot_ms: int, missing_ms: int
+    ) -> None:
         if missing_ms:
             note = f"{self._short(missing_ms)} for a first LSTM (minimum {days(self.needs.min_history_ms):.0f} days)"
         else:
             note = None
         values = {
-            "next_at": ms_to_dt(next_ms) if kind else None, "next_kind": kind, "history_days": days(pair.history_ms),
-            "needs_days": days(missing_ms) if missing_ms else None, "note": note, "updated_at": func.now(),
-        }  # fmt: skip
+            "next_at": ms_to_dt(next_ms) if kind else None,
+            "next_kind": kind,
+            "history_days": days(pair.history_ms),
+            "needs_days": days(missing_ms) if missing_ms else None,
+            "note": note,
+            "updated_at": func.now(),
+        }
         # Planned every few seconds, written when it changes (history in steps of a hundredth of a day).
         key = (next_ms, kind, slot_ms, round(days(pair.history_ms), 2), note)
         if self.written.get(pair.symbol_id) == key:
             return
-        statement = pg_insert(training_schedule).values(symbol_id=pair.symbol_id, last_slot=ms_to_dt(slot_ms), **values)
+        statement = pg_insert(training_schedule).values(
+            symbol_id=pair.symbol_id, last_slot=ms_to_dt(slot_ms), **values
+        )
         # A pair seen for the first time starts from the newest slot: its next one is the next one.
-        statement = statement.on_conflict_do_update(index_elements=["symbol_id"], set_=values | {"last_slot": ms_to_dt(slot_ms)})
+        statement = statement.on_conflict_do_update(
+            index_elements=["symbol_id"], set_=values | {"last_slot": ms_to_dt(slot_ms)}
+        )
         async with self.db.begin() as conn:
             await conn.execute(statement)
         self.written[pair.symbol_id] = key

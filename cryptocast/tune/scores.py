@@ -17,6 +17,7 @@ are the clusters, so a volatile afternoon counts as one observation, not as 300.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -46,7 +47,7 @@ def weighted_interval_score(
 
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:
-    return 0.5 * _erfc(-np.asarray(z, dtype=np.float64) / math.sqrt(2)).astype(np.float64)
+    return 0.5 * np.asarray(_erfc(-np.asarray(z, dtype=np.float64) / math.sqrt(2)), dtype=np.float64)
 
 
 def gaussian_sigma(half_width: np.ndarray, level: float) -> np.ndarray:
@@ -75,10 +76,11 @@ def band_pit(y: np.ndarray, bands: dict[float, tuple[np.ndarray, np.ndarray]]) -
     """
     levels = sorted(bands, reverse=True)  # outermost first
     keys = [f"{round(level * 100)}" for level in levels]
-    bin_of = sum((y >= bands[level][0]).astype(int) for level in levels)
-    bin_of = bin_of + sum((y > bands[level][1]).astype(int) for level in levels)
-    labels = [f"below_{keys[0]}"] + [f"low_{a}_{b}" for a, b in zip(keys, keys[1:], strict=False)]
-    labels += [f"inside_{keys[-1]}"] + [f"high_{b}_{a}" for a, b in reversed(list(zip(keys, keys[1:], strict=False)))]
+    above_lower = sum((y >= bands[level][0]).astype(int) for level in levels)
+    above_upper = sum((y > bands[level][1]).astype(int) for level in levels)
+    bin_of = np.asarray(above_lower + above_upper)
+    labels = [f"below_{keys[0]}"] + [f"low_{a}_{b}" for a, b in itertools.pairwise(keys)]
+    labels += [f"inside_{keys[-1]}"] + [f"high_{b}_{a}" for a, b in reversed(list(itertools.pairwise(keys)))]
     labels += [f"above_{keys[0]}"]
     shares = np.bincount(bin_of, minlength=len(labels)) / max(len(y), 1)
     return {label: float(share) for label, share in zip(labels, shares, strict=True)}

@@ -72,12 +72,25 @@ class TrainingConfig:
     database_url_file: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, database_url: str, storage: Path | None = None) -> TrainingConfig:
-        options = TrainOptions(trials=settings.train_trials, epochs=settings.train_epochs, days=settings.train_days)
-        schedule = ScheduleOptions(settings.train_daily_minute, settings.train_stagger_minutes, settings.train_days)
+    def from_settings(
+        cls, settings: Settings, database_url: str, storage: Path | None = None
+    ) -> TrainingConfig:
+        options = TrainOptions(
+            trials=settings.train_trials, epochs=settings.train_epochs, days=settings.train_days
+        )
+        schedule = ScheduleOptions(
+            settings.train_daily_minute, settings.train_stagger_minutes, settings.train_days
+        )
         folder = storage or settings.data_dir / "tune"
-        return cls(database_url, settings.rest_url, settings.model_store, str(folder.resolve()), options, schedule,
-                   settings.ray_address)  # fmt: skip
+        return cls(
+            database_url,
+            settings.rest_url,
+            settings.model_store,
+            str(folder.resolve()),
+            options,
+            schedule,
+            settings.ray_address,
+        )
 
 
 @ray.remote(num_cpus=SCHEDULER_CPUS, max_restarts=-1, max_task_retries=-1)
@@ -95,7 +108,9 @@ class TrainingScheduler:
         self.clock: ExchangeClock | None = None
         self.clock_at = 0.0
         self.scheduler = Scheduler(self.db, self._now_ms, config.options.needs, config.schedule)
-        self.work = Work(self.db, ModelStore(config.model_store), config.options, Path(config.storage), config.ray_address)
+        self.work = Work(
+            self.db, ModelStore(config.model_store), config.options, Path(config.storage), config.ray_address
+        )
         self.running: dict | None = None  # the command being carried out
         self.worker: asyncio.Task | None = None
         self.last_error: str | None = None
@@ -157,8 +172,13 @@ class TrainingScheduler:
             if (command := await command_queue.claim_next_training(self.db)) is None:
                 return
             self.running = command
-            log.info("command %d: %s %s (%s)", command["id"], command["kind"], command["symbol"],
-                     command["payload"].get("reason"))  # fmt: skip
+            log.info(
+                "command %d: %s %s (%s)",
+                command["id"],
+                command["kind"],
+                command["symbol"],
+                command["payload"].get("reason"),
+            )
             try:
                 status = await execute(self.work, command)
                 log.info("command %d %s", command["id"], status)
@@ -195,12 +215,14 @@ class TrainingScheduler:
     def _details(self) -> dict:
         running = self.running
         return {
-            "running": None if running is None else {"id": running["id"], "kind": running["kind"], "symbol": running["symbol"]},
+            "running": None
+            if running is None
+            else {"id": running["id"], "kind": running["kind"], "symbol": running["symbol"]},
             "clock_rate": None if self.clock is None else round(self.clock.rate, 3),
             "last_error": self.last_error,
             "daily_minute": self.config.schedule.daily_minute,
             "stagger_minutes": self.config.schedule.stagger_minutes,
-        }  # fmt: skip
+        }
 
     # --- called by others -------------------------------------------------------------------------
     async def status(self) -> dict:
@@ -228,7 +250,7 @@ def start_training(config: TrainingConfig) -> ray.actor.ActorHandle:
     """The training scheduler of this Ray cluster: started, or found running (it is detached and named)."""
     if config.database_url is not None:
         config = replace(config, database_url=None, database_url_file=write_url(config.database_url))
-    return TrainingScheduler.options(
+    return TrainingScheduler.options(  # type: ignore[attr-defined]  # mypy keeps a decorated class's type: @ray.remote made it an ActorClass
         name=SCHEDULER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
     ).remote(config)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -112,8 +113,8 @@ def lower_priority(nicer_by: int = TRIAL_NICE) -> None:
     """
     serving = int(os.environ.get(WORKER_NICENESS_ENV, RAY_DEFAULT_WORKER_NICENESS))
     target = min(MAX_NICENESS, serving + nicer_by)
-    tasks = f"/proc/{os.getpid()}/task"
-    for tid in (int(t) for t in (os.listdir(tasks) if os.path.isdir(tasks) else ["0"])):
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), target))
         with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
@@ -162,7 +163,8 @@ class _Progress(tune.Callback):
     """Tells ``report`` after every epoch of every trial and after every finished trial."""
 
     def __init__(self, report: Callable[[SweepProgress], None], total: int) -> None:
-        self.report, self.total, self.done, self.best = report, total, 0, None
+        self.report, self.total, self.done = report, total, 0
+        self.best: float | None = None
         self.started = time.monotonic()
 
     def __getstate__(self) -> dict:
@@ -173,13 +175,15 @@ class _Progress(tune.Callback):
         if self.report is not None:
             self.report(SweepProgress(self.done, self.total, self.best, time.monotonic() - self.started))
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001, ANN003
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: object
+    ) -> None:
         value = result.get(METRIC)
         if value is not None and (self.best is None or value > self.best):
             self.best = float(value)
         self._tell()
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001, ANN003
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: object) -> None:
         self.done += 1
         self._tell()
 
@@ -197,7 +201,8 @@ def run_sweep(
     """Search ``trials`` configurations; return the best checkpoint by validation skill."""
     start_ray(num_cpus=RAY_CPUS, address=ray_address)  # the one way Ray starts: loopback only
     trainable = tune.with_resources(
-        tune.with_parameters(_trial, candles=candles, spans=spans, epochs=epochs, seed=seed), {"cpu": TRIAL_CPU}
+        tune.with_parameters(_trial, candles=candles, spans=spans, epochs=epochs, seed=seed),
+        {"cpu": TRIAL_CPU},
     )
     tuner = tune.Tuner(
         trainable,
@@ -218,16 +223,24 @@ def run_sweep(
     quiet_tune()
     with contextlib.redirect_stdout(io.StringIO()):  # Tune prints banners even at verbose=0
         grid = tuner.fit()
-    errors = [str(r.error) for r in grid if r.error]
+    results = [grid[i] for i in range(len(grid))]
+    errors = [str(r.error) for r in results if r.error]
     if len(errors) == len(grid):
         raise RuntimeError(f"every trial failed; first error: {errors[0]}")
     best = grid.get_best_result(metric=METRIC, mode="max", scope="all")
     checkpoint = best.get_best_checkpoint(METRIC, "max")
+    if checkpoint is None or best.config is None or best.metrics_dataframe is None:
+        raise RuntimeError("the best trial left no checkpoint, config or metrics")
     with checkpoint.as_directory() as folder, np.load(Path(folder) / WEIGHTS_FILE) as npz:
         weights = [npz[f"arr_{i}"] for i in range(len(npz.files))]
     summary = [
-        {"config": r.config, METRIC: float(r.metrics_dataframe[METRIC].max()) if r.metrics_dataframe is not None and METRIC in r.metrics_dataframe else None}
-        for r in grid
+        {
+            "config": r.config,
+            METRIC: float(r.metrics_dataframe[METRIC].max())
+            if r.metrics_dataframe is not None and METRIC in r.metrics_dataframe
+            else None,
+        }
+        for r in results
     ]
     best_val = float(best.metrics_dataframe[METRIC].max())
     config = LstmConfig.from_dict(best.config | {"epochs": epochs, "seed": seed})

@@ -94,7 +94,9 @@ def validation_skill(p: Prepared, idx: np.ndarray, point: np.ndarray, scale: np.
 
 
 def fit(
-    p: Prepared, config: LstmConfig, on_epoch: Callable[[int, float, float, list[np.ndarray]], None] | None = None
+    p: Prepared,
+    config: LstmConfig,
+    on_epoch: Callable[[int, float, float, list[np.ndarray]], None] | None = None,
 ) -> tuple[list[np.ndarray], float]:
     """Train for ``config.epochs``; keep the weights of the epoch with the best :func:`validation_skill`.
 
@@ -122,6 +124,7 @@ def lstm_predictor(
     draft = LstmPredictor(config, weights, p.scaler, Calibration(True, {}))
     idx = p.split.calib
     residuals = p.y[idx] - draft.point_returns(p.ff, idx)
+    scaled: Calibration
     if heads.distributional(config.head):
         scaled = fit_network_calibration(NetworkScale(draft.scale_returns), p.ff, idx, residuals)
     else:

@@ -53,8 +53,13 @@ def hour_of(open_time: np.ndarray) -> np.ndarray:
 class ScaleModel(Protocol):
     """Per-origin, per-horizon scale of the residual, from the minutes up to the origin only."""
 
-    kind: str
-    lookback: int  # minutes of candles behind an origin that :meth:`predict` reads
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def lookback(self) -> int:
+        """Minutes of candles behind an origin that :meth:`predict` reads."""
+        ...
 
     def predict(self, ff: FeatureFrame, idx: np.ndarray, horizons: tuple[int, ...]) -> np.ndarray: ...
 
@@ -226,9 +231,14 @@ class HarScale:
         return np.maximum(np.exp(log_scale), VOL_FLOOR * np.sqrt(np.asarray(horizons, dtype=np.float64)))
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "windows": list(self.windows), "coef": self.coef.tolist(),
-                "profile": self.profile.tolist(), "horizons": list(self.horizons),
-                "rv30_weight": self.rv30_weight}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "windows": list(self.windows),
+            "coef": self.coef.tolist(),
+            "profile": self.profile.tolist(),
+            "horizons": list(self.horizons),
+            "rv30_weight": self.rv30_weight,
+        }
 
 
 def scale_from_dict(values: dict) -> ScaleModel:

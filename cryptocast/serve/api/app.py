@@ -31,8 +31,12 @@ def new_api() -> HotApi:
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(metrics.RequestMetrics)
     if get_settings().cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=get_settings().cors_origins,
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=get_settings().cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app
 
 

@@ -28,8 +28,13 @@ router = APIRouter()
 @router.get(
     "/commands", summary="Commands, newest first: pair changes, trainings, rollbacks and their outcome"
 )
-async def commands(services: Services, symbol: SymbolFilter = None, status: StatusFilter = None,
-                   kind: KindFilter = None, limit: CommandsLimit = 20) -> Response:  # fmt: skip
+async def commands(
+    services: Services,
+    symbol: SymbolFilter = None,
+    status: StatusFilter = None,
+    kind: KindFilter = None,
+    limit: CommandsLimit = 20,
+) -> Response:
     if status is not None and status not in COMMAND_STATUSES:
         raise ApiError(422, f"status must be one of {', '.join(COMMAND_STATUSES)}")
     if kind is not None and kind not in COMMAND_KINDS:
@@ -37,8 +42,12 @@ async def commands(services: Services, symbol: SymbolFilter = None, status: Stat
     rows = await command_queue.find(
         services.db, views.symbol(symbol) if symbol else None, status, kind, limit
     )
-    return views.json_answer({"commands": [command_queue.view(r) for r in rows],
-                              "scheduler": await training.scheduler_view(services.db)})  # fmt: skip
+    return views.json_answer(
+        {
+            "commands": [command_queue.view(r) for r in rows],
+            "scheduler": await training.scheduler_view(services.db),
+        }
+    )
 
 
 @router.get("/commands/{command_id}", summary="One command: status, progress while running, result or reason")

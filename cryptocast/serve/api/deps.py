@@ -7,7 +7,7 @@ symbol, a time range or a page size takes it alike.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query
 from ray import serve
@@ -22,7 +22,8 @@ from cryptocast.sql import command_queue
 def services() -> ApiServices:
     """The services the replica's deployment made in its ``__init__`` (``serve/router.py``): Serve
     names the replica's instance, as it does to give class routes their ``self``."""
-    return serve.get_replica_context().servable_object.services
+    replica: Any = serve.get_replica_context().servable_object  # the Router; Ray annotates a Callable
+    return replica.services
 
 
 Services = Annotated[ApiServices, Depends(services)]
@@ -34,9 +35,14 @@ Confirm = Annotated[str | None, Query(max_length=64, description="purge only: th
 Start = Annotated[datetime | None, Query(description="inclusive, ISO 8601 (UTC if no offset)")]
 End = Annotated[datetime | None, Query(description="exclusive, ISO 8601 (UTC if no offset)")]
 Limit = Annotated[int, Query(ge=1, le=timeranges.MAX_LIMIT)]
-ScoresWindow = Annotated[int | None, Query(
-    ge=calibration.MIN_WINDOW_MINUTES, le=calibration.MAX_WINDOW_MINUTES,
-    description="minutes of origins to score, ending at the newest candle [the live skill window]")]  # fmt: skip
+ScoresWindow = Annotated[
+    int | None,
+    Query(
+        ge=calibration.MIN_WINDOW_MINUTES,
+        le=calibration.MAX_WINDOW_MINUTES,
+        description="minutes of origins to score, ending at the newest candle [the live skill window]",
+    ),
+]
 StatusFilter = Annotated[str | None, Query(max_length=16)]
 KindFilter = Annotated[str | None, Query(max_length=24)]
 CommandsLimit = Annotated[int, Query(ge=1, le=command_queue.LIST_LIMIT)]

@@ -59,19 +59,24 @@ async def _health(services: ApiServices) -> tuple[int, bytes]:
         for row in await reads.fetch(db, reads.PAIRS_SQL):
             state = apps.get(pair_app_name(row["symbol"]), "NOT_DEPLOYED")
             pairs[row["symbol"]] = {
-                "status": row["status"], "serving": state,
+                "status": row["status"],
+                "serving": state,
                 "ready": row["status"] == "live" and state == "RUNNING",
-            }  # fmt: skip
+            }
     ok = checks["database"]["ok"]
-    body = {"status": "ok" if ok else "degraded", "checked_at": datetime.now(UTC).isoformat(), **checks,
-            "pairs": pairs}  # fmt: skip
+    body = {
+        "status": "ok" if ok else "degraded",
+        "checked_at": datetime.now(UTC).isoformat(),
+        **checks,
+        "pairs": pairs,
+    }
     return 200 if ok else 503, json.dumps(body, default=str).encode()
 
 
 async def _supervisor() -> dict:
     try:
         actor = ray.get_actor("supervisor", namespace="cryptocast")
-        snap = await asyncio.wait_for(actor.snapshot.remote(), PROBE_TIMEOUT_S)
+        snap: dict = await asyncio.wait_for(actor.snapshot.remote(), PROBE_TIMEOUT_S)
         return {"ok": True, "restarts_total": snap["restarts_total"], "pairs": len(snap["pairs"])}
     except ValueError:
         return {"ok": False, "error": "not running (ingestion is stopped)"}

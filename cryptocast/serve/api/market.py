@@ -19,12 +19,28 @@ from cryptocast.serve.encoded import Prepared, Renewing, dumps, respond
 
 router = APIRouter()
 
-CANDLE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "provenance"]  # fmt: skip
+CANDLE_COLUMNS = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "provenance",
+]
 
 
 @router.get("/pairs/{symbol}/candles", summary="1-minute candles in [start, end), oldest first, paged")
-async def candles(services: Services, symbol: Symbol, request: Request, start: Start = None, end: End = None,
-                  limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
+async def candles(
+    services: Services,
+    symbol: Symbol,
+    request: Request,
+    start: Start = None,
+    end: End = None,
+    limit: Limit = timeranges.DEFAULT_LIMIT,
+) -> Response:
     pair = views.symbol(symbol)
     # the same request is answered alike until news
     key = f"{pair} {views.iso(start)} {views.iso(end)} {limit}"
@@ -35,8 +51,9 @@ async def candles(services: Services, symbol: Symbol, request: Request, start: S
     return respond(answer.current(), request)
 
 
-async def _candles(services: ApiServices, symbol: str, start: datetime | None, end: datetime | None,
-                   limit: int) -> Renewing:  # fmt: skip
+async def _candles(
+    services: ApiServices, symbol: str, start: datetime | None, end: datetime | None, limit: int
+) -> Renewing:
     row = await services.pair(symbol)
     lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
     # The rows change when a candle lands; until then identical reads share one serialised page.
@@ -47,25 +64,57 @@ async def _candles(services: ApiServices, symbol: str, start: datetime | None, e
 
 async def _candle_page(services: ApiServices, row: dict, lo: datetime, hi: datetime, limit: int) -> Prepared:
     rows = await reads.page(services.db, reads.CANDLES_SQL, row["id"], lo, hi, limit)
-    items = [[r["open_time"].isoformat(), r["open"], r["high"], r["low"], r["close"], r["volume"],
-              r["quote_volume"], r["trades"], r["provenance"]] for r in rows]  # fmt: skip
-    return Prepared({
-        "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(), "columns": CANDLE_COLUMNS,
-        "next_start": views.next_start(rows, "open_time", limit),
-    }, {"candles": dumps(items)})  # fmt: skip
+    items = [
+        [
+            r["open_time"].isoformat(),
+            r["open"],
+            r["high"],
+            r["low"],
+            r["close"],
+            r["volume"],
+            r["quote_volume"],
+            r["trades"],
+            r["provenance"],
+        ]
+        for r in rows
+    ]
+    return Prepared(
+        {
+            "symbol": row["symbol"],
+            "start": lo.isoformat(),
+            "end": hi.isoformat(),
+            "columns": CANDLE_COLUMNS,
+            "next_start": views.next_start(rows, "open_time", limit),
+        },
+        {"candles": dumps(items)},
+    )
 
 
 @router.get("/pairs/{symbol}/top-of-book", summary="Best bid/ask per minute in [start, end), paged")
-async def top_of_book(services: Services, symbol: Symbol, request: Request, start: Start = None, end: End = None,
-                      limit: Limit = timeranges.DEFAULT_LIMIT) -> Response:  # fmt: skip
+async def top_of_book(
+    services: Services,
+    symbol: Symbol,
+    request: Request,
+    start: Start = None,
+    end: End = None,
+    limit: Limit = timeranges.DEFAULT_LIMIT,
+) -> Response:
     row = await services.pair(symbol)
     lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
     rows = await reads.page(services.db, reads.BOOK_SQL, row["id"], lo, hi, limit)
-    items = [[r["minute"].isoformat(), r["bid_price"], r["bid_qty"], r["ask_price"], r["ask_qty"], r["derived"]]
-             for r in rows]  # fmt: skip
-    return views.json_answer({
-        "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
-        "columns": ["minute", "bid_price", "bid_qty", "ask_price", "ask_qty", "derived"],
-        "top_of_book": items, "next_start": views.next_start(rows, "minute", limit),
-        "freshness": await services.freshness(row),
-    }, request)  # fmt: skip
+    items = [
+        [r["minute"].isoformat(), r["bid_price"], r["bid_qty"], r["ask_price"], r["ask_qty"], r["derived"]]
+        for r in rows
+    ]
+    return views.json_answer(
+        {
+            "symbol": row["symbol"],
+            "start": lo.isoformat(),
+            "end": hi.isoformat(),
+            "columns": ["minute", "bid_price", "bid_qty", "ask_price", "ask_qty", "derived"],
+            "top_of_book": items,
+            "next_start": views.next_start(rows, "minute", limit),
+            "freshness": await services.freshness(row),
+        },
+        request,
+    )

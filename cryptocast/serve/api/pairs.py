@@ -31,14 +31,22 @@ class AddPair(BaseModel):
 @router.get("/pairs", summary="Tracked pairs")
 async def pairs(services: Services) -> Response:
     rows = await reads.fetch(services.db, reads.PAIRS_SQL)
-    return views.json_answer({
-        "pairs": [
-            {"symbol": r["symbol"], "status": r["status"], "last_candle_time": views.iso(r["last_candle_time"]),
-             "backfill": views.backfill(r), "restarts": r["restarts"], "last_error": r["last_error"]}
-            for r in rows
-        ],
-        "as_of": datetime.now(UTC).isoformat(),
-    })  # fmt: skip
+    return views.json_answer(
+        {
+            "pairs": [
+                {
+                    "symbol": r["symbol"],
+                    "status": r["status"],
+                    "last_candle_time": views.iso(r["last_candle_time"]),
+                    "backfill": views.backfill(r),
+                    "restarts": r["restarts"],
+                    "last_error": r["last_error"],
+                }
+                for r in rows
+            ],
+            "as_of": datetime.now(UTC).isoformat(),
+        }
+    )
 
 
 @router.post("/pairs", status_code=202, dependencies=WRITES, summary="Track a new pair")
@@ -61,25 +69,46 @@ async def add_pair(services: Services, body: AddPair) -> Response:
     except (OSError, httpx.HTTPError) as exc:
         raise ApiError(503, f"cannot reach the exchange at {services.options.rest_url}: {exc}") from None
     command = await submit_command(services.db, "add_pair", info.symbol)
-    return Response(json.dumps({"symbol": info.symbol, "base_asset": info.base_asset,
-                                "quote_asset": info.quote_asset, "command_id": command, "status": "requested"}),
-                    202, media_type="application/json")  # fmt: skip
+    return Response(
+        json.dumps(
+            {
+                "symbol": info.symbol,
+                "base_asset": info.base_asset,
+                "quote_asset": info.quote_asset,
+                "command_id": command,
+                "status": "requested",
+            }
+        ),
+        202,
+        media_type="application/json",
+    )
 
 
-@router.delete("/pairs/{symbol}", status_code=202, dependencies=WRITES,
-               summary="Stop ingesting a pair (data kept; purge=true&confirm=SYMBOL deletes them)")  # fmt: skip
+@router.delete(
+    "/pairs/{symbol}",
+    status_code=202,
+    dependencies=WRITES,
+    summary="Stop ingesting a pair (data kept; purge=true&confirm=SYMBOL deletes them)",
+)
 async def remove_pair(
     services: Services, symbol: Symbol, purge: bool = False, confirm: Confirm = None
 ) -> Response:
     pair = views.symbol(symbol)
     if purge and (confirm or "").strip().upper() != pair:
-        raise ApiError(400, f"purging {pair} deletes its stored candles, predictions and models; to confirm, "
-                            f"send DELETE /pairs/{pair}?purge=true&confirm={pair}", "confirmation_required")  # fmt: skip
+        raise ApiError(
+            400,
+            f"purging {pair} deletes its stored candles, predictions and models; to confirm, "
+            f"send DELETE /pairs/{pair}?purge=true&confirm={pair}",
+            "confirmation_required",
+        )
     row = await services.pair(pair)
     kind = "purge_pair" if purge else "remove_pair"
     command = await submit_command(services.db, kind, row["symbol"])
-    return Response(json.dumps({"symbol": row["symbol"], "command_id": command, "kind": kind}), 202,
-                    media_type="application/json")  # fmt: skip
+    return Response(
+        json.dumps({"symbol": row["symbol"], "command_id": command, "kind": kind}),
+        202,
+        media_type="application/json",
+    )
 
 
 @router.get("/pairs/{symbol}", summary="A pair's state, progress, model and live accuracy")
@@ -88,20 +117,30 @@ async def pair(services: Services, symbol: Symbol) -> Response:
     row = await services.pair(symbol)
     sid = row["id"]
     counts = await reads.fetchrow(db, reads.COMPLETENESS_SQL, sid)
+    assert counts is not None  # an aggregate: always one row
     serving = await _serving(services, row["symbol"])
     live = scoring.served_summary(await scoring.scores(db, sid, window))
     last_training = await reads.fetchval(db, reads.LAST_TRAINING_SQL, sid)
     plan = await training.pair_training(db, sid, row["symbol"], row["status"])
-    return views.json_answer({
-        "symbol": row["symbol"], "status": row["status"], "backfill": views.backfill(row),
-        "completeness_percent": views.completeness(counts), "stored_minutes": counts["stored"],
-        "first_candle_time": views.iso(counts["first"]), "restarts": row["restarts"], "last_error": row["last_error"],
-        "serving": serving, "alarm": serving.get("alarm"),
-        "last_training": views.iso(last_training), "next_training": plan["next"]["at"] if plan["next"] else None,
-        "training": plan,
-        "live_skill": {"window_minutes": window, "horizons": live},
-        "freshness": await services.freshness(row),
-    })  # fmt: skip
+    return views.json_answer(
+        {
+            "symbol": row["symbol"],
+            "status": row["status"],
+            "backfill": views.backfill(row),
+            "completeness_percent": views.completeness(counts),
+            "stored_minutes": counts["stored"],
+            "first_candle_time": views.iso(counts["first"]),
+            "restarts": row["restarts"],
+            "last_error": row["last_error"],
+            "serving": serving,
+            "alarm": serving.get("alarm"),
+            "last_training": views.iso(last_training),
+            "next_training": plan["next"]["at"] if plan["next"] else None,
+            "training": plan,
+            "live_skill": {"window_minutes": window, "horizons": live},
+            "freshness": await services.freshness(row),
+        }
+    )
 
 
 async def _serving(services: ApiServices, symbol: str) -> dict:

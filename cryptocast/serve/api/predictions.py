@@ -57,31 +57,52 @@ def request_columns(candles: list[CandleIn]) -> dict[str, np.ndarray]:
     }
 
 
-@router.get("/pairs/{symbol}/scores",
-            summary="Live scores of the served bands: interval score, coverage ± SE, Kupiec, by UTC hour")  # fmt: skip
+@router.get(
+    "/pairs/{symbol}/scores",
+    summary="Live scores of the served bands: interval score, coverage ± SE, Kupiec, by UTC hour",
+)
 async def scores(services: Services, symbol: Symbol, window_minutes: ScoresWindow = None) -> Response:
     row = await services.pair(symbol)
     window = window_minutes or services.options.skill_window_minutes
     horizons = await services.hot.scores.get(
         f"{row['id']} {window}", lambda: calibration.live_scores(services.db, row["id"], window)
     )
-    return views.json_answer({"symbol": row["symbol"], "window_minutes": window, "horizons": horizons,
-                              "freshness": await services.freshness(row)})  # fmt: skip
+    return views.json_answer(
+        {
+            "symbol": row["symbol"],
+            "window_minutes": window,
+            "horizons": horizons,
+            "freshness": await services.freshness(row),
+        }
+    )
 
 
 @router.get(
     "/pairs/{symbol}/predictions", summary="Stored predictions by origin, with the actual close once known"
 )
-async def predictions(services: Services, symbol: Symbol, request: Request, start: Start = None, end: End = None,
-                      limit: Limit = timeranges.DEFAULT_LIMIT, shadow: bool = False) -> Response:  # fmt: skip
+async def predictions(
+    services: Services,
+    symbol: Symbol,
+    request: Request,
+    start: Start = None,
+    end: End = None,
+    limit: Limit = timeranges.DEFAULT_LIMIT,
+    shadow: bool = False,
+) -> Response:
     row = await services.pair(symbol)
     lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.PREDICTIONS)
     rows = await reads.fetch(services.db, reads.PREDICTIONS_SQL, row["id"], lo, hi, limit, shadow)
-    return views.json_answer({
-        "symbol": row["symbol"], "start": lo.isoformat(), "end": hi.isoformat(),
-        "predictions": [views.prediction(r) for r in rows], "next_start": views.next_start(rows, "origin_time", limit),
-        "freshness": await services.freshness(row),
-    }, request)  # fmt: skip
+    return views.json_answer(
+        {
+            "symbol": row["symbol"],
+            "start": lo.isoformat(),
+            "end": hi.isoformat(),
+            "predictions": [views.prediction(r) for r in rows],
+            "next_start": views.next_start(rows, "origin_time", limit),
+            "freshness": await services.freshness(row),
+        },
+        request,
+    )
 
 
 @router.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
@@ -97,14 +118,30 @@ async def _latest(services: ApiServices, symbol: str) -> Renewing:
     origin = await reads.fetchval(services.db, reads.LATEST_ORIGIN_SQL, row["id"])
     if origin is None:
         views.conflict_if_backfilling(row)
-        raise ApiError(409, f"{row['symbol']} has no prediction yet: the first comes after its first model",
-                       "no_prediction")  # fmt: skip
-    rows = await reads.fetch(services.db, reads.PREDICTIONS_SQL, row["id"], origin, origin + timedelta(minutes=1),
-                             timeranges.MAX_LIMIT, False)  # fmt: skip
-    return await services.renewing(row, Prepared({
-        "symbol": row["symbol"], "origin_time": origin.isoformat(),
-        "predictions": [views.prediction(r) for r in rows],
-    }))  # fmt: skip
+        raise ApiError(
+            409,
+            f"{row['symbol']} has no prediction yet: the first comes after its first model",
+            "no_prediction",
+        )
+    rows = await reads.fetch(
+        services.db,
+        reads.PREDICTIONS_SQL,
+        row["id"],
+        origin,
+        origin + timedelta(minutes=1),
+        timeranges.MAX_LIMIT,
+        False,
+    )
+    return await services.renewing(
+        row,
+        Prepared(
+            {
+                "symbol": row["symbol"],
+                "origin_time": origin.isoformat(),
+                "predictions": [views.prediction(r) for r in rows],
+            }
+        ),
+    )
 
 
 @router.post("/pairs/{symbol}/predict", summary="Forecast now, from your window or the newest stored candles")

@@ -74,10 +74,14 @@ class ApiServices:
             str(row["id"]), lambda: reads.fetch(self.db, reads.CHAMPIONS_SQL, row["id"])
         )
         models = [
-            {"kind": c["kind"], "version": c["version"], "trained_at": views.iso(c["trained_at"]),
-             "served_horizons": json.loads(c["served_horizons"]) if c["served_horizons"] else None}
+            {
+                "kind": c["kind"],
+                "version": c["version"],
+                "trained_at": views.iso(c["trained_at"]),
+                "served_horizons": json.loads(c["served_horizons"]) if c["served_horizons"] else None,
+            }
             for c in champions
-        ]  # fmt: skip
+        ]
         return {"models": models, "last_candle_time": views.iso(row["last_candle_time"])}
 
     async def renewing(self, row: dict, prepared: Prepared) -> Renewing:

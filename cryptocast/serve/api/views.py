@@ -83,10 +83,18 @@ def next_start(rows: list[dict], key: str, limit: int) -> str | None:
 def prediction(r: dict) -> dict:
     actual = r["actual"]
     return {
-        "origin_time": r["origin_time"].isoformat(), "target_time": r["target_time"].isoformat(),
-        "horizon": r["horizon"], "predicted": r["predicted"], "lower_80": r["lower_80"], "upper_80": r["upper_80"],
-        "lower_95": r["lower_95"], "upper_95": r["upper_95"], "actual": actual,
+        "origin_time": r["origin_time"].isoformat(),
+        "target_time": r["target_time"].isoformat(),
+        "horizon": r["horizon"],
+        "predicted": r["predicted"],
+        "lower_80": r["lower_80"],
+        "upper_80": r["upper_80"],
+        "lower_95": r["lower_95"],
+        "upper_95": r["upper_95"],
+        "actual": actual,
         "error": None if actual is None else actual - r["predicted"],
-        "model": {"kind": r["kind"], "version": r["version"]}, "served": r["served"], "late": r["late"],
+        "model": {"kind": r["kind"], "version": r["version"]},
+        "served": r["served"],
+        "late": r["late"],
         "made_at": r["made_at"].isoformat(),
-    }  # fmt: skip
+    }

@@ -22,7 +22,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(async_url(config.get_main_option("sqlalchemy.url")))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("no sqlalchemy.url in the Alembic config (migrate.alembic_config sets it)")
+    engine = create_async_engine(async_url(url))
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_run)

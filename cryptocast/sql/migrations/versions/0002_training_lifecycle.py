@@ -20,7 +20,9 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-OLD_KINDS = "kind IN ('add_pair', 'remove_pair', 'purge_pair', 'pause_pair', 'resume_pair', 'retrain', 'rollback')"
+OLD_KINDS = (
+    "kind IN ('add_pair', 'remove_pair', 'purge_pair', 'pause_pair', 'resume_pair', 'retrain', 'rollback')"
+)
 NEW_KINDS = (
     "kind IN ('add_pair', 'remove_pair', 'purge_pair', 'pause_pair', 'resume_pair', 'retrain', 'recalibrate', "
     "'rollback')"
@@ -73,7 +75,9 @@ def upgrade() -> None:
         "services",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "heartbeat_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
         sa.Column(
             "details",
             postgresql.JSONB(astext_type=sa.Text()),
