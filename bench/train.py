@@ -38,12 +38,14 @@ from cryptocast.sql.queries import add_symbol, candle_count, symbol_id
 from cryptocast.sql.runtime import database_url
 from cryptocast.sql.writer import CandleWriter
 from cryptocast.tune import registry
-from cryptocast.tune.candles import from_file
+from cryptocast.tune.baseline import ensure_baseline
+from cryptocast.tune.candles import from_file, recent_candles
 from cryptocast.tune.dataset import DAY_MS, HORIZONS
 from cryptocast.tune.features import compute_tail
-from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, recent_candles, train_pair
+from cryptocast.tune.pipeline import train_pair
 from cryptocast.tune.predictor import LSTM, ServedPredictor
 from cryptocast.tune.sweep import RAY_CPUS, feature_sets
+from cryptocast.tune.training_run import TrainOptions
 
 DERIVED = ("close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
 LATENCY_CALLS = 500

@@ -1,10 +1,11 @@
-"""What every ``cryptocast`` subcommand shares: the console, clear failures, a database to work on."""
+"""What every ``cryptocast`` subcommand shares: the console, clear failures, a database to work on,
+and the pair a command names."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +16,7 @@ from cryptocast.sql.database import Database, DatabaseUnavailable
 
 T = TypeVar("T")
 console = Console(stderr=True, soft_wrap=True)
+Pair = Annotated[str, typer.Option("--pair", help="trading pair, e.g. BTCUSDT")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -51,3 +53,14 @@ def with_database(
     except ConfigurationError as exc:
         console.print(f"[red]configuration error:[/] {exc}")
         raise typer.Exit(2) from None
+
+
+async def pair_id(db: Database, pair: str) -> int:
+    """The id of the pair a command names; an unknown pair ends the command."""
+    from cryptocast.sql.queries import symbol_id
+
+    sid = await symbol_id(db, pair.upper())
+    if sid is None:
+        console.print(f"[red]error:[/] unknown pair {pair.upper()} (add it first)")
+        raise typer.Exit(1)
+    return sid

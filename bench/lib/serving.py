@@ -71,7 +71,7 @@ from cryptocast.serve.live import LIVE_DEPLOYMENT
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, submit_command
 from cryptocast.sql.schema import CANDLES_CHANNEL
-from cryptocast.tune.pipeline import ensure_baseline
+from cryptocast.tune.baseline import ensure_baseline
 from cryptocast.tune.registry import ModelStore
 
 BENCH_DB = "cryptocast_bench_serve"

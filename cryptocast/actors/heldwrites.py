@@ -19,7 +19,8 @@ from cryptocast.actors.paircontext import INGEST_LOGGER, PairContext
 from cryptocast.records import BookTop, Candle, CandleBlock
 from cryptocast.sql.database import Database
 from cryptocast.sql.ledger import INGESTION_GAP, Span, record_holes
-from cryptocast.sql.writer import CandleWriter, WriteResult
+from cryptocast.sql.rowcheck import WriteResult
+from cryptocast.sql.writer import CandleWriter
 
 log = logging.getLogger(INGEST_LOGGER)
 

@@ -5,7 +5,9 @@ websocket base (``STREAM_URL``) come from settings: binance.com, binance.us, the
 mirror, testnet or the local replay. Nothing else in the code knows which one it talks to. It adds
 typed results (:class:`~cryptocast.records.Candle` with the derived-field marker), the last used
 weight, and streams that turn python-binance's silent failure modes (queue overflow, closed read
-loop, reconnects, stalls) into exceptions.
+loop, reconnects, stalls) into exceptions. The client and its :class:`MarketStream` stay in one
+module: the client opens the stream, and the stream reads the client's socket manager and the
+derived fields it learned from exchangeInfo, so apart each would import the other.
 """
 
 from __future__ import annotations

@@ -16,17 +16,15 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 from aiohttp import web
 
+from cryptocast.exchange.bars import BINANCE_INTERVALS, SUPPORTED_INTERVALS, fmt
 from cryptocast.exchange.faults import Faults
 from cryptocast.exchange.market import (
-    BINANCE_INTERVALS,
     DERIVED_FIELDS,
     STATUS_BREAK,
     STATUS_HALT,
     STATUS_TRADING,
-    SUPPORTED_INTERVALS,
     Market,
     ReplaySymbol,
-    fmt,
 )
 from cryptocast.exchange.protocol import (
     CLONE_KEY,

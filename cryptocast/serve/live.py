@@ -154,7 +154,7 @@ class LivePredictor:
         if time.monotonic() - self.baseline_tried.get(sid, -BASELINE_RETRY_S) < BASELINE_RETRY_S:
             return
         self.baseline_tried[sid] = time.monotonic()
-        from cryptocast.tune.pipeline import ensure_baseline
+        from cryptocast.tune.baseline import ensure_baseline
         from cryptocast.tune.registry import ModelStore
 
         await ensure_baseline(self.db, ModelStore(self.options.model_store), sid)

@@ -1,7 +1,7 @@
 """Bulk writes of candles and top of book, idempotent and announced with NOTIFY.
 
-Candles are validated as numpy columns and encoded into PostgreSQL's binary COPY format by numpy
-(no Python object per row). A batch past the pair's last stored minute is copied straight into
+Candles are validated as numpy columns (:mod:`cryptocast.sql.rowcheck`) and encoded into
+PostgreSQL's binary COPY format by numpy (:mod:`cryptocast.sql.bulkcopy`). A batch past the pair's last stored minute is copied straight into
 ``price_history``; one that may overlap what is stored goes to a per-connection temporary table,
 then one ``INSERT … ON CONFLICT DO NOTHING`` into ``price_history``: writing the same candles
 twice changes nothing. In the same transaction the writer moves the pair's ``last_candle_time``
@@ -17,42 +17,21 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
 import numpy as np
 
-from cryptocast.records import MINUTE_MS, BookTop, Candle, CandleBlock, Kind
+from cryptocast.records import BookTop, Candle, CandleBlock
+from cryptocast.sql.bulkcopy import CANDLE_COLUMNS, STAGING_TABLE, copy_data, copy_into, row_count, stage
 from cryptocast.sql.database import Database
+from cryptocast.sql.rowcheck import RejectedRow, WriteResult, check_candle, check_quote, sane
 from cryptocast.sql.schema import CANDLES_CHANNEL
 
 log = logging.getLogger(__name__)
 
-CANDLE_COLUMNS = (
-    "symbol_id",
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "trades",
-    "taker_buy_base",
-    "taker_buy_quote",
-    "provenance",
-    "derived_fields",
-)
 _COLUMN_LIST = ", ".join(CANDLE_COLUMNS)
-STAGING_TABLE = "cryptocast_candles_stage"
-_CREATE_STAGING = f"""
-CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE price_history INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
 _FROM_STAGING = f"INSERT INTO price_history ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} "
 _MERGE = _FROM_STAGING + "ON CONFLICT DO NOTHING"
 _REPLACE = (
@@ -83,30 +62,6 @@ SELECT (SELECT symbol FROM pair) AS symbol,
        (SELECT pg_notify($15, json_build_object(
             'symbol_id', $1::int, 'symbol', adv.symbol, 'open_time', $16::bigint, 'count', 1)::text) FROM adv)
 """
-INF = math.inf
-# No traded price comes near this (Binance's largest prices are below 10^7): a price above it is a
-# broken feed, refused like any other insane row rather than stored to skew every model downstream.
-MAX_PRICE = 1e12
-# Binary COPY: a fixed header and trailer; timestamps are microseconds since 2000-01-01 UTC.
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
-_PG_EPOCH_MS = 946_684_800_000
-_TEXT_OID = 25
-# price_history's fixed-width columns after symbol_id, with their binary COPY types.
-_FIXED = (
-    ("open_time", ">i8"),
-    ("open", ">f8"),
-    ("high", ">f8"),
-    ("low", ">f8"),
-    ("close", ">f8"),
-    ("volume", ">f8"),
-    ("close_time", ">i8"),
-    ("quote_volume", ">f8"),
-    ("trades", ">i8"),
-    ("taker_buy_base", ">f8"),
-    ("taker_buy_quote", ">f8"),
-)
-_TIMES = ("open_time", "close_time")
 _UPSERT_BOOK = """
 INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -120,116 +75,8 @@ class WriteError(RuntimeError):
     """The database refused a batch; the message names the pair and the reason."""
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedRow:
-    index: int
-    open_time: int
-    reason: str
-
-    def __str__(self) -> str:
-        when = datetime.fromtimestamp(self.open_time / 1000, UTC).isoformat() if self.open_time else "?"
-        return f"row {self.index} (open_time {when}): {self.reason}"
-
-
-@dataclass(slots=True)
-class WriteResult:
-    received: int = 0
-    inserted: int = 0
-    rejected: list[RejectedRow] = field(default_factory=list)
-    newest_open_time: int | None = None
-
-    @property
-    def duplicates(self) -> int:
-        return self.received - len(self.rejected) - self.inserted
-
-
 def ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def check_candle(c: Candle) -> str | None:
-    """Why a candle must not be stored, or None when it is sane."""
-    prices = (c.open, c.high, c.low, c.close)
-    numbers = (*prices, c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote)
-    if not all(math.isfinite(x) for x in numbers):
-        return "non-finite number (NaN or infinity)"
-    if c.open_time % MINUTE_MS:
-        return "open time is not on a minute boundary"
-    if c.close_time <= c.open_time:
-        return "close time is not after open time"
-    if c.low <= 0:
-        return f"non-positive price (low={c.low})"
-    if c.high < c.low:
-        return f"high {c.high} is below low {c.low}"
-    if c.high > MAX_PRICE:
-        return f"price {c.high} above the sanity bound {MAX_PRICE:g}"
-    if not (c.low <= c.open <= c.high and c.low <= c.close <= c.high):
-        return f"open {c.open} / close {c.close} outside [low {c.low}, high {c.high}]"
-    if min(c.volume, c.quote_volume, c.taker_buy_base, c.taker_buy_quote) < 0 or c.trades < 0:
-        return "negative volume or trade count"
-    return None
-
-
-def check_quote(t: BookTop) -> str | None:
-    """Why a top-of-book quote must not be stored, or None when it is sane."""
-    numbers = (t.bid_price, t.bid_qty, t.ask_price, t.ask_qty)
-    if not all(math.isfinite(x) for x in numbers):
-        return "non-finite number (NaN or infinity)"
-    if t.bid_price <= 0:
-        return f"non-positive bid {t.bid_price}"
-    if t.ask_price < t.bid_price:
-        return f"crossed book: ask {t.ask_price} below bid {t.bid_price}"
-    if t.ask_price > MAX_PRICE:
-        return f"price {t.ask_price} above the sanity bound {MAX_PRICE:g}"
-    if min(t.bid_qty, t.ask_qty) < 0:
-        return f"negative size (bid {t.bid_qty}, ask {t.ask_qty})"
-    return None
-
-
-def sane(b: CandleBlock) -> np.ndarray:
-    """Which rows pass :func:`check_candle`, for the whole block at once (NaN fails every comparison)."""
-    ok = (b.low > 0) & (b.low <= b.open) & (b.open <= b.high) & (b.high <= MAX_PRICE)
-    ok &= (b.low <= b.close) & (b.close <= b.high) & (b.trades >= 0) & (b.close_time > b.open_time)
-    for volume in (b.volume, b.quote_volume, b.taker_buy_base, b.taker_buy_quote):
-        ok &= (volume >= 0) & (volume < INF)
-    return ok & (b.open_time % MINUTE_MS == 0)
-
-
-def _text_array(values: tuple[str, ...]) -> bytes:
-    """A one-dimensional ``text[]`` in PostgreSQL's binary array format."""
-    if not values:
-        return struct.pack(">iii", 0, 0, _TEXT_OID)
-    head = struct.pack(">iiiii", 1, 0, _TEXT_OID, len(values), 1)
-    return head + b"".join(struct.pack(">i", len(v.encode())) + v.encode() for v in values)
-
-
-def _copy_rows(symbol_id: int, b: CandleBlock, kind: Kind) -> bytes:
-    """Binary COPY tuples of ``price_history`` for rows of one kind: fixed width, so one numpy record each."""
-    provenance, derived = kind[0].value.encode(), _text_array(kind[1])
-    layout = [("n", ">i2"), ("symbol_id_len", ">i4"), ("symbol_id", ">i4")]
-    for name, kind_code in _FIXED:
-        layout += [(f"{name}_len", ">i4"), (name, kind_code)]
-    layout += [("provenance_len", ">i4"), ("provenance", f"V{len(provenance)}")]
-    layout += [("derived_len", ">i4"), ("derived", f"V{len(derived)}")]
-    rows = np.empty(len(b), np.dtype(layout))
-    rows["n"] = len(CANDLE_COLUMNS)
-    rows["symbol_id_len"], rows["symbol_id"] = 4, symbol_id
-    for name, _ in _FIXED:
-        rows[f"{name}_len"] = 8
-        column = getattr(b, name)
-        rows[name] = (column - _PG_EPOCH_MS) * 1000 if name in _TIMES else column
-    rows["provenance_len"], rows["provenance"] = len(provenance), np.void(provenance)
-    rows["derived_len"], rows["derived"] = len(derived), np.void(derived)
-    return rows.tobytes()
-
-
-def copy_data(symbol_id: int, b: CandleBlock) -> bytes:
-    """The whole binary COPY stream of ``b`` as rows of ``price_history`` for ``symbol_id``."""
-    if len(b.kinds) == 1:
-        parts = [_copy_rows(symbol_id, b, b.kinds[0])]
-    else:
-        parts = [_copy_rows(symbol_id, b[b.kind == k], kind) for k, kind in enumerate(b.kinds)]
-    return b"".join((_COPY_HEADER, *parts, _COPY_TRAILER))
 
 
 class CandleWriter:
@@ -331,11 +178,11 @@ class CandleWriter:
         if last is None or first > last.timestamp() * 1000:
             try:
                 async with conn.transaction():  # a savepoint: a surprise overlap falls back to the merge
-                    return _count(await _copy(conn, "price_history", data))
+                    return row_count(await copy_into(conn, "price_history", data))
             except asyncpg.UniqueViolationError:
                 log.info("batch overlapped stored candles; merging", extra={"symbol_id": symbol_id})
-        await _stage(conn, data)
-        return _count(await conn.execute(_MERGE))
+        await stage(conn, data)
+        return row_count(await conn.execute(_MERGE))
 
     async def replace(self, symbol_id: int, candles: Sequence[Candle]) -> int:
         """Overwrite stored candles with corrected ones (a REST value that disagreed with the socket's)."""
@@ -343,8 +190,8 @@ class CandleWriter:
         if not len(block):
             return 0
         async with self.db.raw() as conn, conn.transaction():
-            await _stage(conn, copy_data(symbol_id, block))
-            return _count(await conn.execute(_REPLACE))
+            await stage(conn, copy_data(symbol_id, block))
+            return row_count(await conn.execute(_REPLACE))
 
     async def write_book(self, symbol_id: int, tops: Sequence[BookTop]) -> WriteResult:
         """Upsert one top-of-book row per minute (the last quote before the minute closed wins).
@@ -375,18 +222,3 @@ class CandleWriter:
             return result
         result.inserted = len(rows)
         return result
-
-
-async def _copy(conn: asyncpg.Connection, table: str, data: bytes) -> str:
-    # A memoryview: asyncpg would take plain bytes for a file path.
-    return await conn.copy_to_table(table, source=memoryview(data), columns=CANDLE_COLUMNS, format="binary")
-
-
-async def _stage(conn: asyncpg.Connection, data: bytes) -> None:
-    await conn.execute(_CREATE_STAGING)
-    await _copy(conn, STAGING_TABLE, data)
-
-
-def _count(status: str) -> int:
-    """Rows of a command status such as ``INSERT 0 5`` or ``COPY 5``."""
-    return int(status.rsplit(" ", 1)[1])

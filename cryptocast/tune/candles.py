@@ -7,12 +7,13 @@ whatever the data came from. Times stay integer milliseconds, as the exchange se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -91,6 +92,20 @@ async def data_span(db: Database, symbol_id: int) -> tuple[datetime | None, date
     async with db.raw() as conn:
         row = await conn.fetchrow(_SPAN_SQL, symbol_id)
     return row[0], row[1]
+
+
+async def recent_candles(db: Database, sid: int, span_ms: int) -> Candles:
+    """The pair's newest ``span_ms`` of candles."""
+    first, last = await data_span(db, sid)
+    if first is None or last is None:
+        raise ValueError(f"pair {sid} has no candles")
+    end = last + timedelta(milliseconds=MINUTE_MS)
+    return await from_database(db, sid, max(first, end - timedelta(milliseconds=span_ms)), end)
+
+
+def history_ms(candles: Candles) -> int:
+    """The span the candles cover, first minute to the end of the last."""
+    return int(candles.open_time[-1]) + MINUTE_MS - int(candles.open_time[0]) if len(candles) else 0
 
 
 async def from_database(

@@ -12,7 +12,10 @@ toward the pooled one, weighing n / (n + ``shrink``) for a cell of n calibration
 A :class:`Calibration` carries the scale model it was fitted with and the :class:`Method` that
 fitted it, so the daily refit, the walk-forward evaluation and serving compute the same intervals.
 Where the method says so, it also carries the state of an online level correction
-(:mod:`cryptocast.tune.tracking`) that each band's level follows between refits.
+(:mod:`cryptocast.tune.tracking`) that each band's level follows between refits. The method, the
+Mondrian :class:`Cells` and the calibration stay in one module: cells are fitted from a method's
+settings with :func:`conformal_quantile`, and a calibration is fitted by its method into its cells
+and read back with them, so apart they would import each other.
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import symbol_id
 from cryptocast.tune import registry
+from cryptocast.tune.baseline import ensure_baseline, recalibrate_pair
 from cryptocast.tune.history import NotEnoughHistory
-from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, recalibrate_pair, train_pair
+from cryptocast.tune.pipeline import train_pair
+from cryptocast.tune.training_run import TrainOptions
 
 log = logging.getLogger(__name__)
 

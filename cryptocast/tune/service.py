@@ -38,9 +38,9 @@ from cryptocast.sql.notices import listen
 from cryptocast.sql.schema import COMMANDS_CHANNEL
 from cryptocast.sql.urlfile import read_url, write_url
 from cryptocast.tune.jobs import Work, execute, recalibrate_instead
-from cryptocast.tune.pipeline import TrainOptions
 from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
 from cryptocast.tune.sweep import lower_priority
+from cryptocast.tune.training_run import TrainOptions
 
 log = logging.getLogger(__name__)
 

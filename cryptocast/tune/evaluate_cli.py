@@ -1,0 +1,223 @@
+"""The ``cryptocast evaluate`` command: score a pair's models on data, and report it.
+
+The data is the database's newest week or a user's candle file, checked before anything runs; the
+report is written as JSON with a PNG plot beside it, and printed as two tables: the point forecast's
+skill and the intervals' calibration, per model and horizon.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cryptocast.cliutil import Pair, console, fail, pair_id, with_database
+from cryptocast.settings import get_settings
+from cryptocast.sql.database import Database
+
+if TYPE_CHECKING:
+    from cryptocast.tune.candlefile import CandleFile
+    from cryptocast.tune.candles import Candles
+    from cryptocast.tune.evaluation_needs import EvaluationNeeds
+    from cryptocast.tune.predictor import Predictor
+
+
+def evaluate(
+    pair: Pair,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="1-minute candles: CSV (plain, gzipped or zipped) or Parquet with open_time_ms,open,high,low,close,"
+            "volume, or Binance's 12-field kline CSV (with or without its header); checked before anything runs"
+        ),
+    ] = None,
+    since: Annotated[datetime | None, typer.Option(help="score only origins from this UTC time on")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="where to write the JSON report (the PNG goes beside it)")
+    ] = None,
+    daily_calibration: Annotated[
+        bool,
+        typer.Option(
+            "--daily-calibration/--fixed-calibration",
+            help="refit the intervals each day on the days before it, as the daily retrain does when serving",
+        ),
+    ] = True,
+) -> None:
+    """Score the pair's served models and persistence on data (by default the newest week in the database);
+    writes the report as JSON and as a PNG plot beside it."""
+    from cryptocast.tune.conformal import SERVED
+    from cryptocast.tune.evaluation import evaluate as run_evaluation
+    from cryptocast.tune.evaluation import truth
+    from cryptocast.tune.evaluation_needs import EvaluationNeeds, scored_warning
+    from cryptocast.tune.models import evaluation_set
+    from cryptocast.tune.plot import write_png
+    from cryptocast.tune.registry import NoChampion
+    from cryptocast.tune.walkforward import DailyRecalibrated
+
+    settings = get_settings()
+    calib_ms = SERVED.span_ms if daily_calibration else 0  # the longest span any interval method refits on
+    given = _candle_file(data, EvaluationNeeds(calib_ms)) if data is not None else None
+
+    async def work(db: Database) -> tuple[Candles, dict[str, Predictor], str]:
+        try:
+            return await evaluation_set(db, await pair_id(db, pair), given)
+        except NoChampion as exc:
+            raise fail(escape(f"{pair.upper()}: {exc}")) from None
+
+    candles, predictors, source = with_database(settings, work)
+    if daily_calibration:
+        # each on its method's span
+        predictors = {name: DailyRecalibrated(p) for name, p in predictors.items()}
+    since_ms = int(since.replace(tzinfo=since.tzinfo or UTC).timestamp() * 1000) if since else None
+    if len(truth(candles, list(predictors.values()), since_ms).idx) == 0:
+        after = f" from {since:%Y-%m-%d %H:%M} on" if since else ""
+        needs = "its feature window and its targets" + (
+            ", and its calibration span before it" if daily_calibration else ""
+        )
+        raise fail(escape(f"{source}: no minute{after} can be scored: none has {needs}"))
+    result = run_evaluation(candles, predictors, since_ms=since_ms) | {
+        "pair": pair.upper(),
+        "data": source,
+        "calibration": "daily" if daily_calibration else "fixed",
+    }
+    if given is not None:
+        result["data_check"] = given.report.to_dict()
+    if warning := scored_warning(result["days"]):
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    path = (
+        report
+        or settings.data_dir / "reports" / f"evaluate-{pair.upper()}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    png = write_png(result, path.with_suffix(".png"))
+    Console().print(results_table(result))
+    Console().print(calibration_table(result))
+    console.print(f"report: {path} and {png.name}")
+
+
+def _candle_file(path: Path, needs: EvaluationNeeds) -> CandleFile:
+    """The file's candles, checked before the database or a model is touched; what was found is printed,
+    and a malformed or too short file ends the command with one line."""
+    from cryptocast.tune.candlecheck import CandleFileError
+    from cryptocast.tune.candlefile import read_candle_file
+    from cryptocast.tune.evaluation_needs import TooShort
+
+    try:
+        given = read_candle_file(path)
+    except CandleFileError as exc:
+        raise fail(escape(str(exc))) from None
+    try:
+        warning = needs.check(given.report.held_ms)
+    except TooShort as exc:
+        raise fail(escape(f"{given.name} {exc}")) from None
+    for line in given.report.lines():
+        console.print(f"data: {escape(line)}")
+    if warning:
+        console.print(f"[yellow]warning:[/] {escape(f'{given.name} {warning}')}")
+    return given
+
+
+def results_table(result: dict) -> Table:
+    """Per model and horizon: skill (± SE over days), p and MDE of the paired test on MAE, direction,
+    coverage, width, pinball."""
+    days = result["days"]
+    table = Table(title=f"{result['pair']} on {result['data']}: {result['origins']:,} origins, {days} days")
+    for column in (
+        "model",
+        "h",
+        "skill",
+        "daily skill ± se",
+        "p(better)",
+        "MDE %",
+        "direction",
+        "cov 80",
+        "cov 95",
+        "width 80 bps",
+        "pinball vs pers.",
+    ):
+        table.add_column(column, justify="right")
+    for name, scores in result["models"].items():
+        for h, s in scores.items():
+            table.add_row(
+                name,
+                h,
+                f"{s['skill']:+.4f}",
+                f"{s['daily_skill']:+.4f} ± {_number(s['daily_skill_se'])}",
+                f"{s['p_better_than_persistence']:.3g}",
+                _percent(s["test_vs_persistence"]["mae"]["mde"]),
+                f"{s['direction_accuracy']:.3f}",
+                f"{s['coverage_80']:.3f}",
+                f"{s['coverage_95']:.3f}",
+                f"{s['width_80_bps']:.1f}",
+                f"{s['pinball_vs_persistence']:.4f}",
+            )
+    return table
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def _worst(groups: dict, nominal: float, label: str) -> str:  # label: a format for the group's number
+    """The group whose coverage is farthest from nominal: 'coverage ± day-block SE (group)'."""
+    found = [
+        (abs(c - nominal), c, se, g)
+        for g, (c, se) in enumerate(zip(groups["coverage"], groups["se"], strict=True))
+        if c is not None
+    ]
+    if not found:
+        return "n/a"
+    _, cov, se, group = max(found, key=lambda row: row[0])
+    return f"{cov:.3f} ± {'n/a' if se is None else f'{se:.3f}'} ({label.format(group)})"
+
+
+def calibration_table(result: dict) -> Table:
+    """Per model and horizon: interval and weighted interval scores, the Gaussian CRPS, Kupiec and
+    Christoffersen p-values per band, the worst RV30 decile and UTC hour at 80 %, and the paired
+    test vs persistence on the interval score with its minimum detectable effect."""
+    table = Table(
+        title=f"intervals, in bps; vs persistence: paired test on complete days at level {result['test_level']:.4f}, "
+        f"MDE at {result['power']:.0%} power; worst group: farthest from 80 % (± day-block SE)"
+    )
+    for column in (
+        "model",
+        "h",
+        "IS 80",
+        "IS 95",
+        "WIS",
+        "CRPS (gauss.)",
+        "Kupiec p 80/95",
+        "Christ. p 80/95",
+        "worst RV decile, 80",
+        "worst hour, 80",
+        "IS vs pers. % (MDE %)",
+    ):
+        table.add_column(column, justify="right")
+    for name, scores in result["models"].items():
+        for h, s in scores.items():
+            versus = s["test_vs_persistence"]["interval_score"]
+            table.add_row(
+                name,
+                h,
+                f"{s['interval_score_80_bps']:.1f}",
+                f"{s['interval_score_95_bps']:.1f}",
+                f"{s['wis_bps']:.2f}",
+                f"{s['crps_gaussian_bps']:.2f}",
+                f"{s['backtest_80']['kupiec_p']:.2g} / {s['backtest_95']['kupiec_p']:.2g}",
+                f"{s['backtest_80']['christoffersen_p']:.2g} / {s['backtest_95']['christoffersen_p']:.2g}",
+                _worst(s["by_vol_decile_80"], 0.8, "decile {}"),  # 0: calmest
+                _worst(s["by_hour_80"], 0.8, "{:02d}h UTC"),
+                f"{_percent(versus['improvement'])} ({_percent(versus['mde'])})",
+            )
+    return table
