@@ -51,11 +51,12 @@ def evaluate(
 ) -> None:
     """Score the pair's served models and persistence on data (by default the newest week in the database);
     writes the report as JSON and as a PNG plot beside it."""
+    from cryptocast.sql.queries import symbol_id
     from cryptocast.tune.conformal import SERVED
     from cryptocast.tune.evaluation import evaluate as run_evaluation
     from cryptocast.tune.evaluation import truth
     from cryptocast.tune.evaluation_needs import EvaluationNeeds, scored_warning
-    from cryptocast.tune.models import evaluation_set
+    from cryptocast.tune.models import evaluation_set, file_set
     from cryptocast.tune.plot import write_png
     from cryptocast.tune.registry import NoChampion
     from cryptocast.tune.walkforward import DailyRecalibrated
@@ -64,13 +65,34 @@ def evaluate(
     calib_ms = SERVED.span_ms if daily_calibration else 0  # the longest span any interval method refits on
     given = _candle_file(data, EvaluationNeeds(calib_ms)) if data is not None else None
 
-    async def work(db: Database) -> tuple[Candles, dict[str, Predictor], str]:
+    async def work(db: Database) -> tuple[Candles, dict[str, Predictor], str] | None:
+        """The stored models on the data; None when a file's pair has none stored here."""
+        sid = await pair_id(db, pair) if given is None else await symbol_id(db, pair.upper())
+        if sid is None:
+            return None
         try:
-            return await evaluation_set(db, await pair_id(db, pair), given)
+            return await evaluation_set(db, sid, given)
         except NoChampion as exc:
+            if given is not None:
+                return None
             raise fail(escape(f"{pair.upper()}: {exc}")) from None
 
-    candles, predictors, source = with_database(settings, work)
+    # A file needs no database: one is asked only where one is configured or was already made here.
+    asked = given is None or settings.database_url is not None or settings.pg_dir.exists()
+    stored = with_database(settings, work) if asked else None
+    if stored is None:
+        assert given is not None  # without a file, work() found the pair or ended the command
+        if not daily_calibration:
+            raise fail(
+                f"--fixed-calibration scores stored models, and no model of {pair.upper()} is stored here; "
+                "without it the intervals are refitted day by day on the file's own days"
+            )
+        console.print(
+            f"no model of {pair.upper()} is stored here: scoring the served interval method, the RV30 method "
+            "and plain conformal, each refitted day by day on the file's own days"
+        )
+        stored = (given.candles, file_set(given), given.name)
+    candles, predictors, source = stored
     if daily_calibration:
         # each on its method's span
         predictors = {name: DailyRecalibrated(p) for name, p in predictors.items()}

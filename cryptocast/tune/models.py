@@ -52,9 +52,10 @@ async def evaluation_set(
     return candles, predictors, "database (newest week, after the intervals' calibration span)"
 
 
-# The methods a file alone can score: what is served, the RV30 method it replaced, plain conformal.
+# The methods a file alone can score: persistence with the served intervals (the reference every
+# report scores against), with the RV30 method they replaced, and with plain conformal.
 FILE_METHODS: dict[str, Method] = {
-    "served": SERVED,
+    "persistence": SERVED,
     "persistence_rv30_conformal": LEGACY_SCALED,
     "persistence_plain_conformal": LEGACY_PLAIN,
 }
