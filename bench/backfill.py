@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from bench.lib.ingest import run_backfill_bench
 from cryptocast.settings import get_settings
-from cryptocast.sql.runtime import database_url
+from cryptocast.sql.location import database_url
 
 # BTCUSDT and 11 clones: 540 pages at 270 per minute, two budget minutes and more of steady state.
 THROTTLED_CLONES = 11

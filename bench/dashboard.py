@@ -33,7 +33,7 @@ from playwright.async_api import async_playwright
 from cryptocast.records import MINUTE_MS
 from cryptocast.settings import Settings
 from cryptocast.sql import migrate
-from cryptocast.sql.runtime import database_url
+from cryptocast.sql.location import database_url
 from tests.dashboard.browser import LAST_CANDLE_JS, TRACES_JS, launch
 from tests.dashboard.system import whole_system
 

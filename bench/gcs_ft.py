@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from bench.lib.gcs_ft import DOWN_S, FAULTS, SPEED, run_experiment
 from cryptocast.settings import get_settings
-from cryptocast.sql.runtime import database_url
+from cryptocast.sql.location import database_url
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from bench.lib.writer import run_ingest_bench
 from cryptocast.settings import get_settings
-from cryptocast.sql.runtime import database_url
+from cryptocast.sql.location import database_url
 
 ROWS = 1_000_000
 BATCH = 50_000

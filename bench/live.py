@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from bench.lib.ingest import run_live_bench
 from cryptocast.settings import get_settings
-from cryptocast.sql.runtime import database_url
+from cryptocast.sql.location import database_url
 
 DEFAULT_RUNS = ((1, 600.0), (20, 60.0))  # (pairs, speed)
 MIN_CANDLES = 1000

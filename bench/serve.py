@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from bench.lib.memory import run_memory_bench
 from bench.lib.serving import CONFIGS, LOADERS, run_serve_bench
 from cryptocast.settings import get_settings
-from cryptocast.sql.runtime import database_url
+from cryptocast.sql.location import database_url
 
 
 def main() -> None:

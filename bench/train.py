@@ -34,8 +34,8 @@ from cryptocast.exchange.recordings import BUNDLED_DIR, split_symbol
 from cryptocast.settings import get_settings
 from cryptocast.sql import migrate
 from cryptocast.sql.database import Database
+from cryptocast.sql.location import database_url
 from cryptocast.sql.queries import add_symbol, candle_count, symbol_id
-from cryptocast.sql.runtime import database_url
 from cryptocast.sql.writer import CandleWriter
 from cryptocast.tune import registry
 from cryptocast.tune.baseline import ensure_baseline

@@ -69,8 +69,8 @@ from cryptocast.serve.deploy import start_serving, stop_serving
 from cryptocast.settings import LOOPBACK, Settings, get_settings
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
+from cryptocast.sql.location import database_url
 from cryptocast.sql.queries import submit_command
-from cryptocast.sql.runtime import database_url
 from cryptocast.sql.schema import CANDLES_CHANNEL, OPEN_STATUSES, TRAINING_KINDS
 from cryptocast.system import start_background, stop_background
 

@@ -33,7 +33,7 @@ def with_database(
     ends the command with one line that says what to check.
     """
     from cryptocast.sql import migrate as migrations
-    from cryptocast.sql.runtime import database_url
+    from cryptocast.sql.location import database_url
 
     async def run(url: URL) -> T:
         db = Database(url, pool_size=settings.db_pool_size)

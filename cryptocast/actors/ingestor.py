@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import func, select, update
 
 from cryptocast.actors.backfill import PROGRESS_EVERY_S, Backfill
-from cryptocast.actors.clock import ExchangeClock
 from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.heldwrites import HeldWrites
 from cryptocast.actors.paircontext import Counters, IngestConfig, PairContext
@@ -35,6 +34,7 @@ from cryptocast.actors.rest_budgeted import KLINES_WEIGHT, PAGE, Budget, Budgete
 from cryptocast.actors.sanity import from_the_future
 from cryptocast.actors.streamkeeper import StreamEnded, StreamKeeper
 from cryptocast.exchange.binance import BinanceExchange, BookQuote, KlineUpdate
+from cryptocast.exchange.exchangeclock import ExchangeClock
 from cryptocast.records import MINUTE_MS, BookTop, Candle
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import price_history, symbols
@@ -88,7 +88,7 @@ class PairIngestor:
     # --- entry point ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         await self._load()
-        self.ctx.clock = await ExchangeClock.measure(self.rest.server_time)
+        self.ctx.clock = await ExchangeClock(self.rest.server_time).measure()
         await self.streams.open()
         try:
             await self._set_status("backfilling")

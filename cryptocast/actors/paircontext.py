@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from cryptocast.actors.clock import ExchangeClock
 from cryptocast.actors.sanity import describe_future
+from cryptocast.exchange.exchangeclock import ExchangeClock
 
 INGEST_LOGGER = "cryptocast.actors.ingestor"  # one logger name for all of a pair's ingestion
 RECONCILE_EVERY = 10  # closed socket candles per REST reconciliation call

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
 def _with_db(work: Callable[[Database, URL], Awaitable[T]]) -> T:
     from cryptocast.sql.database import Database
-    from cryptocast.sql.runtime import database_url
+    from cryptocast.sql.location import database_url
 
     settings = get_settings()
     try:

@@ -23,7 +23,7 @@ from ray import serve
 
 from cryptocast.serve import scoring
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, generate, pair_app_name
-from cryptocast.serve.runtime import replica_database
+from cryptocast.serve.replicadb import replica_database
 from cryptocast.sql import command_queue
 from cryptocast.sql.notices import listen
 from cryptocast.sql.schema import CANDLES_CHANNEL, PREDICTIONS_CHANNEL

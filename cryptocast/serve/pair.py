@@ -23,7 +23,7 @@ from cryptocast.serve.forecasts import (
     prediction_rows,
     window_until,
 )
-from cryptocast.serve.runtime import replica_database
+from cryptocast.serve.replicadb import replica_database
 from cryptocast.tune.predictor import NotEnoughHistory
 
 log = logging.getLogger(__name__)

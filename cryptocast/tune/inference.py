@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cryptocast.tune.runtime import single_threaded_blas
+from cryptocast.tune.tfsetup import single_threaded_blas
 
 GATES = 4
 KERAS_ORDER = ("i", "f", "g", "o")

@@ -18,7 +18,7 @@ import numpy as np
 from cryptocast.tune import heads
 from cryptocast.tune.dataset import HORIZONS, horizon_scale
 from cryptocast.tune.features import DEFAULT_GROUPS
-from cryptocast.tune.runtime import seed_everything, tensorflow
+from cryptocast.tune.tfsetup import seed_everything, tensorflow
 
 if TYPE_CHECKING:
     import keras

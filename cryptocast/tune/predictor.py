@@ -216,7 +216,7 @@ class LstmPredictor(Predictor):
 
     def _compile(self, n_features: int) -> Callable[[np.ndarray], Any]:
         """The network as a ``tf.function`` over float32 windows (origins, seq_len, features)."""
-        from cryptocast.tune.runtime import tensorflow
+        from cryptocast.tune.tfsetup import tensorflow
 
         tf = tensorflow()
         model = build(self.config, n_features, len(self.horizons))

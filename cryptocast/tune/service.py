@@ -28,8 +28,8 @@ from pathlib import Path
 
 import ray
 
-from cryptocast.actors.clock import ExchangeClock
 from cryptocast.actors.pair import NAMESPACE
+from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
 from cryptocast.logs import setup_logging
 from cryptocast.settings import Settings
 from cryptocast.sql import command_queue
@@ -105,7 +105,7 @@ class TrainingScheduler:
         self.database_url = config.database_url or read_url(config.database_url_file)
         self.db = Database(self.database_url, pool_size=3)
         self.exchange = BinanceExchange(rest_url=config.rest_url, stream_url="ws://unused/")
-        self.clock: ExchangeClock | None = None
+        self.clock = ExchangeClock(server_time(self.exchange))
         self.clock_at = 0.0
         self.scheduler = Scheduler(self.db, self._now_ms, config.options.needs, config.schedule)
         self.work = Work(
@@ -189,20 +189,16 @@ class TrainingScheduler:
 
     async def _measure_clock(self) -> bool:
         """Keep the exchange clock measured; False while the exchange cannot be asked."""
-        if self.clock is None or time.monotonic() - self.clock_at > CLOCK_REFRESH_S:
+        if not self.clock.measured or time.monotonic() - self.clock_at > CLOCK_REFRESH_S:
             try:
-                self.clock = await ExchangeClock.measure(self._server_time)
+                await self.clock.measure()  # changes nothing unless both samples answer
                 self.clock_at = time.monotonic()
             except Exception as exc:  # the exchange away: queued work still runs, triggers wait
                 log.warning("exchange clock not measured: %s", exc)
-                return self.clock is not None
+                return self.clock.measured
         return True
 
-    async def _server_time(self) -> int:
-        return int((await self.exchange.get_server_time())["serverTime"])
-
     def _now_ms(self) -> int:
-        assert self.clock is not None
         return self.clock.now_ms()
 
     def _on_command(self, note: dict) -> None:
@@ -218,7 +214,7 @@ class TrainingScheduler:
             "running": None
             if running is None
             else {"id": running["id"], "kind": running["kind"], "symbol": running["symbol"]},
-            "clock_rate": None if self.clock is None else round(self.clock.rate, 3),
+            "clock_rate": round(self.clock.rate, 3) if self.clock.measured else None,
             "last_error": self.last_error,
             "daily_minute": self.config.schedule.daily_minute,
             "stagger_minutes": self.config.schedule.stagger_minutes,

@@ -20,14 +20,14 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cryptocast.exchange.binance import BinanceExchange
+from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
 from cryptocast.serve import reads
 from cryptocast.serve.api import views
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, pair_app_name
 from cryptocast.serve.encoded import Prepared, Renewing
 from cryptocast.serve.errors import ApiError
-from cryptocast.serve.exchangeclock import ExchangeClock, server_time
 from cryptocast.serve.hotreads import HotReads
-from cryptocast.serve.runtime import replica_database
+from cryptocast.serve.replicadb import replica_database
 
 ROUTER_POOL = 10
 CALL_TIMEOUT_S = 10.0
@@ -107,7 +107,7 @@ class ApiServices:
         if self.clock is None:
             self.clock = ExchangeClock(server_time(await self.exchange()))
         try:
-            return await asyncio.wait_for(self.clock.now_ms(), PROBE_TIMEOUT_S)
+            return await asyncio.wait_for(self.clock.refreshed_ms(), PROBE_TIMEOUT_S)
         except (
             OSError,
             TimeoutError,

@@ -1,4 +1,4 @@
-"""Process-level helpers shared by the Serve replicas."""
+"""The database a Serve replica talks to (every replica of every deployment opens it the same way)."""
 
 from __future__ import annotations
 
