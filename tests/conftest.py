@@ -8,36 +8,35 @@ a password), a TCP server, the production path. In CI the TCP server is mandator
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from cryptocast.sql import migrate
 from cryptocast.sql.database import Database, async_url
 from cryptocast.sql.embedded import EmbeddedPostgres
-
-TEMPLATE_DB = "cryptocast_test_template"
-_counter = itertools.count()
+from tests.helpers import scratch_database
 
 
-def _dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep pytest-randomly's order, but each test folder's tests together, folders in the order
+    they first appear.
 
-
-async def _admin(url: URL, *statements: str) -> None:
-    conn = await asyncpg.connect(_dsn(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+    Why: the serve and dashboard folders share one running system per folder (package fixtures).
+    Interleaving their modules would start it again at every switch and double the suite's time,
+    while the order within a folder, and of the folders, stays random.
+    """
+    first: dict[Path, int] = {}
+    for position, item in enumerate(items):
+        first.setdefault(item.path.parent, position)
+    items.sort(key=lambda item: first[item.path.parent])
 
 
 @pytest.fixture(scope="session")
@@ -71,19 +70,15 @@ def server_urls(embedded_server: EmbeddedPostgres) -> dict[str, URL]:
 
 
 @pytest.fixture(scope="session")
-def templates(server_urls: dict[str, URL]) -> dict[str, URL]:
+async def templates(server_urls: dict[str, URL]) -> AsyncIterator[dict[str, URL]]:
     """A migrated template database on every server; per-test databases are cheap copies of it."""
-    out = {}
-    for name, url in server_urls.items():
-        asyncio.run(
-            _admin(
-                url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}"
-            )
-        )
-        template = url.set(database=TEMPLATE_DB)
-        migrate.upgrade(template)
-        out[name] = template
-    return out
+    async with AsyncExitStack() as stack:
+        out = {}
+        for name, url in server_urls.items():
+            template = await stack.enter_async_context(scratch_database(url, "cctemplate"))
+            await asyncio.to_thread(migrate.upgrade, template)
+            out[name] = template
+        yield out
 
 
 @pytest.fixture(params=_server_names())
@@ -94,11 +89,9 @@ async def db_url(request: pytest.FixtureRequest, templates: dict[str, URL]) -> A
         pytest.skip("long end-to-end test: runs on the embedded server only (the data layer runs on both)")
     if server not in templates:
         pytest.skip("no TCP PostgreSQL configured (set CRYPTOCAST_TEST_DATABASE_URL)")
-    admin = templates[server].set(database="postgres")
-    name = f"cctest_{os.getpid()}_{next(_counter)}"
-    await _admin(admin, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    yield admin.set(database=name)
-    await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    template = templates[server]
+    async with scratch_database(template, "cctest", template=template.database) as url:
+        yield url
 
 
 @pytest.fixture
@@ -109,10 +102,7 @@ async def db(db_url: URL) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def blank_db_url(server_urls: dict[str, URL]) -> Iterator[URL]:
+async def blank_db_url(server_urls: dict[str, URL]) -> AsyncIterator[URL]:
     """An empty (unmigrated) database on the embedded server, for migration tests."""
-    admin = server_urls["embedded"]
-    name = f"ccblank_{os.getpid()}_{next(_counter)}"
-    asyncio.run(_admin(admin, f"CREATE DATABASE {name}"))
-    yield make_url(admin).set(database=name)
-    asyncio.run(_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    async with scratch_database(server_urls["embedded"], "ccblank") as url:
+        yield url

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
-import signal
+import re
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import URL
@@ -21,18 +21,21 @@ from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol
 from cryptocast.sql.schema import commands, models, predictions, symbols, top_of_book
 from cryptocast.sql.writer import CandleWriter
+from tests.helpers import CLI, cli_env, running_up, scratch_database
 
-CLI = [sys.executable, "-m", "cryptocast.cli"]
 FUTURE = timedelta(days=3650)  # a candle stamped ten years ahead (a clock or exchange gone wrong)
 
 
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 120
 ) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
-    full_env.update(env or {})
     return subprocess.run(  # stdin is not a terminal, as in a script: nothing can be confirmed by typing
-        [*CLI, *args], env=full_env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        [*CLI, *args],
+        env=cli_env(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -100,11 +103,17 @@ async def test_downgrade_needs_a_revision_and_yes(db_url: URL, db: Database) -> 
 def test_downgrade_goes_ahead_when_yes_is_typed_at_a_terminal(blank_db_url: URL) -> None:
     env = {"CRYPTOCAST_DATABASE_URL": _plain(blank_db_url)}
     assert run_cli("db", "upgrade", env=env).returncode == 0
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")} | env
+    full_env = cli_env(env)
     controller, terminal = pty.openpty()
     try:
-        proc = subprocess.Popen([*CLI, "db", "downgrade", "base"], env=full_env, stdin=terminal,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [*CLI, "db", "downgrade", "base"],
+            env=full_env,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         os.write(controller, b"y\n")
         _, err = proc.communicate(timeout=120)
     finally:
@@ -136,25 +145,41 @@ async def _seed_retention(db: Database, now: datetime) -> None:
     """A pair whose newest candle is dated years ahead, and predictions and top of book of 1, 5 and 40 days ago."""
     sid = await add_symbol(db, "ETHUSDT", "ETH", "USDT")
     ages = [timedelta(days=d) for d in (1, 5, 40)]
-    await CandleWriter(db).write_book(sid, [BookTop(int((now - a).timestamp() * 1000), 10.0, 1.0, 10.1, 1.0) for a in ages])
+    await CandleWriter(db).write_book(
+        sid, [BookTop(int((now - a).timestamp() * 1000), 10.0, 1.0, 10.1, 1.0) for a in ages]
+    )
     async with db.begin() as conn:
         await conn.execute(update(symbols).where(symbols.c.id == sid).values(last_candle_time=now + FUTURE))
-        mid = (await conn.execute(insert(models).values(symbol_id=sid, kind="persistence", version=1)
-                                  .returning(models.c.id))).scalar()  # fmt: skip
+        mid = (
+            await conn.execute(
+                insert(models).values(symbol_id=sid, kind="persistence", version=1).returning(models.c.id)
+            )
+        ).scalar()
         for a in ages:
-            await conn.execute(insert(predictions).values(symbol_id=sid, model_id=mid, origin_time=now - a,
-                                                          horizon=1, predicted=10.0, served=True))  # fmt: skip
+            await conn.execute(
+                insert(predictions).values(
+                    symbol_id=sid, model_id=mid, origin_time=now - a, horizon=1, predicted=10.0, served=True
+                )
+            )
 
 
 async def _counts(db: Database) -> tuple[int, int]:
     async with db.connect() as conn:
-        return tuple([(await conn.execute(select(func.count()).select_from(t))).scalar_one() for t in (predictions, top_of_book)])
+        return tuple(
+            [
+                (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+                for t in (predictions, top_of_book)
+            ]
+        )
 
 
 async def test_prune_keeps_recent_rows_after_a_future_dated_candle(db_url: URL, db: Database) -> None:
     await _seed_retention(db, datetime.now(UTC))
-    env = {"CRYPTOCAST_DATABASE_URL": _plain(db_url), "CRYPTOCAST_RETENTION_PREDICTIONS_DAYS": "30",
-           "CRYPTOCAST_RETENTION_TOP_OF_BOOK_DAYS": "3"}  # fmt: skip
+    env = {
+        "CRYPTOCAST_DATABASE_URL": _plain(db_url),
+        "CRYPTOCAST_RETENTION_PREDICTIONS_DAYS": "30",
+        "CRYPTOCAST_RETENTION_TOP_OF_BOOK_DAYS": "3",
+    }
     pruned = await asyncio.to_thread(run_cli, "db", "prune", env=env)
     assert pruned.returncode == 0, pruned.stderr
     assert "pruned 1 predictions and 2 top-of-book rows" in pruned.stderr
@@ -168,7 +193,9 @@ async def test_prune_with_a_retention_of_zero_needs_yes(db_url: URL, db: Databas
     assert refused.returncode == 1, refused.stderr
     assert "refusing to delete every row of predictions" in refused.stderr and "--yes" in refused.stderr
     assert await _counts(db) == (3, 3)
-    negative = await asyncio.to_thread(run_cli, "db", "prune", env=env | {"CRYPTOCAST_RETENTION_TOP_OF_BOOK_DAYS": "-1"})
+    negative = await asyncio.to_thread(
+        run_cli, "db", "prune", env=env | {"CRYPTOCAST_RETENTION_TOP_OF_BOOK_DAYS": "-1"}
+    )
     assert negative.returncode == 1 and "0 days or more" in negative.stderr, negative.stderr
     assert await _counts(db) == (3, 3)
     done = await asyncio.to_thread(run_cli, "db", "prune", "--yes", env=env)
@@ -176,28 +203,15 @@ async def test_prune_with_a_retention_of_zero_needs_yes(db_url: URL, db: Databas
     assert await _counts(db) == (0, 3)
 
 
-def test_db_upgrade_on_tcp_server(server_urls: dict[str, URL]) -> None:
+async def test_db_upgrade_on_tcp_server(server_urls: dict[str, URL]) -> None:
     if "tcp" not in server_urls:
         pytest.skip("needs the TCP server")
-    import asyncpg
-
-    admin = server_urls["tcp"]
-
-    async def make(statement: str) -> None:
-        conn = await asyncpg.connect(_plain(admin))
-        await conn.execute(statement)
-        await conn.close()
-
-    asyncio.run(make("DROP DATABASE IF EXISTS cli_tcp WITH (FORCE)"))
-    asyncio.run(make("CREATE DATABASE cli_tcp"))
-    env = {"CRYPTOCAST_DATABASE_URL": _plain(admin.set(database="cli_tcp"))}
-    try:
-        assert run_cli("db", "upgrade", env=env).returncode == 0
-        status = run_cli("db", "status", env=env)
+    async with scratch_database(server_urls["tcp"], "cli_tcp") as url:
+        env = {"CRYPTOCAST_DATABASE_URL": _plain(url)}
+        assert (await asyncio.to_thread(run_cli, "db", "upgrade", env=env)).returncode == 0
+        status = await asyncio.to_thread(run_cli, "db", "status", env=env)
         assert status.returncode == 0 and "0002 (head 0002)" in status.stdout
-        assert run_cli("db", "downgrade", "base", "--yes", env=env).returncode == 0
-    finally:
-        asyncio.run(make("DROP DATABASE IF EXISTS cli_tcp WITH (FORCE)"))
+        assert (await asyncio.to_thread(run_cli, "db", "downgrade", "base", "--yes", env=env)).returncode == 0
 
 
 def test_prod_mode_without_secrets_refuses_to_start() -> None:
@@ -211,54 +225,39 @@ def _postgres_pids(data_dir: Path) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("direct", [False, True], ids=["proxy", "direct-ingress"])
 def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path, direct: bool) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
-    env["CRYPTOCAST_SERVE_DIRECT_INGRESS"] = "true" if direct else "false"
-    env["CRYPTOCAST_DATA_DIR"] = str(tmp_path / "var")
-    env["CRYPTOCAST_REPLAY_PORT"] = str(_free_port())
-    env["CRYPTOCAST_REPLAY_SPEED"] = "60"
-    env["CRYPTOCAST_API_PORT"] = str(_free_port())
-    env["CRYPTOCAST_DASHBOARD_PORT"] = str(_free_port())
-    env["CRYPTOCAST_TRAIN_TRIALS"] = env["CRYPTOCAST_TRAIN_EPOCHS"] = "1"  # training is tested in test_up_training
-    proc = subprocess.Popen([*CLI, "up"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            lines.append(line)
-            if "press Ctrl-C" in line or not line:
-                break
-        output = "".join(lines)
+    settings = {
+        "CRYPTOCAST_SERVE_DIRECT_INGRESS": "true" if direct else "false",
+        "CRYPTOCAST_REPLAY_SPEED": "60",
+        "CRYPTOCAST_TRAIN_TRIALS": "1",  # training is tested in test_up_training
+        "CRYPTOCAST_TRAIN_EPOCHS": "1",
+    }
+    with running_up(tmp_path, settings) as up:
+        output = up.output
         assert "(embedded)" in output and "schema 0002" in output, output
         assert "exchange: replay at http://127.0.0.1:" in output
-        import re
 
         found = re.search(r"API: (http://\S+)", output)
         assert found, output
         api = found.group(1)
         assert api.startswith("http://127.0.0.1:")
-        import httpx
-
         health = httpx.get(api.rstrip("/") + "/health", timeout=30)
         assert health.status_code == 200 and health.json()["database"]["ok"], health.text
         replica = re.search(r"API, direct to its replica: (http://\S+)", output)
         assert bool(replica) == direct, output
         if direct:  # the router's replica answers on a loopback port of its own, not the proxy's
             port = int(replica.group(1).rsplit(":", 1)[1])
-            assert replica.group(1).startswith("http://127.0.0.1:") and port != int(env["CRYPTOCAST_API_PORT"])
-            listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
-            assert listening and all(line.split()[3] == f"127.0.0.1:{port}" for line in listening.splitlines())
+            assert replica.group(1).startswith("http://127.0.0.1:") and port != int(
+                up.env["CRYPTOCAST_API_PORT"]
+            )
+            listening = subprocess.run(
+                ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True
+            ).stdout
+            assert listening and all(
+                line.split()[3] == f"127.0.0.1:{port}" for line in listening.splitlines()
+            )
             direct_health = httpx.get(replica.group(1) + "/health", timeout=30)
             assert direct_health.status_code == 200 and direct_health.json()["database"]["ok"]
         dashboard = re.search(r"dashboard: (http://\S+)", output)
@@ -266,15 +265,11 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path, 
         assert httpx.get(dashboard.group(1), timeout=30).status_code == 200
         assert _postgres_pids(tmp_path / "var" / "pg"), "embedded server should be running"
         time.sleep(5)  # let ingestion run a little
-        proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=120)[1]
-        assert proc.returncode == 0, rest
+        rest = up.interrupt()
+        assert up.process.returncode == 0, rest
         assert "stopped cleanly" in rest
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert _postgres_pids(tmp_path / "var" / "pg") == []
     replay = subprocess.run(
-        ["pgrep", "-f", f"exchange replay --port {env['CRYPTOCAST_REPLAY_PORT']}"], capture_output=True
+        ["pgrep", "-f", f"exchange replay --port {up.env['CRYPTOCAST_REPLAY_PORT']}"], capture_output=True
     )
     assert replay.stdout == b"", "the replay exchange should have stopped"

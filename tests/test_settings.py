@@ -27,7 +27,7 @@ def test_env_prefix_and_csv_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not s.is_replay
 
 
-def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = tmp_path / ".env"
     env.write_text("CRYPTOCAST_API_PORT=9001\n")
     monkeypatch.delenv("CRYPTOCAST_API_PORT", raising=False)

@@ -1,8 +1,10 @@
-"""Ingestion fixtures: a replay exchange in-process, a pair row, and a runner for one ingestor."""
+"""Ingestion fixtures: a replay exchange in-process, a pair row, a runner for one ingestor, and waits
+for its progress."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +17,7 @@ from cryptocast.exchange.server import ReplayConfig, ReplayServer
 from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol
+from tests.helpers import eventually
 
 HOUR_MS = 60 * MINUTE_MS
 
@@ -30,12 +33,24 @@ async def running(ingestor: PairIngestor) -> AsyncIterator[asyncio.Event]:
         await asyncio.wait_for(task, 30)
 
 
-async def wait_until(predicate, timeout: float = 30.0, every: float = 0.1) -> None:  # noqa: ANN001
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(every)
+async def until_live(ingestor: PairIngestor, timeout_s: float = 30.0) -> None:
+    """Wait for the ingestor's backfill to end and its stream to run (state ``live``)."""
+    await eventually(
+        lambda: ingestor.state,
+        f"{ingestor.symbol} live",
+        timeout_s=timeout_s,
+        until=lambda state: state == "live",
+    )
+
+
+async def until_stored(ingestor: PairIngestor, minute_ms: int, timeout_s: float = 30.0) -> None:
+    """Wait for the ingestor to have stored the candle of ``minute_ms`` (or a later one)."""
+    await eventually(
+        lambda: ingestor.last_stored or 0,
+        f"{ingestor.symbol} stored up to {minute_ms}",
+        timeout_s=timeout_s,
+        until=lambda stored: stored >= minute_ms,
+    )
 
 
 async def stored_open_times(db: Database, symbol: str) -> list[int]:
@@ -51,13 +66,19 @@ async def stored_open_times(db: Database, symbol: str) -> list[int]:
 
 
 def gaps_in(times: list[int]) -> list[tuple[int, int]]:
-    return [(a, b) for a, b in zip(times, times[1:], strict=False) if b - a != MINUTE_MS]
+    return [(a, b) for a, b in itertools.pairwise(times) if b - a != MINUTE_MS]
 
 
 @asynccontextmanager
-async def ingest_setup(db: Database, symbol: str = "BTCUSDT", *, speed: float = 600.0,
-                       history_ms: int = 6 * HOUR_MS, config: IngestConfig | None = None,
-                       **replay_kwargs: object) -> AsyncIterator[tuple[ReplayServer, PairIngestor]]:  # fmt: skip
+async def ingest_setup(
+    db: Database,
+    symbol: str = "BTCUSDT",
+    *,
+    speed: float = 600.0,
+    history_ms: int = 6 * HOUR_MS,
+    config: IngestConfig | None = None,
+    **replay_kwargs: object,
+) -> AsyncIterator[tuple[ReplayServer, PairIngestor]]:
     async with ReplayServer(
         ReplayConfig(speed=speed, pairs=[symbol], history_ms=history_ms, **replay_kwargs)
     ) as server:  # type: ignore[arg-type]

@@ -19,7 +19,8 @@ from cryptocast.records import MINUTE_MS
 from cryptocast.sql import migrate
 from cryptocast.sql.database import Database
 from cryptocast.sql.embedded import EmbeddedPostgres
-from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, wait_until
+from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, until_live, until_stored
+from tests.helpers import eventually
 
 OUTAGE_S = 30.0
 
@@ -48,7 +49,7 @@ async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
         config = IngestConfig(lookback_ms=None, buffer_limit=buffer_limit)
         async with ingest_setup(db, speed=60.0, config=config) as (replay, ingestor):
             async with running(ingestor):
-                await wait_until(lambda: _is(ingestor.state == "live"))
+                await until_live(ingestor)
                 await asyncio.to_thread(server.stop)  # the real server goes away
                 await asyncio.sleep(OUTAGE_S)
                 assert ingestor.status()["db_down"], "the ingestor should have noticed the outage"
@@ -56,8 +57,11 @@ async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
                 assert held >= min(buffer_limit, 10)
                 await asyncio.to_thread(server.start)
                 target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
-                await wait_until(
-                    lambda: _is((ingestor.last_stored or 0) >= target and not ingestor.held.db_down), 60
+                await eventually(
+                    lambda: (ingestor.last_stored or 0, ingestor.held.db_down),
+                    f"stored up to {target} with the database back",
+                    timeout_s=60,
+                    until=lambda seen: seen[0] >= target and not seen[1],
                 )
             times = await stored_open_times(db, "BTCUSDT")
         assert gaps_in(times) == [] and len(times) == len(set(times))
@@ -74,12 +78,21 @@ async def test_crash_after_a_buffer_overflow_leaves_no_gap() -> None:
         async with ingest_setup(db, speed=60.0, config=config) as (replay, first):
             symbols = set(replay.market.symbols)
             task = asyncio.create_task(first.run(asyncio.Event()))
-            await wait_until(lambda: _is(first.state == "live"))
+            await until_live(first)
             await asyncio.to_thread(server.stop)
-            await wait_until(lambda: _is(first.counters.dropped_from_buffer >= 3))
+            await eventually(
+                lambda: first.counters.dropped_from_buffer,
+                "3 candles dropped from the full buffer",
+                until=lambda dropped: dropped >= 3,
+            )
             replay.faults.apply({"5xx": 1.0}, symbols)  # the repair of the dropped span cannot finish
             await asyncio.to_thread(server.start)
-            await wait_until(lambda: _is(not first.held.db_down and not first.held.pending), 60)
+            await eventually(
+                lambda: (first.held.db_down, len(first.held.pending)),
+                "the held candles written",
+                timeout_s=60,
+                until=lambda held: not held[0] and not held[1],
+            )
             await asyncio.sleep(1.0)  # the repair is under way, stuck on the exchange's errors
             task.cancel()  # the crash: nothing after this point runs
             with contextlib.suppress(asyncio.CancelledError):
@@ -88,18 +101,16 @@ async def test_crash_after_a_buffer_overflow_leaves_no_gap() -> None:
             assert left, "the crash should have left the dropped candles missing"
 
             replay.faults.apply({"5xx": 0}, symbols)
-            second = PairIngestor("BTCUSDT", db, first.exchange, LocalBudget(), IngestConfig(lookback_ms=None))
+            second = PairIngestor(
+                "BTCUSDT", db, first.exchange, LocalBudget(), IngestConfig(lookback_ms=None)
+            )
             async with running(second):
-                await wait_until(lambda: _is(second.state == "live"), 60)
+                await until_live(second, timeout_s=60)
                 target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
-                await wait_until(lambda: _is((second.last_stored or 0) >= target), 60)
+                await until_stored(second, target, timeout_s=60)
             times = await stored_open_times(db, "BTCUSDT")
             async with db.connect() as conn:
                 ledger = (await conn.execute(text("SELECT kind, count(*) FROM gaps GROUP BY kind"))).all()
         assert gaps_in(times) == [], f"missing after the restart: {left}"
         assert len(times) == len(set(times))
         assert ledger == [], "a repaired gap leaves the ledger"
-
-
-async def _is(value: bool) -> bool:
-    return value

@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
-from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, wait_until
+from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, until_live, until_stored
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.embedded_only, pytest.mark.slow]
 
@@ -31,7 +32,7 @@ async def test_fault_loses_no_minute(db: Database, fault: str) -> None:
     spec, seconds = FAULTS[fault]
     async with ingest_setup(db, speed=300.0) as (server, ingestor):
         async with running(ingestor):
-            await wait_until(lambda: _is(ingestor.state == "live"))
+            await until_live(ingestor)
             server.faults.apply(spec, set(server.market.symbols))
             if fault in ("storm_429", "ban_418", "rest_5xx"):
                 ingestor.config.reconcile_every = 1  # a REST call per closed candle, into the fault
@@ -39,7 +40,7 @@ async def test_fault_loses_no_minute(db: Database, fault: str) -> None:
             server.faults.apply(CLEAR, set(server.market.symbols))
             await asyncio.sleep(1.0)
             target = server.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
-            await wait_until(lambda: _is((ingestor.last_stored or 0) >= target), timeout=45)
+            await until_stored(ingestor, target, timeout_s=45)
         times = await stored_open_times(db, "BTCUSDT")
     assert gaps_in(times) == [], f"{fault}: missing minutes"
     assert len(times) == len(set(times))
@@ -51,20 +52,20 @@ async def test_fault_loses_no_minute(db: Database, fault: str) -> None:
         assert ingestor.last_error and "HTTP 5" in ingestor.last_error
 
 
-async def _is(value: bool) -> bool:
-    return value
-
-
 async def test_future_dated_candle_is_refused_and_the_pair_streams_on(db: Database) -> None:
     """A closed candle dated a week ahead is neither stored nor taken as the newest minute seen."""
     async with ingest_setup(db, speed=300.0) as (server, ingestor):
         async with running(ingestor):
-            await wait_until(lambda: _is(ingestor.state == "live"))
+            await until_live(ingestor)
             server.faults.apply({"future": "BTCUSDT:10080"}, set(server.market.symbols))
-            await wait_until(lambda: _is(not server.faults.future_pending))
+            await eventually(
+                lambda: server.faults.future_pending,
+                "the future-dated candle sent",
+                until=lambda pending: not pending,
+            )
             sent_at = server.clock.now()
             target = sent_at // MINUTE_MS * MINUTE_MS + 5 * MINUTE_MS  # minutes that close after it
-            await wait_until(lambda: _is((ingestor.last_stored or 0) >= target))
+            await until_stored(ingestor, target)
             now = server.clock.now()
         times = await stored_open_times(db, "BTCUSDT")
         async with db.connect() as conn:

@@ -6,15 +6,16 @@ import asyncio
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
-from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, wait_until
+from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, until_live, until_stored
+from tests.helpers import eventually
 
 
 async def test_backfill_then_live_with_an_exact_seam(db: Database) -> None:
-    async with ingest_setup(db) as (server, ingestor):
+    async with ingest_setup(db) as (_server, ingestor):
         async with running(ingestor):
-            await wait_until(lambda: _async(ingestor.state == "live"))
+            await until_live(ingestor)
             live_from = ingestor.last_stored
-            await wait_until(lambda: _async((ingestor.last_stored or 0) >= live_from + 5 * MINUTE_MS))
+            await until_stored(ingestor, live_from + 5 * MINUTE_MS)
         times = await stored_open_times(db, "BTCUSDT")
     assert gaps_in(times) == []
     assert len(times) == len(set(times))
@@ -22,14 +23,10 @@ async def test_backfill_then_live_with_an_exact_seam(db: Database) -> None:
     assert ingestor.counters.written == len(times)
 
 
-async def _async(value: bool) -> bool:
-    return value
-
-
 async def test_restart_resumes_from_last_stored_minute_and_refetches_nothing(db: Database) -> None:
-    async with ingest_setup(db, speed=60.0) as (server, first):
+    async with ingest_setup(db, speed=60.0) as (_server, first):
         async with running(first):
-            await wait_until(lambda: _async(first.state == "live"))
+            await until_live(first)
         stored = len(await stored_open_times(db, "BTCUSDT"))
         assert stored > 300  # six hours of history
 
@@ -38,7 +35,7 @@ async def test_restart_resumes_from_last_stored_minute_and_refetches_nothing(db:
 
         second = PairIngestor("BTCUSDT", db, first.exchange, LocalBudget(), IngestConfig(lookback_ms=None))
         async with running(second):
-            await wait_until(lambda: _async(second.state == "live"))
+            await until_live(second)
             new_minutes = (second.last_stored - first.last_stored) // MINUTE_MS
             written = second.counters.written
         # /time twice for the clock, exchangeInfo once for the stream, and one klines page for the
@@ -57,11 +54,11 @@ async def test_2019_exchange_holes_are_ledgered_as_exchange_holes(db: Database) 
 
     start, history = exchange_start_at("ETHBTC", 30 * 24 * 60 * MINUTE_MS)  # now: 30 days after the first bar
     async with ingest_setup(db, "ETHBTC", speed=60.0, history_ms=history, exchange_start_ms=start) as (
-        server,
+        _server,
         ing,
     ):
         async with running(ing):
-            await wait_until(lambda: _async(ing.state == "live"), timeout=120)
+            await until_live(ing, timeout_s=120)
         async with db.connect() as conn:
             rows = (
                 await conn.execute(text("SELECT start_time, end_time, kind FROM gaps ORDER BY start_time"))
@@ -94,9 +91,14 @@ async def test_planned_renewal_before_the_connection_cutoff_loses_nothing(db: Da
     config = IngestConfig(lookback_ms=None, connection_lifetime_ms=20 * MINUTE_MS)  # 2 s of wall time at 600x
     async with ingest_setup(db, config=config) as (server, ingestor):
         async with running(ingestor):
-            await wait_until(lambda: _async(ingestor.counters.renewals >= 2), timeout=60)
+            await eventually(
+                lambda: ingestor.counters.renewals,
+                "two planned renewals",
+                timeout_s=60,
+                until=lambda renewals: renewals >= 2,
+            )
             target = server.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
-            await wait_until(lambda: _async((ingestor.last_stored or 0) >= target))
+            await until_stored(ingestor, target)
         times = await stored_open_times(db, "BTCUSDT")
     assert gaps_in(times) == [] and len(times) == len(set(times))
     assert ingestor.counters.reconnects == 0, "a planned renewal is not a failure"
@@ -109,17 +111,19 @@ async def test_a_bad_quote_is_refused_and_the_pair_streams_on(db: Database) -> N
     from cryptocast.exchange.binance import BookQuote
 
     bad = BookQuote("BTCUSDT", 100.0, -1.0, 100.5, 2.0)
-    async with ingest_setup(db, speed=300.0) as (server, ingestor):
+    async with ingest_setup(db, speed=300.0) as (_server, ingestor):
         async with running(ingestor):
-            await wait_until(lambda: _async(ingestor.state == "live"))
+            await until_live(ingestor)
             for _ in range(100):  # a closing minute takes the last quote seen: 2 s of them, ~10 closes
                 ingestor.streams.events.put_nowait(bad)
                 await asyncio.sleep(0.02)
             marked = ingestor.last_stored
-            await wait_until(lambda: _async(ingestor.last_stored >= marked + 5 * MINUTE_MS))
+            await until_stored(ingestor, marked + 5 * MINUTE_MS)
         async with db.connect() as conn:
             books, negative = (
-                await conn.execute(text("SELECT count(*), count(*) FILTER (WHERE bid_qty < 0) FROM top_of_book"))
+                await conn.execute(
+                    text("SELECT count(*), count(*) FILTER (WHERE bid_qty < 0) FROM top_of_book")
+                )
             ).one()
         times = await stored_open_times(db, "BTCUSDT")
     assert ingestor.counters.quotes_refused >= 1

@@ -19,6 +19,7 @@ from cryptocast.records import MINUTE_MS
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import submit_command
 from cryptocast.sql.schema import commands, symbols
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.embedded_only
 
@@ -40,15 +41,8 @@ async def _states(db: Database) -> dict[str, str]:
         return dict((await conn.execute(select(symbols.c.symbol, symbols.c.status))).all())
 
 
-async def _wait(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.2)
-
-
 @pytest.mark.slow
-async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local, db_url: URL) -> None:  # noqa: ANN001
+async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local, db_url: URL) -> None:
     db = Database(db_url)
     url = db_url.render_as_string(hide_password=False)
     async with ReplayServer(ReplayConfig(speed=120.0, pairs=PAIRS, history_ms=2 * 60 * MINUTE_MS)) as replay:
@@ -57,7 +51,13 @@ async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local
         await submit_command(db, "add_pair", "NOSUCHPAIR")
         supervisor = start_supervisor(url, replay.rest_url, replay.stream_url, lookback_ms=None)
         try:
-            await _wait(lambda: _all_live(db))
+            await eventually(
+                lambda: _states(db),
+                f"{PAIRS} live",
+                timeout_s=60,
+                every_s=0.2,
+                until=lambda states: all(states.get(p) == "live" for p in PAIRS),
+            )
             async with db.connect() as conn:
                 refused = (
                     await conn.execute(
@@ -75,11 +75,18 @@ async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local
                 old = victim._actor_id
                 t0 = time.monotonic()
                 ray.kill(victim, no_restart=True)
-                await _wait(lambda p=pair, o=old: _replaced_and_live(db, p, o), timeout=90)
+                await eventually(
+                    lambda p=pair, o=old: _replaced_and_live(db, p, o),
+                    f"{pair} replaced and live",
+                    timeout_s=90,
+                    every_s=0.2,
+                )
                 restart_s.append(time.monotonic() - t0)
                 await asyncio.sleep(rng.uniform(0.2, 1.0))
             target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
-            await _wait(lambda: _caught_up(db, target), timeout=90)
+            await eventually(
+                lambda: _caught_up(db, target), f"{PAIRS} caught up to {target}", timeout_s=90, every_s=0.2
+            )
             snapshot = await supervisor.snapshot.remote()
         finally:
             await supervisor.shutdown.remote()
@@ -96,12 +103,7 @@ async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local
     )
 
 
-async def _all_live(db: Database) -> bool:
-    states = await _states(db)
-    return all(states.get(p) == "live" for p in PAIRS)
-
-
-async def _replaced_and_live(db: Database, pair: str, old_id) -> bool:  # noqa: ANN001
+async def _replaced_and_live(db: Database, pair: str, old_id) -> bool:
     try:
         actor = ray.get_actor(pair_actor_name(pair), namespace=NAMESPACE)
     except ValueError:

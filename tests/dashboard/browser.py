@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import re
-import time
 
 from playwright.async_api import BrowserContext, Page, Playwright, expect
 
 from cryptocast.dashboard.changes import SIGNED_IN
+from tests.helpers import eventually
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1400, "height": 1300}
 
 # The main chart's traces as Plotly holds them in the page: (name, type, number of points).
@@ -63,13 +71,13 @@ async def last_candle(page: Page) -> str | None:
 
 async def wait_traces(page: Page, names: set[str], wait_ms: int) -> list[list]:
     """The main chart's traces once every one of ``names`` has points."""
-    deadline = time.monotonic() + wait_ms / 1000
-    while True:
-        found = await traces(page)
-        if names <= {name for name, _, points in found if points}:
-            return found
-        assert time.monotonic() < deadline, f"traces {sorted(names)} not all drawn; found {found}"
-        await page.wait_for_timeout(250)
+    return await eventually(
+        lambda: traces(page),
+        f"traces {sorted(names)} all drawn",
+        timeout_s=wait_ms / 1000,
+        every_s=0.25,
+        until=lambda found: names <= {name for name, _, points in found if points},
+    )
 
 
 async def wait_next_candle(page: Page, seen: str | None, wait_ms: int) -> str:

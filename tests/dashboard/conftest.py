@@ -3,7 +3,6 @@ fresh Chromium page per test."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import AsyncIterator
 
@@ -11,22 +10,19 @@ import pytest
 from playwright.async_api import Page, async_playwright
 from sqlalchemy.engine import URL
 
-from tests.conftest import _admin
 from tests.dashboard.browser import launch
 from tests.dashboard.system import System, whole_system
+from tests.helpers import scratch_database
 
 
 @pytest.fixture(scope="package")
 async def system(templates: dict[str, URL]) -> AsyncIterator[System]:
-    admin = templates["embedded"].set(database="postgres")
-    name = f"ccdash_{os.getpid()}"
-    await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
-                 f"CREATE DATABASE {name} TEMPLATE {templates['embedded'].database}")  # fmt: skip
-    try:
-        async with whole_system(admin.set(database=name)) as running:
-            yield running
-    finally:
-        await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    template = templates["embedded"]
+    async with (
+        scratch_database(template, "ccdash", template=template.database) as db_url,
+        whole_system(db_url) as running,
+    ):
+        yield running
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import asyncio
 import os
 import tempfile
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from cryptocast.serve.config import ServeOptions
 from cryptocast.settings import Settings
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import submit_command
-from tests.serve.conftest import free_port
+from tests.helpers import eventually, free_port
 
 FIRST_PAIR = "BTCUSDT"
 SECOND_PAIR = "ETHUSDT"  # added through the dashboard's form by the tests
@@ -55,26 +54,21 @@ class System:
     db: Database
 
 
-async def wait_for(check, timeout_s: float, what: str):  # noqa: ANN001, ANN201
-    """Poll an async ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout_s:.0f} s (last: {value!r})")
-        await asyncio.sleep(0.5)
-
-
 def system_settings(replay: ReplayServer) -> Settings:
     """The settings ``up`` would read for this replay: a free API port, every pair's whole history,
     tiny trainings and a daily slot a whole exchange day away (the minute just past), so no training
     runs that the tests did not ask for."""
     slot = (replay.clock.now() // MINUTE_MS - 1) % MINUTES_PER_DAY
     data_dir = Path(tempfile.mkdtemp(prefix="cryptocast-dash-"))
-    return Settings(replay_port=replay.port, api_port=free_port(), lookback_days=None, data_dir=data_dir,
-                    train_trials=1, train_epochs=1, train_daily_minute=slot)  # fmt: skip
+    return Settings(
+        replay_port=replay.port,
+        api_port=free_port(),
+        lookback_days=None,
+        data_dir=data_dir,
+        train_trials=1,
+        train_epochs=1,
+        train_daily_minute=slot,
+    )
 
 
 async def _has_forecast(api_url: str, symbol: str) -> bool:
@@ -119,8 +113,11 @@ async def whole_system(db_url: URL, speed: float = SPEED) -> AsyncIterator[Syste
                 await deploy(db, options)  # Serve first: its proxy starts slowly on a busy machine
                 background = start_background(settings, plain_url)
                 try:
-                    await wait_for(
-                        lambda: _has_forecast(api_url(options), FIRST_PAIR), READY_TIMEOUT_S, "first forecast"
+                    await eventually(
+                        lambda: _has_forecast(api_url(options), FIRST_PAIR),
+                        "first forecast",
+                        timeout_s=READY_TIMEOUT_S,
+                        every_s=0.5,
                     )
                     dashboard = start_dashboard(settings, api_url(options), port=0)
                     try:

@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 from cryptocast.dashboard.app import create_app
 from tests.dashboard.browser import RANGE_JS, drag_zoom, last_candle, wait_next_candle, wait_traces
 from tests.dashboard.system import System, serving
-from tests.serve.conftest import free_port
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000

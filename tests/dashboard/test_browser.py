@@ -14,7 +14,8 @@ from playwright.async_api import Page, expect
 
 from cryptocast.dashboard.panels import when
 from tests.dashboard.browser import RANGE_JS, drag_zoom, last_candle, sign_in, wait_next_candle, wait_traces
-from tests.dashboard.system import API_TOKEN, FIRST_PAIR, SECOND_PAIR, System, wait_for
+from tests.dashboard.system import API_TOKEN, FIRST_PAIR, SECOND_PAIR, System
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000
@@ -67,7 +68,32 @@ async def test_an_invalid_pair_shows_the_api_message(system: System, page: Page)
     assert "BTC/USDT" in await page.locator("#pair-message").inner_text()
 
 
-async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, page: Page) -> None:
+async def _tracked(http: httpx.AsyncClient, symbol: str) -> bool:
+    return (await http.get(f"/pairs/{symbol}")).status_code != 404
+
+
+@pytest.fixture
+async def second_pair_untracked(system: System) -> None:
+    """``SECOND_PAIR`` not tracked, as on a fresh system: deleted, data and all, through the API with
+    the token when another test added it."""
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30, headers=AUTH) as http:
+        if await _tracked(http, SECOND_PAIR):
+            purge = await http.delete(
+                f"/pairs/{SECOND_PAIR}", params={"purge": "true", "confirm": SECOND_PAIR}
+            )
+            assert purge.status_code == 202, purge.text
+        await eventually(
+            lambda: _tracked(http, SECOND_PAIR),
+            f"{SECOND_PAIR} deleted",
+            timeout_s=WAIT_MS / 1000,
+            every_s=0.5,
+            until=lambda tracked: not tracked,
+        )
+
+
+async def test_adding_a_pair_shows_its_progress_then_its_chart(
+    system: System, page: Page, second_pair_untracked: None
+) -> None:
     await page.goto(system.dashboard_url)
     await sign_in(page, API_TOKEN, WAIT_MS)
     await wait_traces(page, {"1m candles"}, WAIT_MS)
@@ -77,8 +103,9 @@ async def test_adding_a_pair_shows_its_progress_then_its_chart(system: System, p
     await expect(progress).to_have_text(
         re.compile(rf"^{SECOND_PAIR}: (requested|backfilling)"), timeout=WAIT_MS
     )
-    await expect(page.locator("#price-chart .gtitle")).to_contain_text(f"{SECOND_PAIR} · last candle",
-                                                                         timeout=2 * WAIT_MS)  # fmt: skip
+    await expect(page.locator("#price-chart .gtitle")).to_contain_text(
+        f"{SECOND_PAIR} · last candle", timeout=2 * WAIT_MS
+    )
     await expect(progress).to_have_text(re.compile(rf"^{SECOND_PAIR}: (training|live)"), timeout=WAIT_MS)
     await wait_traces(page, {"1m candles"}, WAIT_MS)
 
@@ -91,7 +118,9 @@ async def _get(api_url: str, path: str) -> dict:
 async def _planned(api_url: str) -> dict | None:
     """The first pair's training block once the scheduler runs and has written its plan for the pair."""
     training = (await _get(api_url, f"/pairs/{FIRST_PAIR}"))["training"]
-    return training if training["scheduler"]["running"] and training["needs_days"] and training["next"] else None
+    return (
+        training if training["scheduler"]["running"] and training["needs_days"] and training["next"] else None
+    )
 
 
 async def _ended(api_url: str, command: int) -> dict | None:
@@ -102,7 +131,9 @@ async def _ended(api_url: str, command: int) -> dict | None:
 async def test_retrain_now_fails_with_the_history_it_needs_and_models_list_the_floor(
     system: System, page: Page
 ) -> None:
-    planned = await wait_for(lambda: _planned(system.api_url), WAIT_MS / 1000, "the scheduler's plan")
+    planned = await eventually(
+        lambda: _planned(system.api_url), "the scheduler's plan", timeout_s=WAIT_MS / 1000, every_s=0.5
+    )
     await page.goto(system.dashboard_url)
     panel = page.locator("#training")
     await expect(panel).to_contain_text(planned["note"], timeout=WAIT_MS)
@@ -112,17 +143,28 @@ async def test_retrain_now_fails_with_the_history_it_needs_and_models_list_the_f
     await sign_in(page, API_TOKEN, WAIT_MS)
     await page.click("#retrain")
     message = page.locator("#retrain-message")
-    await expect(message).to_contain_text(re.compile(rf"Retrain of {FIRST_PAIR}, command \d+"), timeout=WAIT_MS)
+    await expect(message).to_contain_text(
+        re.compile(rf"Retrain of {FIRST_PAIR}, command \d+"), timeout=WAIT_MS
+    )
     command = int(re.search(r"command (\d+)", await message.inner_text()).group(1))
-    ended = await wait_for(lambda: _ended(system.api_url, command), WAIT_MS / 1000, f"command {command}")
-    assert ended["status"] == "failed" and re.match(r"needs [\d.]+ more days of history", ended["error"]), ended
+    ended = await eventually(
+        lambda: _ended(system.api_url, command),
+        f"command {command} ended",
+        timeout_s=WAIT_MS / 1000,
+        every_s=0.5,
+    )
+    assert ended["status"] == "failed" and re.match(r"needs [\d.]+ more days of history", ended["error"]), (
+        ended
+    )
     await expect(message).to_contain_text(f"command {command}: failed", timeout=WAIT_MS)
     await expect(message).to_contain_text(ended["error"])
     await expect(panel).to_contain_text(f"Last: finished {when(ended['finished_at'])}", timeout=WAIT_MS)
     await expect(panel).to_contain_text(ended["error"])
 
     versions = (await _get(system.api_url, f"/models/{FIRST_PAIR}"))["versions"]
-    row, floor = next((i, v) for i, v in enumerate(versions) if v["kind"] == "persistence" and v["status"] == "champion")
+    row, floor = next(
+        (i, v) for i, v in enumerate(versions) if v["kind"] == "persistence" and v["status"] == "champion"
+    )
     cells = page.locator("#models-table tbody tr").nth(row).locator("td")
     for i, text in enumerate(["persistence", f"v{floor['version']}", "champion", "floor (the rest)"]):
         await expect(cells.nth(i)).to_have_text(text, timeout=WAIT_MS)

@@ -22,7 +22,7 @@ from tests.dashboard.system import FIRST_PAIR, System
 from tests.dashboard.test_panels import _text, _version
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tune"))
-from tune_data import btc  # noqa: E402
+from tune_data import btc
 
 WAIT_MS = 60_000
 SCORED_DAYS = 1.0
@@ -41,20 +41,29 @@ def scored() -> dict:
     cut = int(candles.open_time[0]) + SERVED.span_ms
     predictor, _ = persistence_predictor(candles.until(cut))
     close = candles.frame["close"].to_numpy()
-    idx = np.flatnonzero((candles.open_time >= cut) & (candles.open_time < candles.open_time[-1] - max(HORIZONS) * MINUTE_MS))
+    idx = np.flatnonzero(
+        (candles.open_time >= cut) & (candles.open_time < candles.open_time[-1] - max(HORIZONS) * MINUTE_MS)
+    )
     f = predictor.forecast_returns(candles, idx)
     rows = {}
     for j, h in enumerate(HORIZONS):
-        columns = {"origin_ms": candles.open_time[idx], "origin_close": close[idx], "actual": close[idx + h],
-                   "predicted": close[idx] * np.exp(f.point[:, j])}  # fmt: skip
+        columns = {
+            "origin_ms": candles.open_time[idx],
+            "origin_close": close[idx],
+            "actual": close[idx + h],
+            "predicted": close[idx] * np.exp(f.point[:, j]),
+        }
         for level in LEVELS:
             key = round(level * 100)
             columns[f"lower_{key}"] = close[idx] * np.exp(f.point[:, j] - f.half[level][:, j])
             columns[f"upper_{key}"] = close[idx] * np.exp(f.point[:, j] + f.half[level][:, j])
         rows[h] = columns
     report = evaluate(candles, {"persistence": predictor}, since_ms=cut)
-    live = {"symbol": FIRST_PAIR, "window_minutes": 1440,
-            "horizons": {str(h): json_safe(score_horizon(h, rows[h])) for h in HORIZONS}}  # fmt: skip
+    live = {
+        "symbol": FIRST_PAIR,
+        "window_minutes": 1440,
+        "horizons": {str(h): json_safe(score_horizon(h, rows[h])) for h in HORIZONS},
+    }
     return {"rows": rows, "live": live, "report": report["models"]["persistence"]}
 
 
@@ -68,8 +77,10 @@ def test_the_calibration_table_shows_coverage_against_nominal_with_its_error_and
     assert [r[0] for r in rows] == [f"+{h} min" for h in HORIZONS]
     for row, h in zip(rows, HORIZONS, strict=True):
         band = live["horizons"][str(h)]["bands"]["80"]
-        inside = np.mean((scored["rows"][h]["lower_80"] <= scored["rows"][h]["actual"])
-                         & (scored["rows"][h]["actual"] <= scored["rows"][h]["upper_80"]))  # fmt: skip
+        inside = np.mean(
+            (scored["rows"][h]["lower_80"] <= scored["rows"][h]["actual"])
+            & (scored["rows"][h]["actual"] <= scored["rows"][h]["upper_80"])
+        )
         se = np.sqrt(0.8 * 0.2 / (len(scored["rows"][h]["actual"]) / h))
         assert row[2] == f"{100 * inside:.1f} ± {100 * se:.1f} % (80 %)"
         assert row[4] == f"{band['kupiec_p']:.3f}"
@@ -80,7 +91,9 @@ def test_reliability_and_coverage_by_hour_pool_every_horizon(scored: dict) -> No
     fig = figures.calibration_figure(FIRST_PAIR, scored["live"])
     by_name = {t.name: t for t in fig.data if t.name}
     reliability = by_name["80 % band"]
-    assert list(reliability.customdata) == [0.8] * len(HORIZONS) and list(reliability.text) == [f"+{h}" for h in HORIZONS]
+    assert list(reliability.customdata) == [0.8] * len(HORIZONS) and list(reliability.text) == [
+        f"+{h}" for h in HORIZONS
+    ]
     assert np.allclose(reliability.x, 0.8, atol=0.02) and list(reliability.x) == sorted(reliability.x)
     for y, h in zip(reliability.y, HORIZONS, strict=True):
         assert y == scored["live"]["horizons"][str(h)]["bands"]["80"]["coverage"]
@@ -98,8 +111,13 @@ def test_reliability_and_coverage_by_hour_pool_every_horizon(scored: dict) -> No
 
 
 def test_the_models_table_shows_each_versions_test_window_bands(scored: dict) -> None:
-    tested = _version("persistence", 4, "champion", metrics={"test": scored["report"]},
-                      scores=training_view({"test": scored["report"]}))  # fmt: skip
+    tested = _version(
+        "persistence",
+        4,
+        "champion",
+        metrics={"test": scored["report"]},
+        scores=training_view({"test": scored["report"]}),
+    )
     untested = _version("persistence", 1, "retired", scores={})
     table = training.models_table({"symbol": FIRST_PAIR, "versions": [tested, untested]})
     assert _text(table.children[0].children.children[-1]) == training.MODELS_HEADER[-1]
@@ -107,10 +125,15 @@ def test_the_models_table_shows_each_versions_test_window_bands(scored: dict) ->
     lines = first[-1]
     for line, h in zip(lines, HORIZONS, strict=True):
         s = scored["report"][str(h)]
-        assert _text(line) == (f"+{h}: {100 * s['coverage_80']:.1f}/{100 * s['coverage_95']:.1f} %, "
-                               f"{s['interval_score_80_bps']:.1f}/{s['interval_score_95_bps']:.1f}")  # fmt: skip
+        assert _text(line) == (
+            f"+{h}: {100 * s['coverage_80']:.1f}/{100 * s['coverage_95']:.1f} %, "
+            f"{s['interval_score_80_bps']:.1f}/{s['interval_score_95_bps']:.1f}"
+        )
         worst = min(c for c in s["by_vol_decile_80"]["coverage"] if c is not None)
-        assert f"worst volatility decile {s['by_vol_decile_80']['coverage'].index(worst)}: {100 * worst:.1f} %" in line.title
+        assert (
+            f"worst volatility decile {s['by_vol_decile_80']['coverage'].index(worst)}: {100 * worst:.1f} %"
+            in line.title
+        )
     assert _text(second[-1]) == "—"
 
 
@@ -122,7 +145,8 @@ async def test_the_page_shows_the_served_bands_live_calibration(system: System, 
     await expect(table).to_contain_text("% (80 %)")
     await expect(page.locator("#calibration")).to_contain_text("Served bands over the last 1440 minutes")
     await page.wait_for_function(
-        f"() => ({CALIBRATION_TRACES_JS})().some(([name, n]) => name === '80 % by hour' && n === 24)", timeout=WAIT_MS
+        f"() => ({CALIBRATION_TRACES_JS})().some(([name, n]) => name === '80 % by hour' && n === 24)",
+        timeout=WAIT_MS,
     )
     traces = dict(await page.evaluate(CALIBRATION_TRACES_JS))
     assert traces["80 % band"] >= 1 and traces["95 % band"] >= 1 and traces["95 % by hour"] == 24, traces

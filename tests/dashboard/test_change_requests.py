@@ -10,7 +10,14 @@ from cryptocast.dashboard.changes import _ask_removal, _purge, _remove
 from cryptocast.dashboard.client import ApiProblem, shown_url
 from tests.dashboard.test_retrain import TOKEN, _api
 
-CRAFTED = ["ETHUSDT?purge=true", "../pairs/ETHUSDT?purge=true", "ETHUSDT/../BTCUSDT", "ETHUSDT#", "ethusdt", 7]
+CRAFTED = [
+    "ETHUSDT?purge=true",
+    "../pairs/ETHUSDT?purge=true",
+    "ETHUSDT/../BTCUSDT",
+    "ETHUSDT#",
+    "ethusdt",
+    7,
+]
 
 
 def _accepted(request: httpx.Request) -> httpx.Response:
@@ -47,8 +54,11 @@ def test_deleting_data_needs_the_typed_symbol_and_sends_it_as_confirm() -> None:
 def test_a_selected_value_that_is_not_a_pair_is_never_asked_about_removed_or_deleted(value: object) -> None:
     seen: list[httpx.Request] = []
     api = _api(_accepted, seen)
-    for attempt in (lambda: _ask_removal(value), lambda: _remove(api, value, TOKEN),
-                    lambda: _purge(api, value, value, TOKEN)):  # fmt: skip
+    for attempt in (
+        lambda: _ask_removal(value),
+        lambda: _remove(api, value, TOKEN),
+        lambda: _purge(api, value, value, TOKEN),
+    ):
         with pytest.raises(ApiProblem, match="is not a pair symbol"):
             attempt()
     assert seen == []

@@ -22,7 +22,8 @@ from cryptocast.dashboard.changes import SIGN_IN_FIRST, SIGNED_IN, SIGNED_OUT
 from cryptocast.dashboard.session import SESSION_COOKIE
 from cryptocast.sql.database import Database
 from tests.dashboard.browser import pick_pair, sign_in
-from tests.dashboard.system import API_TOKEN, FIRST_PAIR, SECOND_PAIR, System, wait_for
+from tests.dashboard.system import API_TOKEN, FIRST_PAIR, SECOND_PAIR, System
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000
@@ -31,7 +32,11 @@ QUIET_MS = 3_000  # how long nothing may happen after a dismissed dialog
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 CALLBACK = re.compile(r"/_dash-update-component")
 # The callback request each step fires, told apart by what triggered it.
-TRIGGERS = {"ask": "remove-pair.n_clicks", "remove": "confirm-remove.submit_n_clicks", "purge": "purge-pair.n_clicks"}
+TRIGGERS = {
+    "ask": "remove-pair.n_clicks",
+    "remove": "confirm-remove.submit_n_clicks",
+    "purge": "purge-pair.n_clicks",
+}
 PURGE, DOTS = f"{SECOND_PAIR}?purge=true", f"../pairs/{SECOND_PAIR}?purge=true"
 PAIR_SQL = text("""
     SELECT s.status, (SELECT count(*) FROM price_history p WHERE p.symbol_id = s.id) AS candles
@@ -74,7 +79,9 @@ async def second_pair(system: System) -> tuple[str, int]:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=30, headers=AUTH) as http:
             answer = await http.post("/pairs", json={"symbol": SECOND_PAIR})
         assert answer.status_code in (202, 409), answer.text  # 409: asked for already
-    return await wait_for(lambda: _live(system.db), LIVE_WAIT_S, f"{SECOND_PAIR} live with candles")
+    return await eventually(
+        lambda: _live(system.db), f"{SECOND_PAIR} live with candles", timeout_s=LIVE_WAIT_S, every_s=0.5
+    )
 
 
 def _rewrite(trigger: str, value: str, rewritten: list[dict]) -> Callable[[Route], Awaitable[None]]:
@@ -97,16 +104,18 @@ def _rewrite(trigger: str, value: str, rewritten: list[dict]) -> Callable[[Route
 
 def _fired_by(response: Response, trigger: str) -> bool:
     """Whether ``response`` answers the callback request that ``trigger`` fired."""
-    return bool(CALLBACK.search(response.url)) and trigger in json.loads(response.request.post_data or "{}").get(
-        "changedPropIds", []
-    )
+    return bool(CALLBACK.search(response.url)) and trigger in json.loads(
+        response.request.post_data or "{}"
+    ).get("changedPropIds", [])
 
 
 async def _accept(dialog: Dialog) -> None:
     await dialog.accept()
 
 
-async def test_an_anonymous_remove_changes_nothing(system: System, page: Page, second_pair: tuple[str, int]) -> None:
+async def test_an_anonymous_remove_changes_nothing(
+    system: System, page: Page, second_pair: tuple[str, int]
+) -> None:
     after = await _last_command(system.db)
     page.on("dialog", _accept)
     await page.goto(system.dashboard_url)
@@ -120,8 +129,10 @@ async def test_an_anonymous_remove_changes_nothing(system: System, page: Page, s
     assert status == "live" and candles >= second_pair[1]
 
 
-@pytest.mark.parametrize(("action", "crafted"),
-                         [("ask", PURGE), ("remove", PURGE), ("remove", DOTS), ("purge", PURGE), ("purge", DOTS)])
+@pytest.mark.parametrize(
+    ("action", "crafted"),
+    [("ask", PURGE), ("remove", PURGE), ("remove", DOTS), ("purge", PURGE), ("purge", DOTS)],
+)
 async def test_a_crafted_pair_is_refused_and_the_pair_and_its_candles_stay(
     system: System, page: Page, second_pair: tuple[str, int], action: str, crafted: str
 ) -> None:
@@ -164,8 +175,10 @@ async def test_the_token_never_reaches_the_browser(system: System, page: Page) -
     await expect(second.locator("#auth-status")).to_have_text(SIGNED_IN, timeout=WAIT_MS)
     await expect(second.locator("#models-table")).to_be_visible(timeout=WAIT_MS)  # callbacks have answered
     bodies = [*await asyncio.gather(*reads), await page.content(), await second.content()]
-    stored = await page.evaluate("() => JSON.stringify([document.cookie, {...localStorage}, {...sessionStorage}])")
-    assert len(bodies) > 10 and not [b for b in bodies + [stored] if API_TOKEN in b]
+    stored = await page.evaluate(
+        "() => JSON.stringify([document.cookie, {...localStorage}, {...sessionStorage}])"
+    )
+    assert len(bodies) > 10 and not [b for b in [*bodies, stored] if API_TOKEN in b]
     assert json.loads(stored)[0] == ""  # no cookie a script can read
     cookies = await page.context.cookies(system.dashboard_url)
     assert [c["name"] for c in cookies] == [SESSION_COOKIE], cookies
@@ -178,7 +191,9 @@ async def test_a_wrong_token_shows_the_api_refusal_and_signing_out_forgets_the_s
     system: System, page: Page
 ) -> None:
     wrong = f"not-{API_TOKEN}"
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30, headers={"Authorization": f"Bearer {wrong}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=system.api_url, timeout=30, headers={"Authorization": f"Bearer {wrong}"}
+    ) as http:
         refused = (await http.post(f"/pairs/{FIRST_PAIR}/retrain")).json()["message"]
     after = await _last_command(system.db)
     await page.goto(system.dashboard_url)
@@ -194,10 +209,11 @@ async def test_a_wrong_token_shows_the_api_refusal_and_signing_out_forgets_the_s
     assert await page.context.cookies(system.dashboard_url) == []
     await page.context.add_cookies([held])  # the old id, sent again: the server has forgotten it
     await page.click("#retrain")
-    await expect(page.locator("#retrain-message")).to_have_text(SIGN_IN_FIRST.format(action="retrain"),
-                                                                timeout=WAIT_MS)  # fmt: skip
+    await expect(page.locator("#retrain-message")).to_have_text(
+        SIGN_IN_FIRST.format(action="retrain"), timeout=WAIT_MS
+    )
     async with system.db.connect() as conn:
-        queued = (await conn.execute(text("SELECT count(*) FROM commands WHERE id > :after"), {"after": after}))
+        queued = await conn.execute(text("SELECT count(*) FROM commands WHERE id > :after"), {"after": after})
     assert queued.scalar_one() == 0
 
 
@@ -220,10 +236,13 @@ async def test_a_removal_is_confirmed_first(system: System, page: Page, second_p
 
     page.once("dialog", _accept)
     await page.click("#remove-pair")
-    await expect(page.locator("#pair-message")).to_have_text(f"{SECOND_PAIR}: removal requested (its data is kept).",
-                                                             timeout=WAIT_MS)  # fmt: skip
+    await expect(page.locator("#pair-message")).to_have_text(
+        f"{SECOND_PAIR}: removal requested (its data is kept).", timeout=WAIT_MS
+    )
     assert await _removals(system.db, SECOND_PAIR, after) == ["remove_pair"]
-    _, kept = await wait_for(lambda: _removed(system.db), WAIT_MS / 1000, f"{SECOND_PAIR} removed")
+    _, kept = await eventually(
+        lambda: _removed(system.db), f"{SECOND_PAIR} removed", timeout_s=WAIT_MS / 1000, every_s=0.5
+    )
     assert kept >= second_pair[1]  # its candles are kept
 
 
@@ -252,10 +271,13 @@ async def test_deleting_a_pair_and_its_data_needs_its_symbol_typed(
 
     await page.fill("#purge-symbol", SECOND_PAIR)
     await page.click("#purge-pair")
-    await expect(message).to_have_text(f"{SECOND_PAIR}: removal requested, and its data will be deleted.",
-                                       timeout=WAIT_MS)  # fmt: skip
+    await expect(message).to_have_text(
+        f"{SECOND_PAIR}: removal requested, and its data will be deleted.", timeout=WAIT_MS
+    )
     assert await _removals(system.db, SECOND_PAIR, after) == ["purge_pair"]
-    await wait_for(lambda: _gone(system.db), WAIT_MS / 1000, f"{SECOND_PAIR} and its data deleted")
+    await eventually(
+        lambda: _gone(system.db), f"{SECOND_PAIR} and its data deleted", timeout_s=WAIT_MS / 1000, every_s=0.5
+    )
 
 
 async def _gone(db: Database) -> bool:

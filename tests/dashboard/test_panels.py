@@ -8,14 +8,26 @@ from cryptocast.dashboard import figures, panels, training
 from cryptocast.settings import EXCHANGE_URLS, ExchangeName
 
 ORIGIN = "2025-03-01T12:00:00+00:00"
-CANDLES = {"candles": [["2025-03-01T11:59:00+00:00", 100, 101, 99, 100.5, 1, 1, 1, "live"],
-                       [ORIGIN, 100.5, 102, 100, 101.0, 1, 1, 1, "live"]]}  # fmt: skip
+CANDLES = {
+    "candles": [
+        ["2025-03-01T11:59:00+00:00", 100, 101, 99, 100.5, 1, 1, 1, "live"],
+        [ORIGIN, 100.5, 102, 100, 101.0, 1, 1, 1, "live"],
+    ]
+}
 
 
 def _prediction(horizon: int, spread: float) -> dict:
-    return {"origin_time": ORIGIN, "target_time": f"2025-03-01T12:{horizon:02d}:00+00:00", "horizon": horizon,
-            "predicted": 101.0, "lower_80": 101 - spread, "upper_80": 101 + spread,
-            "lower_95": 101 - 2 * spread, "upper_95": 101 + 2 * spread, "actual": None}  # fmt: skip
+    return {
+        "origin_time": ORIGIN,
+        "target_time": f"2025-03-01T12:{horizon:02d}:00+00:00",
+        "horizon": horizon,
+        "predicted": 101.0,
+        "lower_80": 101 - spread,
+        "upper_80": 101 + spread,
+        "lower_95": 101 - 2 * spread,
+        "upper_95": 101 + 2 * spread,
+        "actual": None,
+    }
 
 
 def test_forecast_path_starts_at_the_last_close_and_bands_nest() -> None:
@@ -43,9 +55,16 @@ def test_replay_is_recognised_by_details_or_by_a_non_binance_url() -> None:
     live = EXCHANGE_URLS[ExchangeName.BINANCE][0]  # a URL string only: nothing is contacted
     assert panels.is_replay({"exchange": {"url": "http://127.0.0.1:9180/api"}})
     assert not panels.is_replay({"exchange": {"url": live}})
-    described = {"exchange": {"url": live,
-                              "replay": {"recordings": {"BTCUSDT": "BTCUSDT-2025-03.parquet"}, "shift": "52 weeks",
-                                         "speed": 60}}}  # fmt: skip
+    described = {
+        "exchange": {
+            "url": live,
+            "replay": {
+                "recordings": {"BTCUSDT": "BTCUSDT-2025-03.parquet"},
+                "shift": "52 weeks",
+                "speed": 60,
+            },
+        }
+    }
     assert panels.is_replay(described)
     text = "".join(p if isinstance(p, str) else "" for p in panels.replay_banner(described))
     assert "BTCUSDT-2025-03.parquet" in text and "52 weeks" in text and "60×" in text
@@ -74,41 +93,84 @@ def test_accuracy_reads_numbers_sent_as_strings() -> None:
         "coverage_80": "0.8000",
         "coverage_95": "0.9667",
     }
-    detail = {"live_skill": {"window_minutes": 1440, "horizons": {"5": scores}}, "last_training": None,
-              "next_training": None, "training": _training(), "freshness": {"models": []}}  # fmt: skip
+    detail = {
+        "live_skill": {"window_minutes": 1440, "horizons": {"5": scores}},
+        "last_training": None,
+        "next_training": None,
+        "training": _training(),
+        "freshness": {"models": []},
+    }
     table = panels.accuracy_panel(detail)[-1]
     cells = [c.children for c in table.children[1].children[0].children]
     assert cells == ["+5 min", "30", "1.5", "2", "+0.250", "80.0 % (80 %)", "96.7 % (95 %)"]
 
 
 # --- training ---------------------------------------------------------------------------------------
-SCHEDULER_UP = {"running": True, "heartbeat_at": "2025-03-01T12:00:05+00:00",
-                "started_at": "2025-03-01T11:00:00+00:00", "message": None}  # fmt: skip
-SCHEDULER_DOWN = {"running": False, "heartbeat_at": None, "started_at": None,
-                  "message": "no training scheduler is running: queued trainings wait until one starts "
-                             "(cryptocast up, or cryptocast serve apply on a cluster)"}  # fmt: skip
-GATE = [{"horizon": 1, "promoted": True, "p_vs_champion": 0.01, "p_vs_persistence": 0.02,
-         "reason": "h=1: beats champion (p=0.01) and persistence (p=0.02)"},
-        {"horizon": 15, "promoted": False, "p_vs_champion": 0.3, "p_vs_persistence": 0.4,
-         "reason": "h=15: not better than champion and persistence at p<0.05 (p=0.3 vs champion, 0.4 vs "
-                   "persistence, 5 days)"}]  # fmt: skip
+SCHEDULER_UP = {
+    "running": True,
+    "heartbeat_at": "2025-03-01T12:00:05+00:00",
+    "started_at": "2025-03-01T11:00:00+00:00",
+    "message": None,
+}
+SCHEDULER_DOWN = {
+    "running": False,
+    "heartbeat_at": None,
+    "started_at": None,
+    "message": "no training scheduler is running: queued trainings wait until one starts "
+    "(cryptocast up, or cryptocast serve apply on a cluster)",
+}
+GATE = [
+    {
+        "horizon": 1,
+        "promoted": True,
+        "p_vs_champion": 0.01,
+        "p_vs_persistence": 0.02,
+        "reason": "h=1: beats champion (p=0.01) and persistence (p=0.02)",
+    },
+    {
+        "horizon": 15,
+        "promoted": False,
+        "p_vs_champion": 0.3,
+        "p_vs_persistence": 0.4,
+        "reason": "h=15: not better than champion and persistence at p<0.05 (p=0.3 vs champion, 0.4 vs "
+        "persistence, 5 days)",
+    },
+]
 NOT_ENOUGH = "needs 9.8 more days of history (has 0.2, a training needs at least 10.0)"
 
 
 def _command(**fields: object) -> dict:
     """A command as ``GET /commands/{id}`` answers it (``command_queue.view``)."""
     return {
-        "id": 7, "kind": "retrain", "symbol": "BTCUSDT", "status": "pending", "trigger": "request",
-        "reason": "requested through the API", "created_at": "2025-03-01T12:00:00+00:00", "started_at": None,
-        "finished_at": None, "seconds": None, "attempts": 0, "progress": None, "result": None, "error": None,
+        "id": 7,
+        "kind": "retrain",
+        "symbol": "BTCUSDT",
+        "status": "pending",
+        "trigger": "request",
+        "reason": "requested through the API",
+        "created_at": "2025-03-01T12:00:00+00:00",
+        "started_at": None,
+        "finished_at": None,
+        "seconds": None,
+        "attempts": 0,
+        "progress": None,
+        "result": None,
+        "error": None,
         "url": "/commands/7",
-    } | fields  # fmt: skip
+    } | fields
 
 
 def _training(**fields: object) -> dict:
     """The ``training`` block of ``GET /pairs/{symbol}``."""
-    return {"last": None, "current": None, "next": None, "history_days": None, "needs_days": None,
-            "note": "no training while the pair is backfilling", "scheduler": SCHEDULER_UP} | fields  # fmt: skip
+    return {
+        "last": None,
+        "current": None,
+        "next": None,
+        "history_days": None,
+        "needs_days": None,
+        "note": "no training while the pair is backfilling",
+        "scheduler": SCHEDULER_UP,
+    } | fields
 
 
 def _text(component: object) -> str:
@@ -123,14 +185,35 @@ def _text(component: object) -> str:
 
 
 def test_training_panel_shows_progress_the_last_result_with_its_gate_and_the_plan() -> None:
-    done = _command(status="done", started_at="2025-03-01T12:09:18+00:00",
-                    finished_at="2025-03-01T12:10:00+00:00", seconds=42.0, attempts=1,
-                    result={"lstm": {"version": 3, "status": "champion", "served_horizons": [1, 5]},
-                            "baseline": {"version": 4}, "gate": GATE, "val_skill": 0.0123})  # fmt: skip
-    progress = {"phase": "sweep", "trial": 2, "trials": 8, "best_val_skill": 0.0123, "elapsed_s": 45.0, "eta_s": 120.0}
+    done = _command(
+        status="done",
+        started_at="2025-03-01T12:09:18+00:00",
+        finished_at="2025-03-01T12:10:00+00:00",
+        seconds=42.0,
+        attempts=1,
+        result={
+            "lstm": {"version": 3, "status": "champion", "served_horizons": [1, 5]},
+            "baseline": {"version": 4},
+            "gate": GATE,
+            "val_skill": 0.0123,
+        },
+    )
+    progress = {
+        "phase": "sweep",
+        "trial": 2,
+        "trials": 8,
+        "best_val_skill": 0.0123,
+        "elapsed_s": 45.0,
+        "eta_s": 120.0,
+    }
     running = _command(id=8, status="running", started_at="2025-03-01T12:11:00+00:00", progress=progress)
-    plan = _training(last=done, current=running, next={"at": "2025-03-02T02:00:00+00:00", "kind": "retrain"},
-                     history_days=12.5, note=None)  # fmt: skip
+    plan = _training(
+        last=done,
+        current=running,
+        next={"at": "2025-03-02T02:00:00+00:00", "kind": "retrain"},
+        history_days=12.5,
+        note=None,
+    )
     lines = [_text(line) for line in training.training_panel(plan)]
     assert lines == [
         "Training scheduler running (heartbeat 12:00:05 UTC).",
@@ -144,12 +227,18 @@ def test_training_panel_shows_progress_the_last_result_with_its_gate_and_the_pla
 
 
 def test_training_panel_says_what_history_is_missing_and_that_nothing_runs_the_queue() -> None:
-    failed = _command(status="failed", started_at="2025-03-01T12:00:01+00:00",
-                      finished_at="2025-03-01T12:00:01.100000+00:00", seconds=0.1, attempts=1,
-                      error=NOT_ENOUGH)  # fmt: skip
+    failed = _command(
+        status="failed",
+        started_at="2025-03-01T12:00:01+00:00",
+        finished_at="2025-03-01T12:00:01.100000+00:00",
+        seconds=0.1,
+        attempts=1,
+        error=NOT_ENOUGH,
+    )
     note = "needs 9.8 more days of history for a first LSTM (minimum 10 days)"
-    panel = training.training_panel(_training(last=failed, history_days=0.21, needs_days=9.79, note=note,
-                                              scheduler=SCHEDULER_DOWN))  # fmt: skip
+    panel = training.training_panel(
+        _training(last=failed, history_days=0.21, needs_days=9.79, note=note, scheduler=SCHEDULER_DOWN)
+    )
     assert isinstance(panel[0], html.P) and panel[0].className == "message"
     assert [_text(line) for line in panel] == [
         SCHEDULER_DOWN["message"],
@@ -167,7 +256,9 @@ def test_a_command_reads_queued_running_then_its_outcome() -> None:
     interrupted = "interrupted: the training scheduler stopped; attempt 1 of 2, queued again"
     assert training.command_status(_command(error=interrupted)).endswith(f"queued ({interrupted})")
     assert training.command_status(_command(status="running")).endswith("running — starting")
-    recalibrated = _command(kind="recalibrate", status="done", seconds=3.25, result={"baseline": {"version": 5}})
+    recalibrated = _command(
+        kind="recalibrate", status="done", seconds=3.25, result={"baseline": {"version": 5}}
+    )
     assert training.command_status(recalibrated) == (
         "Recalibrate of BTCUSDT, command 7: done after 3.2 s — recalibrated: persistence v5"
     )
@@ -175,47 +266,112 @@ def test_a_command_reads_queued_running_then_its_outcome() -> None:
         f"failed after 2.5 min — {NOT_ENOUGH}"
     )
     never_ran = _command(status="failed", error="interrupted: the training scheduler stopped; attempt 2 of 2")
-    assert training.command_status(never_ran) == f"Retrain of BTCUSDT, command 7: failed — {never_ran['error']}"
+    assert (
+        training.command_status(never_ran) == f"Retrain of BTCUSDT, command 7: failed — {never_ran['error']}"
+    )
     accepted = _command() | {"command_id": 7, "scheduler": SCHEDULER_DOWN}
-    assert training.retrain_accepted(accepted) == f"Retrain of BTCUSDT, command 7: queued — {SCHEDULER_DOWN['message']}"
-    assert training.retrain_accepted(accepted | {"scheduler": SCHEDULER_UP}) == "Retrain of BTCUSDT, command 7: queued"
+    assert (
+        training.retrain_accepted(accepted)
+        == f"Retrain of BTCUSDT, command 7: queued — {SCHEDULER_DOWN['message']}"
+    )
+    assert (
+        training.retrain_accepted(accepted | {"scheduler": SCHEDULER_UP})
+        == "Retrain of BTCUSDT, command 7: queued"
+    )
 
 
 def _version(kind: str, version: int, status: str, **fields: object) -> dict:
     """One entry of ``GET /models/{symbol}``'s ``versions``."""
     return {
-        "id": version, "kind": kind, "version": version, "status": status, "reason": None,
-        "trained_at": "2025-03-01T12:10:00+00:00", "data_start": None, "data_end": None, "served_horizons": [],
-        "artifact": True, "hyperparameters": {}, "metrics": {}, "live": [],
-    } | fields  # fmt: skip
+        "id": version,
+        "kind": kind,
+        "version": version,
+        "status": status,
+        "reason": None,
+        "trained_at": "2025-03-01T12:10:00+00:00",
+        "data_start": None,
+        "data_end": None,
+        "served_horizons": [],
+        "artifact": True,
+        "hyperparameters": {},
+        "metrics": {},
+        "live": [],
+    } | fields
 
 
 def _score(horizon: int, served: bool, n: int, skill: float, coverage_80: float, coverage_95: float) -> dict:
-    return {"model_id": 3, "kind": "lstm", "version": 3, "served": served, "horizon": horizon, "n": n, "mae": 1.0,
-            "mae_persistence": 1.1, "skill": skill, "coverage_80": coverage_80, "coverage_95": coverage_95}  # fmt: skip
+    return {
+        "model_id": 3,
+        "kind": "lstm",
+        "version": 3,
+        "served": served,
+        "horizon": horizon,
+        "n": n,
+        "mae": 1.0,
+        "mae_persistence": 1.1,
+        "skill": skill,
+        "coverage_80": coverage_80,
+        "coverage_95": coverage_95,
+    }
 
 
 def test_models_table_lists_each_version_with_its_gate_and_live_scores() -> None:
-    gate = [{"horizon": 1, "promote": True, "p_vs_champion": 0.01, "p_vs_persistence": 0.02, "reason": "…"},
-            {"horizon": 15, "promote": False, "p_vs_champion": 0.3, "p_vs_persistence": 0.4, "reason": "…"}]  # fmt: skip
-    lstm = _version("lstm", 3, "champion", reason="h=1: beats champion", served_horizons=[1],
-                    metrics={"val_skill": 0.0123, "gate": gate, "test": {"15": {"skill": -0.01}, "1": {"skill": 0.05}},
-                             "test_window": {"start": "2025-02-24T00:00:00+00:00", "days": 5}},
-                    live=[_score(15, False, 30, -0.02, 0.8, 0.95), _score(1, True, 40, 0.05, 0.775, 0.95)])  # fmt: skip
-    floor = _version("persistence", 4, "champion", reason="recalibrated with the daily retrain",
-                     metrics={"test": {"1": {"skill": 0.0}}})  # fmt: skip
+    gate = [
+        {"horizon": 1, "promote": True, "p_vs_champion": 0.01, "p_vs_persistence": 0.02, "reason": "…"},
+        {"horizon": 15, "promote": False, "p_vs_champion": 0.3, "p_vs_persistence": 0.4, "reason": "…"},
+    ]
+    lstm = _version(
+        "lstm",
+        3,
+        "champion",
+        reason="h=1: beats champion",
+        served_horizons=[1],
+        metrics={
+            "val_skill": 0.0123,
+            "gate": gate,
+            "test": {"15": {"skill": -0.01}, "1": {"skill": 0.05}},
+            "test_window": {"start": "2025-02-24T00:00:00+00:00", "days": 5},
+        },
+        live=[_score(15, False, 30, -0.02, 0.8, 0.95), _score(1, True, 40, 0.05, 0.775, 0.95)],
+    )
+    floor = _version(
+        "persistence",
+        4,
+        "champion",
+        reason="recalibrated with the daily retrain",
+        metrics={"test": {"1": {"skill": 0.0}}},
+    )
     retired = _version("persistence", 1, "retired", trained_at="2025-02-28T09:00:00+00:00")
     table = training.models_table({"symbol": "BTCUSDT", "versions": [lstm, floor, retired]})
     assert table.id == "models-table"
     assert [_text(th) for th in table.children[0].children.children] == training.MODELS_HEADER
     rows = [[c.children for c in tr.children] for tr in table.children[1].children]
     assert [_text(c) for c in rows[0][:8]] == [
-        "lstm", "v3", "champion", "+1", "2025-03-01 12:10 UTC", "+0.012", "+1: +0.050 +15: -0.010", "+1 ✓ +15 ✗"
-    ]  # fmt: skip
+        "lstm",
+        "v3",
+        "champion",
+        "+1",
+        "2025-03-01 12:10 UTC",
+        "+0.012",
+        "+1: +0.050 +15: -0.010",
+        "+1 ✓ +15 ✗",
+    ]
     assert rows[0][2].title == "h=1: beats champion"
-    assert [_text(line) for line in rows[0][8]] == ["+1: 40, +0.050, 78/95 %", "+15: 30, -0.020, 80/95 % shadow"]
+    assert [_text(line) for line in rows[0][8]] == [
+        "+1: 40, +0.050, 78/95 %",
+        "+15: 30, -0.020, 80/95 % shadow",
+    ]
     assert [_text(c) for c in rows[1]] == [
-        "persistence", "v4", "champion", "floor (the rest)", "2025-03-01 12:10 UTC", "—", "+1: +0.000", "—", "—", "—"
-    ]  # fmt: skip
+        "persistence",
+        "v4",
+        "champion",
+        "floor (the rest)",
+        "2025-03-01 12:10 UTC",
+        "—",
+        "+1: +0.000",
+        "—",
+        "—",
+        "—",
+    ]
     assert [_text(c) for c in rows[2][:4]] == ["persistence", "v1", "retired", "—"]
     assert _text(training.models_table({"symbol": "ETHUSDT", "versions": []})) == "ETHUSDT: no model yet."

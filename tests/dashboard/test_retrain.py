@@ -57,7 +57,9 @@ def test_a_conflict_shows_the_api_message_and_follows_the_training_already_open(
     assert refused == (other["message"], None)
 
 
-@pytest.mark.parametrize("value", ["..", "BTC/USDT", "btcusdt", "BTCUSDT\n", "B", "../health", "%2E%2E", 5, ["X"]])
+@pytest.mark.parametrize(
+    "value", ["..", "BTC/USDT", "btcusdt", "BTCUSDT\n", "B", "../health", "%2E%2E", 5, ["X"]]
+)
 def test_a_selected_value_that_is_not_a_pair_is_refused_before_any_request(value: object) -> None:
     seen: list[httpx.Request] = []
     message, following = _request_retrain(_api(lambda _: httpx.Response(202, json={}), seen), value, TOKEN)
@@ -71,14 +73,20 @@ def test_pair_paths_keep_the_symbol_one_segment() -> None:
 
 
 def test_a_command_is_followed_while_open_or_unreachable_and_no_longer_once_it_ended() -> None:
-    views = {"/commands/7": _command(status="running", progress={"phase": "loading"}),
-             "/commands/8": _command(id=8, status="failed", seconds=0.1, error=NOT_ENOUGH)}  # fmt: skip
+    views = {
+        "/commands/7": _command(status="running", progress={"phase": "loading"}),
+        "/commands/8": _command(id=8, status="failed", seconds=0.1, error=NOT_ENOUGH),
+    }
 
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/commands/10":
             raise httpx.ConnectError("refused", request=request)
         found = views.get(request.url.path)
-        return httpx.Response(200, json=found) if found else httpx.Response(404, json={"message": "no command 9"})
+        return (
+            httpx.Response(200, json=found)
+            if found
+            else httpx.Response(404, json={"message": "no command 9"})
+        )
 
     api = _api(answer, [])
     assert _follow(api, 7) == ("Retrain of BTCUSDT, command 7: running — loading", 7)

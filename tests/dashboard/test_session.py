@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from cryptocast.dashboard import health
 from cryptocast.dashboard.app import create_app
 from cryptocast.dashboard.session import SESSION_COOKIE, SessionStore, token_problem
-from tests.serve.conftest import free_port
+from tests.helpers import free_port
 
 TOKEN = "a-viewers-token-of-24-ch"
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
@@ -46,7 +46,9 @@ def test_sessions_expire_and_the_oldest_go_when_the_store_is_full() -> None:
     assert [store.token(i) for i in ids] == [None] * 4 and len(store) == 0
 
 
-@pytest.mark.parametrize("text", ["", "   ", None, 42, "x" * 513, "two words", "tab\there", "ünïcode-token-16ch"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", None, 42, "x" * 513, "two words", "tab\there", "ünïcode-token-16ch"]
+)
 def test_a_value_that_cannot_be_a_token_is_refused_with_a_sentence(text: object) -> None:
     problem = token_problem(text)
     assert problem is not None and problem.endswith(".")
@@ -60,14 +62,19 @@ def _sign_in_body(text: str) -> dict:
     """The request Dash's renderer sends for *Sign in* with ``text`` in the field."""
     return {
         "output": "..auth-status.children...token.value...sign-out.hidden..",
-        "outputs": [{"id": "auth-status", "property": "children"}, {"id": "token", "property": "value"},
-                    {"id": "sign-out", "property": "hidden"}],
-        "inputs": [{"id": "sign-in", "property": "n_clicks", "value": 1},
-                   {"id": "token", "property": "n_submit", "value": None},
-                   {"id": "sign-out", "property": "n_clicks", "value": None}],
+        "outputs": [
+            {"id": "auth-status", "property": "children"},
+            {"id": "token", "property": "value"},
+            {"id": "sign-out", "property": "hidden"},
+        ],
+        "inputs": [
+            {"id": "sign-in", "property": "n_clicks", "value": 1},
+            {"id": "token", "property": "n_submit", "value": None},
+            {"id": "sign-out", "property": "n_clicks", "value": None},
+        ],
         "changedPropIds": ["sign-in.n_clicks"],
         "state": [{"id": "token", "property": "value", "value": text}],
-    }  # fmt: skip
+    }
 
 
 def test_signing_in_sets_an_http_only_strict_cookie_with_the_id_and_answers_without_the_token() -> None:

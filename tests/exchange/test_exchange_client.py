@@ -27,8 +27,8 @@ async def test_urls_come_from_settings() -> None:
     ):
         assert replay.API_URL == "http://127.0.0.1:9999/api"
         assert replay.socket_manager().STREAM_URL == "ws://127.0.0.1:9999/"
-        assert testnet.API_URL == Settings(exchange="testnet").rest_url
-        assert testnet.socket_manager().STREAM_URL == Settings(exchange="testnet").stream_url
+        assert Settings(exchange="testnet").rest_url == testnet.API_URL
+        assert Settings(exchange="testnet").stream_url == testnet.socket_manager().STREAM_URL
 
 
 async def test_klines_page_separates_the_forming_candle(replay: ReplayFactory) -> None:
@@ -72,8 +72,20 @@ async def test_streams_yield_typed_updates_equal_to_rest(replay: ReplayFactory) 
         for update in closed:
             page = await exchange.klines("LTCBTC", start_ms=update.candle.open_time, limit=1)
             rest = page.candles[0]
-            fields = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
-                      "taker_buy_base", "taker_buy_quote", "derived_fields")  # fmt: skip
+            fields = (
+                "open_time",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "close_time",
+                "quote_volume",
+                "trades",
+                "taker_buy_base",
+                "taker_buy_quote",
+                "derived_fields",
+            )
             assert [getattr(rest, f) for f in fields] == [getattr(update.candle, f) for f in fields]
 
 
@@ -113,8 +125,21 @@ def test_standalone_replay_serves_any_binance_client(tmp_path: Path) -> None:
     """``cryptocast exchange replay`` as its own process; the sync python-binance Client talks to it."""
     env = {**os.environ, "CRYPTOCAST_DATA_DIR": str(tmp_path)}
     command = str(Path(sys.executable).parent / "cryptocast")
-    args = [command, "exchange", "replay", "--port", "0", "--speed", "60", "--pairs", "BTCUSDT",
-            "--clone", "BTCUSDT:1", "--faults", "latency=1"]  # fmt: skip
+    args = [
+        command,
+        "exchange",
+        "replay",
+        "--port",
+        "0",
+        "--speed",
+        "60",
+        "--pairs",
+        "BTCUSDT",
+        "--clone",
+        "BTCUSDT:1",
+        "--faults",
+        "latency=1",
+    ]
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None

@@ -44,7 +44,12 @@ def test_forming_candle_is_partial_and_ends_as_the_recorded_candle(market: Marke
     t = int(sym.times[i])
     finished = Candle.from_rest_row(sym.klines("1m", t, t, 1, t + MINUTE_MS).rows()[0])
     assert (finished.open, finished.high, finished.low, finished.close, finished.volume) == (
-        sym.o[i], sym.h[i], sym.l[i], sym.c[i], sym.v[i])  # fmt: skip
+        sym.o[i],
+        sym.h[i],
+        sym.l[i],
+        sym.c[i],
+        sym.v[i],
+    )
     volumes, seen_final = [], False
     for second in range(60):
         row = sym.klines("1m", t, None, 5, t + second * 1000 + 500).rows()

@@ -63,8 +63,11 @@ def test_bundled_data_stays_small() -> None:
 
 def test_pack_round_trips_exact_values(tmp_path: Path) -> None:
     csv = tmp_path / "ADAXYZ-2020-01.csv.gz"
-    rows = ["open_time_ms,open,high,low,close,volume", "60000,4.35e-06,4.37e-06,4.3e-06,4.36e-06,129598.0",
-            "180000,0.00000436,0.00000437,0.00000436,0.00000437,360.5"]  # fmt: skip
+    rows = [
+        "open_time_ms,open,high,low,close,volume",
+        "60000,4.35e-06,4.37e-06,4.3e-06,4.36e-06,129598.0",
+        "180000,0.00000436,0.00000437,0.00000436,0.00000437,360.5",
+    ]
     csv.write_bytes(gzip.compress("\n".join(rows).encode()))
     packed = pack(csv, tmp_path)
     a, b = load_recording(csv), load_recording(packed)

@@ -138,7 +138,12 @@ async def test_sync_client_pages_a_recording_and_sees_the_same_rows(replay: Repl
     assert [r[0] - SHIFT_MS for r in rows] == rec.open_time.tolist()
     first = Candle.from_rest_row(rows[0])
     assert (first.open, first.high, first.low, first.close, first.volume) == (
-        rec.open[0], rec.high[0], rec.low[0], rec.close[0], rec.volume[0])  # fmt: skip
+        rec.open[0],
+        rec.high[0],
+        rec.low[0],
+        rec.close[0],
+        rec.volume[0],
+    )
     assert first.close_time == first.open_time + 59_999
 
 

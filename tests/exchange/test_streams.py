@@ -83,7 +83,9 @@ async def test_one_closed_candle_per_pair_per_minute_in_order(
 
 
 @pytest.mark.parametrize("speed", [60, 600])
-async def test_high_speed_thins_updates_but_keeps_some_in_every_minute(replay: ReplayFactory, speed: float) -> None:
+async def test_high_speed_thins_updates_but_keeps_some_in_every_minute(
+    replay: ReplayFactory, speed: float
+) -> None:
     """At 60x, at most 4 messages a wall second a stream (unthinned it would be 60 books a second);
     at 600x, where a minute lasts 0.1 s, still forming updates before the closes."""
     async with replay(pairs=["BTCUSDT"], speed=speed) as server, async_client(server) as client:
@@ -107,7 +109,7 @@ async def test_high_speed_thins_updates_but_keeps_some_in_every_minute(replay: R
 async def test_book_ticker_socket(replay: ReplayFactory) -> None:
     async with replay(pairs=["ETHUSDT"]) as server, async_client(server) as client:
         async with opened(socket_manager(client, server).symbol_book_ticker_socket("ETHUSDT")) as socket:
-            quotes = [m for m in await recv_for(socket, 1.0)]
+            quotes = list(await recv_for(socket, 1.0))
     assert len(quotes) >= 5
     assert [q["u"] for q in quotes] == sorted({q["u"] for q in quotes})
     for q in quotes:

@@ -55,7 +55,9 @@ def all_containers(overlay: str) -> Iterator[tuple[dict, dict]]:
 def values_under(node: object, key: str) -> list:
     """Every value stored under ``key`` anywhere in a manifest (secret references, volumes, …)."""
     if isinstance(node, dict):
-        return [v for k, v in node.items() if k == key] + [x for v in node.values() for x in values_under(v, key)]
+        return [v for k, v in node.items() if k == key] + [
+            x for v in node.values() for x in values_under(v, key)
+        ]
     if isinstance(node, list):
         return [x for v in node for x in values_under(v, key)]
     return []

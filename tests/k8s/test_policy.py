@@ -140,7 +140,9 @@ def _names(docs: list[dict], kind: str) -> set[str]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_references_resolve(overlay: str) -> None:
     docs = list(rendered(overlay))
-    secrets = {r["name"] for d in docs for r in values_under(d, "secretKeyRef") + values_under(d, "secretRef")}
+    secrets = {
+        r["name"] for d in docs for r in values_under(d, "secretKeyRef") + values_under(d, "secretRef")
+    }
     secrets |= {t["secretName"] for d in docs for t in d.get("spec", {}).get("tls", [])}
     secrets |= {c["authOptions"]["secretName"] for d in docs if (c := ray_cluster(d))}
     assert REQUIRED_SECRETS <= secrets <= EXTERNAL_SECRETS

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -24,10 +23,10 @@ import httpx
 import psutil
 import pytest
 
-from bench.lib.harness import free_port
 from cryptocast.k8s.entrypoint import require_token_auth
 from cryptocast.k8s.render import RAY_SERVICE, find
 from cryptocast.settings import LOOPBACK
+from tests.helpers import eventually_sync, free_port
 from tests.k8s.manifests import OVERLAYS, RAY_KINDS, pod_templates, ray_cluster, rendered
 
 TOKEN_KEY = "auth_token"  # the key KubeRay reads from authOptions.secretName
@@ -115,6 +114,14 @@ def _stop(temp_dir: Path) -> None:
             process.kill()
 
 
+def _gcs_health(url: str) -> int | str:
+    """The dashboard's answer to a health check: its status code, or why there was none."""
+    try:
+        return httpx.get(f"{url}/api/gcs_healthz", timeout=REQUEST_TIMEOUT_S).status_code
+    except httpx.HTTPError as error:
+        return repr(error)
+
+
 @pytest.fixture
 def serve_head_env() -> dict[str, str]:
     cluster = ray_cluster(find(list(rendered("local")), "RayService", RAY_SERVICE))
@@ -132,23 +139,31 @@ def local_head(serve_head_env: dict[str, str]) -> Iterator[tuple[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
     env |= serve_head_env | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     command = [
-        str(Path(sys.executable).with_name("ray")), "start", "--head",
-        f"--node-ip-address={LOOPBACK}", f"--port={free_port()}", "--num-cpus=1",
-        "--include-dashboard=true", f"--dashboard-host={LOOPBACK}", f"--dashboard-port={dashboard_port}",
-        f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-        f"--temp-dir={temp_dir}", "--disable-usage-stats",
-    ]  # fmt: skip
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        f"--node-ip-address={LOOPBACK}",
+        f"--port={free_port()}",
+        "--num-cpus=1",
+        "--include-dashboard=true",
+        f"--dashboard-host={LOOPBACK}",
+        f"--dashboard-port={dashboard_port}",
+        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+    ]
     try:
         started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         url = f"http://{LOOPBACK}:{dashboard_port}"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/api/gcs_healthz", timeout=REQUEST_TIMEOUT_S).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the dashboard did not come up"
-            time.sleep(0.5)
+        eventually_sync(
+            lambda: _gcs_health(url),
+            "the dashboard answering /api/gcs_healthz with 200",
+            timeout_s=READY_TIMEOUT_S,
+            every_s=0.5,
+            until=lambda answer: answer == 200,
+        )
         yield url, serve_head_env["RAY_AUTH_TOKEN"]
     finally:
         _stop(temp_dir)
@@ -164,9 +179,11 @@ def test_a_job_without_the_token_is_refused_by_a_head_with_the_rendered_env(
     anonymous = httpx.post(f"{url}/api/jobs/", json=job, timeout=REQUEST_TIMEOUT_S)
     assert anonymous.status_code == 401, anonymous.text
     wrong = httpx.post(
-        f"{url}/api/jobs/", json=job, headers={"Authorization": f"Bearer {secrets.token_hex(32)}"},
+        f"{url}/api/jobs/",
+        json=job,
+        headers={"Authorization": f"Bearer {secrets.token_hex(32)}"},
         timeout=REQUEST_TIMEOUT_S,
-    )  # fmt: skip
+    )
     assert wrong.status_code == 403, wrong.text
     listed = httpx.get(f"{url}/api/jobs/", timeout=REQUEST_TIMEOUT_S)
     assert listed.status_code == 401  # reading jobs (their logs, their entrypoints) needs it too

@@ -30,7 +30,7 @@ def test_json_patch_adds_replaces_and_removes_without_touching_the_input() -> No
         apply_json_patch(doc, [{"op": "replace", "path": "/spec/missing", "value": 1}])
 
 
-def test_unsupported_kustomization_keys_and_unmatched_patches_are_refused(tmp_path) -> None:  # noqa: ANN001
+def test_unsupported_kustomization_keys_and_unmatched_patches_are_refused(tmp_path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: []\nnamePrefix: x-\n")
     with pytest.raises(KustomizeError, match="namePrefix"):
         build(tmp_path)
@@ -144,5 +144,5 @@ def test_set_changes_the_config_map_and_the_serve_config_it_generates() -> None:
     config = yaml.safe_load(service["spec"]["serveConfigV2"])
     assert config["http_options"] == {"host": "127.0.0.1", "port": 18000}
     assert config["applications"][0]["args"]["host"] == "127.0.0.1"
-    refused = CliRunner().invoke(app, args + ["--set", "RAY_ADDRESS=auto"])
+    refused = CliRunner().invoke(app, [*args, "--set", "RAY_ADDRESS=auto"])
     assert refused.exit_code != 0 and "CRYPTOCAST_" in refused.output

@@ -12,7 +12,6 @@ through ``render``'s overrides: loopback, a free port, a scratch model store, th
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from cryptocast.serve.deploy import wait_running
 from cryptocast.settings import LOOPBACK, Settings
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol
+from tests.helpers import free_port
 from tests.k8s.manifests import K8S
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded_only]
@@ -41,12 +41,6 @@ ADDED = "ETHBTC"
 RAY_CPUS = 2
 READY_TIMEOUT_S = 300.0  # replicas of three applications start on two shared cores
 HTTP_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def serve_deploy(config: dict) -> None:
@@ -105,7 +99,7 @@ async def test_rendered_config_serves_and_a_new_pair_leaves_the_others_running(
     local_ray: None, db_url: URL, tmp_path: Path
 ) -> None:
     db = Database(db_url)
-    port = _free_port()
+    port = free_port()
     async with ReplayServer(ReplayConfig(speed=60.0, pairs=[*FIRST, ADDED], history_ms=3_600_000)) as replay:
         overrides = {
             "CRYPTOCAST_BIND_HOST": LOOPBACK,

@@ -18,9 +18,12 @@ def _request(**headers: str) -> Request:
 BODY = {
     "symbol": "BTCUSDT",
     "candles": [["2025-03-01T00:00:00+00:00", 84000.5, 1.25]] * 200,
-    "freshness": {"models": [{"kind": "persistence", "version": 1}], "last_candle_time": "2025-03-01T03:19:00+00:00",
-                  "data_lag_s": 1.5},
-}  # fmt: skip
+    "freshness": {
+        "models": [{"kind": "persistence", "version": 1}],
+        "last_candle_time": "2025-03-01T03:19:00+00:00",
+        "data_lag_s": 1.5,
+    },
+}
 
 
 def test_body_round_trips_and_gzip_is_served_only_to_who_asks() -> None:
@@ -32,7 +35,10 @@ def test_body_round_trips_and_gzip_is_served_only_to_who_asks() -> None:
     assert packed.headers["content-encoding"] == "gzip" and packed.headers["vary"] == "Accept-Encoding"
     assert json.loads(gzip.decompress(packed.body)) == BODY and len(packed.body) < len(answer.data)
     small = encode({"symbol": "BTCUSDT"})
-    assert small.gzipped is None and "content-encoding" not in respond(small, _request(accept_encoding="gzip")).headers
+    assert (
+        small.gzipped is None
+        and "content-encoding" not in respond(small, _request(accept_encoding="gzip")).headers
+    )
 
 
 def test_etag_ignores_the_clock_but_not_the_data() -> None:
@@ -41,7 +47,9 @@ def test_etag_ignores_the_clock_but_not_the_data() -> None:
     assert later.etag == answer.etag
     assert respond(answer, _request(if_none_match=answer.etag)).status_code == 304
     changed = encode(BODY | {"candles": BODY["candles"][:-1]})
-    newer_model = encode(BODY | {"freshness": BODY["freshness"] | {"models": [{"kind": "lstm", "version": 2}]}})
+    newer_model = encode(
+        BODY | {"freshness": BODY["freshness"] | {"models": [{"kind": "lstm", "version": 2}]}}
+    )
     assert len({answer.etag, changed.etag, newer_model.etag}) == 3
 
 

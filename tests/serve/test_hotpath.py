@@ -18,7 +18,9 @@ from cryptocast.serve.hotreads import REUSE_EXCHANGE_S, REUSE_WALL_S, reuse_s
 
 TTL_S = 0.3
 ROUTE = "/items/{name}"
-BIG = encode({"rows": [[i, i * 1.5, "2025-03-30T12:00:00+00:00"] for i in range(200)], "freshness": {"as_of": "now"}})
+BIG = encode(
+    {"rows": [[i, i * 1.5, "2025-03-30T12:00:00+00:00"] for i in range(200)], "freshness": {"as_of": "now"}}
+)
 SMALL = encode({"rows": [], "freshness": {"as_of": "now"}})
 
 
@@ -47,10 +49,14 @@ def _same(a: httpx.Response, b: httpx.Response) -> None:
 @pytest.mark.parametrize("name", ["big", "small"])
 @pytest.mark.parametrize(
     "headers",  # httpx accepts gzip unless told otherwise
-    [{"Accept-Encoding": "identity"}, {"Accept-Encoding": "gzip"}, {"Accept-Encoding": "gzip, br"},
-     {"Accept-Encoding": "identity", "If-None-Match": BIG.etag}],
+    [
+        {"Accept-Encoding": "identity"},
+        {"Accept-Encoding": "gzip"},
+        {"Accept-Encoding": "gzip, br"},
+        {"Accept-Encoding": "identity", "If-None-Match": BIG.etag},
+    ],
 )
-async def test_a_hit_is_the_routes_answer_without_the_route(served, name: str, headers: dict) -> None:  # noqa: ANN001
+async def test_a_hit_is_the_routes_answer_without_the_route(served, name: str, headers: dict) -> None:
     client, calls = served
     first = await client.get(f"/items/{name}", headers=headers)  # through FastAPI, fills the entry
     second = await client.get(f"/items/{name}", headers=headers)
@@ -62,7 +68,7 @@ async def test_a_hit_is_the_routes_answer_without_the_route(served, name: str, h
         assert second.status_code == 304 and second.content == b""
 
 
-async def test_what_fastapi_must_see_goes_through_it(served) -> None:  # noqa: ANN001
+async def test_what_fastapi_must_see_goes_through_it(served) -> None:
     client, calls = served
     await client.get("/items/big")
     await client.get("/items/big", params={"x": 1})  # another query string: its own entry
@@ -77,11 +83,16 @@ async def test_what_fastapi_must_see_goes_through_it(served) -> None:  # noqa: A
     assert calls[-1] == "big" and len(calls) == 6
 
 
-async def test_hits_are_counted_under_the_route(served) -> None:  # noqa: ANN001
+async def test_hits_are_counted_under_the_route(served) -> None:
     client, _ = served
 
     def count() -> float:
-        return metrics.registry.get_sample_value("cryptocast_api_requests_total", {"route": ROUTE, "status": "200"}) or 0.0
+        return (
+            metrics.registry.get_sample_value(
+                "cryptocast_api_requests_total", {"route": ROUTE, "status": "200"}
+            )
+            or 0.0
+        )
 
     before = count()
     for _ in range(5):
@@ -138,7 +149,9 @@ async def test_a_renewing_answer_keeps_its_data_and_moves_its_clock() -> None:
     bodies = [r.json() for r in (first, second, third)]
     assert [b["freshness"]["data_lag_s"] for b in bodies] == [0, 0, 1]  # renewed once its period passed
     assert all(b["rows"] == bodies[0]["rows"] for b in bodies)
-    assert {r.headers["etag"] for r in (first, second, third)} == {first.headers["etag"]}  # the clock is not data
+    assert {r.headers["etag"] for r in (first, second, third)} == {
+        first.headers["etag"]
+    }  # the clock is not data
 
 
 def test_reuse_is_bounded_on_both_clocks() -> None:
@@ -163,7 +176,9 @@ async def test_an_expired_entry_is_sent_while_the_route_renews_it() -> None:
         request.app.hot.put(request.scope, answer, now + TTL_S, name, lambda: item(name, request), now + 60)
         return respond(answer, request)
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test"
+    ) as client:
         assert (await client.get("/items/x")).json() == {"n": 1}
         await asyncio.sleep(TTL_S * 1.2)
         during = [(await asyncio.wait_for(client.get("/items/x"), 5)).json()["n"] for _ in range(3)]

@@ -4,6 +4,7 @@ evaluation's on the same minutes, and a version's test-window scores are the one
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from cryptocast.tune.conformal import LEVELS, SERVED
 from cryptocast.tune.dataset import DAY_MS, HORIZONS
 from cryptocast.tune.evaluation import evaluate
 from cryptocast.tune.training import persistence_predictor
-from tests.serve.conftest import btc, load_pair
+from tests.serve.conftest import btc, load_pair, purge_pair
 
 pytestmark = pytest.mark.slow
 SYMBOL = "SCOREUSDT"  # removed: its data stay readable and no pair application is deployed for it
@@ -32,39 +33,64 @@ FROM jsonb_to_recordset($3::jsonb) AS r(origin_ms bigint, horizon int, predicted
 """
 
 
-def _rows(candles, predictor, since_ms: int) -> list[dict]:  # noqa: ANN001
+def _rows(candles, predictor, since_ms: int) -> list[dict]:
     """The served forecasts of every origin from ``since_ms`` whose targets are all stored, in prices."""
     last = int(candles.open_time[-1])
-    idx = np.flatnonzero((candles.open_time >= since_ms) & (candles.open_time <= last - max(HORIZONS) * MINUTE_MS))
+    idx = np.flatnonzero(
+        (candles.open_time >= since_ms) & (candles.open_time <= last - max(HORIZONS) * MINUTE_MS)
+    )
     f = predictor.forecast_returns(candles, idx)
     close = candles.frame["close"].to_numpy()[idx]
     rows = []
     for j, h in enumerate(HORIZONS):
-        bounds = {f"{side}_{round(level * 100)}": close * np.exp(f.point[:, j] + sign * f.half[level][:, j])
-                  for level in LEVELS for side, sign in (("lower", -1), ("upper", 1))}  # fmt: skip
+        bounds = {
+            f"{side}_{round(level * 100)}": close * np.exp(f.point[:, j] + sign * f.half[level][:, j])
+            for level in LEVELS
+            for side, sign in (("lower", -1), ("upper", 1))
+        }
         predicted = close * np.exp(f.point[:, j])
-        rows += [{"origin_ms": int(candles.open_time[i]), "horizon": h, "predicted": float(predicted[k]),
-                  **{key: float(v[k]) for key, v in bounds.items()}} for k, i in enumerate(idx)]  # fmt: skip
+        rows += [
+            {
+                "origin_ms": int(candles.open_time[i]),
+                "horizon": h,
+                "predicted": float(predicted[k]),
+                **{key: float(v[k]) for key, v in bounds.items()},
+            }
+            for k, i in enumerate(idx)
+        ]
     return rows
 
 
 @pytest.fixture(scope="module")
-async def scored(served) -> dict:  # noqa: ANN001
+async def scored(served) -> AsyncIterator[dict]:
     """A pair with a calibrated persistence model's forecasts stored over its newest minutes, and the
-    offline evaluation of the same forecasts on the same minutes."""
+    offline evaluation of the same forecasts on the same minutes; deleted, data and all, after this
+    module's tests, so no other module sees it."""
     candles = btc(SERVED.span_ms / DAY_MS + SCORED_DAYS)
     cut = int(candles.open_time[0]) + SERVED.span_ms
     predictor, _ = persistence_predictor(candles.until(cut))
     since = int(candles.open_time[-1]) - WINDOW_MINUTES * MINUTE_MS
     report = evaluate(candles, {"persistence": predictor}, since_ms=since)
     sid = await load_pair(served.db, SYMBOL, candles, status="removed")
-    record = await registry.register(served.db, served.store, sid, predictor, registry.RETIRED, "scored by a test",
-                                     metrics={"test": report["models"]["persistence"]})  # fmt: skip
-    return {"sid": sid, "model_id": record.id, "rows": _rows(candles, predictor, since),
-            "report": report["models"]["persistence"]}  # fmt: skip
+    record = await registry.register(
+        served.db,
+        served.store,
+        sid,
+        predictor,
+        registry.RETIRED,
+        "scored by a test",
+        metrics={"test": report["models"]["persistence"]},
+    )
+    yield {
+        "sid": sid,
+        "model_id": record.id,
+        "rows": _rows(candles, predictor, since),
+        "report": report["models"]["persistence"],
+    }
+    await purge_pair(served.db, SYMBOL)
 
 
-async def test_live_scores_of_stored_forecasts_equal_the_offline_evaluation(served, client, scored) -> None:  # noqa: ANN001
+async def test_live_scores_of_stored_forecasts_equal_the_offline_evaluation(served, client, scored) -> None:
     path = f"/pairs/{SYMBOL}/scores"
     empty = (await client.get(path, params={"window_minutes": WINDOW_MINUTES})).json()
     assert empty["horizons"] == {} and empty["window_minutes"] == WINDOW_MINUTES
@@ -95,7 +121,7 @@ async def test_live_scores_of_stored_forecasts_equal_the_offline_evaluation(serv
     assert short["n"] == MIN_WINDOW_MINUTES - max(HORIZONS) + 1
 
 
-async def test_scores_refuse_windows_out_of_bounds_and_unknown_pairs_as_json(served, client, scored) -> None:  # noqa: ANN001
+async def test_scores_refuse_windows_out_of_bounds_and_unknown_pairs_as_json(served, client, scored) -> None:
     path = f"/pairs/{SYMBOL}/scores"
     for window in (MIN_WINDOW_MINUTES - 1, MAX_WINDOW_MINUTES + 1, "a day"):
         reply = await client.get(path, params={"window_minutes": window})
@@ -106,20 +132,27 @@ async def test_scores_refuse_windows_out_of_bounds_and_unknown_pairs_as_json(ser
     assert (await client.get("/pairs/BTC..USDT/scores")).status_code == 422
 
 
-async def test_models_show_each_versions_test_window_scores(served, client, scored) -> None:  # noqa: ANN001
+async def test_models_show_each_versions_test_window_scores(served, client, scored) -> None:
     versions = (await client.get(f"/models/{SYMBOL}")).json()["versions"]
     mine = next(v for v in versions if v["id"] == scored["model_id"])
     assert list(mine["scores"]) == [str(h) for h in HORIZONS]
     for h in HORIZONS:
         view, stored = mine["scores"][str(h)], scored["report"][str(h)]
-        assert (view["n"], view["wis_bps"], view["crps_gaussian_bps"]) == (stored["n"], stored["wis_bps"],
-                                                                          stored["crps_gaussian_bps"])  # fmt: skip
+        assert (view["n"], view["wis_bps"], view["crps_gaussian_bps"]) == (
+            stored["n"],
+            stored["wis_bps"],
+            stored["crps_gaussian_bps"],
+        )
         assert view["gate"] is None  # a version the gate never judged
-        assert view["mde_vs_persistence"] == {k: stored["test_vs_persistence"][k]["mde"] for k in ("mae", "interval_score")}
+        assert view["mde_vs_persistence"] == {
+            k: stored["test_vs_persistence"][k]["mde"] for k in ("mae", "interval_score")
+        }
         for level in LEVELS:
             key = f"{round(level * 100)}"
             band = view["bands"][key]
             assert band["interval_score_bps"] == stored[f"interval_score_{key}_bps"]
             assert band["kupiec_p"] == stored[f"backtest_{key}"]["kupiec_p"]
-            assert band["by_vol_decile"] == {k: stored[f"by_vol_decile_{key}"][k] for k in ("coverage", "se", "n")}
+            assert band["by_vol_decile"] == {
+                k: stored[f"by_vol_decile_{key}"][k] for k in ("coverage", "se", "n")
+            }
             assert len(band["by_hour"]["coverage"]) == 24 and len(band["by_vol_decile"]["se"]) == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import tracemalloc
 
@@ -69,10 +70,8 @@ async def test_a_flood_of_distinct_failing_keys_leaves_nothing_behind() -> None:
         raise LookupError("not tracked")
 
     async def ask(key: str) -> None:
-        try:
+        with contextlib.suppress(LookupError):
             await cache.get(key, not_tracked)
-        except LookupError:
-            pass
 
     await ask("warm-up")
     tracemalloc.start()

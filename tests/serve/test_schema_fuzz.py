@@ -40,7 +40,7 @@ class FromAddress(HTTPAdapter):
         self.address = address
         super().__init__()
 
-    def init_poolmanager(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
 
 
@@ -82,9 +82,13 @@ def fuzz(base_url: str) -> tuple[Counter, list[str]]:
         for mode in MODES:
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES_PER_MODE, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))  # fmt: skip
-            def run(case) -> None:  # noqa: ANN001
+            @settings(
+                max_examples=EXAMPLES_PER_MODE,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            def run(case) -> None:
                 reply = case.call(base_url=base_url, session=next(sessions), headers=AUTH, timeout=30)
                 sent[reply.status_code] += 1
                 why = problem(reply)
@@ -103,10 +107,19 @@ def hostile(base_url: str) -> list[str]:
     failures = []
     sessions = clients()
     for symbol in HOSTILE_SYMBOLS:
-        for method, path in (("GET", "/pairs/{}"), ("GET", "/pairs/{}/candles"), ("GET", "/models/{}"),
-                             ("POST", "/pairs/{}/predict"), ("DELETE", "/pairs/{}")):  # fmt: skip
-            reply = next(sessions).request(method, base_url + path.format(requests.utils.quote(symbol, safe="")),
-                                           headers=AUTH, timeout=30)  # fmt: skip
+        for method, path in (
+            ("GET", "/pairs/{}"),
+            ("GET", "/pairs/{}/candles"),
+            ("GET", "/models/{}"),
+            ("POST", "/pairs/{}/predict"),
+            ("DELETE", "/pairs/{}"),
+        ):
+            reply = next(sessions).request(
+                method,
+                base_url + path.format(requests.utils.quote(symbol, safe="")),
+                headers=AUTH,
+                timeout=30,
+            )
             why = problem(reply) or (
                 None if reply.status_code in (404, 422) else f"{reply.status_code} accepted"
             )
@@ -118,7 +131,7 @@ def hostile(base_url: str) -> list[str]:
     return failures
 
 
-async def test_fuzzed_api_never_fails_and_explains_every_error(served) -> None:  # noqa: ANN001
+async def test_fuzzed_api_never_fails_and_explains_every_error(served, no_commands) -> None:
     sent, failures = await asyncio.to_thread(fuzz, served.url)
     failures += await asyncio.to_thread(hostile, served.url)
     count = sum(sent.values())

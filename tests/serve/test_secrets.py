@@ -24,7 +24,8 @@ from cryptocast.settings import get_settings
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.urlfile import read_url, write_url
-from tests.serve.conftest import DB_PASSWORD, PAIR, Served, eventually
+from tests.helpers import eventually
+from tests.serve.conftest import DB_PASSWORD, PAIR, Served
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def _serve_details() -> str:
     return json.dumps(_get_global_client().get_serve_details(), default=str)
 
 
-async def test_password_is_in_no_serve_config_status_or_ray_file(served: Served, client) -> None:  # noqa: ANN001
+async def test_password_is_in_no_serve_config_status_or_ray_file(served: Served, client) -> None:
     assert DB_PASSWORD in served.db_url  # the fixture really served a URL with a password
     reply = await client.get(f"/pairs/{PAIR}")  # the replicas did reach the database
     assert reply.status_code == 200 and reply.json()["status"] == "live", reply.text
@@ -68,7 +69,9 @@ async def test_password_is_in_no_serve_config_status_or_ray_file(served: Served,
     assert await asyncio.to_thread(_files_holding, DB_PASSWORD) == []
 
 
-async def test_background_actors_connect_without_the_password_in_ray(served: Served, db_url: URL, tmp_path: Path) -> None:
+async def test_background_actors_connect_without_the_password_in_ray(
+    served: Served, db_url: URL, tmp_path: Path
+) -> None:
     from cryptocast.system import start_background, stop_background
 
     url = db_url if db_url.password else db_url.set(password=ACTORS_PASSWORD)
@@ -78,7 +81,12 @@ async def test_background_actors_connect_without_the_password_in_ray(served: Ser
     db = Database(url)
     try:
         assert (await background.supervisor.snapshot.remote())["pairs"] == {}  # it read the database
-        assert await eventually(lambda: command_queue.service(db, command_queue.SCHEDULER_SERVICE))
+        assert await eventually(
+            lambda: command_queue.service(db, command_queue.SCHEDULER_SERVICE),
+            "the training scheduler registered",
+            timeout_s=60,
+            every_s=0.25,
+        )
         assert await asyncio.to_thread(_files_holding, url.password) == []
     finally:
         await asyncio.to_thread(stop_background, background)
@@ -90,7 +98,9 @@ def test_url_file_is_owner_only_and_read_back(tmp_path: Path) -> None:
     path = Path(write_url(url, tmp_path / "secrets"))
     assert stat.S_IMODE(path.stat().st_mode) == OWNER_ONLY
     assert "p%40ss" not in path.name and read_url(str(path)) == url
-    assert write_url(url.replace("p%40ss", "rotated"), tmp_path / "secrets") == str(path)  # one file per database
+    assert write_url(url.replace("p%40ss", "rotated"), tmp_path / "secrets") == str(
+        path
+    )  # one file per database
     assert read_url(str(path)).endswith("rotated@db.example:5432/cryptocast")
 
 
@@ -104,7 +114,9 @@ def test_missing_url_file_falls_back_to_the_environment_or_says_what_is_missing(
         assert read_url(missing) == "postgresql://u:from-env@db/x"  # a pod on another machine
         monkeypatch.delenv("CRYPTOCAST_DATABASE_URL")
         get_settings.cache_clear()
-        with pytest.raises(RuntimeError, match=f"{missing} is missing and CRYPTOCAST_DATABASE_URL is not set"):
+        with pytest.raises(
+            RuntimeError, match=f"{missing} is missing and CRYPTOCAST_DATABASE_URL is not set"
+        ):
             read_url(missing)
     finally:
         get_settings.cache_clear()

@@ -13,7 +13,7 @@ from cryptocast.sql import migrate
 from cryptocast.sql.schema import metadata
 
 
-async def _inspect(url: URL, fn):  # noqa: ANN001, ANN202
+async def _inspect(url: URL, fn):
     engine = create_async_engine(migrate.async_url(url))
     try:
         async with engine.connect() as conn:
@@ -22,7 +22,7 @@ async def _inspect(url: URL, fn):  # noqa: ANN001, ANN202
         await engine.dispose()
 
 
-def _tables(conn) -> set[str]:  # noqa: ANN001
+def _tables(conn) -> set[str]:
     from sqlalchemy import inspect
 
     return set(inspect(conn).get_table_names())

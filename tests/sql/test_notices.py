@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
 
 from sqlalchemy.engine import URL
 
 from cryptocast.sql.database import Database
 from cryptocast.sql.notices import listen
 from cryptocast.sql.schema import CANDLES_CHANNEL, PREDICTIONS_CHANNEL
+from tests.helpers import eventually
 
 RETRY_S = 0.1
+HEARD_TIMEOUT_S = 10.0
+POLL_S = 0.02
 
 
 async def test_news_reaches_its_handler_and_survives_a_dropped_connection(db_url: URL, db: Database) -> None:
@@ -26,16 +28,32 @@ async def test_news_reaches_its_handler_and_survives_a_dropped_connection(db_url
     def lost(reason: str) -> None:
         events.append(reason)
 
-    handlers = {CANDLES_CHANNEL: lambda n: heard.append(("candles", n)),
-                PREDICTIONS_CHANNEL: lambda n: heard.append(("predictions", n))}  # fmt: skip
+    handlers = {
+        CANDLES_CHANNEL: lambda n: heard.append(("candles", n)),
+        PREDICTIONS_CHANNEL: lambda n: heard.append(("predictions", n)),
+    }
     task = asyncio.get_running_loop().create_task(listen(db_url, handlers, connected, lost, retry_s=RETRY_S))
     try:
-        await _until(lambda: events == ["connected"])
+        await eventually(
+            lambda: events,
+            "the listener connected",
+            timeout_s=HEARD_TIMEOUT_S,
+            every_s=POLL_S,
+            until=lambda seen: seen == ["connected"],
+        )
         await _notify(db, PREDICTIONS_CHANNEL, {"symbol": "BTCUSDT", "origin_time": 1})
         await _notify(db, CANDLES_CHANNEL, {"symbol": "ETHUSDT", "open_time": 2})
-        await _until(lambda: len(heard) == 2)
-        assert heard == [("predictions", {"symbol": "BTCUSDT", "origin_time": 1}),
-                         ("candles", {"symbol": "ETHUSDT", "open_time": 2})]  # fmt: skip
+        await eventually(
+            lambda: heard,
+            "both notices heard",
+            timeout_s=HEARD_TIMEOUT_S,
+            every_s=POLL_S,
+            until=lambda seen: len(seen) == 2,
+        )
+        assert heard == [
+            ("predictions", {"symbol": "BTCUSDT", "origin_time": 1}),
+            ("candles", {"symbol": "ETHUSDT", "open_time": 2}),
+        ]
 
         async with db.raw() as conn:  # the listener's connection dies (a restart, a failover)
             killed = await conn.fetchval(
@@ -43,22 +61,26 @@ async def test_news_reaches_its_handler_and_survives_a_dropped_connection(db_url
                 "WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'"
             )
         assert killed == 1
-        await _until(lambda: events[-1:] == ["connected"] and len(events) == 3)
+        await eventually(
+            lambda: events,
+            "the listener connected again",
+            timeout_s=HEARD_TIMEOUT_S,
+            every_s=POLL_S,
+            until=lambda seen: seen[-1:] == ["connected"] and len(seen) == 3,
+        )
         assert events[1].startswith("listener: ")  # told, so whatever relied on the news stops relying on it
         await _notify(db, CANDLES_CHANNEL, {"symbol": "ETHUSDT", "open_time": 3})
-        await _until(lambda: len(heard) == 3)
+        await eventually(
+            lambda: heard,
+            "the notice after the reconnection heard",
+            timeout_s=HEARD_TIMEOUT_S,
+            every_s=POLL_S,
+            until=lambda seen: len(seen) == 3,
+        )
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("not reached")
 
 
 async def _notify(db: Database, channel: str, payload: dict) -> None:

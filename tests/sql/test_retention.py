@@ -37,7 +37,7 @@ async def _seed(db: Database, now: datetime = NOW) -> None:
             )
 
 
-async def _count(db: Database, table) -> int:  # noqa: ANN001
+async def _count(db: Database, table) -> int:
     async with db.connect() as conn:
         return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
 

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import json
 import math
+import os
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,8 +17,9 @@ from bench.lib.writer import synthetic_candles
 from cryptocast.records import MINUTE_MS, BookTop, Candle, CandleBlock, Provenance
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import add_symbol, candle_count
+from cryptocast.sql.rowcheck import MAX_PRICE
 from cryptocast.sql.schema import CANDLES_CHANNEL, price_history, symbols, top_of_book
-from cryptocast.sql.writer import MAX_PRICE, CandleWriter, WriteError
+from cryptocast.sql.writer import CandleWriter, WriteError
 
 START = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS
 
@@ -214,7 +217,9 @@ async def test_mixed_kinds_keep_their_provenance_and_derived_fields(db: Database
 async def test_top_of_book_last_quote_wins_and_crossed_quotes_are_dropped(db: Database, pair: int) -> None:
     writer = CandleWriter(db)
     assert (await writer.write_book(pair, [BookTop(START, 100.0, 1.0, 100.5, 2.0)])).inserted == 1
-    assert (await writer.write_book(pair, [BookTop(START, 101.0, 1.5, 101.2, 2.5, derived=True)])).inserted == 1
+    assert (
+        await writer.write_book(pair, [BookTop(START, 101.0, 1.5, 101.2, 2.5, derived=True)])
+    ).inserted == 1
     assert (await writer.write_book(pair, [BookTop(START + MINUTE_MS, 102.0, 1.0, 101.0, 1.0)])).inserted == 0
     async with db.connect() as conn:
         rows = (await conn.execute(select(top_of_book))).mappings().all()
@@ -276,21 +281,22 @@ async def test_concurrent_overlapping_writers_store_each_minute_once(db: Databas
     assert sum(r.inserted for r in results) == await candle_count(db, pair) == 600
 
 
-def test_ingest_benchmark_runs_and_reports_consistent_counts(blank_db_url) -> None:  # noqa: ANN001
+def test_ingest_benchmark_runs_and_reports_consistent_counts(blank_db_url) -> None:
     """A small run of the benchmark: fresh inserts all, half-stored inserts half, a re-write changes nothing."""
-    import os
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCAST_")}
-    env["CRYPTOCAST_DATABASE_URL"] = blank_db_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    env["CRYPTOCAST_DATABASE_URL"] = blank_db_url.set(drivername="postgresql").render_as_string(
+        hide_password=False
+    )
     out = subprocess.run(
         [sys.executable, "bench/ingest.py", "--rows", "2000", "--batch", "500"],
         capture_output=True,
         text=True,
         timeout=180,
         env=env,
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)

@@ -12,12 +12,13 @@ import pytest
 from tune_data import DATA, btc
 
 from cryptocast.records import MINUTE_MS
-from cryptocast.tune.candlefile import CandleFileError, read_candle_file
+from cryptocast.tune.candlecheck import CandleFileError
+from cryptocast.tune.candlefile import read_candle_file
 from cryptocast.tune.candles import OHLCV, from_frame
 
 
 def _frame(times: list[int], closes: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"open_time_ms": times, **{c: closes for c in OHLCV}})
+    return pd.DataFrame({"open_time_ms": times, **dict.fromkeys(OHLCV, closes)})
 
 
 def test_out_of_order_and_repeated_minutes_are_sorted_and_the_last_copy_kept() -> None:
@@ -81,10 +82,14 @@ def _layouts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
         micro, index=False, header=False
     )
     dated = folder / "BTCUSDT_1m.csv.gz"
-    with_dates = kline.assign(open_time=pd.to_datetime(kline["open_time"], unit="ms").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    with_dates = kline.assign(
+        open_time=pd.to_datetime(kline["open_time"], unit="ms").dt.strftime("%Y-%m-%d %H:%M:%S")
+    )
     with_dates = with_dates.astype(object)
     with_dates.iloc[-PARTIAL_ROWS:, 6:] = ""
-    dated.write_bytes(gzip.compress((KLINE_HEADER + "\n" + with_dates.to_csv(index=False, header=False)).encode()))
+    dated.write_bytes(
+        gzip.compress((KLINE_HEADER + "\n" + with_dates.to_csv(index=False, header=False)).encode())
+    )
     return {"plain": plain, "gz": gz, "zip": zipped, "headerless": headerless, "micro": micro, "dated": dated}
 
 
@@ -92,9 +97,15 @@ def test_every_layout_reads_to_the_same_candles(tmp_path: Path) -> None:
     frame = _minutes(90)
     for kind, path in _layouts(frame, tmp_path).items():
         read = read_candle_file(path)
-        pd.testing.assert_frame_equal(read.candles.frame, frame.astype({c: np.float64 for c in OHLCV}), obj=kind)
-        assert read.report.minutes == len(frame) and read.report.merged_repeats == read.report.out_of_order == 0
-    bundled = read_candle_file(DATA / "BTCUSDT-2025-03.parquet").candles.frame  # exact decimals → the same doubles
+        pd.testing.assert_frame_equal(
+            read.candles.frame, frame.astype(dict.fromkeys(OHLCV, np.float64)), obj=kind
+        )
+        assert (
+            read.report.minutes == len(frame) and read.report.merged_repeats == read.report.out_of_order == 0
+        )
+    bundled = read_candle_file(
+        DATA / "BTCUSDT-2025-03.parquet"
+    ).candles.frame  # exact decimals → the same doubles
     assert bundled.iloc[: len(frame)].reset_index(drop=True).equals(frame)
     assert "microseconds" in " ".join(read_candle_file(tmp_path / "BTCUSDT-1m-archive-us.csv").report.lines())
 
@@ -108,20 +119,29 @@ def test_repeats_are_merged_disorder_sorted_and_holes_kept_and_all_counted(tmp_p
     path = tmp_path / "BTCUSDT-messy.csv"
     written.to_csv(path, index=False)
     read = read_candle_file(path)
-    pd.testing.assert_frame_equal(read.candles.frame, kept.reset_index(drop=True).astype({c: np.float64 for c in OHLCV}))
+    pd.testing.assert_frame_equal(
+        read.candles.frame, kept.reset_index(drop=True).astype(dict.fromkeys(OHLCV, np.float64))
+    )
     r = read.report
     descents = int((np.diff(written["open_time_ms"].to_numpy()) < 0).sum())
-    assert (r.rows, r.minutes, r.merged_repeats, r.out_of_order) == (len(written), len(kept), len(repeats), descents)
+    assert (r.rows, r.minutes, r.merged_repeats, r.out_of_order) == (
+        len(written),
+        len(kept),
+        len(repeats),
+        descents,
+    )
     assert (r.holes, r.missing_minutes) == (2, 17)
     assert r.largest_hole == (int(frame["open_time_ms"][120]), 12)
     text = "\n".join(r.lines())
-    assert f"{len(repeats)} rows repeated an earlier minute" in text and f"{descents} rows opened before" in text
+    assert (
+        f"{len(repeats)} rows repeated an earlier minute" in text and f"{descents} rows opened before" in text
+    )
     assert "holes: 2, 17 minutes missing, the largest 12 minutes" in text
 
 
 def _line_of(path: Path, message: str) -> str:
     """The text of the line the message names."""
-    number = int(message.split(" line ")[1].split(":")[0])
+    number = int(message.split(" line ")[1].split(":", maxsplit=1)[0])
     return path.read_text().splitlines()[number - 1]
 
 
@@ -148,11 +168,13 @@ def test_a_repeat_that_differs_is_refused_and_both_lines_named(tmp_path: Path) -
 
 
 def test_parquet_problems_are_named_by_row(tmp_path: Path) -> None:
-    frame = _minutes(10).astype({c: np.float64 for c in OHLCV})
+    frame = _minutes(10).astype(dict.fromkeys(OHLCV, np.float64))
     frame.loc[4, "low"] = -1.0
     path = tmp_path / "BTCUSDT-bad.parquet"
     frame.to_parquet(path)
-    with pytest.raises(CandleFileError, match=r"^BTCUSDT-bad.parquet row 5: low is -1; prices must be positive$"):
+    with pytest.raises(
+        CandleFileError, match=r"^BTCUSDT-bad.parquet row 5: low is -1; prices must be positive$"
+    ):
         read_candle_file(path)
     frame.drop(columns="volume").to_parquet(path)
     with pytest.raises(CandleFileError, match=r"no column volume"):

@@ -25,13 +25,13 @@ from cryptocast.records import MINUTE_MS
 from cryptocast.settings import get_settings
 from cryptocast.sql.database import Database
 from cryptocast.tune import registry
+from cryptocast.tune.baseline import ensure_baseline
 from cryptocast.tune.cli import register
 from cryptocast.tune.conformal import SERVED
 from cryptocast.tune.dataset import DAY_MS, SplitSpans
 from cryptocast.tune.evaluation import SAMPLE_ORIGINS
 from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.lstm import LstmConfig
-from cryptocast.tune.pipeline import ensure_baseline
 from cryptocast.tune.training import fit, lstm_predictor, prepare
 from cryptocast.tune.walkforward import MIN_CALIBRATION_SHARE
 
@@ -43,19 +43,21 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_PNG_BYTES = 30_000  # three panels of markers, bands and lines; a blank figure is a few kB
 
 
-async def _setup(url, store_dir) -> None:  # noqa: ANN001
+async def _setup(url, store_dir) -> None:
     db = Database(url)
     store = registry.ModelStore(str(store_dir))
     sid = await load_pair(db, "BTCUSDT", btc(1.0))
     await ensure_baseline(db, store, sid)
-    prepared = prepare(btc(1.0), SMALL, SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS))
+    prepared = prepare(
+        btc(1.0), SMALL, SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)
+    )
     predictor, _ = lstm_predictor(prepared, SMALL, fit(prepared, SMALL)[0])
     await registry.register(db, store, sid, predictor, registry.SHADOW, "not promoted in this test")
     await db.dispose()
 
 
 @pytest.fixture
-def cli_env(db_url, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+def cli_env(db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("CRYPTOCAST_DATABASE_URL", db_url.render_as_string(hide_password=False))
     monkeypatch.setenv("CRYPTOCAST_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
@@ -63,21 +65,28 @@ def cli_env(db_url, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     get_settings.cache_clear()
 
 
-def test_evaluate_on_an_unseen_csv(cli_env, db_url) -> None:  # noqa: ANN001
+def test_evaluate_on_an_unseen_csv(cli_env, db_url) -> None:
     asyncio.run(_setup(db_url, get_settings().model_store))
     unseen = cli_env / "BTCUSDT-unseen.csv.gz"
     btc(UNSEEN_DAYS, offset_days=10).frame.to_csv(unseen, index=False, compression="gzip")
     app = typer.Typer()
     register(app)
     report = cli_env / "report.json"
-    result = CliRunner().invoke(app, ["evaluate", "--pair", "BTCUSDT", "--data", str(unseen), "--report", str(report)])
+    result = CliRunner().invoke(
+        app, ["evaluate", "--pair", "BTCUSDT", "--data", str(unseen), "--report", str(report)]
+    )
     assert result.exit_code == 0, result.output
     scores = json.loads(report.read_text())
     assert scores["data"] == unseen.name and scores["days"] >= 1 and scores["calibration"] == "daily"
     first_scored = min(scores["first_origin_ms"], *scores["sample"]["origin_ms"])
     start = btc(UNSEEN_DAYS, offset_days=10).open_time[0]
     assert first_scored >= start + MIN_CALIBRATION_SHARE * SERVED.span_ms  # after a calibration span's share
-    assert set(scores["models"]) == {"served", "persistence", "persistence_plain_conformal", "lstm_v2_all_horizons"}
+    assert set(scores["models"]) == {
+        "served",
+        "persistence",
+        "persistence_plain_conformal",
+        "lstm_v2_all_horizons",
+    }
     assert scores["models"]["served"]["30"]["skill"] == 0.0  # the shadow LSTM is not served
     assert 0.5 < scores["models"]["persistence"]["1"]["coverage_80"] < 1.0
     # the plot's sample is the newest forecasts against the realised close(t + h) from the file
@@ -88,7 +97,9 @@ def test_evaluate_on_an_unseen_csv(cli_env, db_url) -> None:  # noqa: ANN001
     np.testing.assert_allclose(sample["models"]["served"]["actual"], expected, rtol=1e-12)
     assert sample["origin_ms"][-1] == scores["last_origin_ms"] and len(sample["origin_ms"]) == SAMPLE_ORIGINS
     lstm = sample["models"]["lstm_v2_all_horizons"]
-    assert all(lo <= p <= hi for lo, p, hi in zip(lstm["lower_80"], lstm["point"], lstm["upper_80"], strict=True))
+    assert all(
+        lo <= p <= hi for lo, p, hi in zip(lstm["lower_80"], lstm["point"], lstm["upper_80"], strict=True)
+    )
     png = report.with_suffix(".png")
     data = png.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > MIN_PNG_BYTES
@@ -107,7 +118,7 @@ def _commands_app() -> typer.Typer:
     return app
 
 
-def test_train_queues_a_command_and_waiting_without_a_scheduler_says_so(cli_env, db_url) -> None:  # noqa: ANN001
+def test_train_queues_a_command_and_waiting_without_a_scheduler_says_so(cli_env, db_url) -> None:
     async def setup() -> None:
         db = Database(db_url)
         await load_pair(db, "BTCUSDT", btc(0.2))
@@ -128,20 +139,30 @@ def test_train_queues_a_command_and_waiting_without_a_scheduler_says_so(cli_env,
     listed = runner.invoke(app, ["commands", "list", "--json"])
     assert listed.exit_code == 0, listed.output
     [command] = json.loads(listed.stdout)["commands"]
-    assert (command["id"], command["kind"], command["status"], command["trigger"]) == (1, "retrain", "pending", "request")
+    assert (command["id"], command["kind"], command["status"], command["trigger"]) == (
+        1,
+        "retrain",
+        "pending",
+        "request",
+    )
     shown = runner.invoke(app, ["commands", "show", "1", "--json"])
     assert json.loads(shown.stdout) == command
-    assert "retrain" in runner.invoke(app, ["commands", "list", "--pair", "BTCUSDT"], env={"COLUMNS": "200"}).output
+    assert (
+        "retrain"
+        in runner.invoke(app, ["commands", "list", "--pair", "BTCUSDT"], env={"COLUMNS": "200"}).output
+    )
     assert runner.invoke(app, ["commands", "show", "99"]).exit_code == 1
     assert runner.invoke(app, ["commands", "list", "--status", "lost"]).exit_code == 2
 
 
-LOCAL_HISTORY_DAYS = HistoryNeeds().min_history_ms / DAY_MS + 0.5  # the least a first LSTM trains on, and some
+LOCAL_HISTORY_DAYS = (
+    HistoryNeeds().min_history_ms / DAY_MS + 0.5
+)  # the least a first LSTM trains on, and some
 EXIT_AFTER_OUTPUT_S = 20.0  # a head killed with its thread costs Ray's exit handler 60 s, then exit 1
 LOCAL_TRAIN_TIMEOUT_S = 600
 
 
-def test_train_local_exits_0_as_soon_as_it_has_printed_its_result(cli_env, db_url) -> None:  # noqa: ANN001
+def test_train_local_exits_0_as_soon_as_it_has_printed_its_result(cli_env, db_url) -> None:
     """The sweep starts Ray in a worker thread (``asyncio.to_thread``) that ends before the process does."""
 
     async def setup() -> None:
@@ -150,10 +171,24 @@ def test_train_local_exits_0_as_soon_as_it_has_printed_its_result(cli_env, db_ur
         await db.dispose()
 
     asyncio.run(setup())
-    command = [sys.executable, "-c", "from cryptocast.cli import app; app()", "train", "--pair", "BTCUSDT", "--local",
-               "--trials", "1", "--epochs", "1", "--days", str(int(LOCAL_HISTORY_DAYS) + 1)]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from cryptocast.cli import app; app()",
+        "train",
+        "--pair",
+        "BTCUSDT",
+        "--local",
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--days",
+        str(int(LOCAL_HISTORY_DAYS) + 1),
+    ]
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     output, last_line_at = [], time.monotonic()
     for line in process.stdout:
         output.append(line)
@@ -221,13 +256,25 @@ MALFORMED = {
     "a missing file": (lambda frame, path: path.with_name("absent.csv"), r"absent\.csv: no such file$"),
     "a directory": (lambda frame, path: path.parent, r"is a directory, not a candle file$"),
     "an empty file": (_write_bytes(lambda frame: b""), r"the file is empty$"),
-    "a picture": (_write_bytes(lambda frame: PNG_SIGNATURE + bytes(range(256)) * 8), r"not a readable CSV file"),
+    "a picture": (
+        _write_bytes(lambda frame: PNG_SIGNATURE + bytes(range(256)) * 8),
+        r"not a readable CSV file",
+    ),
     "a cut gzip": (_write_bytes(_truncated_gzip), r"not a readable gzipped CSV file"),
     "a ragged row": (_write_bytes(_ragged), rf"Expected 6 fields in line {BAD_ROW_LINE}, saw 7"),
-    "no volume column": (_write_csv(lambda f: f.drop(columns="volume")), r"no column volume \(has open_time_ms"),
-    "a word for a price": (_write_csv(_spoil("close", "abc")), rf"line {BAD_ROW_LINE}: close is not a number: 'abc'$"),
+    "no volume column": (
+        _write_csv(lambda f: f.drop(columns="volume")),
+        r"no column volume \(has open_time_ms",
+    ),
+    "a word for a price": (
+        _write_csv(_spoil("close", "abc")),
+        rf"line {BAD_ROW_LINE}: close is not a number: 'abc'$",
+    ),
     "an empty cell": (_write_csv(_spoil("high", "")), rf"line {BAD_ROW_LINE}: high is empty$"),
-    "a zero price": (_write_csv(_spoil("low", 0)), rf"line {BAD_ROW_LINE}: low is 0; prices must be positive$"),
+    "a zero price": (
+        _write_csv(_spoil("low", 0)),
+        rf"line {BAD_ROW_LINE}: low is 0; prices must be positive$",
+    ),
     "high under low": (
         _write_csv(_spoil("high", lambda f: f["low"][ROW] - 1)),
         rf"line {BAD_ROW_LINE}: high [\d.]+ is below low",
@@ -236,7 +283,10 @@ MALFORMED = {
         _write_csv(_spoil("close", lambda f: f["high"][ROW] + 1)),
         rf"line {BAD_ROW_LINE}: close [\d.]+ is outside low–high",
     ),
-    "negative volume": (_write_csv(_spoil("volume", -2)), rf"line {BAD_ROW_LINE}: volume is -2; it cannot be negative$"),
+    "negative volume": (
+        _write_csv(_spoil("volume", -2)),
+        rf"line {BAD_ROW_LINE}: volume is -2; it cannot be negative$",
+    ),
     "off the minute": (
         _write_csv(_spoil("open_time_ms", lambda f: f["open_time_ms"][ROW] + 30_000)),
         rf"line {BAD_ROW_LINE}: open time [\d-]+ [\d:]+:30\.000 UTC is off the 1-minute grid",
@@ -249,12 +299,15 @@ MALFORMED = {
         _write_csv(_repeat_that_differs),
         rf"is on line {BAD_ROW_LINE} and line \d+ with different values; remove the wrong copy$",
     ),
-    "5-minute candles": (_write_csv(_five_minute), r"these are 5-minute candles; evaluate scores 1-minute candles$"),
+    "5-minute candles": (
+        _write_csv(_five_minute),
+        r"these are 5-minute candles; evaluate scores 1-minute candles$",
+    ),
 }
 
 
 @pytest.fixture
-def file_env(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+def file_env(tmp_path, monkeypatch):
     """Settings for a command that must stop at the file, before it looks for a database."""
     monkeypatch.setenv("CRYPTOCAST_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("CRYPTOCAST_DATABASE_URL", raising=False)
@@ -277,7 +330,7 @@ def _one_error_line(result: Result) -> str:
 
 
 @pytest.mark.parametrize("case", list(MALFORMED))
-def test_a_malformed_file_ends_in_one_line_that_names_the_problem(file_env, case: str) -> None:  # noqa: ANN001
+def test_a_malformed_file_ends_in_one_line_that_names_the_problem(file_env, case: str) -> None:
     write, expected = MALFORMED[case]
     path = write(btc(0.02).frame.reset_index(drop=True), file_env / "BTCUSDT-user.csv")
     line = _one_error_line(_evaluate(path))
@@ -286,16 +339,20 @@ def test_a_malformed_file_ends_in_one_line_that_names_the_problem(file_env, case
     assert not (file_env / "pg").exists()  # refused before a database was started
 
 
-def test_a_file_too_short_to_score_is_refused_with_its_length_and_the_minimum(file_env) -> None:  # noqa: ANN001
+def test_a_file_too_short_to_score_is_refused_with_its_length_and_the_minimum(file_env) -> None:
     path = file_env / "BTCUSDT-two-days.csv"
     btc(2.0).frame.to_csv(path, index=False)
     line = _one_error_line(_evaluate(path))
     assert f"holds 2.0 days; evaluate needs at least {CALIBRATION_DAYS + 1:.1f}" in line
     btc(0.5).frame.to_csv(path, index=False)
-    assert "holds 0.5 days; evaluate needs at least 1.0" in _one_error_line(_evaluate(path, "--fixed-calibration"))
+    assert "holds 0.5 days; evaluate needs at least 1.0" in _one_error_line(
+        _evaluate(path, "--fixed-calibration")
+    )
 
 
-def test_repeats_disorder_holes_and_a_short_file_are_reported_and_scored_as_the_clean_file(cli_env, db_url) -> None:  # noqa: ANN001
+def test_repeats_disorder_holes_and_a_short_file_are_reported_and_scored_as_the_clean_file(
+    cli_env, db_url
+) -> None:
     async def setup() -> None:
         db = Database(db_url)
         sid = await load_pair(db, "BTCUSDT", btc(1.0))
@@ -315,7 +372,10 @@ def test_repeats_disorder_holes_and_a_short_file_are_reported_and_scored_as_the_
         assert result.exit_code == 0, result.output
     out = runs[messy].output
     descents = int((np.diff(shuffled["open_time_ms"].to_numpy()) < 0).sum())
-    assert "data: repeated minutes: 3 rows repeated an earlier minute with identical values and were merged" in out
+    assert (
+        "data: repeated minutes: 3 rows repeated an earlier minute with identical values and were merged"
+        in out
+    )
     assert f"data: order: {descents:,} rows opened before the row above them; sorted by open time" in out
     assert f"data: holes: 1, {len(hole)} minutes missing, the largest {len(hole)} minutes" in out
     assert f"holds {UNSEEN_DAYS} days, under the {CALIBRATION_DAYS + 5:.0f}" in out  # calibrating + 5 scored
@@ -324,4 +384,8 @@ def test_repeats_disorder_holes_and_a_short_file_are_reported_and_scored_as_the_
     assert scored >= 5 and "warning: scored" not in out, (scored, out)
     assert reports[messy]["models"] == reports[clean]["models"]
     check = reports[messy]["data_check"]
-    assert (check["merged_repeats"], check["out_of_order"], check["missing_minutes"]) == (3, descents, len(hole))
+    assert (check["merged_repeats"], check["out_of_order"], check["missing_minutes"]) == (
+        3,
+        descents,
+        len(hole),
+    )

@@ -44,8 +44,21 @@ def test_perturbing_the_future_never_changes_features_at_t() -> None:
     cut = len(candles) // 2
     future = candles.frame.copy()
     rng = np.random.default_rng(1)
-    for column in ("open", "high", "low", "close", "volume", "bid_price", "ask_price", "bid_qty", "taker_buy_base", "trades"):
-        future.loc[cut:, column] = future.loc[cut:, column].to_numpy() * rng.uniform(0.5, 2.0, len(future) - cut)
+    for column in (
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "bid_price",
+        "ask_price",
+        "bid_qty",
+        "taker_buy_base",
+        "trades",
+    ):
+        future.loc[cut:, column] = future.loc[cut:, column].to_numpy() * rng.uniform(
+            0.5, 2.0, len(future) - cut
+        )
     future.loc[cut:, "high"] = future.loc[cut:, ["open", "high", "low", "close"]].max(axis=1)
     future.loc[cut:, "low"] = future.loc[cut:, ["open", "high", "low", "close"]].min(axis=1)
     after = compute(Candles(future, candles.derived), spec)
@@ -87,8 +100,12 @@ def test_scaler_is_fitted_on_the_training_span_only() -> None:
         f.loc[later, ["open", "high", "low", "close"]] *= np.linspace(1, factor, later.sum())[:, None]
         return prepare(Candles(f), config, spans).scaler.mean
 
-    np.testing.assert_array_equal(scaled_from(val_start, 3.0), base.scaler.mean)  # after the train span: no effect
-    assert not np.allclose(scaled_from(val_start - 4 * HOUR_MS, 3.0), base.scaler.mean)  # inside it: an effect
+    np.testing.assert_array_equal(
+        scaled_from(val_start, 3.0), base.scaler.mean
+    )  # after the train span: no effect
+    assert not np.allclose(
+        scaled_from(val_start - 4 * HOUR_MS, 3.0), base.scaler.mean
+    )  # inside it: an effect
     assert all(base.ff.open_time[i] + max(HORIZONS) * MINUTE_MS < val_start for i in base.split.train)
 
 
@@ -103,7 +120,9 @@ def test_order_flow_is_computed_where_recorded_and_refused_where_derived() -> No
         derived = _with_book(btc(0.2), frozenset({column}))
         with pytest.raises(FeatureUnavailable, match=f"'{group}' group needs '{column}', which is derived"):
             compute(derived, FeatureSpec(("returns", group)))
-        compute(derived, FeatureSpec(("returns", *(g for g in ORDER_FLOW if g != group))))  # the other one is fine
+        compute(
+            derived, FeatureSpec(("returns", *(g for g in ORDER_FLOW if g != group)))
+        )  # the other one is fine
     with pytest.raises(FeatureUnavailable, match="'trades' column"):
         compute(btc(0.2), FeatureSpec(("returns", "trades")))  # an OHLCV file has no order flow at all
     with pytest.raises(FeatureUnavailable, match="top-of-book"):
@@ -133,7 +152,10 @@ def test_realised_variance_sums_the_squared_returns_ahead_and_never_crosses_a_ho
         crosses = np.zeros(len(rv), dtype=bool)
         for m in missing:
             crosses[max(m - h, 0) : m + 1] = True
-        assert np.isnan(rv[crosses, j]).all() and np.isfinite(rv[~crosses & (np.arange(len(rv)) < len(rv) - h), j]).all()
+        assert (
+            np.isnan(rv[crosses, j]).all()
+            and np.isfinite(rv[~crosses & (np.arange(len(rv)) < len(rv) - h), j]).all()
+        )
 
 
 @pytest.mark.parametrize("seq_len", [15, 60])
@@ -146,6 +168,6 @@ def test_serving_features_of_the_tail_equal_the_full_computation(seq_len: int) -
     np.testing.assert_array_equal(tail.open_time[-seq_len:], full.open_time[-seq_len:])
     np.testing.assert_array_equal(tail.values[-seq_len:], full.values[-seq_len:])
     np.testing.assert_array_equal(tail.vol[-seq_len:], full.vol[-seq_len:])
-    assert tail.usable[-seq_len:].all() and not tail.usable[: LOOKBACK].any()
+    assert tail.usable[-seq_len:].all() and not tail.usable[:LOOKBACK].any()
     # one minute shorter and the first row of the window loses its lookback
     assert not compute(candles.tail(seq_len + LOOKBACK - 1), spec).usable[-seq_len:].all()

@@ -69,7 +69,9 @@ def sign_flip_p(d: np.ndarray) -> float:
 
 
 def promoted_anywhere(challengers: np.ndarray, champions: np.ndarray) -> np.ndarray:
-    return np.array([any(d.promote for d in decide(c, k, k)) for c, k in zip(challengers, champions, strict=True)])
+    return np.array(
+        [any(d.promote for d in decide(c, k, k)) for c, k in zip(challengers, champions, strict=True)]
+    )
 
 
 def test_no_skill_challengers_are_promoted_at_most_five_percent_of_retrains() -> None:
@@ -92,7 +94,9 @@ def test_the_previous_gate_fails_the_same_simulation() -> None:
 def test_a_challenger_with_the_stated_skill_is_promoted_with_the_stated_power() -> None:
     """Skill equal to the minimum detectable effect, from the window's true spread, is found ≈ 80 % of the time."""
     challengers, champions = retrains(4 * RETRAINS, WINDOW_DAYS, np.zeros(len(HORIZONS)), seed=11)
-    relative_means = (champions - challengers)[:, :, POWER_HORIZON].mean(axis=1) / champions[:, :, POWER_HORIZON].mean(axis=1)
+    relative_means = (champions - challengers)[:, :, POWER_HORIZON].mean(axis=1) / champions[
+        :, :, POWER_HORIZON
+    ].mean(axis=1)
     true_se = float(relative_means.std())
     effect = minimum_detectable(true_se, cosine_dof(WINDOW_DAYS), ALPHA / len(HORIZONS))
     skill = np.zeros(len(HORIZONS))
@@ -114,9 +118,16 @@ def test_holm_rejects_step_down_and_adjusts_monotonically() -> None:
     assert holm([0.001, 0.002, 0.003, 0.004], 0.05)[0] == [True] * 4
 
 
-@pytest.mark.parametrize(("t", "df", "expected"), [(1.0, 1, 0.75), (2.0, 2, 0.9082482904638631),
-                                                   (2.015048372669157, 5, 0.95), (-1.8124611228107335, 10, 0.05),
-                                                   (2.0518305164802833, 27, 0.975)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("t", "df", "expected"),
+    [
+        (1.0, 1, 0.75),
+        (2.0, 2, 0.9082482904638631),
+        (2.015048372669157, 5, 0.95),
+        (-1.8124611228107335, 10, 0.05),
+        (2.0518305164802833, 27, 0.975),
+    ],
+)
 def test_student_t_matches_tabulated_quantiles(t: float, df: int, expected: float) -> None:
     assert student_t_cdf(t, df) == pytest.approx(expected, abs=1e-9)
     assert student_t_ppf(expected, df) == pytest.approx(t, abs=1e-7)

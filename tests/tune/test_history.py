@@ -11,18 +11,32 @@ HOUR_MS = 3_600_000
 
 
 def test_full_history_gets_the_preferred_spans_and_training_the_rest() -> None:
-    assert HistoryNeeds().fit_spans(60 * DAY_MS) == SplitSpans(val_ms=2 * DAY_MS, calib_ms=2 * DAY_MS, test_ms=28 * DAY_MS)
+    assert HistoryNeeds().fit_spans(60 * DAY_MS) == SplitSpans(
+        val_ms=2 * DAY_MS, calib_ms=2 * DAY_MS, test_ms=28 * DAY_MS
+    )
 
 
 @pytest.mark.parametrize(
     ("history_days", "test", "calib", "val"),
-    [(10, 5, 1, 1), (11, 6, 1, 1), (20, 15, 1, 1), (33, 28, 1, 1), (34, 28, 2, 1), (34.5, 28, 2, 1.5), (35, 28, 2, 2)],
+    [
+        (10, 5, 1, 1),
+        (11, 6, 1, 1),
+        (20, 15, 1, 1),
+        (33, 28, 1, 1),
+        (34, 28, 2, 1),
+        (34.5, 28, 2, 1.5),
+        (35, 28, 2, 2),
+    ],
 )
 def test_short_history_shrinks_validation_first_and_the_test_window_last(
     history_days: float, test: float, calib: float, val: float
 ) -> None:
     spans = HistoryNeeds().fit_spans(int(history_days * DAY_MS))
-    assert (spans.test_ms, spans.calib_ms, spans.val_ms) == (int(test * DAY_MS), int(calib * DAY_MS), int(val * DAY_MS))
+    assert (spans.test_ms, spans.calib_ms, spans.val_ms) == (
+        int(test * DAY_MS),
+        int(calib * DAY_MS),
+        int(val * DAY_MS),
+    )
     train_ms = int(history_days * DAY_MS) - spans.test_ms - spans.calib_ms - spans.val_ms
     assert train_ms >= 3 * DAY_MS  # training always keeps its minimum
 
@@ -30,7 +44,9 @@ def test_short_history_shrinks_validation_first_and_the_test_window_last(
 def test_below_the_minimum_it_says_how_many_more_days() -> None:
     needs = HistoryNeeds()
     assert needs.min_history_ms == 10 * DAY_MS
-    with pytest.raises(NotEnoughHistory, match=r"needs 2\.5 more days of history \(has 7\.5, .* at least 10\.0\)"):
+    with pytest.raises(
+        NotEnoughHistory, match=r"needs 2\.5 more days of history \(has 7\.5, .* at least 10\.0\)"
+    ):
         needs.fit_spans(int(7.5 * DAY_MS))
     assert needs.missing_ms(int(7.5 * DAY_MS)) == int(2.5 * DAY_MS) and needs.missing_ms(11 * DAY_MS) == 0
 

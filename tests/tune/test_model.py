@@ -24,15 +24,17 @@ SMALL_BATCH = 100  # origins per NumPy batch in the equality test, so batching i
 
 
 @pytest.fixture(scope="module")
-def prepared():  # noqa: ANN201
+def prepared():
     return prepare(btc(1.0), SMALL, SPANS)
 
 
 @pytest.mark.parametrize("head", heads.HEADS)
-def test_numpy_forward_equals_keras(monkeypatch, head: str) -> None:  # noqa: ANN001
+def test_numpy_forward_equals_keras(monkeypatch, head: str) -> None:
     config = LstmConfig(seq_len=60, layers=2, units=64, dropout=0.2, head=head)  # the served size
     model = build(config, n_features=7)
-    weights = [w + np.random.default_rng(1).normal(0, 0.1, w.shape).astype(np.float32) for w in model.get_weights()]
+    weights = [
+        w + np.random.default_rng(1).normal(0, 0.1, w.shape).astype(np.float32) for w in model.get_weights()
+    ]
     model.set_weights(weights)  # non-zero biases, so a gate-order mix-up cannot pass
     monkeypatch.setattr(inference, "BATCH_ORIGINS", SMALL_BATCH)
     x = np.random.default_rng(0).normal(size=(2 * SMALL_BATCH + 5, 60, 7)).astype(np.float32)  # three batches
@@ -52,7 +54,9 @@ def test_the_loss_trains_what_serving_reads(head: str) -> None:
     raw = rng.normal(size=(64, heads.outputs(head, n))).astype(np.float32)
     z, variance_ratio = rng.standard_t(4, size=(64, n)), rng.gamma(0.5, 2.0, size=(64, n))
     y_true = heads.training_targets(z, variance_ratio)
-    loss = np.asarray(heads.keras_loss(head, n)(keras.ops.convert_to_tensor(y_true), keras.ops.convert_to_tensor(raw)))
+    loss = np.asarray(
+        heads.keras_loss(head, n)(keras.ops.convert_to_tensor(y_true), keras.ops.convert_to_tensor(raw))
+    )
     point, scale = heads.read(head, raw.astype(np.float64), n)
     expected = np.abs(z - point).mean(axis=1)
     if head == heads.QLIKE:
@@ -70,11 +74,11 @@ def test_the_loss_trains_what_serving_reads(head: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def weights(prepared):  # noqa: ANN001, ANN201 - trained once, shared by the tests below
+def weights(prepared):
     return fit(prepared, SMALL)[0]
 
 
-def test_training_with_a_fixed_seed_is_reproducible(prepared, weights) -> None:  # noqa: ANN001
+def test_training_with_a_fixed_seed_is_reproducible(prepared, weights) -> None:
     second, _ = fit(prepared, SMALL)
     other, _ = fit(prepared, LstmConfig.from_dict(SMALL.to_dict() | {"seed": 4}))
     for a, b in zip(weights, second, strict=True):
@@ -82,7 +86,7 @@ def test_training_with_a_fixed_seed_is_reproducible(prepared, weights) -> None: 
     assert not all(np.array_equal(a, c) for a, c in zip(weights, other, strict=True))
 
 
-def test_artifact_round_trip_and_tf_path_agree(prepared, weights) -> None:  # noqa: ANN001
+def test_artifact_round_trip_and_tf_path_agree(prepared, weights) -> None:
     predictor, _ = lstm_predictor(prepared, SMALL, weights)
     restored = from_bytes(predictor.to_bytes())
     compiled = from_bytes(predictor.to_bytes(), use_tf=True)
@@ -113,13 +117,13 @@ def test_volatility_scaled_conformal_tracks_regimes_where_plain_does_not() -> No
 
 
 @pytest.fixture(scope="module")
-def qlike(prepared):  # noqa: ANN001, ANN201 - a distributional network, trained once
+def qlike(prepared):
     config = LstmConfig.from_dict(SMALL.to_dict() | {"head": heads.QLIKE})
     p = prepare(btc(1.0), config, SPANS)
     return p, config, fit(p, config)[0]
 
 
-def test_a_distributional_head_scales_its_own_intervals(qlike) -> None:  # noqa: ANN001
+def test_a_distributional_head_scales_its_own_intervals(qlike) -> None:
     p, config, weights = qlike
     predictor, _ = lstm_predictor(p, config, weights)
     assert isinstance(predictor.calibration, NetworkCalibration)
@@ -136,9 +140,13 @@ def test_a_distributional_head_scales_its_own_intervals(qlike) -> None:  # noqa:
     # stored, loaded, through TF, and refitted daily: still on the network's scale
     candles = btc(0.1, offset_days=2)
     restored, compiled = from_bytes(predictor.to_bytes()), from_bytes(predictor.to_bytes(), use_tf=True)
-    assert isinstance(restored.calibration, NetworkCalibration) and restored.predict(candles) == predictor.predict(candles)
+    assert isinstance(restored.calibration, NetworkCalibration) and restored.predict(
+        candles
+    ) == predictor.predict(candles)
     for a, b in zip(predictor.predict(candles).horizons, compiled.predict(candles).horizons, strict=True):
-        assert b.upper_95 == pytest.approx(a.upper_95, rel=1e-6) and b.lower_80 == pytest.approx(a.lower_80, rel=1e-6)
+        assert b.upper_95 == pytest.approx(a.upper_95, rel=1e-6) and b.lower_80 == pytest.approx(
+            a.lower_80, rel=1e-6
+        )
     refit, _ = recent_calibration(restored, btc(1.0), SPANS.calib_ms)
     assert isinstance(refit, NetworkCalibration)
     served = LstmPredictor(config, weights, p.scaler, refit)
@@ -149,7 +157,7 @@ def test_a_distributional_head_scales_its_own_intervals(qlike) -> None:  # noqa:
     assert np.isfinite(out.half[0.95]).all() and (out.half[0.95] > out.half[0.8]).all()
 
 
-def test_a_point_head_has_no_scale_to_serve(prepared, weights, qlike) -> None:  # noqa: ANN001
+def test_a_point_head_has_no_scale_to_serve(prepared, weights, qlike) -> None:
     p, config, qlike_weights = qlike
     network_calibration = lstm_predictor(p, config, qlike_weights)[0].calibration
     with pytest.raises(ValueError, match="forecasts no scale"):

@@ -9,16 +9,18 @@ import pytest
 from tune_data import HOLE_START_MS, btc, ethbtc_around_hole, load_pair
 
 from cryptocast.tune import registry
+from cryptocast.tune.baseline import ensure_baseline, recalibrate_pair
 from cryptocast.tune.candles import from_database
 from cryptocast.tune.dataset import HORIZONS, SplitSpans, origins, targets
 from cryptocast.tune.features import compute
 from cryptocast.tune.gate import decide, recheck
 from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.lstm import LstmConfig
-from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, gate_and_register, recalibrate_pair
 from cryptocast.tune.predictor import LSTM, PERSISTENCE, LstmPredictor
+from cryptocast.tune.promotion import gate_and_register
 from cryptocast.tune.sweep import SweepResult
 from cryptocast.tune.training import fit, lstm_predictor, persistence_predictor, prepare
+from cryptocast.tune.training_run import TrainOptions
 
 HOUR_MS = 3_600_000
 SPANS = SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)
@@ -30,13 +32,13 @@ BIAS = 3.0
 
 
 @pytest.fixture(scope="module")
-def lstm():  # noqa: ANN201 - a small trained LstmPredictor
+def lstm():
     prepared = prepare(btc(1.0), SMALL, SPANS)
     weights, _ = fit(prepared, SMALL)
     return lstm_predictor(prepared, SMALL, weights)[0]
 
 
-async def test_windows_from_postgres_skip_the_hole(db) -> None:  # noqa: ANN001
+async def test_windows_from_postgres_skip_the_hole(db) -> None:
     sid = await load_pair(db, "ETHBTC", ethbtc_around_hole(200, 200))
     candles = await from_database(db, sid, *ALL)
     assert "taker_buy_base" in candles.derived  # marked derived by the writer, so never a default feature
@@ -48,7 +50,7 @@ async def test_windows_from_postgres_skip_the_hole(db) -> None:  # noqa: ANN001
     assert not np.any((idx[:, None] >= missing[None, :] - 30) & (idx[:, None] < missing[None, :] + 80))
 
 
-async def test_baseline_first_then_lstm_on_promoted_horizons(db, tmp_path, lstm) -> None:  # noqa: ANN001
+async def test_baseline_first_then_lstm_on_promoted_horizons(db, tmp_path, lstm) -> None:
     store = registry.ModelStore(str(tmp_path))
     sid = await load_pair(db, "BTCUSDT", btc(0.5, offset_days=2))
     with pytest.raises(registry.NoChampion):
@@ -56,7 +58,9 @@ async def test_baseline_first_then_lstm_on_promoted_horizons(db, tmp_path, lstm)
     baseline = await ensure_baseline(db, store, sid)
     assert baseline.kind == PERSISTENCE and baseline.status == registry.CHAMPION
     assert (await ensure_baseline(db, store, sid)).id == baseline.id  # idempotent
-    record = await registry.register(db, store, sid, lstm, registry.CHAMPION, "test", metrics={"served_horizons": [1, 15]})
+    record = await registry.register(
+        db, store, sid, lstm, registry.CHAMPION, "test", metrics={"served_horizons": [1, 15]}
+    )
     served = await registry.load_served(db, sid)
     forecast = served.predict(await from_database(db, sid, *ALL))
     assert [h.source for h in forecast.horizons] == [LSTM, PERSISTENCE, LSTM, PERSISTENCE]
@@ -64,7 +68,7 @@ async def test_baseline_first_then_lstm_on_promoted_horizons(db, tmp_path, lstm)
     assert record.version == baseline.version + 1
 
 
-async def test_a_corrupted_artifact_is_refused(db, tmp_path, lstm) -> None:  # noqa: ANN001
+async def test_a_corrupted_artifact_is_refused(db, tmp_path, lstm) -> None:
     store = registry.ModelStore(str(tmp_path))
     sid = await load_pair(db, "BTCUSDT", btc(0.3))
     record = await registry.register(db, store, sid, lstm, registry.SHADOW, "test")
@@ -77,15 +81,21 @@ async def test_a_corrupted_artifact_is_refused(db, tmp_path, lstm) -> None:  # n
         registry.load(record)
 
 
-async def test_rollback_and_pruning(db, tmp_path, lstm) -> None:  # noqa: ANN001
+async def test_rollback_and_pruning(db, tmp_path, lstm) -> None:
     store = registry.ModelStore(str(tmp_path))
     sid = await load_pair(db, "BTCUSDT", btc(0.3))
-    versions = []
-    for horizons in ([1], [5], [15]):
-        versions.append(await registry.register(db, store, sid, lstm, registry.CHAMPION, "t", metrics={"served_horizons": horizons}))
+    versions = [  # one after another: each registration supersedes the one before
+        await registry.register(
+            db, store, sid, lstm, registry.CHAMPION, "t", metrics={"served_horizons": horizons}
+        )
+        for horizons in ([1], [5], [15])
+    ]
     shadow = await registry.register(db, store, sid, lstm, registry.SHADOW, "not promoted")
     champion = await registry.current(db, sid, LSTM)
-    assert champion.id == versions[-1].id and (await registry.current(db, sid, LSTM, registry.SHADOW)).id == shadow.id
+    assert (
+        champion.id == versions[-1].id
+        and (await registry.current(db, sid, LSTM, registry.SHADOW)).id == shadow.id
+    )
     restored = await registry.rollback(db, sid)
     assert restored.id == versions[1].id
     assert (await registry.current(db, sid, LSTM)).served_horizons == [5]
@@ -118,11 +128,17 @@ def test_a_champion_keeps_only_the_horizons_where_it_still_beats_persistence() -
     persistence = rng.uniform(10, 20, size=(7, 4))
     champion = persistence * np.array([0.9, 1.05, 0.9, 0.9])  # better at 1, 15, 30; worse at 5
     checks = recheck(champion, persistence, served=[1, 5, 15])
-    assert [(d.horizon, d.promote) for d in checks] == [(1, True), (5, False), (15, True)]  # 30 was not served
+    assert [(d.horizon, d.promote) for d in checks] == [
+        (1, True),
+        (5, False),
+        (15, True),
+    ]  # 30 was not served
     assert "demoted to persistence" in checks[1].reason and "kept" in checks[0].reason
 
 
-async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retrain(db, tmp_path, lstm) -> None:  # noqa: ANN001
+async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retrain(
+    db, tmp_path, lstm
+) -> None:
     store = registry.ModelStore(str(tmp_path))
     candles = btc(1.0)
     sid = await load_pair(db, "BTCUSDT", candles)
@@ -130,11 +146,19 @@ async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retra
     weights = [*lstm.weights[:-1], lstm.weights[-1] + BIAS]
     biased = LstmPredictor(SMALL, weights, lstm.scaler, lstm.calibration)
     champion = await registry.register(
-        db, store, sid, biased, registry.CHAMPION, "promoted earlier", metrics={"served_horizons": list(HORIZONS)}
+        db,
+        store,
+        sid,
+        biased,
+        registry.CHAMPION,
+        "promoted earlier",
+        metrics={"served_horizons": list(HORIZONS)},
     )
     served_before = await registry.load_served(db, sid)
     assert {h.source for h in served_before.predict(candles).horizons} == {LSTM}
-    options = TrainOptions(days=1, needs=HistoryNeeds.fixed(SPANS, 2 * HOUR_MS), period_ms=HOUR_MS // 2)  # 6 periods: smallest p = 1/64
+    options = TrainOptions(
+        days=1, needs=HistoryNeeds.fixed(SPANS, 2 * HOUR_MS), period_ms=HOUR_MS // 2
+    )  # 6 periods: smallest p = 1/64
     outcome = await gate_and_register(db, store, sid, candles, options, SweepResult(SMALL, weights, 0.0, []))
     assert [(d.horizon, d.promote) for d in outcome.rechecks] == [(h, False) for h in HORIZONS]
     assert all(d.p_vs_persistence >= 0.05 for d in outcome.rechecks)
@@ -147,7 +171,9 @@ async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retra
     assert all(h.source == PERSISTENCE and h.point == forecast.close for h in forecast.horizons)
     # served intervals are refitted on the newest calibration span, not the one before the test window
     newest, _ = persistence_predictor(candles, SPANS.calib_ms)
-    before_test, _ = persistence_predictor(candles.until(int(candles.open_time[-1]) - SPANS.test_ms), SPANS.calib_ms)
+    before_test, _ = persistence_predictor(
+        candles.until(int(candles.open_time[-1]) - SPANS.test_ms), SPANS.calib_ms
+    )
     served = (await registry.load_served(db, sid)).baseline.calibration.quantiles
     for level, q in newest.calibration.quantiles.items():
         np.testing.assert_allclose(served[level], q)
@@ -168,15 +194,22 @@ class FailingSecondPut(registry.ModelStore):
         return super().put(symbol, version, kind, data)
 
 
-async def test_a_training_that_fails_while_registering_leaves_the_registry_as_it_was(db, tmp_path, lstm) -> None:  # noqa: ANN001
+async def test_a_training_that_fails_while_registering_leaves_the_registry_as_it_was(
+    db, tmp_path, lstm
+) -> None:
     candles = btc(1.0)
     sid = await load_pair(db, "BTCUSDT", candles)
     await ensure_baseline(db, registry.ModelStore(str(tmp_path)), sid)
     weights = [*lstm.weights[:-1], lstm.weights[-1] + BIAS]
     await registry.register(
-        db, registry.ModelStore(str(tmp_path)), sid, LstmPredictor(SMALL, weights, lstm.scaler, lstm.calibration),
-        registry.CHAMPION, "promoted earlier", metrics={"served_horizons": list(HORIZONS)},
-    )  # fmt: skip
+        db,
+        registry.ModelStore(str(tmp_path)),
+        sid,
+        LstmPredictor(SMALL, weights, lstm.scaler, lstm.calibration),
+        registry.CHAMPION,
+        "promoted earlier",
+        metrics={"served_horizons": list(HORIZONS)},
+    )
     before = await registry.records(db, sid)
     options = TrainOptions(days=1, needs=HistoryNeeds.fixed(SPANS, 2 * HOUR_MS), period_ms=HOUR_MS // 2)
     store = FailingSecondPut(str(tmp_path))
@@ -189,7 +222,7 @@ async def test_a_training_that_fails_while_registering_leaves_the_registry_as_it
     assert served.lstm_horizons == set(HORIZONS)
 
 
-async def test_daily_recalibration_refits_both_champions_without_training(db, tmp_path, lstm) -> None:  # noqa: ANN001
+async def test_daily_recalibration_refits_both_champions_without_training(db, tmp_path, lstm) -> None:
     store = registry.ModelStore(str(tmp_path))
     sid = await load_pair(db, "BTCUSDT", btc(3.5))
     baseline = await ensure_baseline(db, store, sid)

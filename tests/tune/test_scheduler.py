@@ -29,18 +29,20 @@ class FakeClock:
         self.now_ms = MONDAY_MS + day * DAY_MS + (hour * 60 + minute) * MINUTE_MS
 
 
-async def _pair(db, symbol: str, status: str, history_days: float, champions: tuple[str, ...] = ()) -> int:  # noqa: ANN001
+async def _pair(db, symbol: str, status: str, history_days: float, champions: tuple[str, ...] = ()) -> int:
     """A pair whose stored candles span ``history_days`` (its first and last minute are enough for that)."""
     sid = await add_symbol(db, symbol, symbol[:3], symbol[3:], status=status)
     rows = to_records(btc(history_days))
     await CandleWriter(db).write(sid, [rows[0], rows[-1]])
     async with db.begin() as conn:
         for version, kind in enumerate(champions, 1):
-            await conn.execute(insert(models).values(symbol_id=sid, kind=kind, version=version, status="champion"))
+            await conn.execute(
+                insert(models).values(symbol_id=sid, kind=kind, version=version, status="champion")
+            )
     return sid
 
 
-async def _open(db) -> list[tuple[str, str, str]]:  # noqa: ANN001
+async def _open(db) -> list[tuple[str, str, str]]:
     async with db.connect() as conn:
         rows = await conn.execute(
             select(commands.c.symbol, commands.c.kind, commands.c.payload["trigger"].astext)
@@ -50,17 +52,19 @@ async def _open(db) -> list[tuple[str, str, str]]:  # noqa: ANN001
         return [tuple(r) for r in rows]
 
 
-async def _plan(db, symbol: str) -> dict:  # noqa: ANN001
+async def _plan(db, symbol: str) -> dict:
     async with db.connect() as conn:
         row = (
             await conn.execute(
-                select(training_schedule).join(symbols, symbols.c.id == training_schedule.c.symbol_id).where(symbols.c.symbol == symbol)
+                select(training_schedule)
+                .join(symbols, symbols.c.id == training_schedule.c.symbol_id)
+                .where(symbols.c.symbol == symbol)
             )
         ).one()
     return dict(row._mapping)
 
 
-async def test_new_pairs_daily_slots_and_short_history(db) -> None:  # noqa: ANN001
+async def test_new_pairs_daily_slots_and_short_history(db) -> None:
     await _pair(db, "BTCUSDT", "live", 20, ("persistence", "lstm"))
     await _pair(db, "ETHUSDT", "live", 20, ("persistence",))
     await _pair(db, "LTCBTC", "backfilling", 20)
@@ -83,15 +87,24 @@ async def test_new_pairs_daily_slots_and_short_history(db) -> None:  # noqa: ANN
     assert await plan_at(0, 2, 40) == [("XRPBTC", "recalibrate", "daily", True)]
     assert await plan_at(0, 23, 0) == []  # once a day
     assert await _open(db) == [
-        ("ETHUSDT", "retrain", "new_pair"), ("BTCUSDT", "retrain", "daily"), ("XRPBTC", "recalibrate", "daily"),
-    ]  # fmt: skip
+        ("ETHUSDT", "retrain", "new_pair"),
+        ("BTCUSDT", "retrain", "daily"),
+        ("XRPBTC", "recalibrate", "daily"),
+    ]
 
     # the plan is written down for readers: the next slot, what it will run, what history allows
     btc_plan, xrp_plan = await _plan(db, "BTCUSDT"), await _plan(db, "XRPBTC")
-    assert btc_plan["next_at"] == datetime(2025, 3, 11, 2, 0, tzinfo=UTC) and btc_plan["next_kind"] == "retrain"
+    assert (
+        btc_plan["next_at"] == datetime(2025, 3, 11, 2, 0, tzinfo=UTC) and btc_plan["next_kind"] == "retrain"
+    )
     assert btc_plan["needs_days"] is None and abs(btc_plan["history_days"] - 20) < 1e-6
-    assert xrp_plan["next_at"] == datetime(2025, 3, 11, 2, 40, tzinfo=UTC) and xrp_plan["next_kind"] == "recalibrate"
-    assert abs(xrp_plan["needs_days"] - 7) < 1e-6 and xrp_plan["note"].startswith("needs 7.0 more days of history")
+    assert (
+        xrp_plan["next_at"] == datetime(2025, 3, 11, 2, 40, tzinfo=UTC)
+        and xrp_plan["next_kind"] == "recalibrate"
+    )
+    assert abs(xrp_plan["needs_days"] - 7) < 1e-6 and xrp_plan["note"].startswith(
+        "needs 7.0 more days of history"
+    )
 
     # the next day's slot queues again once the previous training has ended
     async with db.begin() as conn:
@@ -109,7 +122,7 @@ async def test_new_pairs_daily_slots_and_short_history(db) -> None:  # noqa: ANN
     assert ("XRPBTC", "retrain", "new_pair", True) in await plan_at(3, 3)
 
 
-async def test_a_pair_that_turns_live_late_waits_for_its_next_slot(db) -> None:  # noqa: ANN001
+async def test_a_pair_that_turns_live_late_waits_for_its_next_slot(db) -> None:
     """Seen for the first time at 14:00, a pair with an LSTM is not retrained for this morning's slot."""
     await _pair(db, "BTCUSDT", "live", 20, ("persistence", "lstm"))
     clock = FakeClock(MONDAY_MS + 14 * 3_600_000)
@@ -117,4 +130,6 @@ async def test_a_pair_that_turns_live_late_waits_for_its_next_slot(db) -> None: 
     assert await scheduler.plan() == []
     clock.now_ms = MONDAY_MS + DAY_MS + 2 * 3_600_000
     assert [(q.symbol, q.trigger) for q in await scheduler.plan()] == [("BTCUSDT", "daily")]
-    assert (await command_queue.open_training(db, "BTCUSDT"))["payload"]["slot"] == "2025-03-11T02:00:00+00:00"
+    assert (await command_queue.open_training(db, "BTCUSDT"))["payload"][
+        "slot"
+    ] == "2025-03-11T02:00:00+00:00"

@@ -7,8 +7,6 @@ retried and the served models stay exactly as they were until a training complet
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import ray
 from sqlalchemy import update
@@ -21,107 +19,156 @@ from cryptocast.sql.schema import symbols
 from cryptocast.tune import registry
 from cryptocast.tune.dataset import SplitSpans
 from cryptocast.tune.history import HistoryNeeds
-from cryptocast.tune.pipeline import TrainOptions
 from cryptocast.tune.predictor import LSTM
 from cryptocast.tune.scheduler import ScheduleOptions
 from cryptocast.tune.service import SCHEDULER_CPUS, TrainingConfig, TrainingScheduler
 from cryptocast.tune.sweep import RAY_CPUS
+from cryptocast.tune.training_run import TrainOptions
+from tests.helpers import eventually
 
 HOUR_MS = 3_600_000
+WAIT_S = 240.0
+POLL_S = 0.2
 MONDAY_10H_MS = 1_741_564_800_000 + 10 * HOUR_MS  # 2025-03-10 10:00 UTC: the daily slot (02:00) is hours away
 TINY = TrainOptions(
-    trials=2, epochs=2, days=2,
-    needs=HistoryNeeds.fixed(SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS), 6 * HOUR_MS),
+    trials=2,
+    epochs=2,
+    days=2,
+    needs=HistoryNeeds.fixed(
+        SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS), 6 * HOUR_MS
+    ),
     period_ms=2 * HOUR_MS,
-)  # fmt: skip
+)
 pytestmark = [pytest.mark.slow, pytest.mark.embedded_only]
 
 
 @pytest.fixture(scope="module")
-def local_ray():  # noqa: ANN201
+def local_ray():
     start_ray(num_cpus=RAY_CPUS)
     yield
     stop_ray()
 
 
-async def eventually(check, timeout: float = 240.0, every: float = 0.2):  # noqa: ANN001, ANN201
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := await check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {timeout:.0f} s")
-        await asyncio.sleep(every)
-    return value
-
-
-async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(db, db_url, tmp_path, local_ray) -> None:  # noqa: ANN001
+async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(
+    db, db_url, tmp_path, local_ray
+) -> None:
     sid = await load_pair(db, "BTCUSDT", btc(2.0), status="backfilling")
-    async with ReplayServer(ReplayConfig(speed=1.0, pairs=["BTCUSDT"], exchange_start_ms=MONDAY_10H_MS)) as replay:
+    async with ReplayServer(
+        ReplayConfig(speed=1.0, pairs=["BTCUSDT"], exchange_start_ms=MONDAY_10H_MS)
+    ) as replay:
         config = TrainingConfig(
-            db_url.render_as_string(hide_password=False), replay.rest_url, str(tmp_path / "models"), str(tmp_path / "tune"),
-            TINY, ScheduleOptions(max_days=2),
-        )  # fmt: skip
+            db_url.render_as_string(hide_password=False),
+            replay.rest_url,
+            str(tmp_path / "models"),
+            str(tmp_path / "tune"),
+            TINY,
+            ScheduleOptions(max_days=2),
+        )
         free_before = ray.available_resources()["CPU"]
         actor = TrainingScheduler.options(max_restarts=-1).remote(config)
         try:
             # alive and idle while the pair backfills; it holds a sliver of a CPU and runs niced like a trial
             status = await actor.status.remote()
             assert status["running"] is None and status["niceness"] == 10
-            assert await eventually(lambda: _alive(db))
+            assert await eventually(
+                lambda: _alive(db), "the scheduler alive", timeout_s=WAIT_S, every_s=POLL_S
+            )
             assert free_before - ray.available_resources()["CPU"] == pytest.approx(SCHEDULER_CPUS)
             assert await command_queue.find(db) == []
 
             # backfill done: the first training is queued and carried out without anyone asking
             async with db.begin() as conn:
                 await conn.execute(update(symbols).where(symbols.c.id == sid).values(status="live"))
-            first = await eventually(lambda: _finished(db, "new_pair"))
+            first = await eventually(
+                lambda: _finished(db, "new_pair"),
+                "the new pair's first training finished",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
             assert first["status"] == "done", first["error"]
             assert first["result"]["baseline"]["version"] == 2 and first["result"]["lstm"]["version"] == 3
             assert len(first["result"]["gate"]) == 4 and first["result"]["trials"] == 2
 
             # a request: running with progress (trial i of n, best score so far), then done
-            request = await command_queue.submit_training(db, "retrain", "BTCUSDT", "request", "asked in a test")
-            running = await eventually(lambda: _in_sweep(db, request))
+            request = await command_queue.submit_training(
+                db, "retrain", "BTCUSDT", "request", "asked in a test"
+            )
+            running = await eventually(
+                lambda: _in_sweep(db, request),
+                f"command {request} in its sweep",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
             assert running["progress"]["trials"] == 2 and running["progress"]["elapsed_s"] >= 0
             assert (await actor.status.remote())["running"]["id"] == request
-            done = await eventually(lambda: _finished_id(db, request))
+            done = await eventually(
+                lambda: _finished_id(db, request),
+                f"command {request} finished",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
             assert done["status"] == "done" and done["result"]["lstm"]["version"] == 5
 
             # killed in the middle of a sweep: Ray restarts it, the command is queued again and retried
             before = await registry.records(db, sid)
-            killed = await command_queue.submit_training(db, "retrain", "BTCUSDT", "request", "killed in a test")
-            await eventually(lambda: _in_sweep(db, killed))
+            killed = await command_queue.submit_training(
+                db, "retrain", "BTCUSDT", "request", "killed in a test"
+            )
+            await eventually(
+                lambda: _in_sweep(db, killed),
+                f"command {killed} in its sweep",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
             ray.kill(actor, no_restart=False)
-            retried = await eventually(lambda: _retried(db, killed))
-            assert retried["error"] == "interrupted: the training scheduler stopped; attempt 1 of 2, queued again"
-            assert await registry.records(db, sid) == before  # nothing half-registered, the champion untouched
+            retried = await eventually(
+                lambda: _retried(db, killed),
+                f"command {killed} queued again",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
+            assert (
+                retried["error"]
+                == "interrupted: the training scheduler stopped; attempt 1 of 2, queued again"
+            )
+            assert (
+                await registry.records(db, sid) == before
+            )  # nothing half-registered, the champion untouched
             await registry.load_served(db, sid)  # and it still loads
-            after = await eventually(lambda: _finished_id(db, killed))
+            after = await eventually(
+                lambda: _finished_id(db, killed),
+                f"command {killed} finished",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
             assert (after["status"], after["attempts"]) == ("done", 2), after["error"]
-            assert [r.version for r in await registry.records(db, sid) if r.kind == LSTM][0] == 7
+            assert next(r.version for r in await registry.records(db, sid) if r.kind == LSTM) == 7
         finally:
             ray.kill(actor, no_restart=True)
 
 
-async def _alive(db) -> bool:  # noqa: ANN001
+async def _alive(db) -> bool:
     return command_queue.is_alive(await command_queue.service(db, command_queue.SCHEDULER_SERVICE))
 
 
-async def _finished(db, trigger: str) -> dict | None:  # noqa: ANN001
-    rows = [r for r in await command_queue.find(db, symbol="BTCUSDT") if r["payload"].get("trigger") == trigger]
+async def _finished(db, trigger: str) -> dict | None:
+    rows = [
+        r for r in await command_queue.find(db, symbol="BTCUSDT") if r["payload"].get("trigger") == trigger
+    ]
     return rows[0] if rows and rows[0]["status"] in ("done", "failed") else None
 
 
-async def _finished_id(db, command_id: int) -> dict | None:  # noqa: ANN001
+async def _finished_id(db, command_id: int) -> dict | None:
     row = await command_queue.get(db, command_id)
     return row if row["status"] in ("done", "failed") else None
 
 
-async def _in_sweep(db, command_id: int) -> dict | None:  # noqa: ANN001
+async def _in_sweep(db, command_id: int) -> dict | None:
     row = await command_queue.get(db, command_id)
     progress = row["progress"] or {}
     return row if row["status"] == "running" and progress.get("phase") == "sweep" else None
 
 
-async def _retried(db, command_id: int) -> dict | None:  # noqa: ANN001
+async def _retried(db, command_id: int) -> dict | None:
     row = await command_queue.get(db, command_id)
     return row if row["error"] and row["status"] in ("pending", "running") else None

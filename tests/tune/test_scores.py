@@ -32,7 +32,9 @@ def test_the_interval_score_is_lowest_at_the_true_quantiles() -> None:
     y = np.random.default_rng(0).normal(size=N)
     for level in LEVELS:
         z = NormalDist().inv_cdf(0.5 + level / 2)
-        by_width = {k: scores.interval_score(y, -k * z + 0 * y, k * z + 0 * y, level).mean() for k in (0.8, 1.0, 1.25)}
+        by_width = {
+            k: scores.interval_score(y, -k * z + 0 * y, k * z + 0 * y, level).mean() for k in (0.8, 1.0, 1.25)
+        }
         assert by_width[1.0] < by_width[0.8] and by_width[1.0] < by_width[1.25]
 
 
@@ -86,7 +88,9 @@ def test_day_block_errors_grow_when_misses_come_in_days() -> None:
     binomial = np.sqrt(cov * (1 - cov) / n)
     assert np.allclose(se, binomial, rtol=0.35) and n.sum() == days * per_day
     low, high = 0.7, 0.9
-    shifted = rng.random(days * per_day) < np.repeat(rng.uniform(low, high, days), per_day)  # a coverage per day
+    shifted = rng.random(days * per_day) < np.repeat(
+        rng.uniform(low, high, days), per_day
+    )  # a coverage per day
     _, se_days, _ = scores.grouped_coverage(shifted, group, 4, day)
     expected = np.sqrt((high - low) ** 2 / 12 / days + binomial**2)  # the day-to-day spread dominates
     assert np.allclose(se_days, expected, rtol=0.35) and np.all(se_days > 2 * binomial)

@@ -11,18 +11,20 @@ import pytest
 from tune_data import btc, load_pair
 
 from cryptocast.tune import registry
+from cryptocast.tune.baseline import ensure_baseline
 from cryptocast.tune.dataset import SplitSpans
 from cryptocast.tune.heads import HEADS
 from cryptocast.tune.history import HistoryNeeds
-from cryptocast.tune.pipeline import TrainOptions, ensure_baseline, train_pair
+from cryptocast.tune.pipeline import train_pair
 from cryptocast.tune.predictor import LSTM, PERSISTENCE
+from cryptocast.tune.training_run import TrainOptions
 
 HOUR_MS = 3_600_000
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _ray_down_afterwards():  # noqa: ANN202
+def _ray_down_afterwards():
     yield
     import ray
 
@@ -43,19 +45,23 @@ def _ray_listeners() -> list[str]:
     return found
 
 
-async def test_sweep_registers_a_gated_model_and_binds_loopback(db, tmp_path) -> None:  # noqa: ANN001
+async def test_sweep_registers_a_gated_model_and_binds_loopback(db, tmp_path) -> None:
     store = registry.ModelStore(str(tmp_path / "models"))
     sid = await load_pair(db, "BTCUSDT", btc(2.0))
     await ensure_baseline(db, store, sid)
     options = TrainOptions(
-        trials=2, epochs=1, days=2,
-        needs=HistoryNeeds.fixed(SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS), 6 * HOUR_MS),
+        trials=2,
+        epochs=1,
+        days=2,
+        needs=HistoryNeeds.fixed(
+            SplitSpans(val_ms=3 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=12 * HOUR_MS), 6 * HOUR_MS
+        ),
         period_ms=2 * HOUR_MS,
     )
     told: list[dict] = []
     outcome = await train_pair(db, store, sid, options, tmp_path / "ray", told.append)
     sweep = [p for p in told if p["phase"] == "sweep"]
-    assert [p["phase"] for p in told][0] == "loading" and told[-1]["phase"] == "gating"
+    assert next(p["phase"] for p in told) == "loading" and told[-1]["phase"] == "gating"
     assert sorted({p["trial"] for p in sweep}) == [0, 1, 2] and all(p["trials"] == 2 for p in sweep)
     assert sweep[-1]["best_val_skill"] == max(t["val_skill"] for t in outcome.trials)
     assert sweep[-1]["eta_s"] == 0 and len(outcome.trials) == 2
@@ -71,7 +77,9 @@ async def test_sweep_registers_a_gated_model_and_binds_loopback(db, tmp_path) ->
     assert (await registry.current(db, sid, PERSISTENCE)).id == outcome.baseline.id
     assert outcome.report["models"]["persistence"]["1"]["skill"] == 0.0
     served = await registry.load_served(db, sid)
-    assert served.predict(btc(1.3, offset_days=3.9)).horizons  # the coverage correction replays up to 1,801 minutes
+    assert served.predict(
+        btc(1.3, offset_days=3.9)
+    ).horizons  # the coverage correction replays up to 1,801 minutes
     addresses = _ray_listeners()
     assert addresses, "no Ray listener found to check"
     for address in addresses:

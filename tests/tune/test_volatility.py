@@ -37,10 +37,16 @@ def _synthetic(seed: int = 0, jump_at: int | None = None) -> tuple:
     steps = rng.normal(size=(n, TICKS)) * (vol[:, None] / np.sqrt(TICKS))
     path = 100 * np.exp(np.cumsum(steps.ravel())).reshape(n, TICKS)
     opens = np.concatenate([[100.0], path[:-1, -1]])
-    frame = pd.DataFrame({
-        "open_time_ms": times, "open": opens, "close": path[:, -1], "volume": 1.0,
-        "high": np.maximum(path.max(axis=1), opens), "low": np.minimum(path.min(axis=1), opens),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "open_time_ms": times,
+            "open": opens,
+            "close": path[:, -1],
+            "volume": 1.0,
+            "high": np.maximum(path.max(axis=1), opens),
+            "low": np.minimum(path.min(axis=1), opens),
+        }
+    )
     return from_frame(frame[["open_time_ms", "open", "high", "low", "close", "volume"]]), vol
 
 

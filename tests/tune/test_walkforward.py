@@ -16,7 +16,7 @@ from cryptocast.tune.training import persistence_predictor
 from cryptocast.tune.walkforward import DailyRecalibrated
 
 
-def _recalibrated(candles, calib_ms: int | None = 2 * DAY_MS):  # noqa: ANN001, ANN202
+def _recalibrated(candles, calib_ms: int | None = 2 * DAY_MS):
     baseline, _ = persistence_predictor(candles.until(int(candles.open_time[0]) + 2 * DAY_MS))
     return DailyRecalibrated(baseline, calib_ms)
 

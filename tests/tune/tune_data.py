@@ -31,18 +31,34 @@ def btc(days: float, offset_days: float = 0) -> Candles:
 def ethbtc_around_hole(minutes_before: int, minutes_after: int) -> Candles:
     """ETHBTC minutes around the real 2019-11-13 exchange hole."""
     c = recording("ETHBTC-2019-11.parquet")
-    return c.since(HOLE_START_MS - minutes_before * MINUTE_MS).until(HOLE_START_MS + (140 + minutes_after) * MINUTE_MS)
+    return c.since(HOLE_START_MS - minutes_before * MINUTE_MS).until(
+        HOLE_START_MS + (140 + minutes_after) * MINUTE_MS
+    )
 
 
 def to_records(candles: Candles) -> list[Candle]:
     """Candles as the writer takes them; fields the recording lacks are derived and marked so."""
     f = candles.frame
     out = []
-    for t, o, h, lo, c, v in zip(*(f[k].to_numpy() for k in ("open_time_ms", "open", "high", "low", "close", "volume")), strict=True):
+    for t, o, h, lo, c, v in zip(
+        *(f[k].to_numpy() for k in ("open_time_ms", "open", "high", "low", "close", "volume")), strict=True
+    ):
         typical = (h + lo + c) / 3
         out.append(
-            Candle(int(t), o, h, lo, c, v, int(t) + MINUTE_MS - 1, v * typical, int(v > 0), v / 2, v * typical / 2,
-                   derived_fields=DERIVED)
+            Candle(
+                int(t),
+                o,
+                h,
+                lo,
+                c,
+                v,
+                int(t) + MINUTE_MS - 1,
+                v * typical,
+                int(v > 0),
+                v / 2,
+                v * typical / 2,
+                derived_fields=DERIVED,
+            )
         )
     return out
 
