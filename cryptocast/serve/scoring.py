@@ -50,8 +50,8 @@ class HorizonScore:
     n: int
     mae: float
     mae_persistence: float
-    coverage_80: float
-    coverage_95: float
+    coverage_80: float | None  # None: no prediction in the group stored that interval
+    coverage_95: float | None
 
     @property
     def skill(self) -> float:
@@ -100,10 +100,17 @@ def served_summary(found: list[HorizonScore]) -> dict:
             "mae": mae,
             "mae_persistence": base,
             "skill": 1.0 - mae / base if base > 0 else 0.0,
-            "coverage_80": sum(p.coverage_80 * p.n for p in parts) / n,
-            "coverage_95": sum(p.coverage_95 * p.n for p in parts) / n,
+            "coverage_80": _pooled([(p.coverage_80, p.n) for p in parts]),
+            "coverage_95": _pooled([(p.coverage_95, p.n) for p in parts]),
         }
     return out
+
+
+def _pooled(parts: list[tuple[float | None, int]]) -> float | None:
+    """The coverage of the groups that stored the interval, weighted by their sizes; None if none did."""
+    known = [(value, n) for value, n in parts if value is not None]
+    total = sum(n for _, n in known)
+    return sum(value * n for value, n in known) / total if total else None
 
 
 COVERAGE_BAND_SE = 3.0
