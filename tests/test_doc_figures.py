@@ -1,0 +1,72 @@
+"""Figures quoted in the README and docs are the recorded benchmark output, not retyped numbers.
+
+Each claim names a document, a recorded JSON file under ``bench/results/``, a path into it and the
+way the document writes the value; the test formats the recorded value and finds it in the text.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+# (document, recorded file, dotted path into it, how the document writes the value)
+CLAIMS = [
+    ("README.md", "backfill.json", "free.candles_stored", "{:,} of "),
+    ("README.md", "backfill.json", "free.candles_per_s", "**{:,} candles/s**"),
+    ("README.md", "backfill.json", "free.ingest_cpu_us_per_candle", "ingest-side CPU {} µs per candle"),
+    ("README.md", "backfill.json", "free.cpu_s_database", "PostgreSQL {} s"),
+    ("README.md", "backfill.json", "throttled.candles_stored", "{:,} candles, **0 × 429**"),
+    ("README.md", "backfill.json", "throttled.http_429_or_418", "**{} × 429**"),
+    (
+        "README.md",
+        "backfill.json",
+        "throttled.candles_per_s_full_minutes",
+        "{:,} candles/s over whole minutes",
+    ),
+    ("README.md", "backfill.json", "throttled.ratio_to_bound_full_minutes", "**{:.2f} × the bound**"),
+    (
+        "docs/scaling.md",
+        "backfill.json",
+        "throttled.ratio_to_bound_full_minutes",
+        "reaches {:.2f} × the bound",
+    ),
+    ("docs/scaling.md", "backfill.json", "throttled.ratio_to_bound", "end-to-end ratio, {:.2f},"),
+    ("docs/scaling.md", "backfill.json", "throttled.candles_per_s_full_minutes", "**{:,} candles/s = "),
+]
+
+
+@cache
+def _recorded(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / name).read_text())
+
+
+def _at(document: dict[str, Any], dotted: str) -> Any:
+    value: Any = document
+    for key in dotted.split("."):
+        value = value[key]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("doc", "recorded", "path", "written"), CLAIMS, ids=[f"{c[0]}:{c[2]}" for c in CLAIMS]
+)
+def test_a_quoted_figure_is_the_recorded_benchmark_value(
+    doc: str, recorded: str, path: str, written: str
+) -> None:
+    expected = written.format(_at(_recorded(recorded), path))
+    assert expected in (ROOT / doc).read_text(), (
+        f"{doc} should quote {expected!r} from bench/results/{recorded}"
+    )
+
+
+def test_every_recorded_file_is_listed_with_the_command_that_made_it() -> None:
+    listing = (RESULTS / "README.md").read_text()
+    for path in RESULTS.glob("*.json"):
+        assert f"`{path.name}`" in listing and f"> bench/results/{path.name}" in listing
