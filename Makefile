@@ -3,23 +3,36 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
 export TF_ENABLE_ONEDNN_OPTS := 0
 export TF_CPP_MIN_LOG_LEVEL := 3
 export RAY_DEDUP_LOGS := 0
 
-.PHONY: run test test-fast lint bench venv system-deps clean
+.PHONY: run test test-fast lint bench venv lock system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+# The exact versions of requirements.lock, then the project itself; pip check fails when the lock
+# lacks something pyproject.toml asks for.
+$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check || { echo "$(LOCK) is behind pyproject.toml: run make lock" >&2; exit 1; }
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## lock: pin the runtime dependencies and the test extra in requirements.lock (Linux x86_64, Python
+## 3.11); versions already pinned there are kept, so only new or changed requirements move
+lock: $(BIN)/python
+	$(BIN)/uv --version 2>/dev/null | grep -q '^uv $(UV_VERSION) ' || $(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' --quiet -o $(LOCK)
 
 ## run: the whole system on the embedded defaults (embedded PostgreSQL, local Ray, replay exchange)
 run: venv

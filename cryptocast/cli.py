@@ -11,14 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from cryptocast import __version__
+from cryptocast.clioutput import Json, emit
 from cryptocast.cliutil import console, fail, with_database
 from cryptocast.confirm import Yes, confirm
+from cryptocast.exitcodes import EPILOG, USAGE
 from cryptocast.logs import setup_logging
 from cryptocast.settings import ConfigurationError, get_settings
 from cryptocast.sql.database import Database, describe
 
-app = typer.Typer(help="cryptocast: crypto price forecasting on Ray.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
+app = typer.Typer(help="cryptocast: crypto price forecasting on Ray.", no_args_is_help=True, epilog=EPILOG)
+db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True, epilog=EPILOG)
 app.add_typer(db_app, name="db")
 
 
@@ -30,10 +32,11 @@ def _mount_components() -> None:
     from cryptocast.k8s import cli as k8s_cli
     from cryptocast.serve import cli as serve_cli
     from cryptocast.sql import cli as sql_cli
+    from cryptocast.sql import export_cli
     from cryptocast.tune import cli as tune_cli
 
     app.add_typer(exchange_cli.app, name="exchange")
-    for component in (actors_cli, sql_cli, tune_cli, serve_cli, dashboard_cli, k8s_cli):
+    for component in (actors_cli, sql_cli, export_cli, tune_cli, serve_cli, dashboard_cli, k8s_cli):
         component.register(app)
 
 
@@ -51,7 +54,7 @@ def main(
         settings = get_settings()
     except ConfigurationError as exc:
         console.print(f"[red]configuration error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(USAGE) from None
     setup_logging(log_level or settings.log_level, log_json or settings.log_json)
 
 
@@ -97,7 +100,7 @@ def db_downgrade(
 
 
 @db_app.command("status")
-def db_status() -> None:
+def db_status(as_json: Json = False) -> None:
     """Server version, schema revision and row counts."""
     from sqlalchemy import text
 
@@ -105,16 +108,24 @@ def db_status() -> None:
     from cryptocast.sql.queries import schema_version
 
     async def work(db: Database) -> None:
-        table = Table(title=f"PostgreSQL {await db.check()} at {describe(db.url)}")
-        table.add_column("item")
-        table.add_column("value", justify="right")
-        current = await schema_version(db)
-        table.add_row("schema revision", f"{current or 'none'} (head {head_revision()})")
+        server, current, head = await db.check(), await schema_version(db), head_revision()
+        rows: dict[str, int] = {}
         if current:
             async with db.connect() as conn:
                 for name in ("symbols", "price_history", "top_of_book", "models", "predictions", "commands"):
-                    count = (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
-                    table.add_row(name, f"{count:,}")
+                    rows[name] = (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
+        if as_json:
+            emit(
+                {"server": server, "database": describe(db.url), "revision": current, "head": head}
+                | {"up_to_date": current == head, "rows": rows}
+            )
+            return
+        table = Table(title=f"PostgreSQL {server} at {describe(db.url)}")
+        table.add_column("item")
+        table.add_column("value", justify="right")
+        table.add_row("schema revision", f"{current or 'none'} (head {head})")
+        for name, count in rows.items():
+            table.add_row(name, f"{count:,}")
         Console().print(table)
 
     with_database(get_settings(), work)

@@ -1,15 +1,26 @@
 """Logging set-up: human-readable by default, one JSON object per line with ``--log-json``.
 
 Context such as the pair travels as ``extra={"pair": ...}`` and becomes a field of its own.
+
+Ray starts the processes that do most of the work (pair actors, the supervisor, the training
+scheduler, Serve replicas) from the environment of the process that started Ray, not from its
+command line. So :func:`setup_logging` leaves the level and format it chose in the environment
+(``CRYPTOCAST_LOG_LEVEL``, ``CRYPTOCAST_LOG_JSON``, the settings' own variables), and each of those
+processes calls :func:`setup_worker_logging` when it starts, logging the same way as the command
+that started the system.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
+LEVEL_ENV = "CRYPTOCAST_LOG_LEVEL"
+JSON_ENV = "CRYPTOCAST_LOG_JSON"
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what the settings read as true
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
@@ -49,3 +60,11 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root.setLevel(level.upper())
     for noisy in ("asyncio", "websockets", "urllib3", "alembic", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    os.environ[LEVEL_ENV] = level.upper()  # for the processes Ray starts from here
+    os.environ[JSON_ENV] = "true" if json_lines else "false"
+
+
+def setup_worker_logging() -> None:
+    """In a process Ray started (an actor, a Serve replica): log as the starting process chose."""
+    json_lines = os.environ.get(JSON_ENV, "").strip().lower() in _TRUE
+    setup_logging(os.environ.get(LEVEL_ENV) or "INFO", json_lines)

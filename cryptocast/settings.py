@@ -117,6 +117,16 @@ class Settings(BaseSettings):
             raise ValueError('must be a whole number of days (at least 1) or "all"')
         return value
 
+    @field_validator("model_store_uri")
+    @classmethod
+    def _store_backend_installed(cls, value: str | None) -> str | None:
+        """A store in object storage needs fsspec's backend for its scheme: said at start, not at a training."""
+        if value is not None:
+            from cryptocast.storeuri import require_backend
+
+            require_backend(value)
+        return value
+
     @field_validator("pairs")
     @classmethod
     def _upper_pairs(cls, value: list[str]) -> list[str]:

@@ -16,13 +16,16 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import URL
 
+from cryptocast.exitcodes import UNREACHABLE, USAGE
 from cryptocast.records import BookTop
 from cryptocast.sql.database import Database
+from cryptocast.sql.migrate import head_revision
 from cryptocast.sql.queries import add_symbol
 from cryptocast.sql.schema import commands, models, predictions, symbols, top_of_book
 from cryptocast.sql.writer import CandleWriter
 from tests.helpers import CLI, cli_env, running_up, scratch_database
 
+HEAD = head_revision()  # the newest migration: what upgrade reaches and status reports
 FUTURE = timedelta(days=3650)  # a candle stamped ten years ahead (a clock or exchange gone wrong)
 
 
@@ -45,16 +48,16 @@ def _plain(url: URL) -> str:
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"),
+    ("url", "expected", "code"),
     [
-        ("postgresql://nobody:pw@127.0.0.1:1/x", "connection refused"),
-        ("mysql://u:p@127.0.0.1/x", "only PostgreSQL is supported"),
-        ("not a url", "not a valid URL"),
+        ("postgresql://nobody:pw@127.0.0.1:1/x", "connection refused", UNREACHABLE),
+        ("mysql://u:p@127.0.0.1/x", "only PostgreSQL is supported", USAGE),
+        ("not a url", "not a valid URL", USAGE),
     ],
 )
-def test_wrong_database_url_is_one_actionable_line(url: str, expected: str) -> None:
+def test_wrong_database_url_is_one_actionable_line(url: str, expected: str, code: int) -> None:
     result = run_cli("db", "status", env={"CRYPTOCAST_DATABASE_URL": url})
-    assert result.returncode == 1
+    assert result.returncode == code
     assert expected in result.stderr
     assert "CRYPTOCAST_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
@@ -65,14 +68,14 @@ def test_wrong_password_is_named(server_urls: dict[str, URL]) -> None:
         pytest.skip("needs the TCP server")
     bad = server_urls["tcp"].set(password="wrong-password")
     result = run_cli("db", "status", env={"CRYPTOCAST_DATABASE_URL": _plain(bad)})
-    assert result.returncode == 1 and "wrong user or password" in result.stderr
+    assert result.returncode == UNREACHABLE and "wrong user or password" in result.stderr
 
 
 def test_db_upgrade_and_downgrade_on_a_server(blank_db_url: URL) -> None:
     env = {"CRYPTOCAST_DATABASE_URL": _plain(blank_db_url)}
     up = run_cli("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
-    assert "schema at 0002" in up.stderr
+    assert f"schema at {HEAD}" in up.stderr
     down = run_cli("db", "downgrade", "base", "--yes", env=env)
     assert down.returncode == 0, down.stderr
     assert "schema at base" in down.stderr
@@ -210,7 +213,7 @@ async def test_db_upgrade_on_tcp_server(server_urls: dict[str, URL]) -> None:
         env = {"CRYPTOCAST_DATABASE_URL": _plain(url)}
         assert (await asyncio.to_thread(run_cli, "db", "upgrade", env=env)).returncode == 0
         status = await asyncio.to_thread(run_cli, "db", "status", env=env)
-        assert status.returncode == 0 and "0002 (head 0002)" in status.stdout
+        assert status.returncode == 0 and f"{HEAD} (head {HEAD})" in status.stdout
         assert (await asyncio.to_thread(run_cli, "db", "downgrade", "base", "--yes", env=env)).returncode == 0
 
 
@@ -236,7 +239,7 @@ def test_up_starts_the_system_and_ctrl_c_leaves_nothing_running(tmp_path: Path, 
     }
     with running_up(tmp_path, settings) as up:
         output = up.output
-        assert "(embedded)" in output and "schema 0002" in output, output
+        assert "(embedded)" in output and f"schema {HEAD}" in output, output
         assert "exchange: replay at http://127.0.0.1:" in output
 
         found = re.search(r"API: (http://\S+)", output)

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from cryptocast.sql.database import Database
+from cryptocast.sql.schema import symbols
 
-_REPORT = text(
+_REPORT = text(  # one pair at a time: each reads its own range of the (symbol_id, open_time) key
     """
     WITH stats AS (
-        SELECT symbol_id, min(open_time) AS first, max(open_time) AS last,
+        SELECT min(open_time) AS first, max(open_time) AS last,
                count(*) AS stored, count(*) - count(DISTINCT open_time) AS duplicates
-        FROM price_history GROUP BY symbol_id
+        FROM price_history WHERE symbol_id = :sid
     ), holes AS (
-        SELECT symbol_id, coalesce(sum(extract(epoch FROM end_time - start_time) / 60 + 1), 0)::bigint AS minutes
-        FROM gaps WHERE kind = 'exchange_hole' GROUP BY symbol_id
+        SELECT coalesce(sum(extract(epoch FROM end_time - start_time) / 60 + 1), 0)::bigint AS minutes
+        FROM gaps WHERE kind = 'exchange_hole' AND symbol_id = :sid
     )
-    SELECT s.symbol, st.first, st.last, st.stored, st.duplicates,
+    SELECT st.first, st.last, st.stored, st.duplicates,
            (extract(epoch FROM st.last - st.first) / 60 + 1)::bigint AS expected,
-           coalesce(h.minutes, 0) AS exchange_holes
-    FROM symbols s JOIN stats st ON st.symbol_id = s.id LEFT JOIN holes h ON h.symbol_id = s.id
-    ORDER BY s.symbol
+           h.minutes AS exchange_holes
+    FROM stats st CROSS JOIN holes h WHERE st.stored > 0
     """
 )
 
@@ -47,19 +48,40 @@ class Completeness:
         available = self.expected - self.exchange_holes
         return 100.0 * self.stored / available if available else 100.0
 
+    def view(self) -> dict:
+        """The pair's completeness as ``cryptocast check --json`` prints it."""
+        return {
+            "symbol": self.symbol,
+            "first": self.first,
+            "last": self.last,
+            "expected": self.expected,
+            "stored": self.stored,
+            "exchange_holes": self.exchange_holes,
+            "missing": self.missing,
+            "duplicates": self.duplicates,
+            "percent": self.percent,
+        }
 
-async def completeness(db: Database) -> list[Completeness]:
+
+async def completeness(db: Database, on_pair: Callable[[int, int], None] | None = None) -> list[Completeness]:
+    """Every pair with stored candles, by name; ``on_pair(done, total)`` after each pair is counted."""
     async with db.connect() as conn:
-        rows = (await conn.execute(_REPORT)).all()
-    return [
-        Completeness(
-            r.symbol,
-            r.first.isoformat(),
-            r.last.isoformat(),
-            r.expected,
-            r.stored,
-            r.exchange_holes,
-            r.duplicates,
-        )
-        for r in rows
-    ]
+        pairs = (await conn.execute(select(symbols.c.id, symbols.c.symbol).order_by(symbols.c.symbol))).all()
+        found = []
+        for done, (sid, symbol) in enumerate(pairs, 1):
+            r = (await conn.execute(_REPORT, {"sid": sid})).first()
+            if r is not None:
+                found.append(
+                    Completeness(
+                        symbol,
+                        r.first.isoformat(),
+                        r.last.isoformat(),
+                        r.expected,
+                        r.stored,
+                        r.exchange_holes,
+                        r.duplicates,
+                    )
+                )
+            if on_pair:
+                on_pair(done, len(pairs))
+    return found

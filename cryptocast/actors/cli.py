@@ -10,53 +10,91 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from cryptocast.cliutil import console, with_database
+from cryptocast.clioutput import Json, emit, progress_bar
+from cryptocast.cliutil import console, fail, pair_name, with_database
 from cryptocast.confirm import Yes, confirm
+from cryptocast.exitcodes import EPILOG, FAILURE, UNREACHABLE, USAGE
 from cryptocast.settings import LOOPBACK, Settings, get_settings
 from cryptocast.sql.database import Database
 
+if TYPE_CHECKING:
+    from cryptocast.actors.check import Completeness
+
 pairs_app = typer.Typer(
-    help="Tracked pairs (changes travel as command rows to the running system).", no_args_is_help=True
+    help="Tracked pairs (changes travel as command rows to the running system).",
+    no_args_is_help=True,
+    epilog=EPILOG,
 )
 REPLAY_READY_S = 60.0
+BACKFILL_WAIT_S = 3600.0
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ingest")(ingest)
-    app.command("check")(check)
+    app.command("ingest", epilog=EPILOG)(ingest)
+    app.command("check", epilog=EPILOG)(check)
     app.add_typer(pairs_app, name="pairs")
 
 
 # --- pairs ----------------------------------------------------------------------------------------
 @pairs_app.command("add")
-def pairs_add(symbol: str) -> None:
+def pairs_add(
+    symbol: str,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="follow the backfill until the pair is live (a bar on a terminal)"),
+    ] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="--wait: give up after this many seconds")] = (
+        BACKFILL_WAIT_S
+    ),
+) -> None:
     """Validate SYMBOL against the exchange and ask the running system to track it."""
+    from cryptocast.actors.backfillwatch import BackfillFailed, BackfillState, follow_backfill
     from cryptocast.actors.commands import PairRejected, validate_pair
     from cryptocast.exchange.binance import BinanceExchange
     from cryptocast.sql.queries import submit_command
 
     settings = get_settings()
+    name = pair_name(symbol)  # a malformed name ends the command before the exchange is asked
 
     async def work(db: Database) -> None:
         try:
             async with BinanceExchange(settings) as exchange:
-                info = await validate_pair(exchange, symbol)
+                info = await validate_pair(exchange, name)
         except PairRejected as exc:
-            console.print(f"[red]refused:[/] {exc}")
-            raise typer.Exit(1) from None
+            console.print(f"[red]refused:[/] {escape(str(exc))}")
+            raise typer.Exit(USAGE) from None
         except OSError as exc:
-            console.print(f"[red]error:[/] cannot reach the exchange at {settings.rest_url}: {exc}")
-            raise typer.Exit(1) from None
+            raise fail(f"cannot reach the exchange at {settings.rest_url}: {exc}", UNREACHABLE) from None
         command = await submit_command(db, "add_pair", info.symbol)
         console.print(
             f"add {info.symbol} ({info.base_asset}/{info.quote_asset}) requested as command {command}"
         )
+        if not wait:
+            return
+        with progress_bar(as_json=False) as bar:
+            task = bar.add_task(f"{info.symbol} queued", total=None)
+
+            def show(state: BackfillState) -> None:
+                bar.update(
+                    task,
+                    description=f"{info.symbol} {state.status or 'queued'}",
+                    completed=state.done,
+                    total=state.total or None,
+                )
+
+            try:
+                await follow_backfill(db, info.symbol, command, timeout, show)
+            except (BackfillFailed, TimeoutError) as exc:
+                raise fail(escape(str(exc))) from None
+        console.print(f"{info.symbol} is live")
 
     with_database(settings, work, migrate=True)
 
@@ -68,27 +106,31 @@ def pairs_remove(
     yes: Yes = False,
 ) -> None:
     """Stop ingesting SYMBOL; its data stays unless --purge (which asks first, or takes --yes)."""
-    from cryptocast.actors.commands import normalise_symbol
     from cryptocast.sql.queries import submit_command
 
+    name = pair_name(symbol)
     if purge:
-        confirm(f"purge {symbol.upper()}: delete its candles, top of book, models and predictions", yes)
+        confirm(f"purge {name}: delete its candles, top of book, models and predictions", yes)
 
     async def work(db: Database) -> None:
-        command = await submit_command(db, "purge_pair" if purge else "remove_pair", normalise_symbol(symbol))
-        console.print(f"{'purge' if purge else 'remove'} {symbol.upper()} requested as command {command}")
+        command = await submit_command(db, "purge_pair" if purge else "remove_pair", name)
+        console.print(f"{'purge' if purge else 'remove'} {name} requested as command {command}")
 
     with_database(get_settings(), work, migrate=True)
 
 
 @pairs_app.command("list")
-def pairs_list() -> None:
+def pairs_list(as_json: Json = False) -> None:
     """Tracked pairs with their state, last candle and backfill progress."""
     from cryptocast.sql.queries import list_symbols
 
     async def work(db: Database) -> None:
+        rows = await list_symbols(db)
+        if as_json:
+            emit({"pairs": [_pair_view(row) for row in rows]})
+            return
         table = Table("pair", "status", "last candle (UTC)", "backfill", "restarts", "last error")
-        for row in await list_symbols(db):
+        for row in rows:
             total = row["backfill_total"]
             progress = f"{100 * row['backfill_done'] / total:.0f} %" if total else "-"
             last = f"{row['last_candle_time']:%Y-%m-%d %H:%M}" if row["last_candle_time"] else "-"
@@ -105,15 +147,53 @@ def pairs_list() -> None:
     with_database(get_settings(), work, migrate=True)
 
 
+def _pair_view(row: dict) -> dict:
+    """A pair's row as ``pairs list --json`` prints it."""
+    total = row["backfill_total"]
+    return {
+        "symbol": row["symbol"],
+        "exchange": row["exchange"],
+        "base_asset": row["base_asset"],
+        "quote_asset": row["quote_asset"],
+        "status": row["status"],
+        "added_at": row["added_at"],
+        "last_candle_time": row["last_candle_time"],
+        "backfill": {
+            "done": row["backfill_done"],
+            "total": total,
+            "percent": round(100.0 * row["backfill_done"] / total, 2) if total else None,
+            "eta_s": row["backfill_eta_s"],
+        },
+        "restarts": row["restarts"],
+        "last_error": row["last_error"],
+        "heartbeat_at": row["heartbeat_at"],
+    }
+
+
 # --- check ----------------------------------------------------------------------------------------
-def check() -> None:
-    """Completeness per pair: expected vs stored minutes, exchange holes vs ingestion gaps, duplicates."""
-    from cryptocast.actors.check import Completeness, completeness
+def check(as_json: Json = False) -> None:
+    """Completeness per pair: expected vs stored minutes, exchange holes vs ingestion gaps, duplicates.
+
+    Exits 1 when a pair misses minutes that are not exchange holes or holds duplicates.
+    """
+    from cryptocast.actors.check import completeness
 
     async def work(db: Database) -> list[Completeness]:
-        return await completeness(db)
+        with progress_bar(as_json) as bar:
+            task = bar.add_task("checking pairs", total=None)
+            return await completeness(db, lambda done, total: bar.update(task, completed=done, total=total))
 
     report = with_database(get_settings(), work, migrate=True)
+    problems = any(c.missing or c.duplicates for c in report)
+    if as_json:
+        emit({"ok": not problems, "pairs": [c.view() for c in report]})
+    else:
+        _check_table(report)
+    if problems:
+        raise typer.Exit(FAILURE)
+
+
+def _check_table(report: list[Completeness]) -> None:
     table = Table(
         "pair",
         "first (UTC)",
@@ -138,8 +218,6 @@ def check() -> None:
             f"{c.percent:.3f} %",
         )
     Console().print(table)
-    if any(c.missing or c.duplicates for c in report):
-        raise typer.Exit(1)
 
 
 # --- ingest -----------------------------------------------------------------------------------------
@@ -240,10 +318,11 @@ def run_ingest(
             try:
                 if on_ready:
                     await on_ready(db)
-                while not stop.requested:
-                    snapshot = await background.supervisor.snapshot.remote()
-                    _print_progress(snapshot)
-                    await asyncio.to_thread(stop.wait, 5.0)
+                with progress_bar(as_json=False) as bar:
+                    shown = _IngestProgress(bar)
+                    while not stop.requested:
+                        shown.show(await background.supervisor.snapshot.remote())
+                        await asyncio.to_thread(stop.wait, 5.0)
             finally:
                 console.print("stopping: flushing candles and closing streams …")
                 await asyncio.to_thread(stop_background, background)
@@ -252,6 +331,28 @@ def run_ingest(
                 stop_ray()
 
     with_database(settings, work, migrate=True)
+
+
+class _IngestProgress:
+    """Each pair's backfill as a bar on a terminal (minutes stored of the span to fetch); elsewhere a
+    status line per poll."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, TaskID] = {}
+
+    def show(self, snapshot: dict) -> None:
+        if self.bar.disable:
+            _print_progress(snapshot)
+            return
+        for symbol, p in sorted(snapshot["pairs"].items()):
+            b = p["backfill"]
+            description = f"{symbol} {p['status']}"
+            if symbol not in self.tasks:
+                self.tasks[symbol] = self.bar.add_task(description, total=None)
+            self.bar.update(
+                self.tasks[symbol], description=description, completed=b["done"], total=b["total"] or None
+            )
 
 
 def _print_progress(snapshot: dict) -> None:

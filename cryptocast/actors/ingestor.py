@@ -29,6 +29,7 @@ from cryptocast.actors.backfill import PROGRESS_EVERY_S, Backfill
 from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.heldwrites import HeldWrites
 from cryptocast.actors.paircontext import Counters, IngestConfig, PairContext
+from cryptocast.actors.pairmetrics_flush import MetricsFlush
 from cryptocast.actors.repair import Repair
 from cryptocast.actors.rest_budgeted import KLINES_WEIGHT, PAGE, Budget, BudgetedRest
 from cryptocast.actors.sanity import from_the_future
@@ -68,6 +69,7 @@ class PairIngestor:
         self.repair = Repair(self.ctx, db, self.rest, self.held)
         self.streams = StreamKeeper(self.ctx, exchange, budget, self.rest)
         self.backfill = Backfill(self.ctx, self.rest, self.held, self.repair, self._report_progress)
+        self.metrics = MetricsFlush(self.ctx, db, self.held)
         self.state = "starting"
         self.heartbeat = time.time()
         self._quote: BookQuote | None = None  # the newest quote, stored with the next closed minute
@@ -99,6 +101,7 @@ class PairIngestor:
         finally:
             await self.streams.close()
             await self.held.flush()
+            await self.metrics.flush()
 
     # --- state ------------------------------------------------------------------------------------
     async def _load(self) -> None:
@@ -138,6 +141,7 @@ class PairIngestor:
             backfill_eta_s=progress.eta_s,
             heartbeat_at=func.now(),
         )
+        await self.metrics.flush_if_due()
 
     def status(self) -> dict:
         clock, last_stored, progress = self.ctx.clock, self.held.last_stored, self.backfill.progress
@@ -184,6 +188,7 @@ class PairIngestor:
         self.heartbeat = time.time()
         await self.held.retry()
         await self._update_pair(heartbeat_at=func.now())
+        await self.metrics.flush_if_due()
 
     async def _on_closed(self, candle: Candle) -> None:
         self.heartbeat = time.time()
@@ -211,3 +216,4 @@ class PairIngestor:
             self._quote = None
         await self.held.store([candle])
         await self.repair.reconcile(candle)
+        await self.metrics.flush_if_due()

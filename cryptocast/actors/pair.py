@@ -18,7 +18,7 @@ from cryptocast.actors.budget import RateBudget
 from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.ingestor import IngestConfig, PairIngestor
 from cryptocast.exchange.binance import BinanceExchange
-from cryptocast.logs import setup_logging
+from cryptocast.logs import setup_worker_logging
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import symbols
 from cryptocast.sql.urlfile import read_url
@@ -95,7 +95,7 @@ class PairActor:
     def __init__(
         self, symbol: str, db_url_file: str | None, rest_url: str, stream_url: str, lookback_ms: int | None
     ) -> None:
-        setup_logging()
+        setup_worker_logging()
         self.symbol = symbol
         self.db_url = read_url(db_url_file)
         self.rest_url, self.stream_url = rest_url, stream_url

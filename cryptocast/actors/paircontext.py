@@ -44,6 +44,8 @@ class Counters:
     future_rejected: int = 0  # closed candles dated after the exchange's now
     rejected: int = 0  # candles the writer refused as insane
     quotes_refused: int = 0
+    throttled: int = 0  # REST answers 429
+    banned: int = 0  # REST answers 418
 
 
 @dataclass

@@ -68,6 +68,10 @@ class BudgetedRest:
                 return result
             except BinanceAPIException as exc:
                 if exc.status_code in (418, 429):
+                    if exc.status_code == 429:
+                        self.ctx.counters.throttled += 1
+                    else:
+                        self.ctx.counters.banned += 1
                     retry_after = float(exc.response.headers.get("Retry-After", 60)) if exc.response else 60.0
                     log.warning(
                         "rate limited (HTTP %s): waiting %.0f s",

@@ -24,7 +24,7 @@ from cryptocast.actors import commands
 from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.pair import NAMESPACE, PairActor, budget_actor, pair_actor_name
 from cryptocast.exchange.binance import BinanceExchange
-from cryptocast.logs import setup_logging
+from cryptocast.logs import setup_worker_logging
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import COMMANDS_CHANNEL, symbols
@@ -65,7 +65,7 @@ class Supervisor:
         lookback_ms: int | None,
         weight_limit: int,
     ) -> None:
-        setup_logging()
+        setup_worker_logging()
         self.db_url_file, self.db_url = db_url_file, read_url(db_url_file)
         self.rest_url, self.stream_url = rest_url, stream_url
         self.lookback_ms = lookback_ms

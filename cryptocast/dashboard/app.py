@@ -12,13 +12,16 @@ then followed on the 5 s interval until it is done or failed; the training panel
 table are read on the same interval.
 
 Every value a callback gets comes back from the browser, where anyone can rewrite it: a pair symbol
-is checked against the pair pattern before a request is built with it, a window against the known
-windows, a command id against the API's bounds and the page's stamp against the shape it was written in.
+is checked against the pair pattern before a request is built with it, the shown range against its
+bounds (:mod:`cryptocast.dashboard.ranges`), a command id against the API's bounds and the page's
+stamp against the shape it was written in.
 
-A redraw of the chart already on screen (same pair and window) is sent as a ``Patch`` of its
+A redraw of the chart already on screen (same pair and range) is sent as a ``Patch`` of its
 traces and title, never as a whole figure: ``dcc.Graph`` writes a drag zoom into its own
 ``figure`` prop, so Plotly counts that range as the app's and a whole new figure without it
-would autorange the axis. A new pair or window sends a whole figure, which resets the zoom.
+would autorange the axis. A new pair or range (a preset, a picked range, following live or not)
+sends a whole figure, which resets the zoom. While following live, the range keeps its length and
+ends at the newest candle; a picked range is drawn over exactly its span.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from cryptocast.dashboard import figures, health, panels, session, training
+from cryptocast.dashboard import figures, health, panels, ranges, session, training
 from cryptocast.dashboard.changes import refusal, register_changes
-from cryptocast.dashboard.client import ApiClient, ApiProblem, checked_symbol, is_symbol, window_start
-from cryptocast.dashboard.layout import INDEX, NO_PAIR, WINDOWS, page
+from cryptocast.dashboard.client import ApiClient, ApiProblem, checked_symbol, is_symbol
+from cryptocast.dashboard.layout import INDEX, NO_PAIR, page
+from cryptocast.dashboard.rangeview import DEFAULT_VIEW, register_range
 from cryptocast.dashboard.session import SessionStore
 from cryptocast.sql.schema import OPEN_STATUSES
 
@@ -56,6 +60,7 @@ def create_app(api_url: str) -> Dash:
     api = ApiClient(api_url)
     register_callbacks(app, api, sessions)
     register_changes(app, api, sessions)
+    register_range(app, api)
     return app
 
 
@@ -105,17 +110,14 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
         Output("chart-message", "children"),
         Output("drawn", "data"),
         Input("stamp", "data"),
-        Input("window", "value"),
+        Input("view", "data"),
         State("drawn", "data"),
     )
-    def chart(shown: object, window: object, drawn: object) -> tuple:
+    def chart(shown: object, stored: object, drawn: object) -> tuple:
         stamp = _stamp(shown)
         symbol = stamp.get("symbol")
-        if not isinstance(window, str) or window not in WINDOWS:
-            return _problem(
-                f"'{str(window)[:20]}' is not a chart window: one of {', '.join(WINDOWS)}.", keep=False
-            )
-        on_screen = drawn is not None and drawn == figures.revision(symbol, window)
+        view = ranges.from_store(stored, DEFAULT_VIEW)
+        on_screen = drawn is not None and drawn == figures.revision(symbol, view.key())
         if stamp.get("error"):
             return _problem(stamp["error"], on_screen)
         if not symbol:
@@ -125,35 +127,41 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
                 f"{symbol}: no candles stored yet ({stamp.get('status') or 'requested'}).", keep=False
             )
         last = stamp["last"]
-        start = window_start(last, timedelta(minutes=WINDOWS[window]))
+        start, end = view.window(last)
         try:
-            candles = api.candles(symbol, start)
-            past_start = max(start, last - PAST_FORECAST_SPAN)
-            past = api.predictions(symbol, past_start)["predictions"]
+            candles = api.candles(symbol, start, end)
+            past = api.predictions(symbol, max(start, end - PAST_FORECAST_SPAN), end)["predictions"]
         except ApiProblem as exc:
             return _problem(exc.message, on_screen)
         latest, note = None, ""
-        try:
-            latest = api.latest(symbol)
-        except ApiProblem as exc:
-            note = exc.message
-        fig = figures.price_figure(symbol, window, candles, past, latest)
+        if end > last:  # the newest forecast starts from the newest candle: drawn when it is in range
+            try:
+                latest = api.latest(symbol)
+            except ApiProblem as exc:
+                note = exc.message
+        xrange = None if view.follow else (start, end)
+        fig = figures.price_figure(symbol, view.key(), candles, past, latest, xrange)
         return (_live_patch(fig) if on_screen else fig), note, fig.layout.uirevision
 
     @app.callback(
         Output("replay-banner", "children"),
+        Output("replay-banner", "title"),
         Output("replay-banner", "hidden"),
         Output("system", "children"),
         Input("slow-tick", "n_intervals"),
     )
     def system(_: int | None) -> tuple:
+        """The banner and the status table: ``/health`` and ``/status`` (every pair in one query)."""
         try:
             health = api.health()
-            details = [api.pair(r["symbol"]) for r in api.pairs() if r["status"] != "removed"]
+            status = api.status()
         except ApiProblem as exc:
-            return no_update, no_update, exc.message
-        replay = panels.is_replay(health)
-        return (panels.replay_banner(health) if replay else []), not replay, panels.system_panel(details)
+            return no_update, no_update, no_update, exc.message
+        table = panels.system_panel(status["pairs"])
+        if not panels.is_replay(health):
+            return [], "", True, table
+        line, details = panels.replay_banner(health, status["exchange_time"])
+        return line, details, False, table
 
     @app.callback(
         Output("accuracy", "children"),
@@ -161,8 +169,9 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
         Output("book-chart", "figure"),
         Input("slow-tick", "n_intervals"),
         Input("pair", "value"),
+        Input("view", "data"),
     )
-    def pair_panels(_: int | None, symbol: str | None) -> tuple:
+    def pair_panels(_: int | None, symbol: str | None, stored: object) -> tuple:
         if not symbol:
             return NO_PAIR, NO_PAIR, figures.message_figure(NO_PAIR, figures.BOOK_HEIGHT)
         try:
@@ -173,10 +182,9 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
         last = detail["freshness"]["last_candle_time"]
         if last is None:
             return accuracy, plan, figures.message_figure(f"{symbol}: no data yet", figures.BOOK_HEIGHT)
+        start, end = ranges.from_store(stored, DEFAULT_VIEW).window(datetime.fromisoformat(last))
         try:
-            book = figures.book_figure(
-                symbol, api.top_of_book(symbol, datetime.fromisoformat(last) - timedelta(hours=1))
-            )
+            book = figures.book_figure(symbol, api.top_of_book(symbol, start, end), (start, end))
         except ApiProblem as exc:
             book = figures.message_figure(exc.message, figures.BOOK_HEIGHT)
         return accuracy, plan, book

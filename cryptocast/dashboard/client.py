@@ -11,7 +11,7 @@ session's, :mod:`cryptocast.dashboard.session`), or none, and the API decides.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
@@ -21,6 +21,7 @@ from cryptocast.actors.commands import SYMBOL_PATTERN
 
 REQUEST_TIMEOUT_S = 10.0
 MAX_PAGE = 10_000  # the API's largest ``limit``
+EXPORTS = ("candles", "predictions", "top-of-book")  # what the API sends as CSV
 
 
 class ApiProblem(RuntimeError):
@@ -80,21 +81,42 @@ class ApiClient:
     def pair(self, symbol: str) -> dict:
         return self.get(pair_path("/pairs", symbol))
 
-    def candles(self, symbol: str, start: datetime) -> dict:
-        """Every candle from ``start`` on, following ``next_start`` (a week is more than one page)."""
-        path = pair_path("/pairs", symbol, "candles")
-        body = self.get(path, start=start.isoformat(), limit=MAX_PAGE)
-        rows = body["candles"]
+    def status(self) -> dict:
+        """Every tracked pair's state, lag, completeness and restarts, read by the API in one query."""
+        return self.get("/status")
+
+    def _paged(self, symbol: str, what: str, start: datetime, end: datetime | None) -> dict:
+        """Every row of ``what`` in [start, end), following ``next_start`` (a week is more than one page)."""
+        path = pair_path("/pairs", symbol, what)
+        until = end.isoformat() if end is not None else None
+        body = self.get(path, start=start.isoformat(), end=until, limit=MAX_PAGE)
+        key = what.replace("-", "_")
+        rows = body[key]
         while body["next_start"]:
-            body = self.get(path, start=body["next_start"], limit=MAX_PAGE)
-            rows.extend(body["candles"])
-        return body | {"candles": rows}
+            body = self.get(path, start=body["next_start"], end=until, limit=MAX_PAGE)
+            rows.extend(body[key])
+        return body | {key: rows}
 
-    def top_of_book(self, symbol: str, start: datetime) -> dict:
-        return self.get(pair_path("/pairs", symbol, "top-of-book"), start=start.isoformat(), limit=MAX_PAGE)
+    def candles(self, symbol: str, start: datetime, end: datetime | None = None) -> dict:
+        """Every candle in [start, end) (from ``start`` on when ``end`` is None)."""
+        return self._paged(symbol, "candles", start, end)
 
-    def predictions(self, symbol: str, start: datetime) -> dict:
-        return self.get(pair_path("/pairs", symbol, "predictions"), start=start.isoformat(), limit=MAX_PAGE)
+    def top_of_book(self, symbol: str, start: datetime, end: datetime | None = None) -> dict:
+        """Every minute's best bid and ask in [start, end)."""
+        return self._paged(symbol, "top-of-book", start, end)
+
+    def predictions(self, symbol: str, start: datetime, end: datetime | None = None) -> dict:
+        end_text = end.isoformat() if end is not None else None
+        return self.get(
+            pair_path("/pairs", symbol, "predictions"), start=start.isoformat(), end=end_text, limit=MAX_PAGE
+        )
+
+    def export(self, symbol: str, what: str, start: datetime, end: datetime) -> str:
+        """The API's CSV of ``what`` (one of ``EXPORTS``) in [start, end), as text."""
+        if what not in EXPORTS:
+            raise ApiProblem(f"'{what[:40]}' cannot be downloaded: one of {', '.join(EXPORTS)}")
+        params = {"format": "csv", "start": start.isoformat(), "end": end.isoformat()}
+        return self._send("GET", pair_path("/pairs", symbol, what), params=params).text
 
     def latest(self, symbol: str) -> dict:
         return self.get(pair_path("/pairs", symbol, "predictions/latest"))
@@ -155,8 +177,3 @@ def shown_url(url: str) -> str:
     """``url`` as the page may show it: scheme, host, port and path, without user, password or query."""
     parts = urlsplit(url)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
-
-
-def window_start(last_candle: datetime, window: timedelta) -> datetime:
-    """Start of a chart window that ends at the newest candle (inclusive)."""
-    return last_candle - window + timedelta(minutes=1)

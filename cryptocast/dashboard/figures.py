@@ -55,13 +55,29 @@ def message_figure(text: str, height: int = CHART_HEIGHT) -> go.Figure:
     return fig
 
 
-def revision(symbol: str | None, window: str) -> str:
-    """The price chart's ``uirevision``: one per pair and window."""
-    return f"{symbol}/{window}"
+def revision(symbol: str | None, view: str) -> str:
+    """The price chart's ``uirevision``: one per pair and view (``ranges.View.key``)."""
+    return f"{symbol}/{view}"
 
 
-def price_figure(symbol: str, window: str, candles: dict, past: list[dict], latest: dict | None) -> go.Figure:
-    """Candlesticks, past forecasts at their target times, and the newest forecast with its bands."""
+def time_axis(xrange: tuple[datetime, datetime] | None) -> dict:
+    """A UTC time axis, over ``xrange`` exactly when given (a picked range), else fitted to the data."""
+    axis: dict = {"title": UTC_AXIS}
+    if xrange is not None:
+        axis["range"] = [t.strftime("%Y-%m-%d %H:%M:%S") for t in xrange]
+    return axis
+
+
+def price_figure(
+    symbol: str,
+    view: str,
+    candles: dict,
+    past: list[dict],
+    latest: dict | None,
+    xrange: tuple[datetime, datetime] | None = None,
+) -> go.Figure:
+    """Candlesticks, past forecasts at their target times, and the newest forecast with its bands;
+    over ``xrange`` when the viewer picked one."""
     rows = candles["candles"]
     fig = go.Figure()
     fig.add_trace(
@@ -84,10 +100,10 @@ def price_figure(symbol: str, window: str, candles: dict, past: list[dict], late
         height=CHART_HEIGHT,
         template="plotly_white",
         margin=MARGIN,
-        uirevision=revision(symbol, window),
+        uirevision=revision(symbol, view),
         hovermode="x unified",
         legend={"orientation": "h", "y": -0.12},
-        xaxis={"title": UTC_AXIS, "rangeslider": {"visible": False}},
+        xaxis=time_axis(xrange) | {"rangeslider": {"visible": False}},
         yaxis={"title": "price", "side": "right"},
     )
     return fig
@@ -156,11 +172,11 @@ def _add_forecast(fig: go.Figure, latest: dict, last_candle: list) -> None:
     )
 
 
-def book_figure(symbol: str, book: dict) -> go.Figure:
-    """Best bid and ask per minute, and the spread in basis points on its own axis."""
+def book_figure(symbol: str, book: dict, xrange: tuple[datetime, datetime]) -> go.Figure:
+    """Best bid and ask per minute over ``xrange``, and the spread in basis points on its own axis."""
     rows = book["top_of_book"]
     if not rows:
-        return message_figure(f"{symbol}: no top-of-book quotes stored yet", BOOK_HEIGHT)
+        return message_figure(f"{symbol}: no top-of-book quotes in this range", BOOK_HEIGHT)
     x = [utc(r[0]) for r in rows]
     spread = [BPS * (r[3] - r[1]) / ((r[3] + r[1]) / 2) for r in rows]
     fig = go.Figure()
@@ -173,10 +189,10 @@ def book_figure(symbol: str, book: dict) -> go.Figure:
         height=BOOK_HEIGHT,
         template="plotly_white",
         margin=MARGIN,
-        uirevision=symbol,
+        uirevision=symbol,  # a new range (the app's) is drawn; a zoom stays while the range does
         hovermode="x unified",
         legend={"orientation": "h", "y": -0.25},
-        xaxis={"title": UTC_AXIS},
+        xaxis=time_axis(xrange),
         yaxis={"title": "price"},
         yaxis2={"title": "spread (bps)", "overlaying": "y", "side": "right"},
     )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from cryptocast.dashboard.client import shown_url
+from cryptocast.dashboard import ranges
+from cryptocast.dashboard.client import EXPORTS, shown_url
 
-WINDOWS = {"1h": 60, "6h": 360, "1d": 1440, "1w": 10080}  # minutes of candles the chart loads
+WINDOWS = {"1h": 60, "6h": 360, "1d": 1440, "1w": 10080}  # presets: minutes of candles, following live
 DEFAULT_WINDOW = "6h"
+FOLLOW = "follow"  # the follow-live toggle's value when on
 FAST_POLL_MS = 1000  # new candle / new forecast check
 NO_PAIR = "No pair selected."
 # banner, accuracy, book, calibration, training, models and system panels; a followed command
@@ -24,10 +26,13 @@ body { font-family: system-ui, sans-serif; margin: 0; background: #f6f7f9; color
 header { display: flex; align-items: baseline; gap: 1rem; padding: .6rem 1.2rem; background: #1d2330; color: #fff; }
 header h1 { font-size: 1.3rem; margin: 0; }
 main { padding: .6rem 1.2rem; }
-.banner { background: #ffcc00; color: #3a2c00; padding: .5rem 1.2rem; font-size: .95rem; }
+.banner { background: #ffcc00; color: #3a2c00; padding: .5rem 1.2rem; font-size: .95rem; line-height: 1.4;
+          white-space: nowrap; overflow: hidden; text-overflow: ellipsis; cursor: help; }
 .controls { display: flex; flex-wrap: wrap; gap: .8rem; align-items: center; margin-bottom: .4rem; }
 .controls .picker { width: 14rem; }
 .controls .dash-input-container, .auth .dash-input-container, .purge .dash-input-container { width: 16rem; }
+.controls .range-input { width: 11.5rem; }
+.controls .export-kind { width: 10rem; }
 .card { background: #fff; border-radius: 6px; padding: .6rem .9rem; margin-bottom: .8rem;
         box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .row { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
@@ -58,10 +63,47 @@ def controls() -> html.Div:
         [
             dcc.Dropdown(id="pair", className="picker", clearable=False, placeholder="pair"),
             dcc.RadioItems(id="window", options=list(WINDOWS), value=DEFAULT_WINDOW, inline=True),
+            dcc.Checklist(id="follow", options=[{"label": "follow live", "value": FOLLOW}], value=[FOLLOW]),
             dcc.Input(id="new-pair", placeholder="add a pair, e.g. ETHUSDT", debounce=False, type="text"),
             html.Button("Add pair", id="add-pair"),
             html.Button("Remove selected pair", id="remove-pair"),
             dcc.ConfirmDialog(id="confirm-remove"),
+        ],
+        className="controls",
+    )
+
+
+def time_range() -> html.Div:
+    """Typed start and end (UTC) of a range to show, and the download of the shown pair over it."""
+    return html.Div(
+        [
+            html.Label("from", htmlFor="range-start"),
+            dcc.Input(
+                id="range-start",
+                className="range-input",
+                placeholder=ranges.TYPED,
+                type="text",
+                maxLength=ranges.MAX_TEXT,
+            ),
+            html.Label("to", htmlFor="range-end"),
+            dcc.Input(
+                id="range-end",
+                className="range-input",
+                placeholder=ranges.TYPED,
+                type="text",
+                maxLength=ranges.MAX_TEXT,
+            ),
+            html.Button("Show range", id="show-range"),
+            dcc.Dropdown(
+                id="export-kind",
+                className="export-kind",
+                options=list(EXPORTS),
+                value=EXPORTS[0],
+                clearable=False,
+            ),
+            html.Button("Download CSV", id="download"),
+            dcc.Download(id="download-file"),
+            html.Span(id="range-message", className="message"),
         ],
         className="controls",
     )
@@ -108,6 +150,7 @@ def page(api_url: str) -> html.Div:
                     html.Div(id="api-message", className="message"),
                     sign_in(),
                     controls(),
+                    time_range(),
                     purge(),
                     html.Div(id="pair-message", className="message"),
                     html.Div(id="pair-progress", className="progress"),
@@ -126,7 +169,7 @@ def page(api_url: str) -> html.Div:
                             ),
                             html.Div(
                                 [
-                                    html.H2("Top of book"),
+                                    html.H2("Top of book (the shown range)"),
                                     dcc.Graph(id="book-chart", config={"displaylogo": False}),
                                 ],
                                 className="card",
@@ -160,6 +203,7 @@ def page(api_url: str) -> html.Div:
             dcc.Interval(id="fast-tick", interval=FAST_POLL_MS),
             dcc.Interval(id="slow-tick", interval=SLOW_POLL_MS),
             dcc.Store(id="stamp"),
+            dcc.Store(id="view", data=ranges.to_store(ranges.live(WINDOWS[DEFAULT_WINDOW]))),
             dcc.Store(id="drawn"),  # uirevision of the price figure on screen; None while it shows a message
             dcc.Store(id="pending"),
             dcc.Store(id="following"),  # the id of the training command the page follows; None when none

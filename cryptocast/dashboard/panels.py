@@ -43,20 +43,24 @@ def is_replay(health: dict) -> bool:
     return "replay" in exchange or exchange.get("url", "").rstrip("/") not in LIVE_REST_URLS
 
 
-def replay_banner(health: dict) -> list:
-    """What the banner says; details (recording, shift, speed) when the API reports them."""
+def replay_banner(health: dict, clock: str | None) -> tuple[list, str]:
+    """The banner's one line, and its details for the hover title: recordings and their time shift,
+    speed, the exchange's clock (``clock``, ISO) and the source when it is a public one."""
     exchange = health.get("exchange") or {}
     details = exchange.get("replay") or {}
-    parts = [html.Strong("REPLAY EXCHANGE"), " — replayed recordings, not the live market."]
+    line = [html.Strong("REPLAY EXCHANGE"), " — replayed recordings, not the live market"]
+    facts = []
     if details:
         recordings = ", ".join(f"{s}: {r}" for s, r in sorted((details.get("recordings") or {}).items()))
-        parts.append(
-            f" Recording {recordings or '—'}; time shift {details.get('shift', '—')};"
-            f" speed {details.get('speed', '—')}×."
-        )
+        line.append(f" · {details.get('speed', '—')}× · clock {when(clock)}")
+        facts += [
+            f"Recordings {recordings or '—'}, shifted by {details.get('shift', '—')}",
+            f"speed {details.get('speed', '—')}× the recorded time",
+        ]
+    facts.append(f"exchange clock {when(clock)}")
     if exchange.get("url"):  # the API names only public endpoints; a replay's address stays with it
-        parts.append(f" Source: {exchange['url']}")
-    return parts
+        facts.append(f"source {exchange['url']}")
+    return line, "; ".join(facts) + "."
 
 
 def pair_progress(symbol: str, row: dict | None, detail: dict | None) -> str:
@@ -87,8 +91,8 @@ def accuracy_panel(detail: dict) -> list:
                 f"{s['mae']:.4g}",
                 f"{s['mae_persistence']:.4g}",
                 f"{s['skill']:+.3f}",
-                f"{100 * s['coverage_80']:.1f} % (80 %)",
-                f"{100 * s['coverage_95']:.1f} % (95 %)",
+                f"{percent(s['coverage_80'], 1)} (80 %)",
+                f"{percent(s['coverage_95'], 1)} (95 %)",
             ]
         )
     header = ["horizon", "scored", "MAE model", "MAE persistence", "skill", "coverage 80", "coverage 95"]
@@ -154,22 +158,26 @@ def calibration_panel(answer: dict) -> list:
     ]
 
 
-def system_panel(details: list[dict]) -> html.Table:
-    """Every pair's state, lag, completeness and restarts (from ``GET /pairs/{symbol}``)."""
+def system_panel(pairs: list[dict]) -> html.Table:
+    """Every pair's state, lag, completeness and restarts (from ``GET /status``: one query for all)."""
     rows = []
-    for d in details:
-        lag = d["freshness"]["data_lag_s"]
-        completeness = d["completeness_percent"]
+    for p in pairs:
+        lag, completeness, alarm = p["data_lag_s"], p["completeness_percent"], p["alarm"] or {}
         rows.append(
             [
-                d["symbol"],
-                d["status"],
+                p["symbol"],
+                p["status"],
                 f"{lag:.1f} s" if lag is not None else "—",
                 f"{completeness:.2f} %" if completeness is not None else "—",
-                str(d["restarts"]),
-                when(d["freshness"]["last_candle_time"]),
-                d["last_error"] or d["alarm"] or "",
+                str(p["restarts"]),
+                when(p["last_candle_time"]),
+                p["last_error"] or alarm.get("message") or "",
             ]
         )
     header = ["pair", "state", "lag", "completeness", "restarts", "last candle", "problem"]
     return table(header, rows, "system-table")
+
+
+def percent(share: float | None, digits: int) -> str:
+    """A share as a percentage; a dash where no interval was stored to cover anything."""
+    return "–" if share is None else f"{100 * float(share):.{digits}f} %"

@@ -117,8 +117,8 @@ def _live(scores: list[dict]) -> list | str:
     rows = sorted(scores, key=lambda s: (s["horizon"], not s["served"]))
     return [
         html.Div(
-            f"+{s['horizon']}: {int(s['n'])}, {_signed(s['skill'])}, {100 * float(s['coverage_80']):.0f}/"
-            f"{100 * float(s['coverage_95']):.0f} %" + ("" if s["served"] else " shadow")
+            f"+{s['horizon']}: {int(s['n'])}, {_signed(s['skill'])}, {_points(s['coverage_80'])}/"
+            f"{_points(s['coverage_95'])} %" + ("" if s["served"] else " shadow")
         )
         for s in rows
     ] or "—"
@@ -177,3 +177,8 @@ def models_table(answer: dict) -> html.Table | html.P:
     if not rows:
         return html.P(f"{answer['symbol']}: no model yet.")
     return table(MODELS_HEADER, rows, "models-table")
+
+
+def _points(share: float | None) -> str:
+    """A coverage in whole percentage points; a dash where no interval was stored."""
+    return "–" if share is None else f"{100 * float(share):.0f}"

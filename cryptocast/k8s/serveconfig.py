@@ -44,7 +44,11 @@ def settings_from_env(env: dict[str, str]) -> Settings:
         name = key.removeprefix(ENV_PREFIX).lower()
         if key.startswith(ENV_PREFIX) and name in SERVE_FIELDS:
             values[name] = value
-    return Settings(_env_file=None, mode="dev", api_token=RENDER_TOKEN, **values)
+    # The store's fsspec backend (s3fs for s3://) is in the cluster's image; rendering opens no
+    # store, so it is not checked on the machine that renders.
+    store = values.pop("model_store_uri")
+    settings = Settings(_env_file=None, mode="dev", api_token=RENDER_TOKEN, **values)
+    return settings.model_copy(update={"model_store_uri": store})
 
 
 def offline_pairs(symbols: list[str]) -> list[PairEntry]:

@@ -21,8 +21,10 @@ from datetime import timedelta
 
 from ray import serve
 
+from cryptocast.logs import setup_worker_logging
 from cryptocast.serve import scoring
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, generate, pair_app_name
+from cryptocast.serve.metrics import LatencyBuckets
 from cryptocast.serve.replicadb import replica_database
 from cryptocast.sql import command_queue
 from cryptocast.sql.notices import listen
@@ -69,9 +71,11 @@ AND (status IN ('pending', 'running') OR created_at > now() - $2 * interval '1 m
 @serve.deployment(name=LIVE_DEPLOYMENT)
 class LivePredictor:
     def __init__(self, options: dict) -> None:
+        setup_worker_logging()
         self.options = ServeOptions(**options)
         self.db = replica_database(self.options.database_url_file)
         self.latency_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)  # notification → rows stored
+        self.latency_buckets = LatencyBuckets()  # the same, for Prometheus
         self.counts = {"notifications": 0, "stored": 0, "late": 0, "failed": 0, "retrains": 0, "applied": 0}
         self.last_error: str | None = None
         self.skill_checked: dict[int, float] = {}
@@ -143,7 +147,8 @@ class LivePredictor:
                 log.warning("prediction not stored: %s", self.last_error)
                 return 0
         if received is not None:
-            self.latency_s.append(time.perf_counter() - received)
+            self.latency_s.append(seconds := time.perf_counter() - received)
+            self.latency_buckets.observe(seconds)
         self.counts["stored"] += len(answer["rows"])
         self.counts["late"] += len(answer["rows"]) if late else 0
         await self._watch_skill(sid, symbol)
@@ -215,5 +220,6 @@ class LivePredictor:
         return {
             "counts": dict(self.counts),
             "store_latency_s": {"n": len(ordered), "p50": quantile(0.5), "p99": quantile(0.99)},
+            "store_latency_buckets": self.latency_buckets.snapshot(),
             "last_error": self.last_error,
         }

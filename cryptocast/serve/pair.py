@@ -14,6 +14,7 @@ import time
 
 from ray import serve
 
+from cryptocast.logs import setup_worker_logging
 from cryptocast.serve.config import PAIR_CPUS, PAIR_DEPLOYMENT
 from cryptocast.serve.forecasts import (
     ModelSet,
@@ -46,6 +47,7 @@ class PairModel:
     def __init__(
         self, symbol: str, symbol_id: int, model_store: str, database_url_file: str | None = None
     ) -> None:
+        setup_worker_logging()
         self.symbol, self.symbol_id, self.model_store = symbol, symbol_id, model_store
         self.db = replica_database(database_url_file)
         self.models = ModelSet()

@@ -9,6 +9,7 @@ their news) once, in its ``__init__``; routes receive it through ``api.deps.Serv
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from cryptocast.logs import setup_worker_logging
 from cryptocast.serve.api.app import build_api
 from cryptocast.serve.api.services import ApiServices
 from cryptocast.serve.config import ServeOptions
@@ -22,6 +23,7 @@ api = build_api()
 @serve.ingress(api)
 class Router:
     def __init__(self, options: dict, live: DeploymentHandle) -> None:
+        setup_worker_logging()
         get_settings().require_api_token()
         self.services = ApiServices(ServeOptions(**options), live)
 

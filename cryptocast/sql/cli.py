@@ -6,14 +6,15 @@ same records the API's ``/commands`` routes answer, for scripts.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cryptocast.cliutil import fail, with_database
+from cryptocast.clioutput import Json, emit
+from cryptocast.cliutil import fail, pair_name, with_database
+from cryptocast.exitcodes import EPILOG, USAGE
 from cryptocast.settings import get_settings
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
@@ -22,8 +23,8 @@ from cryptocast.sql.schema import COMMAND_KINDS, COMMAND_STATUSES
 commands_app = typer.Typer(
     help="Commands to the running system (pairs, trainings, rollbacks) and their outcome.",
     no_args_is_help=True,
+    epilog=EPILOG,
 )
-Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
 def register(app: typer.Typer) -> None:
@@ -75,17 +76,19 @@ def list_commands(
 ) -> None:
     """Commands, newest first."""
     if status is not None and status not in COMMAND_STATUSES:
-        raise fail(f"--status must be one of {', '.join(COMMAND_STATUSES)}", 2)
+        raise fail(f"--status must be one of {', '.join(COMMAND_STATUSES)}", USAGE)
     if kind is not None and kind not in COMMAND_KINDS:
-        raise fail(f"--kind must be one of {', '.join(COMMAND_KINDS)}", 2)
+        raise fail(f"--kind must be one of {', '.join(COMMAND_KINDS)}", USAGE)
+
+    symbol = pair_name(pair) if pair else None
 
     async def work(db: Database) -> list[dict]:
-        rows = await command_queue.find(db, pair.upper() if pair else None, status, kind, limit)
+        rows = await command_queue.find(db, symbol, status, kind, limit)
         return [command_queue.view(r) for r in rows]
 
     views = with_database(get_settings(), work, migrate=True)
     if as_json:
-        typer.echo(json.dumps({"commands": views}, indent=1))
+        emit({"commands": views})
         return
     table = Table(
         "id", "kind", "pair", "status", "trigger", "created (UTC)", "took", "outcome", title="commands"
@@ -117,7 +120,7 @@ def show(command_id: Annotated[int, typer.Argument(min=1)], as_json: Json = Fals
     if view is None:
         raise fail(f"no command {command_id}")
     if as_json:
-        typer.echo(json.dumps(view, indent=1))
+        emit(view)
         return
     table = Table("field", "value", title=f"command {command_id}")
     for key in (

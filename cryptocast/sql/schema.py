@@ -247,6 +247,18 @@ training_schedule = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_now()),
 )
 
+# Cumulative per-pair counts and levels of ingestion and training (``sql/pairmetrics.py``): writers
+# add what they counted since their last write, so a restarted writer never takes a total back.
+pair_metrics = Table(
+    "pair_metrics",
+    metadata,
+    Column("symbol_id", Integer, ForeignKey("symbols.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("value", Float, nullable=False, server_default=text("0")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_now()),
+    PrimaryKeyConstraint("symbol_id", "name"),
+)
+
 # Liveness of the long-running services that consume command rows, so a reader can tell a command
 # that waits for a running consumer from one that nothing will pick up.
 services = Table(

@@ -2,7 +2,8 @@
 
 The data is the database's newest week or a user's candle file, checked before anything runs; the
 report is written as JSON with a PNG plot beside it, and printed as two tables: the point forecast's
-skill and the intervals' calibration, per model and horizon.
+skill and the intervals' calibration, per model and horizon (with ``--json``, as one summary document:
+the same scores without their per-day and per-group series, and where the report and plot are).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cryptocast.cliutil import Pair, console, fail, pair_id, with_database
+from cryptocast.clioutput import Json, emit, progress_bar
+from cryptocast.cliutil import Pair, console, fail, pair_id, pair_name, with_database
 from cryptocast.settings import get_settings
 from cryptocast.sql.database import Database
 
@@ -48,6 +50,7 @@ def evaluate(
             help="refit the intervals each day on the days before it, as the daily retrain does when serving",
         ),
     ] = True,
+    as_json: Json = False,
 ) -> None:
     """Score the pair's served models and persistence on data (by default the newest week in the database);
     writes the report as JSON and as a PNG plot beside it."""
@@ -62,6 +65,7 @@ def evaluate(
     from cryptocast.tune.walkforward import DailyRecalibrated
 
     settings = get_settings()
+    pair = pair_name(pair)  # a malformed name ends the command here; it is part of the report's file name
     calib_ms = SERVED.span_ms if daily_calibration else 0  # the longest span any interval method refits on
     given = _candle_file(data, EvaluationNeeds(calib_ms)) if data is not None else None
 
@@ -103,22 +107,32 @@ def evaluate(
             ", and its calibration span before it" if daily_calibration else ""
         )
         raise fail(escape(f"{source}: no minute{after} can be scored: none has {needs}"))
-    result = run_evaluation(candles, predictors, since_ms=since_ms) | {
-        "pair": pair.upper(),
-        "data": source,
-        "calibration": "daily" if daily_calibration else "fixed",
-    }
-    if given is not None:
-        result["data_check"] = given.report.to_dict()
-    if warning := scored_warning(result["days"]):
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    path = (
-        report
-        or settings.data_dir / "reports" / f"evaluate-{pair.upper()}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
-    png = write_png(result, path.with_suffix(".png"))
+    with progress_bar(as_json) as bar:  # a step per model scored, and the plot
+        task = bar.add_task(f"scoring {pair.upper()}", total=len(predictors) + 1)
+        result = run_evaluation(
+            candles, predictors, since_ms=since_ms, on_scored=lambda _: bar.advance(task)
+        ) | {
+            "pair": pair.upper(),
+            "data": source,
+            "calibration": "daily" if daily_calibration else "fixed",
+        }
+        if given is not None:
+            result["data_check"] = given.report.to_dict()
+        if warning := scored_warning(result["days"]):
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
+        path = (
+            report
+            or settings.data_dir
+            / "reports"
+            / f"evaluate-{pair.upper()}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+        png = write_png(result, path.with_suffix(".png"))
+        bar.advance(task)
+    if as_json:
+        emit(summary(result, path, png))
+        return
     Console().print(results_table(result))
     Console().print(calibration_table(result))
     console.print(f"report: {path} and {png.name}")
@@ -144,6 +158,40 @@ def _candle_file(path: Path, needs: EvaluationNeeds) -> CandleFile:
     if warning:
         console.print(f"[yellow]warning:[/] {escape(f'{given.name} {warning}')}")
     return given
+
+
+def summary(result: dict, report: Path, plot: Path) -> dict:
+    """What ``evaluate --json`` prints: the run and each model's scores per horizon, without the series
+    (per day, per group, the plotted sample) that the report file holds."""
+    return {
+        "pair": result["pair"],
+        "data": result["data"],
+        "calibration": result["calibration"],
+        "origins": result["origins"],
+        "days": result["days"],
+        "first_origin": datetime.fromtimestamp(result["first_origin_ms"] / 1000, UTC),
+        "last_origin": datetime.fromtimestamp(result["last_origin_ms"] / 1000, UTC),
+        "test_level": result["test_level"],
+        "power": result["power"],
+        "models": {
+            name: {h: _scalars(scores) for h, scores in per_horizon.items()}
+            for name, per_horizon in result["models"].items()
+        },
+        "report": report.resolve(),
+        "plot": plot.resolve(),
+    }
+
+
+def _scalars(scores: dict) -> dict:
+    """The numbers of a score and of its nested tests, without lists."""
+    kept = {}
+    for key, value in scores.items():
+        if isinstance(value, dict):
+            if nested := _scalars(value):
+                kept[key] = nested
+        elif not isinstance(value, list):
+            kept[key] = value
+    return kept
 
 
 def results_table(result: dict) -> Table:

@@ -18,6 +18,7 @@ sample, for the report's plot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import overload
 
@@ -216,8 +217,12 @@ def evaluate(
     predictors: dict[str, Predictor],
     since_ms: int | None = None,
     period_ms: int = DAY_MS,
+    on_scored: Callable[[str], None] | None = None,
 ) -> dict:
-    """Scores of every named predictor on the same origins; ``persistence`` is the reference."""
+    """Scores of every named predictor on the same origins; ``persistence`` is the reference.
+
+    ``on_scored(name)`` is called as each predictor's scores are done (a progress bar follows it).
+    """
     if REFERENCE not in predictors:
         raise ValueError("the predictors must include the persistence reference")
     t = truth(candles, list(predictors.values()), since_ms, period_ms)
@@ -247,6 +252,8 @@ def evaluate(
         f = predictor.forecast_returns(candles, t.idx)
         report["models"][name] = {str(h): _horizon_scores(t, f, j, h, decile) for j, h in enumerate(HORIZONS)}
         report["sample"]["models"][name] = _sample(t, f, SAMPLE_ORIGINS, SAMPLE_HORIZON)
+        if on_scored:
+            on_scored(name)
     reference = report["models"][REFERENCE]
     complete = np.asarray(report["complete_days"], dtype=bool)
     for per_horizon in report["models"].values():

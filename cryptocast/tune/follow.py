@@ -12,6 +12,7 @@ import time
 
 from cryptocast.actors.commands import PairRejected, normalise_symbol
 from cryptocast.cliutil import console, fail
+from cryptocast.exitcodes import USAGE
 from cryptocast.sql import command_queue
 from cryptocast.sql.cli import describe_outcome, describe_progress
 from cryptocast.sql.database import Database
@@ -26,10 +27,10 @@ async def queue_retrain(db: Database, pair: str) -> int:
     try:
         symbol = normalise_symbol(pair)
     except PairRejected as exc:
-        raise fail(str(exc), 2) from None
+        raise fail(str(exc), USAGE) from None
     row = next((r for r in await list_symbols(db) if r["symbol"] == symbol), None)
     if row is None or row["status"] == "removed":
-        raise fail(f"{symbol} is not tracked (add it with: cryptocast pairs add {symbol})")
+        raise fail(f"{symbol} is not tracked (add it with: cryptocast pairs add {symbol})", USAGE)
     if row["status"] != "live":
         raise fail(
             f"{symbol} is {row['status']}: it can be retrained once its backfill is done and it is live"

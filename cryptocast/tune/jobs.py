@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptocast.sql import command_queue
+from cryptocast.sql import command_queue, pairmetrics
 from cryptocast.sql.database import Database
 from cryptocast.sql.queries import symbol_id
 from cryptocast.tune import registry
@@ -108,8 +108,21 @@ async def recalibrate_instead(db: Database, command: dict) -> int | None:
     return await command_queue.submit_training(db, "recalibrate", command["symbol"], "daily", reason)
 
 
+async def _count_run(db: Database, command: dict, counts: dict[str, float], levels: dict[str, float]) -> None:
+    """A retrain's start or end, added to the pair's metrics; never a reason to fail the command."""
+    if command["kind"] != "retrain":
+        return
+    try:
+        sid = await symbol_id(db, command["symbol"] or "")
+        if sid is not None:
+            await pairmetrics.record(db, sid, counts, levels)
+    except Exception as exc:
+        log.warning("training metrics of command %d not written: %s", command["id"], exc)
+
+
 async def execute(work: Work, command: dict) -> str:
     """Run a claimed command and end its row; returns the status it ended with."""
+    await _count_run(work.db, command, {"training_runs_started": 1}, {})
     progress = ProgressWriter(work.db, command["id"])
     writer = asyncio.get_running_loop().create_task(progress.flush_forever())
     error, result = None, None
@@ -125,4 +138,10 @@ async def execute(work: Work, command: dict) -> str:
     if result is not None:
         result = result | {"seconds": round(time.monotonic() - progress.started, 1)}
     await command_queue.finish(work.db, command["id"], result=result, error=error)
+    await _count_run(
+        work.db,
+        command,
+        {"training_runs_failed" if error else "training_runs_finished": 1},
+        {"training_last_run_duration_seconds": time.monotonic() - progress.started},
+    )
     return "failed" if error else "done"

@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 
+from cryptocast.sql import pairmetrics
 from cryptocast.sql.database import Database
 from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune import registry
@@ -159,6 +160,7 @@ async def gate_and_register(
                 "test_window": {"start": ms_to_dt(test_start).isoformat(), "days": report["days"]},
             },
         )
+        await pairmetrics.add_on(conn, sid, {"model_promotions" if served else "model_refusals": 1})
     await registry.prune(db, sid, options.keep)
     log.info("trained %s v%d: %s", LSTM, lstm_record.version, reason, extra={"symbol_id": sid})
     return TrainOutcome(

@@ -1,10 +1,11 @@
 """The model registry: artifacts in the model store, one row per version in ``models``.
 
-An artifact is one ``.npz`` file written through fsspec (a local directory by default; s3://, gs://
-… on a cluster); its SHA-256 is stored with the row and checked on every load, so a corrupted or
-swapped file is refused instead of served. Per pair there is always a persistence champion (the
-floor) and at most one LSTM champion, whose ``metrics["served_horizons"]`` lists the horizons the
-promotion gate gave it; everything else is shadow or retired, each with its reason.
+An artifact is one ``.npz`` file written through fsspec (a local directory by default; any fsspec
+URI on a cluster: gs:// with the ``gcp`` extra, s3:// with s3fs); its SHA-256 is stored with the row
+and checked on every load, so a corrupted or swapped file is refused instead of served. Per pair
+there is always a persistence champion (the floor) and at most one LSTM champion, whose
+``metrics["served_horizons"]`` lists the horizons the promotion gate gave it; everything else is
+shadow or retired, each with its reason.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import fsspec
+from fsspec import AbstractFileSystem
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import models, symbols
+from cryptocast.storeuri import require_backend
 from cryptocast.tune.predictor import (
     LSTM,
     PERSISTENCE,
@@ -71,11 +74,17 @@ def _record(row: Any) -> ModelRecord:
     return ModelRecord(**{k: row._mapping[k] for k in ModelRecord.__dataclass_fields__})
 
 
+def _open(uri: str) -> tuple[AbstractFileSystem, str]:
+    """The filesystem and path of a store or artifact URI; a missing backend is a ConfigurationError."""
+    require_backend(uri)
+    return fsspec.core.url_to_fs(uri)
+
+
 class ModelStore:
-    """Where artifact bytes live; any fsspec URI."""
+    """Where artifact bytes live; any fsspec URI whose backend is installed."""
 
     def __init__(self, uri: str) -> None:
-        self.fs, self.root = fsspec.core.url_to_fs(uri)
+        self.fs, self.root = _open(uri)
 
     def put(self, symbol: str, version: int, kind: str, data: bytes) -> tuple[str, str]:
         """Write an artifact; returns (URI, SHA-256)."""
@@ -88,7 +97,7 @@ class ModelStore:
     @staticmethod
     def get(uri: str, sha256: str | None) -> bytes:
         """The artifact's bytes, refused unless they hash to the registered checksum."""
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = _open(uri)
         data = fs.cat_file(path)
         actual = hashlib.sha256(data).hexdigest()
         if sha256 is None or actual != sha256:
@@ -99,7 +108,7 @@ class ModelStore:
 
     @staticmethod
     def delete(uri: str) -> None:
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = _open(uri)
         if fs.exists(path):
             fs.rm(path)
 

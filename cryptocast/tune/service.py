@@ -30,7 +30,7 @@ import ray
 
 from cryptocast.actors.pair import NAMESPACE
 from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
-from cryptocast.logs import setup_logging
+from cryptocast.logs import setup_worker_logging
 from cryptocast.settings import Settings
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
@@ -99,7 +99,7 @@ class TrainingScheduler:
         from cryptocast.exchange.binance import BinanceExchange
         from cryptocast.tune.registry import ModelStore
 
-        setup_logging()
+        setup_worker_logging()
         lower_priority()  # loading candles, the Tune driver, gating: all of it waits for the live paths
         self.config = config
         self.database_url = config.database_url or read_url(config.database_url_file)

@@ -35,6 +35,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from cryptocast.actors.ray_runtime import WORKER_NICENESS_ENV, start_ray
+from cryptocast.logs import setup_worker_logging
 from cryptocast.tune.candles import Candles
 from cryptocast.tune.dataset import SplitSpans
 from cryptocast.tune.features import DEFAULT_GROUPS, ORDER_FLOW, FeatureSpec, refusal
@@ -129,6 +130,7 @@ def quiet_tune() -> None:
 
 
 def _trial(config: dict, candles: Candles, spans: SplitSpans, epochs: int, seed: int) -> None:
+    setup_worker_logging()
     lower_priority()
     quiet_tune()
     cfg = LstmConfig.from_dict(config | {"epochs": epochs, "seed": seed})

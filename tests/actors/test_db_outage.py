@@ -16,7 +16,8 @@ from sqlalchemy import text
 from cryptocast.actors.budget import LocalBudget
 from cryptocast.actors.ingestor import IngestConfig, PairIngestor
 from cryptocast.records import MINUTE_MS
-from cryptocast.sql import migrate
+from cryptocast.serve.reads import fetch
+from cryptocast.sql import migrate, pairmetrics
 from cryptocast.sql.database import Database
 from cryptocast.sql.embedded import EmbeddedPostgres
 from tests.actors.helpers import gaps_in, ingest_setup, running, stored_open_times, until_live, until_stored
@@ -64,7 +65,9 @@ async def test_database_outage_loses_nothing(buffer_limit: int) -> None:
                     until=lambda seen: seen[0] >= target and not seen[1],
                 )
             times = await stored_open_times(db, "BTCUSDT")
+            counted = {r["name"]: r["value"] for r in await fetch(db, pairmetrics.READ_SQL)}
         assert gaps_in(times) == [] and len(times) == len(set(times))
+        assert counted["ingest_candles_stored"] == ingestor.counters.written  # the outage lost no count
         if buffer_limit == 5:
             assert ingestor.counters.repaired > 0, "dropped candles should have come back over REST"
 

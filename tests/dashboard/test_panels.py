@@ -66,8 +66,11 @@ def test_replay_is_recognised_by_details_or_by_a_non_binance_url() -> None:
         }
     }
     assert panels.is_replay(described)
-    text = "".join(p if isinstance(p, str) else "" for p in panels.replay_banner(described))
-    assert "BTCUSDT-2025-03.parquet" in text and "52 weeks" in text and "60×" in text
+    line, title = panels.replay_banner(described, "2026-03-02T10:41:00+00:00")
+    text = "".join(p if isinstance(p, str) else "" for p in line)
+    assert "60×" in text and "clock 2026-03-02 10:41 UTC" in text and "\n" not in text
+    assert "BTCUSDT-2025-03.parquet" in title and "52 weeks" in title and "speed 60×" in title
+    assert "exchange clock 2026-03-02 10:41 UTC" in title
 
 
 def test_progress_reads_requested_backfilling_training_live() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-from cryptocast.k8s.kustomize import containers
+from cryptocast.k8s.images import containers
 from cryptocast.k8s.render import render
 from cryptocast.k8s.serveconfig import offline_config
 

@@ -14,8 +14,7 @@ import typer
 import yaml
 from typer.main import get_command
 
-from cryptocast.k8s.images import ImageRef
-from cryptocast.k8s.kustomize import containers
+from cryptocast.k8s.images import ImageRef, containers
 from cryptocast.k8s.render import RAY_SERVICE, find
 from tests.k8s.manifests import (
     K8S,

@@ -1,4 +1,4 @@
-"""Every rendered manifest is valid: Kubernetes schemas, the KubeRay schema, Ray's Serve schema."""
+"""Every rendered manifest is valid: Kubernetes schemas, KubeRay's CRD schemas, Ray's Serve schema."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from ray.serve.schema import ServeDeploySchema
 from cryptocast.k8s.render import RAY_SERVICE, cluster_env, find
 from cryptocast.k8s.serveconfig import cluster_options, settings_from_env
 from cryptocast.serve.config import PairEntry, build_config
-from tests.k8s.manifests import K8S, OVERLAYS, PAIRS, RAY_KINDS, pod_specs, rendered
+from tests.k8s import kuberay
+from tests.k8s.manifests import OVERLAYS, PAIRS, RAY_KINDS, pod_specs, rendered
 
 K8S_VERSION = kubernetes_validate.latest_version()
-RAY_SCHEMA = json.loads((K8S / "schemas" / "ray.io-v1.json").read_text())
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -45,20 +45,44 @@ def test_ray_pod_templates_validate_as_kubernetes_pod_templates(overlay: str) ->
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_ray_resources_validate_against_the_kuberay_schema(overlay: str) -> None:
-    jsonschema.Draft202012Validator.check_schema(RAY_SCHEMA)
-    validator = jsonschema.Draft202012Validator(RAY_SCHEMA)
+def test_ray_resources_validate_against_kuberays_crds(overlay: str) -> None:
     kinds = sorted(d["kind"] for d in rendered(overlay) if d["kind"] in RAY_KINDS)
     assert kinds == ["RayCluster", "RayService"]
     for doc in (d for d in rendered(overlay) if d["kind"] in RAY_KINDS):
-        errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(doc)]
+        schema = kuberay.schema(doc["kind"])
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert doc["apiVersion"] == kuberay.api_version(doc["kind"])
+        errors = [
+            f"{list(e.path)}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)
+        ]
         assert not errors, errors
 
 
-def test_the_kuberay_schema_refuses_a_misspelt_field() -> None:
-    doc = json.loads(json.dumps(find(list(rendered("local")), "RayCluster", "cryptocast-ingest")))
-    doc["spec"]["workerGroupSpecs"][0]["maxReplica"] = 3
-    assert not jsonschema.Draft202012Validator(RAY_SCHEMA).is_valid(doc)
+@pytest.mark.parametrize(
+    ("kind", "name", "path", "field", "misspelt"),
+    [
+        ("RayCluster", "cryptocast-ingest", ("spec", "workerGroupSpecs", 0), "maxReplicas", "maxReplica"),
+        ("RayService", "cryptocast", ("spec",), "serveConfigV2", "serveConfigv2"),
+        (
+            "RayService",
+            "cryptocast",
+            ("spec", "rayClusterConfig", "headGroupSpec"),
+            "rayStartParams",
+            "rayStartParam",
+        ),
+    ],
+)
+def test_kuberays_crds_refuse_a_misspelt_field(
+    kind: str, name: str, path: tuple, field: str, misspelt: str
+) -> None:
+    doc = json.loads(json.dumps(find(list(rendered("local")), kind, name)))
+    node = doc
+    for step in path:
+        node = node[step]
+    node[misspelt] = node.pop(field)
+    errors = list(jsonschema.Draft202012Validator(kuberay.schema(kind)).iter_errors(doc))
+    refused = [e.message for e in errors if e.validator == "additionalProperties"]
+    assert len(refused) == 1 and repr(misspelt) in refused[0], [e.message for e in errors]
 
 
 def _serve_config(overlay: str) -> dict:

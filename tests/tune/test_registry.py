@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from tune_data import HOLE_START_MS, btc, ethbtc_around_hole, load_pair
 
+from cryptocast.serve.reads import fetch
+from cryptocast.sql import pairmetrics
 from cryptocast.tune import registry
 from cryptocast.tune.baseline import ensure_baseline, recalibrate_pair
 from cryptocast.tune.candles import from_database
@@ -166,6 +168,7 @@ async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retra
     assert old.status == registry.RETIRED and old.served_horizons == []
     assert old.status_reason.count("demoted to persistence") == len(HORIZONS)
     assert outcome.lstm.status == registry.SHADOW  # the equally biased challenger is not promoted either
+    assert await _verdicts(db) == {"model_refusals": 1.0}  # counted for /metrics
     assert outcome.lstm.metrics["champion_recheck"][0]["reason"].startswith("h=1: champion demoted")
     forecast = (await registry.load_served(db, sid)).predict(candles)
     assert all(h.source == PERSISTENCE and h.point == forecast.close for h in forecast.horizons)
@@ -178,6 +181,10 @@ async def test_a_champion_that_loses_to_persistence_is_demoted_at_the_next_retra
     for level, q in newest.calibration.quantiles.items():
         np.testing.assert_allclose(served[level], q)
         assert not np.allclose(before_test.calibration.quantiles[level], q)
+
+
+async def _verdicts(db) -> dict[str, float]:
+    return {row["name"]: row["value"] for row in await fetch(db, pairmetrics.READ_SQL)}
 
 
 class FailingSecondPut(registry.ModelStore):
@@ -218,6 +225,7 @@ async def test_a_training_that_fails_while_registering_leaves_the_registry_as_it
         await gate_and_register(db, store, sid, candles, options, SweepResult(SMALL, weights, 0.0, []))
     assert store.puts == 2
     assert await registry.records(db, sid) == before  # no demotion, no half-registered baseline
+    assert await _verdicts(db) == {}  # nor a gate verdict counted
     served = await registry.load_served(db, sid)
     assert served.lstm_horizons == set(HORIZONS)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from cryptocast.serve import training
-from cryptocast.serve.api import views
+from cryptocast.serve.api import schemas, views
 from cryptocast.serve.api.deps import (
     CommandId,
     CommandsLimit,
@@ -22,11 +22,13 @@ from cryptocast.serve.errors import ApiError
 from cryptocast.sql import command_queue
 from cryptocast.sql.schema import COMMAND_KINDS, COMMAND_STATUSES
 
-router = APIRouter()
+router = APIRouter(tags=["commands"])
 
 
 @router.get(
-    "/commands", summary="Commands, newest first: pair changes, trainings, rollbacks and their outcome"
+    "/commands",
+    summary="Commands, newest first: pair changes, trainings, rollbacks and their outcome",
+    responses=schemas.answers(200, schemas.CommandList, 422, 503),
 )
 async def commands(
     services: Services,
@@ -50,7 +52,11 @@ async def commands(
     )
 
 
-@router.get("/commands/{command_id}", summary="One command: status, progress while running, result or reason")
+@router.get(
+    "/commands/{command_id}",
+    summary="One command: status, progress while running, result or reason",
+    responses=schemas.answers(200, schemas.Command, 404, 422, 503),
+)
 async def command(services: Services, command_id: CommandId) -> Response:
     row = await command_queue.get(services.db, command_id)
     if row is None:

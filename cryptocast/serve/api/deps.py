@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Security
+from fastapi.security import HTTPBearer
 from ray import serve
 
 from cryptocast.serve import calibration, timeranges
@@ -27,7 +28,15 @@ def services() -> ApiServices:
 
 
 Services = Annotated[ApiServices, Depends(services)]
-WRITES = [Depends(limit_writes), Depends(require_token)]  # routes that change state: the rate, then the token
+# The token as the OpenAPI document names it (``components.securitySchemes``, and each write's
+# ``security``). It never refuses a request itself: ``require_token`` checks the header.
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    description="CRYPTOCAST_API_TOKEN: every write needs it when it is set (always in prod mode)",
+    auto_error=False,
+)
+# routes that change state: the rate, then the token
+WRITES = [Depends(limit_writes), Security(BEARER), Depends(require_token)]
 
 Symbol = Annotated[str, Path()]
 SymbolFilter = Annotated[str | None, Query(max_length=64)]

@@ -20,20 +20,27 @@ from ray import serve
 from cryptocast.exchange.clock import WEEK_MS
 from cryptocast.exchange.protocol import REPLAY_INFO_PATH, REPLAY_SPEED_HEADER
 from cryptocast.serve import errors, metrics, reads, training
+from cryptocast.serve.api import schemas
 from cryptocast.serve.api.deps import Services
 from cryptocast.serve.api.services import PROBE_TIMEOUT_S, ApiServices
 from cryptocast.serve.config import pair_app_name
 from cryptocast.settings import EXCHANGE_URLS
+from cryptocast.sql import pairmetrics
 
 log = logging.getLogger(__name__)
 
 PUBLIC_REST_URLS = frozenset(rest for rest, _ in EXCHANGE_URLS.values())  # named in /health; others are not
 
-router = APIRouter()
+router = APIRouter(tags=["health"])
 
 
 @router.get(
-    "/health", summary="Database, supervisor, exchange and per-pair readiness (checked once a second)"
+    "/health",
+    summary="Database, supervisor, exchange and per-pair readiness (checked once a second)",
+    responses={
+        200: {"model": schemas.Health},
+        503: {"model": schemas.Health, "description": "Degraded: the database cannot be reached"},
+    },
 )
 async def health(services: Services) -> Response:
     status, body = await services.hot.health.get("health", lambda: _health(services))
@@ -113,19 +120,24 @@ async def _replay_details(client: httpx.AsyncClient, rest_url: str) -> dict:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus(services: Services) -> Response:
-    now_ms = await services.exchange_now_ms()
-    for row in await reads.fetch(services.db, reads.PAIRS_SQL):
-        if row["last_candle_time"] is not None and now_ms is not None:
-            age = now_ms / 1000 - row["last_candle_time"].timestamp() - 60
-            metrics.last_candle_age.labels(row["symbol"]).set(age)
-        total = row["backfill_total"]
-        metrics.backfill_done.labels(row["symbol"]).set(row["backfill_done"] / total if total else 0.0)
+    pairs = await reads.fetch(services.db, reads.PAIRS_SQL)
     try:
-        stats = await asyncio.wait_for(services.live.stats.remote(), PROBE_TIMEOUT_S)
-        for name, value in stats["counts"].items():
-            metrics.live.labels(name).set(value)
-        if stats["store_latency_s"]["p99"] is not None:
-            metrics.store_p99.set(stats["store_latency_s"]["p99"])
+        live = await asyncio.wait_for(services.live.stats.remote(), PROBE_TIMEOUT_S)
     except Exception:  # the live predictor restarting must not break scraping
-        pass
-    return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+        live = None
+    scrape = metrics.Scrape(
+        await services.exchange_now_ms(),
+        pairs,
+        await reads.fetch(services.db, pairmetrics.READ_SQL),
+        live,
+        await _alarms(services, [p["symbol"] for p in pairs]),
+    )
+    return Response(metrics.render(scrape), media_type=metrics.CONTENT_TYPE)
+
+
+async def _alarms(services: ApiServices, pairs: list[str]) -> dict[str, bool]:
+    """Per pair whose application runs and whose replica answers: whether it refused a model swap."""
+    apps = {n: a.status for n, a in (await asyncio.to_thread(serve.status)).applications.items()}
+    symbols = [s for s in pairs if apps.get(pair_app_name(s)) == "RUNNING"]
+    answers = await asyncio.gather(*(services.call(s, "status") for s in symbols), return_exceptions=True)
+    return {s: bool(a.get("alarm")) for s, a in zip(symbols, answers, strict=True) if isinstance(a, dict)}

@@ -12,12 +12,12 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 
 from cryptocast.serve import reads, timeranges
-from cryptocast.serve.api import views
+from cryptocast.serve.api import export, schemas, views
 from cryptocast.serve.api.deps import End, Limit, Services, Start, Symbol
 from cryptocast.serve.api.services import ApiServices
 from cryptocast.serve.encoded import Prepared, Renewing, dumps, respond
 
-router = APIRouter()
+router = APIRouter(tags=["market data"])
 
 CANDLE_COLUMNS = [
     "open_time",
@@ -30,9 +30,14 @@ CANDLE_COLUMNS = [
     "trades",
     "provenance",
 ]
+BOOK_COLUMNS = ["minute", "bid_price", "bid_qty", "ask_price", "ask_qty", "derived"]
 
 
-@router.get("/pairs/{symbol}/candles", summary="1-minute candles in [start, end), oldest first, paged")
+@router.get(
+    "/pairs/{symbol}/candles",
+    summary="1-minute candles in [start, end), oldest first, paged",
+    responses=export.documented(schemas.answers(200, schemas.Candles, 404, 422, 503, etag=True)),
+)
 async def candles(
     services: Services,
     symbol: Symbol,
@@ -40,7 +45,10 @@ async def candles(
     start: Start = None,
     end: End = None,
     limit: Limit = timeranges.DEFAULT_LIMIT,
+    file_format: export.Format = None,
 ) -> Response:
+    if file_format is not None:
+        return await export.answer(services, symbol, "candles", file_format, start, end)
     pair = views.symbol(symbol)
     # the same request is answered alike until news
     key = f"{pair} {views.iso(start)} {views.iso(end)} {limit}"
@@ -78,19 +86,27 @@ async def _candle_page(services: ApiServices, row: dict, lo: datetime, hi: datet
         ]
         for r in rows
     ]
-    return Prepared(
-        {
-            "symbol": row["symbol"],
-            "start": lo.isoformat(),
-            "end": hi.isoformat(),
-            "columns": CANDLE_COLUMNS,
-            "next_start": views.next_start(rows, "open_time", limit),
-        },
-        {"candles": dumps(items)},
-    )
+    return Prepared(_head(row, lo, hi, CANDLE_COLUMNS, rows, limit), {"candles": dumps(items)})
 
 
-@router.get("/pairs/{symbol}/top-of-book", summary="Best bid/ask per minute in [start, end), paged")
+def _head(row: dict, lo: datetime, hi: datetime, columns: list[str], rows: list[dict], limit: int) -> dict:
+    """What a page says besides its rows: the pair, the range, the columns (the first, each row's
+    minute) and where the next page starts. The rows themselves are built by each route with the
+    columns spelled out: a generic row builder costs a fifth more per page of candles."""
+    return {
+        "symbol": row["symbol"],
+        "start": lo.isoformat(),
+        "end": hi.isoformat(),
+        "columns": columns,
+        "next_start": views.next_start(rows, columns[0], limit),
+    }
+
+
+@router.get(
+    "/pairs/{symbol}/top-of-book",
+    summary="Best bid/ask per minute in [start, end), paged",
+    responses=export.documented(schemas.answers(200, schemas.TopOfBook, 404, 422, 503, etag=True)),
+)
 async def top_of_book(
     services: Services,
     symbol: Symbol,
@@ -98,7 +114,10 @@ async def top_of_book(
     start: Start = None,
     end: End = None,
     limit: Limit = timeranges.DEFAULT_LIMIT,
+    file_format: export.Format = None,
 ) -> Response:
+    if file_format is not None:
+        return await export.answer(services, symbol, "top-of-book", file_format, start, end)
     row = await services.pair(symbol)
     lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.CANDLES)
     rows = await reads.page(services.db, reads.BOOK_SQL, row["id"], lo, hi, limit)
@@ -106,15 +125,7 @@ async def top_of_book(
         [r["minute"].isoformat(), r["bid_price"], r["bid_qty"], r["ask_price"], r["ask_qty"], r["derived"]]
         for r in rows
     ]
+    head = _head(row, lo, hi, BOOK_COLUMNS, rows, limit)
     return views.json_answer(
-        {
-            "symbol": row["symbol"],
-            "start": lo.isoformat(),
-            "end": hi.isoformat(),
-            "columns": ["minute", "bid_price", "bid_qty", "ask_price", "ask_qty", "derived"],
-            "top_of_book": items,
-            "next_start": views.next_start(rows, "minute", limit),
-            "freshness": await services.freshness(row),
-        },
-        request,
+        head | {"top_of_book": items, "freshness": await services.freshness(row)}, request
     )

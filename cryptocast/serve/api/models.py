@@ -11,7 +11,7 @@ import json
 from fastapi import APIRouter, Response
 
 from cryptocast.serve import calibration, scoring, training
-from cryptocast.serve.api import views
+from cryptocast.serve.api import schemas, views
 from cryptocast.serve.api.deps import WRITES, Services, Symbol
 from cryptocast.serve.api.services import ApiServices
 from cryptocast.serve.errors import ApiError
@@ -19,7 +19,7 @@ from cryptocast.sql import command_queue
 from cryptocast.sql.queries import submit_command
 from cryptocast.tune import registry
 
-router = APIRouter()
+router = APIRouter(tags=["models"])
 
 SHOWN_METRICS = ("val_skill", "test", "gate", "test_window")
 
@@ -29,6 +29,7 @@ SHOWN_METRICS = ("val_skill", "test", "gate", "test_window")
     status_code=202,
     dependencies=WRITES,
     summary="Queue a retrain of this pair; follow it at GET /commands/{id}",
+    responses=schemas.answers(202, schemas.CommandAccepted, 401, 404, 409, 422, 429, 503),
 )
 async def retrain(services: Services, symbol: Symbol) -> Response:
     row = await services.pair(symbol)
@@ -55,6 +56,7 @@ async def retrain(services: Services, symbol: Symbol) -> Response:
     status_code=202,
     dependencies=WRITES,
     summary="Restore the pair's previous LSTM champion (or persistence alone); a command",
+    responses=schemas.answers(202, schemas.CommandAccepted, 401, 404, 409, 422, 429, 503),
 )
 async def rollback(services: Services, symbol: Symbol) -> Response:
     row = await services.pair(symbol)
@@ -77,7 +79,11 @@ async def _accepted(services: ApiServices, command_id: int) -> Response:
     return Response(json.dumps(body), 202, media_type="application/json", headers={"Location": body["url"]})
 
 
-@router.get("/models/{symbol}", summary="Model versions, status, metrics and live scores")
+@router.get(
+    "/models/{symbol}",
+    summary="Model versions, status, metrics and live scores",
+    responses=schemas.answers(200, schemas.Models, 404, 422, 503),
+)
 async def models(services: Services, symbol: Symbol) -> Response:
     row = await services.pair(symbol)
     live = await scoring.scores(services.db, row["id"], services.options.skill_window_minutes)

@@ -15,20 +15,20 @@ from pydantic import BaseModel, Field
 
 from cryptocast.actors.commands import PairRejected, validate_pair
 from cryptocast.serve import reads, scoring, training
-from cryptocast.serve.api import views
+from cryptocast.serve.api import schemas, views
 from cryptocast.serve.api.deps import WRITES, Confirm, Services, Symbol
 from cryptocast.serve.api.services import ApiServices
 from cryptocast.serve.errors import ApiError
 from cryptocast.sql.queries import submit_command
 
-router = APIRouter()
+router = APIRouter(tags=["pairs"])
 
 
 class AddPair(BaseModel):
     symbol: str = Field(max_length=64, examples=["BTCUSDT"])
 
 
-@router.get("/pairs", summary="Tracked pairs")
+@router.get("/pairs", summary="Tracked pairs", responses=schemas.answers(200, schemas.PairList, 503))
 async def pairs(services: Services) -> Response:
     rows = await reads.fetch(services.db, reads.PAIRS_SQL)
     return views.json_answer(
@@ -49,7 +49,13 @@ async def pairs(services: Services) -> Response:
     )
 
 
-@router.post("/pairs", status_code=202, dependencies=WRITES, summary="Track a new pair")
+@router.post(
+    "/pairs",
+    status_code=202,
+    dependencies=WRITES,
+    summary="Track a new pair",
+    responses=schemas.answers(202, schemas.PairAdded, 401, 404, 409, 413, 422, 429, 503),
+)
 async def add_pair(services: Services, body: AddPair) -> Response:
     symbol = views.symbol(body.symbol)
     row = await reads.fetchrow(services.db, reads.PAIR_SQL, symbol)
@@ -89,6 +95,7 @@ async def add_pair(services: Services, body: AddPair) -> Response:
     status_code=202,
     dependencies=WRITES,
     summary="Stop ingesting a pair (data kept; purge=true&confirm=SYMBOL deletes them)",
+    responses=schemas.answers(202, schemas.PairRemoved, 400, 401, 404, 422, 429, 503),
 )
 async def remove_pair(
     services: Services, symbol: Symbol, purge: bool = False, confirm: Confirm = None
@@ -111,7 +118,11 @@ async def remove_pair(
     )
 
 
-@router.get("/pairs/{symbol}", summary="A pair's state, progress, model and live accuracy")
+@router.get(
+    "/pairs/{symbol}",
+    summary="A pair's state, progress, model and live accuracy",
+    responses=schemas.answers(200, schemas.Pair, 404, 422, 503),
+)
 async def pair(services: Services, symbol: Symbol) -> Response:
     db, window = services.db, services.options.skill_window_minutes
     row = await services.pair(symbol)

@@ -16,14 +16,14 @@ from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
 
 from cryptocast.serve import calibration, reads, timeranges
-from cryptocast.serve.api import views
+from cryptocast.serve.api import export, schemas, views
 from cryptocast.serve.api.deps import End, Limit, ScoresWindow, Services, Start, Symbol
 from cryptocast.serve.api.services import ApiServices
 from cryptocast.serve.encoded import Prepared, Renewing, respond
 from cryptocast.serve.errors import ApiError
 from cryptocast.tune.candles import OHLCV
 
-router = APIRouter()
+router = APIRouter(tags=["predictions"])
 
 MAX_WINDOW = 2000  # candles a caller may send to /predict
 MAX_PRICE = 1e12
@@ -60,6 +60,7 @@ def request_columns(candles: list[CandleIn]) -> dict[str, np.ndarray]:
 @router.get(
     "/pairs/{symbol}/scores",
     summary="Live scores of the served bands: interval score, coverage ± SE, Kupiec, by UTC hour",
+    responses=schemas.answers(200, schemas.Scores, 404, 422, 503),
 )
 async def scores(services: Services, symbol: Symbol, window_minutes: ScoresWindow = None) -> Response:
     row = await services.pair(symbol)
@@ -78,7 +79,9 @@ async def scores(services: Services, symbol: Symbol, window_minutes: ScoresWindo
 
 
 @router.get(
-    "/pairs/{symbol}/predictions", summary="Stored predictions by origin, with the actual close once known"
+    "/pairs/{symbol}/predictions",
+    summary="Stored predictions by origin, with the actual close once known",
+    responses=export.documented(schemas.answers(200, schemas.Predictions, 404, 422, 503, etag=True)),
 )
 async def predictions(
     services: Services,
@@ -88,7 +91,10 @@ async def predictions(
     end: End = None,
     limit: Limit = timeranges.DEFAULT_LIMIT,
     shadow: bool = False,
+    file_format: export.Format = None,
 ) -> Response:
+    if file_format is not None:
+        return await export.answer(services, symbol, "predictions", file_format, start, end, shadow)
     row = await services.pair(symbol)
     lo, hi = timeranges.resolve(start, end, row["last_candle_time"], timeranges.PREDICTIONS)
     rows = await reads.fetch(services.db, reads.PREDICTIONS_SQL, row["id"], lo, hi, limit, shadow)
@@ -105,7 +111,11 @@ async def predictions(
     )
 
 
-@router.get("/pairs/{symbol}/predictions/latest", summary="The newest stored forecast, every horizon")
+@router.get(
+    "/pairs/{symbol}/predictions/latest",
+    summary="The newest stored forecast, every horizon",
+    responses=schemas.answers(200, schemas.LatestPredictions, 404, 409, 422, 503, etag=True),
+)
 async def latest(services: Services, symbol: Symbol, request: Request) -> Response:
     key = views.symbol(symbol)
     hot = services.hot
@@ -144,7 +154,11 @@ async def _latest(services: ApiServices, symbol: str) -> Renewing:
     )
 
 
-@router.post("/pairs/{symbol}/predict", summary="Forecast now, from your window or the newest stored candles")
+@router.post(
+    "/pairs/{symbol}/predict",
+    summary="Forecast now, from your window or the newest stored candles",
+    responses=schemas.answers(200, schemas.Forecast, 404, 409, 413, 422, 503),
+)
 async def predict(
     services: Services, symbol: Symbol, body: Annotated[PredictIn | None, Body()] = None
 ) -> Response:
