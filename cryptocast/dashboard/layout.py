@@ -73,26 +73,20 @@ def controls() -> html.Div:
     )
 
 
+def _typed_time(label: str, input_id: str) -> tuple[html.Label, dcc.Input]:
+    """A labelled text box for one end of the range: a UTC time, bounded in length."""
+    box = dcc.Input(
+        id=input_id, className="range-input", placeholder=ranges.TYPED, type="text", maxLength=ranges.MAX_TEXT
+    )
+    return html.Label(label, htmlFor=input_id), box
+
+
 def time_range() -> html.Div:
     """Typed start and end (UTC) of a range to show, and the download of the shown pair over it."""
     return html.Div(
         [
-            html.Label("from", htmlFor="range-start"),
-            dcc.Input(
-                id="range-start",
-                className="range-input",
-                placeholder=ranges.TYPED,
-                type="text",
-                maxLength=ranges.MAX_TEXT,
-            ),
-            html.Label("to", htmlFor="range-end"),
-            dcc.Input(
-                id="range-end",
-                className="range-input",
-                placeholder=ranges.TYPED,
-                type="text",
-                maxLength=ranges.MAX_TEXT,
-            ),
+            *_typed_time("from", "range-start"),
+            *_typed_time("to", "range-end"),
             html.Button("Show range", id="show-range"),
             dcc.Dropdown(
                 id="export-kind",

@@ -19,17 +19,6 @@ from cryptocast.serve.encoded import Prepared, Renewing, dumps, respond
 
 router = APIRouter(tags=["market data"])
 
-CANDLE_COLUMNS = [
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "provenance",
-]
 BOOK_COLUMNS = ["minute", "bid_price", "bid_qty", "ask_price", "ask_qty", "derived"]
 
 
@@ -86,7 +75,7 @@ async def _candle_page(services: ApiServices, row: dict, lo: datetime, hi: datet
         ]
         for r in rows
     ]
-    return Prepared(_head(row, lo, hi, CANDLE_COLUMNS, rows, limit), {"candles": dumps(items)})
+    return Prepared(_head(row, lo, hi, schemas.CANDLE_COLUMNS, rows, limit), {"candles": dumps(items)})
 
 
 def _head(row: dict, lo: datetime, hi: datetime, columns: list[str], rows: list[dict], limit: int) -> dict:

@@ -19,6 +19,19 @@ from pydantic.config import JsonDict
 from cryptocast.serve.bodylimit import MAX_BODY_BYTES
 from cryptocast.serve.errors import STATUS_CODES
 
+# The columns of a candles page, in the order each row lists its values.
+CANDLE_COLUMNS = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "provenance",
+]
+
 ERROR_DESCRIPTIONS = {
     400: "The request asks for something that needs a confirmation it lacks",
     401: "A write without the configured bearer token",
@@ -388,17 +401,7 @@ class Candles(Answer):
                     "symbol": "BTCUSDT",
                     "start": "2026-03-02T10:40:00+00:00",
                     "end": "2026-03-02T10:42:00+00:00",
-                    "columns": [
-                        "open_time",
-                        "open",
-                        "high",
-                        "low",
-                        "close",
-                        "volume",
-                        "quote_volume",
-                        "trades",
-                        "provenance",
-                    ],
+                    "columns": [*CANDLE_COLUMNS],
                     "next_start": None,
                     "candles": [
                         [
