@@ -375,7 +375,7 @@ async def run_experiment(
 ) -> dict:
     """Ingest ``pairs`` on a Redis-backed head, inject ``fault`` (``gcs`` or ``head``), measure recovery."""
     from cryptocast.actors.check import completeness
-    from cryptocast.actors.pair import pair_actor_name
+    from cryptocast.actors.nodes import HOST_PREFIX
     from cryptocast.records import MINUTE_MS
     from cryptocast.sql.schema import symbols
 
@@ -440,12 +440,19 @@ async def run_experiment(
                     actors = _by_name(await head.driver("actors"))
                 except (RuntimeError, TimeoutError):
                     return False
-                names = [SUPERVISOR, *(pair_actor_name(p) for p in pairs)]
-                return all(actors.get(n, {}).get("state") == "ALIVE" for n in names) and await all_live()
+                hosts = [a for n, a in actors.items() if n.startswith(HOST_PREFIX) and a["state"] == "ALIVE"]
+                supervisor = actors.get(SUPERVISOR, {}).get("state") == "ALIVE"
+                return supervisor and bool(hosts) and await all_live()
 
             await _until(recovered, "supervisor and pair actors alive again")
             result["actors_alive_after_s"] = round(time.monotonic() - fault_at, 1)
             after = _by_name(await head.driver("actors"))
+            result["hosts"] = {
+                "before": sorted(n for n in before if n.startswith(HOST_PREFIX)),
+                "alive_after": sorted(
+                    n for n, a in after.items() if n.startswith(HOST_PREFIX) and a["state"] == "ALIVE"
+                ),
+            }
             target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
             await _until(lambda: caught_up(target), "caught up with the exchange")
             result["caught_up_after_s"] = round(time.monotonic() - fault_at, 1)

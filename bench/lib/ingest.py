@@ -81,6 +81,7 @@ MIB = 2**20
 # Ray process titles / command lines of the ingest side's parts (first match wins).
 PROCESS_ROLES = (
     ("pair_actor", "ray::PairActor"),
+    ("stream_actor", "ray::StreamActor"),
     ("supervisor", "ray::Supervisor"),
     ("budget_actor", "ray::BudgetActor"),
     ("raylet", "raylet"),

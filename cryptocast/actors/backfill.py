@@ -73,7 +73,7 @@ class Backfill:
         now = self.ctx.clock.now_ms()
         start = self._start(now)
         closed_until = now // MINUTE_MS * MINUTE_MS - MINUTE_MS  # newest minute that has closed
-        first_page = await self.rest.block(start)
+        first_page = await self.rest.block(start, backfill=True)
         if start == 0 and len(first_page):  # a new pair from its first candle: the total counts from there
             start = int(first_page.open_time[0])
         self.progress = Progress(total=max(0, (closed_until - start) // MINUTE_MS + 1))
@@ -85,7 +85,7 @@ class Backfill:
                 await pages.put(page)
                 if len(page) < PAGE:
                     break
-                page = await self.rest.block(int(page.open_time[-1]) + MINUTE_MS)
+                page = await self.rest.block(int(page.open_time[-1]) + MINUTE_MS, backfill=True)
             await pages.put(None)
 
         fetcher = asyncio.create_task(fetch())

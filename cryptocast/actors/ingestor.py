@@ -33,7 +33,8 @@ from cryptocast.actors.pairmetrics_flush import MetricsFlush
 from cryptocast.actors.repair import Repair
 from cryptocast.actors.rest_budgeted import KLINES_WEIGHT, PAGE, Budget, BudgetedRest
 from cryptocast.actors.sanity import from_the_future
-from cryptocast.actors.streamkeeper import StreamEnded, StreamKeeper
+from cryptocast.actors.streamhub import Resumed, StreamHub
+from cryptocast.actors.streamkeeper import Dropped, StreamKeeper, StreamSource
 from cryptocast.exchange.binance import BinanceExchange, BookQuote, KlineUpdate
 from cryptocast.exchange.exchangeclock import ExchangeClock
 from cryptocast.records import MINUTE_MS, BookTop, Candle
@@ -44,6 +45,8 @@ from cryptocast.sql.writer import WriteError
 __all__ = ["KLINES_WEIGHT", "PAGE", "IngestConfig", "PairIngestor"]
 
 log = logging.getLogger(__name__)
+
+CLOCK_REFINE_S = 30.0  # wall seconds between refinements of the exchange clock's rate
 
 
 class PairIngestor:
@@ -57,6 +60,8 @@ class PairIngestor:
         budget: Budget,
         config: IngestConfig | None = None,
         on_status: Callable[[str], Awaitable[None]] | None = None,
+        streams: StreamSource | None = None,
+        clock: Callable[[], Awaitable[ExchangeClock]] | None = None,
     ) -> None:
         self.symbol = symbol.upper()
         self.db = db
@@ -67,9 +72,17 @@ class PairIngestor:
         self.rest = BudgetedRest(self.ctx, exchange, budget)
         self.held = HeldWrites(self.ctx, db, repair_gaps=lambda: self.repair.gaps())  # noqa: PLW0108 - self.repair is made next
         self.repair = Repair(self.ctx, db, self.rest, self.held)
-        self.streams = StreamKeeper(self.ctx, exchange, budget, self.rest)
+        # Without a shared hub the pair gets a connection of its own (one pair, tests, tools).
+        self._own_hub: StreamHub | None = None
+        if streams is None:
+            streams = self._own_hub = StreamHub(
+                exchange, budget, connection_lifetime_ms=self.config.connection_lifetime_ms
+            )
+        self.streams = StreamKeeper(self.ctx, streams)
         self.backfill = Backfill(self.ctx, self.rest, self.held, self.repair, self._report_progress)
         self.metrics = MetricsFlush(self.ctx, db, self.held)
+        self._shared_clock = clock  # kept up to date by its owner; without one the pair keeps its own
+        self._refined = time.monotonic()
         self.state = "starting"
         self.heartbeat = time.time()
         self._quote: BookQuote | None = None  # the newest quote, stored with the next closed minute
@@ -90,7 +103,10 @@ class PairIngestor:
     # --- entry point ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         await self._load()
-        self.ctx.clock = await ExchangeClock(self.rest.server_time).measure()
+        if self._shared_clock is not None:
+            self.ctx.clock = await self._shared_clock()
+        else:
+            self.ctx.clock = await ExchangeClock(self.rest.server_time).measure()
         await self.streams.open()
         try:
             await self._set_status("backfilling")
@@ -100,6 +116,8 @@ class PairIngestor:
             await self._live(stop)
         finally:
             await self.streams.close()
+            if self._own_hub is not None:
+                await self._own_hub.close()
             await self.held.flush()
             await self.metrics.flush()
 
@@ -168,13 +186,13 @@ class PairIngestor:
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                await self.streams.renew_if_due()
+                await self._refine_clock()
                 event = await self.streams.next_event(stopper, PROGRESS_EVERY_S)
                 if event is None:
                     await self._tick()
-                elif isinstance(event, StreamEnded):
-                    if await self.streams.replace(event):
-                        await self.repair.to_now()
+                elif isinstance(event, Resumed | Dropped):
+                    await self.streams.recover(event)
+                    await self.repair.to_now()
                 elif isinstance(event, KlineUpdate):
                     if event.closed and event.symbol == self.symbol:
                         await self._on_closed(event.candle)
@@ -182,6 +200,13 @@ class PairIngestor:
                     self._quote = event
         finally:
             stopper.cancel()
+
+    async def _refine_clock(self) -> None:
+        """The pair's own clock, refined now and then (``exchangeclock.py``); a shared one is its owner's."""
+        if self._shared_clock is None and time.monotonic() - self._refined > CLOCK_REFINE_S:
+            self._refined = time.monotonic()
+            assert self.ctx.clock is not None
+            await self.ctx.clock.refine()
 
     async def _tick(self) -> None:
         """Once a second of quiet: heartbeat, and retry writes held back by a database outage."""

@@ -1,143 +1,194 @@
-"""Ray actors of the ingest side: one :class:`PairActor` per pair and the shared :class:`BudgetActor`.
+"""The Ray actor that owns pairs: a :class:`PairActor` hosts the ingestion of up to 50 pairs.
 
-Pair actors are detached and named (``pair:BTCUSDT``) so that a restarted supervisor finds them
-again; they hold no state the database does not also hold, so killing one at any moment loses
-nothing: its replacement resumes from the last stored minute.
+Each tracked pair is owned by exactly one host, chosen by the supervisor, which runs one
+:class:`PairIngestor` per pair on its event loop with one database pool and one REST client. A
+Ray worker process holds about 50 MB of its own memory before it does any work, so one process
+per pair would cost 1,600 × that for every Binance pair; a host's pairs share it. A pair that
+fails is restarted inside its host, and a host that dies is restarted by the supervisor with its
+pairs; neither holds state the database does not also hold, so killing either at any moment loses
+nothing: each pair resumes from its last stored minute. A host's pairs stream through its node's
+stream actor (``stream_actor.py``) and pay for REST from its node's budget (``budget_actor.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
 
 import ray
 from sqlalchemy import update
 
-from cryptocast.actors.budget import RateBudget
+from cryptocast.actors.budget_actor import RayBudget, node_budget
 from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.ingestor import IngestConfig, PairIngestor
+from cryptocast.actors.rest_budgeted import TIME_WEIGHT
+from cryptocast.actors.stream_actor import RemoteHub, node_stream_actor
+from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, PAIRS_PER_CONNECTION, Event
 from cryptocast.exchange.binance import BinanceExchange
+from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
 from cryptocast.logs import setup_worker_logging
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import symbols
 from cryptocast.sql.urlfile import read_url
 
-NAMESPACE = "cryptocast"
-BUDGET_NAME = "rate_budget"
-PAIR_PREFIX = "pair:"
-# 20 pairs, the supervisor, the budget, Serve and a Tune trial share 2 cores: ingest actors are
-# I/O-bound and reserve a sliver each.
-PAIR_CPUS = 0.02
-BUDGET_CPUS = 0.01
+PAIRS_PER_ACTOR = 50
+HOSTS_PER_STREAM = PAIRS_PER_CONNECTION // PAIRS_PER_ACTOR  # hosts that share one stream actor
+# Ingestion is I/O-bound: a host reserves a sliver of a CPU, so pairs, the supervisor, Serve and a
+# Tune trial share 2 cores.
+PAIR_ACTOR_CPUS = 0.05
+DB_POOL = 5  # connections per host (as many again on overflow), shared by its pairs
 STOP_TIMEOUT_S = 20.0
+CLOCK_REFINE_S = 15.0  # wall seconds between refinements of the shared exchange clock
 
 log = logging.getLogger(__name__)
 
 
-def pair_actor_name(symbol: str) -> str:
-    return PAIR_PREFIX + symbol.upper()
+@dataclass
+class Hosted:
+    """One pair in its host: the ingestor, the task running it, and how it ended."""
+
+    ingestor: PairIngestor
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.time)
+    task: asyncio.Task | None = None
+    error: str | None = None
+
+    def status(self) -> dict:
+        base = self.ingestor.status()
+        finished = self.task is None or self.task.done()
+        return {
+            **base,
+            "heartbeat": max(base["heartbeat"], self.started),
+            "finished": finished,
+            "error": self.error,
+        }
 
 
-@ray.remote(num_cpus=BUDGET_CPUS, max_restarts=-1)
-class BudgetActor:
-    """The IP-wide REST weight and connection budget (see :class:`RateBudget`)."""
-
-    def __init__(self, weight_limit: int) -> None:
-        self.budget = RateBudget(weight_limit=weight_limit)
-
-    def reserve(self, weight: int) -> float:
-        return self.budget.reserve(weight)
-
-    def observe(self, used_weight: int | None) -> None:
-        self.budget.observe(used_weight)
-
-    def penalize(self, retry_after_s: float) -> None:
-        self.budget.penalize(retry_after_s)
-
-    def reserve_connection(self) -> float:
-        return self.budget.reserve_connection()
-
-    def snapshot(self) -> dict:
-        return self.budget.snapshot()
-
-
-class RayBudget:
-    """The ingestor's view of the budget actor."""
-
-    def __init__(self, handle: ray.actor.ActorHandle) -> None:
-        self.handle = handle
-
-    async def reserve(self, weight: int) -> float:
-        return await self.handle.reserve.remote(weight)
-
-    async def observe(self, used_weight: int | None) -> None:
-        if used_weight is not None:
-            self.handle.observe.remote(used_weight)  # fire and forget: it only raises the count
-
-    async def penalize(self, retry_after_s: float) -> None:
-        await self.handle.penalize.remote(retry_after_s)
-
-    async def reserve_connection(self) -> float:
-        return await self.handle.reserve_connection.remote()
-
-
-def budget_actor(weight_limit: int = 6000) -> ray.actor.ActorHandle:
-    return BudgetActor.options(  # type: ignore[attr-defined]  # mypy keeps a decorated class's type: @ray.remote made it an ActorClass
-        name=BUDGET_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
-    ).remote(weight_limit)
-
-
-@ray.remote(num_cpus=PAIR_CPUS, max_restarts=0)
+@ray.remote(num_cpus=PAIR_ACTOR_CPUS, max_restarts=0)
 class PairActor:
-    """Hosts one :class:`PairIngestor`; starts ingesting as soon as it is constructed."""
+    """Hosts the ingestion of the pairs the supervisor gives it; each starts as soon as it is added."""
 
     def __init__(
-        self, symbol: str, db_url_file: str | None, rest_url: str, stream_url: str, lookback_ms: int | None
+        self,
+        db_url_file: str | None,
+        rest_url: str,
+        stream_url: str,
+        lookback_ms: int | None,
+        stream_index: int,
+        weight_limit: int,
+        connection_lifetime_ms: int = CONNECTION_LIFETIME_MS,
     ) -> None:
         setup_worker_logging()
-        self.symbol = symbol
-        self.db_url = read_url(db_url_file)
-        self.rest_url, self.stream_url = rest_url, stream_url
-        self.config = IngestConfig(lookback_ms=lookback_ms)
-        self.ingestor: PairIngestor | None = None
-        self.error: str | None = None
-        self.started = time.time()
-        self._stop = asyncio.Event()
-        self._task = asyncio.get_event_loop().create_task(self._main())
+        node = ray.get_runtime_context().get_node_id()
+        self.db = Database(read_url(db_url_file), pool_size=DB_POOL)
+        self.exchange = BinanceExchange(rest_url=rest_url, stream_url=stream_url)
+        self.budget = RayBudget(node_budget(node, weight_limit))
+        streams = node_stream_actor(
+            node, stream_index, rest_url, stream_url, weight_limit, connection_lifetime_ms
+        )
+        self.hub = RemoteHub(streams, ray.get_runtime_context().current_actor)
+        self.lookback_ms = lookback_ms
+        self.pairs: dict[str, Hosted] = {}
+        self.clock: ExchangeClock | None = None  # one exchange clock for every hosted pair
+        self._clock_ready = asyncio.Lock()
+        self._refiner: asyncio.Task | None = None
 
-    async def _main(self) -> None:
-        db = Database(self.db_url, pool_size=2)
-        exchange = BinanceExchange(rest_url=self.rest_url, stream_url=self.stream_url)
-        try:
-            budget = RayBudget(ray.get_actor(BUDGET_NAME, namespace=NAMESPACE))
-            self.ingestor = PairIngestor(self.symbol, db, exchange, budget, self.config)
-            await self.ingestor.run(self._stop)
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("ingestion failed", extra={"pair": self.symbol})
+    async def _shared_clock(self) -> ExchangeClock:
+        """Measured once, at the first pair, then refined every ``CLOCK_REFINE_S`` for all of them.
+
+        The weight is reserved before the ask, so the budget's round trip is not in the timed span.
+        """
+        async with self._clock_ready:
+            if self.clock is None:
+                clock = ExchangeClock(self._server_time)
+                self.clock = await clock.measure()
+                self._refiner = asyncio.get_running_loop().create_task(self._refine())
+            return self.clock
+
+    async def _server_time(self) -> int:
+        while (wait := await self.budget.reserve(TIME_WEIGHT)) > 0:
+            await asyncio.sleep(wait)
+        return await server_time(self.exchange)()
+
+    async def _refine(self) -> None:
+        assert self.clock is not None
+        while True:
+            await asyncio.sleep(CLOCK_REFINE_S)
             try:
-                async with db.begin() as conn:
+                await self.clock.refine()
+            except Exception as exc:  # the next refinement tries again; the rate stays as it was
+                log.warning("could not refine the exchange clock: %s", exc)
+
+    # --- the pairs ----------------------------------------------------------------------------------
+    async def add(self, symbol: str) -> None:
+        if symbol not in self.pairs:
+            self._start(symbol)
+
+    async def restart(self, symbol: str) -> None:
+        """End the pair's ingestion (whatever its state) and start it afresh from its last stored minute."""
+        await self._end(symbol)
+        self._start(symbol)
+
+    async def remove(self, symbol: str) -> None:
+        """Graceful: flush held candles, leave the stream hub, keep the ledger consistent."""
+        await self._end(symbol)
+
+    def _start(self, symbol: str) -> None:
+        config = IngestConfig(lookback_ms=self.lookback_ms)
+        hosted = Hosted(
+            PairIngestor(
+                symbol,
+                self.db,
+                self.exchange,
+                self.budget,
+                config,
+                streams=self.hub,
+                clock=self._shared_clock,
+            )
+        )
+        hosted.task = asyncio.get_running_loop().create_task(self._run(hosted))
+        self.pairs[symbol] = hosted
+
+    async def _run(self, hosted: Hosted) -> None:
+        symbol = hosted.ingestor.symbol
+        try:
+            await hosted.ingestor.run(hosted.stop)
+        except Exception as exc:
+            hosted.error = f"{type(exc).__name__}: {exc}"
+            log.exception("ingestion failed", extra={"pair": symbol})
+            with contextlib.suppress(*DB_ERRORS):
+                async with self.db.begin() as conn:
                     await conn.execute(
                         update(symbols)
-                        .where(symbols.c.symbol == self.symbol)
-                        .values(last_error=self.error[:2000])
+                        .where(symbols.c.symbol == symbol)
+                        .values(last_error=hosted.error[:2000])
                     )
-            except DB_ERRORS:
-                pass
-        finally:
-            await exchange.close_connection()
-            await db.dispose()
+
+    async def _end(self, symbol: str) -> None:
+        hosted = self.pairs.pop(symbol, None)
+        if hosted is None or hosted.task is None:
+            return
+        hosted.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(hosted.task), STOP_TIMEOUT_S)
+        except TimeoutError:
+            hosted.task.cancel()
+
+    # --- calls from the stream actor and the supervisor ---------------------------------------------
+    async def deliver(self, symbol: str, events: list[Event]) -> None:
+        await self.hub.deliver(symbol, events)
 
     async def status(self) -> dict:
-        base = self.ingestor.status() if self.ingestor else {"symbol": self.symbol, "state": "starting"}
-        heartbeat = base.get("heartbeat") or self.started
-        return {**base, "heartbeat": heartbeat, "finished": self._task.done(), "error": self.error}
+        """Each hosted pair's state, heartbeat, counters and how it ended, if it did."""
+        return {symbol: hosted.status() for symbol, hosted in self.pairs.items()}
 
     async def stop(self) -> None:
-        """Graceful: flush held candles, close sockets, leave the ledger consistent."""
-        self._stop.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
-        except TimeoutError:
-            self._task.cancel()
+        """Stop every pair gracefully, then release the database and the exchange client."""
+        await asyncio.gather(*(self._end(symbol) for symbol in list(self.pairs)))
+        if self._refiner is not None:
+            self._refiner.cancel()
+        await self.exchange.close_connection()
+        await self.db.dispose()

@@ -40,7 +40,7 @@ def backoff_s(attempt: int) -> float:
 class Budget(Protocol):
     """What ingestion needs from the shared rate-limit budget (a Ray actor or a local object)."""
 
-    async def reserve(self, weight: int) -> float: ...
+    async def reserve(self, weight: int, backfill: bool = False) -> float: ...
     async def observe(self, used_weight: int | None) -> None: ...
     async def penalize(self, retry_after_s: float) -> None: ...
     async def reserve_connection(self) -> float: ...
@@ -54,10 +54,11 @@ class BudgetedRest:
         self.exchange = exchange
         self.budget = budget
 
-    async def call(self, weight: int, call: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, weight: int, call: Callable[[], Awaitable[T]], backfill: bool = False) -> T:
+        """``call`` once its weight is reserved; ``backfill`` calls yield to live ones (``budget.py``)."""
         attempt = 0
         while True:
-            wait = await self.budget.reserve(weight)
+            wait = await self.budget.reserve(weight, backfill)
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
@@ -95,9 +96,9 @@ class BudgetedRest:
     async def page(self, start_ms: int, end_ms: int | None = None) -> list[Candle]:
         return (await self.block(start_ms, end_ms)).candles()
 
-    async def block(self, start_ms: int, end_ms: int | None = None) -> CandleBlock:
+    async def block(self, start_ms: int, end_ms: int | None = None, backfill: bool = False) -> CandleBlock:
         page = await self.call(
-            KLINES_WEIGHT, lambda: self.exchange.klines(self.ctx.symbol, start_ms, end_ms, PAGE)
+            KLINES_WEIGHT, lambda: self.exchange.klines(self.ctx.symbol, start_ms, end_ms, PAGE), backfill
         )
         assert self.ctx.clock is not None
         now = self.ctx.clock.now_ms()

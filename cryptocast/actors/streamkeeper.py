@@ -1,88 +1,95 @@
-"""The pair's websocket streams (klines and book ticker), replaced whenever they cannot be trusted.
+"""The pair's end of the streams: its closed candles and quotes, from a hub that carries many pairs.
 
-A stream is watched, not believed: silence longer than two candle intervals, python-binance's
-queue overflow, a server disconnect or anything else that ends its read loop closes it, and a
-fresh connection opens after a capped back-off (the pair then repairs over REST what closed
-meanwhile). Before the exchange's 24 h cutoff the replacement opens first and the old stream
-closes after, so a planned renewal loses no minute; the overlap is deduplicated downstream. Every
-stream's messages go to one queue, its end too, tagged with the stream, so that the end of a
-stream already replaced is ignored. New connections are paid for from the IP-wide budget.
+The pair does not hold a connection of its own: it asks a stream hub (``streamhub.py``, in this
+process or in a stream actor) to carry its streams, and the hub hands over each closed candle with
+the quote before it. The pair still watches: when it hears nothing for two candle intervals it asks
+whether the hub still carries it, and if not (the hub died, restarted or dropped it) it asks again,
+with a capped back-off, and repairs over REST what closed meanwhile. A hub that replaced a failed
+connection says so (:class:`~cryptocast.actors.streamhub.Resumed`) and the pair repairs the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptocast.actors.paircontext import INGEST_LOGGER, PairContext
-from cryptocast.actors.rest_budgeted import Budget, BudgetedRest, backoff_s
-from cryptocast.exchange.binance import (
-    BinanceExchange,
-    BookQuote,
-    ExchangeStreamError,
-    KlineUpdate,
-    MarketStream,
-)
+from cryptocast.actors.rest_budgeted import backoff_s
+from cryptocast.actors.streamhub import Event, Renewed, Resumed, Sink
+from cryptocast.exchange.binance import BookQuote, KlineUpdate
 from cryptocast.records import MINUTE_MS
 
 log = logging.getLogger(INGEST_LOGGER)
 
-STALL_INTERVALS = 2  # candle intervals of silence before a stream counts as stalled
+STALL_INTERVALS = 2  # candle intervals of silence before the pair asks whether it is still carried
 MIN_STALL_WALL_S = 3.0  # floor in wall seconds: a busy 2-core machine pauses longer than 0.2 s
-RENEW_BEFORE_CUTOFF_MS = 30 * 60_000  # open the replacement this long before the exchange's cutoff
-EXCHANGE_INFO_WEIGHT = 20  # opening a stream reads exchangeInfo for the derived-field markers
 MAX_BACKOFF_ATTEMPT = 6  # consecutive failures beyond this wait no longer
 
 
-@dataclass(frozen=True)
-class StreamEnded:
-    """A stream's read loop ended; tagged with its stream so the end of a replaced one is ignored."""
+class StreamSource(Protocol):
+    """A stream hub as the pair sees it: in this process or behind a Ray actor."""
 
-    stream: MarketStream
-    error: ExchangeStreamError
+    async def add(self, symbol: str, sink: Sink) -> None: ...
+    async def remove(self, symbol: str) -> None: ...
+    async def carries(self, symbol: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """The pair heard nothing and the hub no longer carries it: subscribe again, then repair."""
+
+    reason: str
 
 
 class StreamKeeper:
-    """Keeps one live stream of the pair open and its messages flowing into ``events``."""
+    """Keeps the pair carried by its hub and its events flowing into ``events``."""
 
-    def __init__(
-        self, ctx: PairContext, exchange: BinanceExchange, budget: Budget, rest: BudgetedRest
-    ) -> None:
+    def __init__(self, ctx: PairContext, source: StreamSource) -> None:
         self.ctx = ctx
-        self.exchange = exchange
-        self.budget = budget
-        self.rest = rest
-        self.events: asyncio.Queue[KlineUpdate | BookQuote | StreamEnded] = asyncio.Queue()
-        self.failures = 0  # consecutive stream failures since the last closed candle
-        self._stream: MarketStream | None = None
-        self._reader: asyncio.Task | None = None
-        self._opened_at = 0  # exchange time the current stream opened at
+        self.source = source
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.failures = 0  # consecutive failures to be carried since the last closed candle
+        self._heard = time.monotonic()
+
+    async def _sink(self, _symbol: str, events: list[Event]) -> None:
+        self._heard = time.monotonic()
+        for event in events:
+            self.events.put_nowait(event)
 
     async def open(self) -> None:
-        self._stream, self._reader, self._opened_at = await self._connect()
+        """Returns once the hub carries the pair (asking again, with back-off, until it does)."""
+        while True:
+            try:
+                await self.source.add(self.ctx.symbol, self._sink)
+                self._heard = time.monotonic()
+                return
+            except Exception as exc:  # a hub that is down or refuses: ask again after a back-off
+                self.failures += 1
+                self.ctx.last_error = f"stream: {type(exc).__name__}: {exc}"
+                log.warning("no stream hub carries the pair yet (%s)", exc, extra=self.ctx.extra)
+                await asyncio.sleep(backoff_s(min(self.failures, MAX_BACKOFF_ATTEMPT)))
 
     async def close(self) -> None:
-        assert self._stream is not None and self._reader is not None
-        self._reader.cancel()
-        await _close_quietly(self._stream)
+        try:
+            await self.source.remove(self.ctx.symbol)
+        except Exception as exc:  # a hub that is gone carries nothing anyway
+            log.debug("leaving the stream hub: %s", exc, extra=self.ctx.extra)
 
-    async def renew_if_due(self) -> None:
-        """Ahead of the exchange's cutoff: the new stream first, then close the old."""
+    def _stall_timeout_s(self) -> float:
         assert self.ctx.clock is not None
-        lifetime = self.ctx.config.connection_lifetime_ms
-        renew_at = lifetime - min(RENEW_BEFORE_CUTOFF_MS, lifetime // 10)
-        if self.ctx.clock.now_ms() - self._opened_at >= renew_at:
-            log.info("renewing stream before the 24 h cutoff", extra=self.ctx.extra)
-            fresh = await self._connect()
-            await self.close()
-            self._stream, self._reader, self._opened_at = fresh
-            self.ctx.counters.renewals += 1
+        return max(MIN_STALL_WALL_S, self.ctx.clock.wall_seconds(STALL_INTERVALS * MINUTE_MS))
 
     async def next_event(
         self, stopper: asyncio.Task, timeout_s: float
-    ) -> KlineUpdate | BookQuote | StreamEnded | None:
+    ) -> KlineUpdate | BookQuote | Resumed | Dropped | None:
         """The next message, or None after ``timeout_s`` of quiet or once ``stopper`` is done."""
+        if time.monotonic() - self._heard > self._stall_timeout_s():
+            self._heard = time.monotonic()
+            if not await self._carried():
+                return Dropped(f"no message for {self._stall_timeout_s():.1f} s and no hub carries it")
         getter = asyncio.create_task(self.events.get())
         done, _ = await asyncio.wait(
             {getter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -91,49 +98,26 @@ class StreamKeeper:
             getter.cancel()
             return None
         event = getter.result()
+        if isinstance(event, Renewed):
+            self.ctx.counters.renewals += 1
+            return None
         if isinstance(event, KlineUpdate) and event.closed and event.symbol == self.ctx.symbol:
             self.failures = 0  # the stream works again: the back-off starts afresh
         return event
 
-    async def replace(self, ended: StreamEnded) -> bool:
-        """Reconnect after the current stream ended; False for the end of one already replaced."""
-        if ended.stream is not self._stream:
+    async def _carried(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.source.carries(self.ctx.symbol), self._stall_timeout_s())
+        except Exception:  # a hub that does not answer carries nothing
             return False
+
+    async def recover(self, event: Resumed | Dropped) -> None:
+        """After an interruption: be carried again (the caller then repairs what closed meanwhile)."""
         self.failures += 1
         self.ctx.counters.reconnects += 1
-        self.ctx.last_error = f"stream: {ended.error}"
-        log.warning("stream failed (%s); reconnecting", ended.error, extra=self.ctx.extra)
-        await self.close()
-        await asyncio.sleep(backoff_s(min(self.failures, MAX_BACKOFF_ATTEMPT)))
-        self._stream, self._reader, self._opened_at = await self._connect()
-        return True
-
-    def _stall_timeout_s(self) -> float:
-        assert self.ctx.clock is not None
-        return max(MIN_STALL_WALL_S, self.ctx.clock.wall_seconds(STALL_INTERVALS * MINUTE_MS))
-
-    async def _connect(self) -> tuple[MarketStream, asyncio.Task, int]:
-        while (wait := await self.budget.reserve_connection()) > 0:
-            await asyncio.sleep(wait)
-        symbol = self.ctx.symbol.lower()
-        stream = self.exchange.stream([f"{symbol}@kline_1m", f"{symbol}@bookTicker"], self._stall_timeout_s())
-        await self.rest.call(EXCHANGE_INFO_WEIGHT, stream.__aenter__)
-        opened_at = self.ctx.clock.now_ms() if self.ctx.clock else 0
-        reader = asyncio.create_task(self._read(stream))
-        return stream, reader, opened_at
-
-    async def _read(self, stream: MarketStream) -> None:
-        try:
-            async for update in stream:
-                self.events.put_nowait(update)
-        except ExchangeStreamError as exc:
-            self.events.put_nowait(StreamEnded(stream, exc))
-        except Exception as exc:  # anything else that kills the read loop ends this stream too
-            self.events.put_nowait(StreamEnded(stream, ExchangeStreamError(f"{type(exc).__name__}: {exc}")))
-
-
-async def _close_quietly(stream: MarketStream) -> None:
-    try:
-        await asyncio.wait_for(stream.__aexit__(None, None, None), timeout=5)
-    except Exception as exc:  # a dying socket may fail to close; it is abandoned either way
-        log.debug("closing stream: %s", exc)
+        self.ctx.last_error = f"stream: {event.reason}"
+        log.warning("stream interrupted (%s)", event.reason, extra=self.ctx.extra)
+        if isinstance(event, Dropped):
+            await self.close()
+            await asyncio.sleep(backoff_s(min(self.failures, MAX_BACKOFF_ATTEMPT)))
+            await self.open()

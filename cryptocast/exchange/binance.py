@@ -34,6 +34,8 @@ from cryptocast.settings import Settings, get_settings
 
 MAX_KLINES_PAGE = 1000
 DEFAULT_QUEUE_SIZE = 100  # python-binance's default; overflow raises StreamFailed
+SUBSCRIBE_TIMEOUT_S = 10.0  # for the exchange's answer to a SUBSCRIBE
+EXCHANGE_INFO_FILTER_MAX = 50  # symbols named in one exchangeInfo request; beyond, the whole list
 SOCKET_POLL_S = 1.0  # python-binance's per-receive wait (10 s by default) bounds how fast a socket closes
 CLOSE_CHECK_S = 0.1
 # python-binance error dicts that mean "the connection dropped, reconnecting": data may be missing.
@@ -288,13 +290,41 @@ class MarketStream:
         self._socket = exchange.socket_manager().multiplex_socket(streams)
         self._socket.TIMEOUT = SOCKET_POLL_S
         self._derived: dict[str, tuple[str, ...]] = {}
+        self._answers: dict[int, asyncio.Future[dict]] = {}  # SUBSCRIBE id -> the exchange's answer
+        self._next_id = 1
 
     async def __aenter__(self) -> MarketStream:
-        symbols = sorted({name.split("@")[0].upper() for name in self.streams})
-        await self.exchange.exchange_info(symbols)
-        self._derived = {s: self.exchange._derived.get(s, ()) for s in symbols}
+        await self._learn_derived(self.streams)
         await self._socket.__aenter__()
         return self
+
+    async def _learn_derived(self, streams: list[str]) -> None:
+        symbols = sorted({name.split("@")[0].upper() for name in streams})
+        await self.exchange.exchange_info(symbols if len(symbols) <= EXCHANGE_INFO_FILTER_MAX else None)
+        self._derived.update({s: self.exchange._derived.get(s, ()) for s in symbols})
+
+    async def subscribe(self, streams: list[str]) -> None:
+        """Add ``streams`` to the open connection (Binance's ``SUBSCRIBE``), once the exchange agrees.
+
+        The answer arrives through :meth:`recv`, so a reader must be consuming the stream meanwhile.
+        """
+        await self._learn_derived(streams)
+        ws = self._socket.ws
+        if ws is None:
+            raise StreamInterrupted("the connection is reconnecting; cannot subscribe")
+        request_id, self._next_id = self._next_id, self._next_id + 1
+        answer: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        self._answers[request_id] = answer
+        try:
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": streams, "id": request_id}))
+            reply = await asyncio.wait_for(answer, SUBSCRIBE_TIMEOUT_S)
+        except TimeoutError:
+            raise StreamFailed(f"no answer to SUBSCRIBE within {SUBSCRIBE_TIMEOUT_S:.0f} s") from None
+        finally:
+            self._answers.pop(request_id, None)
+        if "error" in reply:
+            raise StreamFailed(f"SUBSCRIBE refused: {reply['error']}")
+        self.streams = [*self.streams, *streams]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -334,8 +364,11 @@ class MarketStream:
                     raise StreamOverflow(f"{kind}: {msg.get('m')}")
                 raise StreamFailed(f"{kind}: {msg.get('m')}")
             data = msg.get("data")
-            if not isinstance(data, dict):
-                continue  # control answers ({"result": ..., "id": ...})
+            if not isinstance(data, dict):  # a control answer ({"result": ..., "id": ...})
+                answer = self._answers.get(msg.get("id"))  # type: ignore[arg-type]
+                if answer is not None and not answer.done():
+                    answer.set_result(msg)
+                continue
             update = self._parse(data)
             if update is not None:
                 return update

@@ -12,7 +12,10 @@ Two ways to keep it, one per kind of caller:
 * :meth:`ExchangeClock.measure` (actors, the scheduler): two asks ``RATE_SAMPLE_S`` apart, the rate
   snapped to 1 when within ``UNIT_RATE_TOLERANCE`` of it (so wall-speed jitter reads as wall speed);
   then :meth:`~ExchangeClock.now_ms`, :meth:`~ExchangeClock.wall_seconds` and
-  :meth:`~ExchangeClock.wall_at` extrapolate from it without asking again.
+  :meth:`~ExchangeClock.wall_at` extrapolate from it without asking again. A few milliseconds of
+  jitter over half a second is a rate off by 1 %, which a replay at 60× turns into a clock
+  minutes off within the hour, so long-lived callers :meth:`~ExchangeClock.refine` it now and then:
+  the rate then spans everything since the first ask, and its error shrinks as that span grows.
 * :meth:`ExchangeClock.refreshed_ms` (the API): asks when the last answer is older than
   ``refresh_s`` (one ask at a time, under a lock) and takes the rate from the last two answers at
   least ``MIN_RATE_SPAN_S`` apart, as measured; :meth:`~ExchangeClock.estimate_ms` extrapolates
@@ -66,6 +69,7 @@ class ExchangeClock:
 
     def __init__(self, ask: ServerTime, refresh_s: float = REFRESH_S) -> None:
         self.ask, self.refresh_s = ask, refresh_s
+        self.first: Sample | None = None  # measure()'s first answer: the base refine() measures from
         self.previous: Sample | None = None
         self.last: Sample | None = None
         self.rate = 1.0
@@ -91,7 +95,18 @@ class ExchangeClock:
         rate = _rate(first, second)
         if abs(rate - 1.0) < UNIT_RATE_TOLERANCE or rate <= 0:
             rate = 1.0
-        self.previous, self.last, self.rate = first, second, rate
+        self.first, self.previous, self.last, self.rate = first, first, second, rate
+        return self
+
+    async def refine(self) -> ExchangeClock:
+        """One more timed ask; the rate from :meth:`measure`'s first answer to it (snapped as there)."""
+        if self.first is None:
+            return await self.measure()
+        sample = await self._sample()
+        rate = _rate(self.first, sample)
+        if abs(rate - 1.0) < UNIT_RATE_TOLERANCE or rate <= 0:
+            rate = 1.0
+        self.previous, self.last, self.rate = self.last, sample, rate
         return self
 
     def _extrapolate(self, wall_s: float) -> float:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ray
 
-from cryptocast.actors.pair import NAMESPACE
+from cryptocast.actors.nodes import NAMESPACE
 from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
 from cryptocast.logs import setup_worker_logging
 from cryptocast.settings import Settings

@@ -44,19 +44,20 @@ def _lines_about(logs: Path, needle: str) -> list[str]:
 
 
 async def test_a_pair_actor_logs_json_lines(ray_json_logs: Path, db_url: URL, tmp_path: Path) -> None:
-    from cryptocast.actors.pair import NAMESPACE, PairActor, budget_actor
+    from cryptocast.actors.nodes import NAMESPACE
+    from cryptocast.actors.pair import PairActor
 
-    budget_actor()
-    port = free_port()  # nothing listens: the actor fails before it asks the exchange anything
+    port = free_port()  # nothing listens: the pair fails before it asks the exchange anything
     url_file = write_url(db_url.render_as_string(hide_password=False), tmp_path)
     actor = PairActor.options(namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
-        UNTRACKED, url_file, f"http://127.0.0.1:{port}/api", f"ws://127.0.0.1:{port}/", None
+        url_file, f"http://127.0.0.1:{port}/api", f"ws://127.0.0.1:{port}/", None, 0, 6000
     )
     try:
-        status = await eventually(
-            actor.status.remote, "the actor's start failed", until=lambda s: s["finished"]
+        await actor.add.remote(UNTRACKED)
+        statuses = await eventually(
+            actor.status.remote, "the pair's start failed", until=lambda s: s[UNTRACKED]["finished"]
         )
-        assert "not a tracked pair" in status["error"]
+        assert "not a tracked pair" in statuses[UNTRACKED]["error"]
         lines = await eventually(
             lambda: _lines_about(ray_json_logs, "ingestion failed"), "the actor's log line", until=bool
         )

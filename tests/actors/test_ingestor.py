@@ -108,14 +108,17 @@ async def test_a_bad_quote_is_refused_and_the_pair_streams_on(db: Database) -> N
     """A quote the schema would refuse (a negative size) is counted and dropped; the actor lives on."""
     from sqlalchemy import text
 
+    from cryptocast.actors.streamhub import StreamHub
     from cryptocast.exchange.binance import BookQuote
 
     bad = BookQuote("BTCUSDT", 100.0, -1.0, 100.5, 2.0)
     async with ingest_setup(db, speed=300.0) as (_server, ingestor):
+        hub = ingestor.streams.source
+        assert isinstance(hub, StreamHub)
         async with running(ingestor):
             await until_live(ingestor)
             for _ in range(100):  # a closing minute takes the last quote seen: 2 s of them, ~10 closes
-                ingestor.streams.events.put_nowait(bad)
+                await hub.route(bad)  # as if the connection had carried it
                 await asyncio.sleep(0.02)
             marked = ingestor.last_stored
             await until_stored(ingestor, marked + 5 * MINUTE_MS)

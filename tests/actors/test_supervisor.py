@@ -1,4 +1,4 @@
-"""The supervisor on a real Ray: pairs from command rows, kills survived, nothing lost."""
+"""The supervisor on a real Ray: pairs from command rows, killed hosts survived, nothing lost."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 
 from cryptocast.actors.check import completeness
-from cryptocast.actors.pair import NAMESPACE, pair_actor_name
+from cryptocast.actors.nodes import NAMESPACE, STREAM_PREFIX, named_actors
 from cryptocast.actors.supervisor import start_supervisor
 from cryptocast.exchange.server import ReplayConfig, ReplayServer
 from cryptocast.records import MINUTE_MS
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.embedded_only
 
 PAIRS = ["BTCUSDT", "ETHUSDT"]
 KILLS = 20
+STREAM_KILLS = 3
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +72,12 @@ async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local
             restart_s = []
             for _ in range(KILLS):
                 pair = rng.choice(PAIRS)
-                victim = ray.get_actor(pair_actor_name(pair), namespace=NAMESPACE)
+                victim = ray.get_actor((await supervisor.placement.remote())[pair], namespace=NAMESPACE)
                 old = victim._actor_id
                 t0 = time.monotonic()
                 ray.kill(victim, no_restart=True)
                 await eventually(
-                    lambda p=pair, o=old: _replaced_and_live(db, p, o),
+                    lambda p=pair, o=old: _replaced_and_live(supervisor, p, o),
                     f"{pair} replaced and live",
                     timeout_s=90,
                     every_s=0.2,
@@ -103,18 +104,64 @@ async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local
     )
 
 
-async def _replaced_and_live(db: Database, pair: str, old_id) -> bool:
+@pytest.mark.slow
+async def test_killed_stream_actors_lose_no_minute(ray_local, db_url: URL) -> None:
+    """Ray restarts a killed stream actor empty; each pair's watchdog finds itself no longer carried,
+    subscribes again and repairs over REST what closed meanwhile."""
+    db = Database(db_url)
+    url = db_url.render_as_string(hide_password=False)
+    async with ReplayServer(ReplayConfig(speed=120.0, pairs=PAIRS, history_ms=2 * 60 * MINUTE_MS)) as replay:
+        for pair in PAIRS:
+            await submit_command(db, "add_pair", pair)
+        supervisor = start_supervisor(url, replay.rest_url, replay.stream_url, lookback_ms=None)
+        try:
+            await eventually(
+                lambda: _states(db),
+                f"{PAIRS} live",
+                timeout_s=60,
+                every_s=0.2,
+                until=lambda states: all(states.get(p) == "live" for p in PAIRS),
+            )
+            (name,) = named_actors(STREAM_PREFIX)
+            stream = ray.get_actor(name, namespace=NAMESPACE)
+            for _ in range(STREAM_KILLS):
+                await eventually(stream.status.remote, "both pairs carried", until=lambda s: s["pairs"] == 2)
+                ray.kill(stream, no_restart=False)  # Ray restarts it, carrying nobody
+                await asyncio.sleep(2.0)
+            await eventually(
+                stream.status.remote, "both pairs carried again", until=lambda s: s["pairs"] == 2
+            )
+            target = replay.clock.now() // MINUTE_MS * MINUTE_MS - 2 * MINUTE_MS
+            await eventually(
+                lambda: _caught_up(db, target), f"{PAIRS} caught up to {target}", timeout_s=90, every_s=0.2
+            )
+            host = ray.get_actor((await supervisor.placement.remote())[PAIRS[0]], namespace=NAMESPACE)
+            statuses = await host.status.remote()
+        finally:
+            await supervisor.shutdown.remote()
+            ray.kill(supervisor, no_restart=True)
+    report = {c.symbol: c for c in await completeness(db)}
+    await db.dispose()
+    for pair in PAIRS:
+        assert report[pair].missing == 0, report[pair]
+        assert report[pair].duplicates == 0
+        assert statuses[pair]["counters"]["reconnects"] >= STREAM_KILLS, statuses[pair]["counters"]
+    assert named_actors(STREAM_PREFIX) == [], "the supervisor's shutdown ends the stream actors too"
+
+
+async def _replaced_and_live(supervisor, pair: str, old_id) -> bool:
+    host = (await supervisor.placement.remote()).get(pair)
     try:
-        actor = ray.get_actor(pair_actor_name(pair), namespace=NAMESPACE)
+        actor = ray.get_actor(host, namespace=NAMESPACE) if host else None
     except ValueError:
         return False
-    if actor._actor_id == old_id:
+    if actor is None or actor._actor_id == old_id:
         return False
     try:
         status = await actor.status.remote()
     except ray.exceptions.RayActorError:  # replaced again by the supervisor meanwhile
         return False
-    return status["state"] == "live"
+    return status.get(pair, {}).get("state") == "live"
 
 
 async def _caught_up(db: Database, target_ms: int) -> bool:

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bench.lib.gcs_ft import PAIRS, SUPERVISOR, run_experiment
-from cryptocast.actors.pair import pair_actor_name
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +46,8 @@ async def test_gcs_restart_leaves_every_actor_running(server_urls: dict[str, URL
     assert result["gcs_pids"][0] != result["gcs_pids"][1]
     for pair in PAIRS:
         assert result["minutes_stored_while_gcs_down"][pair] >= 1  # ingestion never waited for the GCS
-    for name in [SUPERVISOR, *(pair_actor_name(p) for p in PAIRS)]:
+    assert result["hosts"]["before"] and result["hosts"]["alive_after"] == result["hosts"]["before"]
+    for name in [SUPERVISOR, *result["hosts"]["before"]]:
         actor = result["actors"][name]
         assert actor["same_actor"] and actor["same_process"], (name, actor)
         assert actor["restarts"][0] == actor["restarts"][1], (name, actor)
@@ -61,6 +61,7 @@ async def test_head_restart_brings_back_the_detached_supervisor(server_urls: dic
     supervisor = result["actors"][SUPERVISOR]
     assert supervisor["same_actor"] and not supervisor["same_process"]  # restarted by Ray, same actor
     assert supervisor["restarts"][1] > supervisor["restarts"][0]
-    for pair in PAIRS:
-        actor = result["actors"][pair_actor_name(pair)]
-        assert actor["state_after"] == "ALIVE" and not actor["same_process"], (pair, actor)
+    # The node is new, so are the pair hosts on it (named for their node); the pairs are theirs again.
+    assert result["hosts"]["alive_after"] and not set(result["hosts"]["alive_after"]) & set(
+        result["hosts"]["before"]
+    )
