@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
 
 from bench.lib.ingest import run_live_bench
+from cryptocast.actors.pair import PAIRS_PER_ACTOR
 from cryptocast.settings import get_settings
 from cryptocast.sql.location import database_url
 
@@ -32,12 +33,22 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, help="BTCUSDT plus pairs-1 clones (with --speed)")
     parser.add_argument("--speed", type=float, help="replay speed")
     parser.add_argument("--candles", type=int, default=MIN_CANDLES, help="live candles to time")
+    parser.add_argument(
+        "--pairs-per-actor",
+        type=int,
+        default=PAIRS_PER_ACTOR,
+        help="pairs one pair actor hosts (1: a process each)",
+    )
     args = parser.parse_args()
     runs = ((args.pairs, args.speed),) if args.pairs and args.speed else DEFAULT_RUNS
     with database_url(get_settings()) as url:
         for pairs, speed in runs:  # each result as soon as it is measured: one JSON document per run
             print(
-                json.dumps(asyncio.run(run_live_bench(url, pairs, speed, args.candles)), indent=2), flush=True
+                json.dumps(
+                    asyncio.run(run_live_bench(url, pairs, speed, args.candles, args.pairs_per_actor)),
+                    indent=2,
+                ),
+                flush=True,
             )
 
 

@@ -85,6 +85,7 @@ class NodeSpec:
     name: str
     num_cpus: int
     memory_mib: int | None = None
+    resources: dict[str, float] = field(default_factory=dict)  # more custom resources it offers
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
@@ -253,7 +254,7 @@ class LocalCluster:
             "node_name": spec.name,
             "num_cpus": spec.num_cpus,
             "memory": spec.memory_mib * MIB if spec.memory_mib is not None else None,
-            "resources": {spec.resource: 1},
+            "resources": {spec.resource: 1, **spec.resources},
             "labels": {LABEL_KEY: spec.name},
             "temp_dir": str(self.temp_dir(spec.name)),
             **_ports(),

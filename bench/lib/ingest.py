@@ -47,6 +47,7 @@ from bench.lib.harness import (
 )
 from cryptocast.actors.budget import SAFETY, LocalBudget, RateBudget
 from cryptocast.actors.ingestor import KLINES_WEIGHT, PAGE, IngestConfig, PairIngestor
+from cryptocast.actors.pair import PAIRS_PER_ACTOR
 from cryptocast.actors.ray_runtime import ray_processes, start_ray, stop_ray
 from cryptocast.actors.supervisor import start_supervisor
 from cryptocast.exchange.binance import BinanceExchange
@@ -296,6 +297,7 @@ def memory_report(roles: dict[str, list[psutil.Process]]) -> dict:
                 continue
         rss = [i.rss / MIB for i in infos]
         uss = [i.uss / MIB for i in infos]
+        pss = [i.pss / MIB for i in infos]
         total_rss, total_uss = total_rss + sum(rss), total_uss + sum(uss)
         report[role] = {
             "processes": len(infos),
@@ -304,6 +306,7 @@ def memory_report(roles: dict[str, list[psutil.Process]]) -> dict:
             "uss_mib_each_mean": round(sum(uss) / max(len(uss), 1), 1),
             "rss_mib_sum": round(sum(rss), 1),
             "uss_mib_sum": round(sum(uss), 1),
+            "pss_mib_sum": round(sum(pss), 1),
         }
     report["ingest_side_total"] = {"rss_mib": round(total_rss, 1), "uss_mib": round(total_uss, 1)}
     return report
@@ -322,7 +325,9 @@ def _cpu_by_role(roles: dict[str, list[psutil.Process]]) -> dict[str, float]:
     return out
 
 
-async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: float) -> dict:
+async def live_once(
+    db_url: URL, replay: Replay, min_candles: int, timeout_s: float, pairs_per_actor: int = PAIRS_PER_ACTOR
+) -> dict:
     """Pairs of ``replay`` on Ray via the supervisor; latency of each live candle to its commit."""
     db = Database(db_url, pool_size=2)
     pairs = list(replay.bars)
@@ -333,7 +338,9 @@ async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: fl
     await listener.add_listener(CANDLES_CHANNEL, arrivals.on_notify)
     start_ray()
     url = db_url.render_as_string(hide_password=False)
-    supervisor = start_supervisor(url, replay.rest_url, replay.stream_url, lookback_ms=LIVE_LOOKBACK_MS)
+    supervisor = start_supervisor(
+        url, replay.rest_url, replay.stream_url, lookback_ms=LIVE_LOOKBACK_MS, pairs_per_actor=pairs_per_actor
+    )
     try:
 
         async def all_live() -> bool:
@@ -365,8 +372,10 @@ async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: fl
     stored = {s: await _stored(db, s) for s in pairs}
     await db.dispose()
     window = t1 - t0
+    hosts = memory.get("pair_actor", {})
     return {
         "pairs": len(pairs),
+        "pairs_per_actor": pairs_per_actor,
         "speed": replay.clock.speed,
         "candles": len(latencies_ms),
         "candles_per_pair": {"min": min(per_pair.values()), "max": max(per_pair.values())},
@@ -386,10 +395,14 @@ async def live_once(db_url: URL, replay: Replay, min_candles: int, timeout_s: fl
             (cpu1.get("pair_actor", 0.0) - cpu0.get("pair_actor", 0.0)) / window / len(pairs), 4
         ),
         "memory": memory,
+        "pair_actor_uss_mib_per_pair": round(hosts.get("uss_mib_sum", 0.0) / len(pairs), 1),
+        "pair_actor_pss_mib_per_pair": round(hosts.get("pss_mib_sum", 0.0) / len(pairs), 1),
     }
 
 
-async def run_live_bench(server_url: URL | str, pairs: int, speed: float, min_candles: int) -> dict:
+async def run_live_bench(
+    server_url: URL | str, pairs: int, speed: float, min_candles: int, pairs_per_actor: int = PAIRS_PER_ACTOR
+) -> dict:
     """``pairs`` live pairs (BTCUSDT and clones of it) at ``speed``× until ``min_candles`` live candles."""
     minutes = math.ceil(min_candles / pairs)
     timeout_s = minutes * MINUTE_S / speed * LIVE_TIMEOUT_FACTOR + LIVE_START_TIMEOUT_S
@@ -399,6 +412,6 @@ async def run_live_bench(server_url: URL | str, pairs: int, speed: float, min_ca
             speed=speed, pairs=[LIVE_PAIR], clones={LIVE_PAIR: pairs - 1} if pairs > 1 else {}
         )
         with replay_process(config) as replay:
-            result.update(await live_once(url, replay, min_candles, timeout_s))
+            result.update(await live_once(url, replay, min_candles, timeout_s, pairs_per_actor))
     result["machine_after"] = machine()
     return result

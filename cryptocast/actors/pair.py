@@ -26,7 +26,7 @@ from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.ingestor import IngestConfig, PairIngestor
 from cryptocast.actors.rest_budgeted import TIME_WEIGHT
 from cryptocast.actors.stream_actor import RemoteHub, node_stream_actor
-from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, PAIRS_PER_CONNECTION, Event
+from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, Event
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
 from cryptocast.logs import setup_worker_logging
@@ -35,7 +35,6 @@ from cryptocast.sql.schema import symbols
 from cryptocast.sql.urlfile import read_url
 
 PAIRS_PER_ACTOR = 50
-HOSTS_PER_STREAM = PAIRS_PER_CONNECTION // PAIRS_PER_ACTOR  # hosts that share one stream actor
 # Ingestion is I/O-bound: a host reserves a sliver of a CPU, so pairs, the supervisor, Serve and a
 # Tune trial share 2 cores.
 PAIR_ACTOR_CPUS = 0.05

@@ -37,8 +37,8 @@ from cryptocast.actors.nodes import (
     named_actors,
     pinned,
 )
-from cryptocast.actors.pair import HOSTS_PER_STREAM, PAIRS_PER_ACTOR, PairActor
-from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS
+from cryptocast.actors.pair import PAIRS_PER_ACTOR, PairActor
+from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, PAIRS_PER_CONNECTION
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.logs import setup_worker_logging
 from cryptocast.sql import command_queue
@@ -223,7 +223,7 @@ class Supervisor:
             self.rest_url,
             self.stream_url,
             self.lookback_ms,
-            index // HOSTS_PER_STREAM,
+            index // max(1, PAIRS_PER_CONNECTION // self.pairs_per_actor),  # hosts share a connection
             self.weight_limit,
             self.connection_lifetime_ms,
         )
