@@ -32,6 +32,7 @@ from cryptocast.exchange.binance import (
     ExchangeStreamError,
     KlineUpdate,
     MarketStream,
+    StreamInterrupted,
 )
 from cryptocast.exchange.exchangeclock import ExchangeClock
 from cryptocast.records import MINUTE_MS
@@ -110,27 +111,61 @@ class StreamHub:
     _keeper: asyncio.Task | None = None
     _failed: asyncio.Queue[tuple[MarketStream, ExchangeStreamError]] = field(default_factory=asyncio.Queue)
     _deliveries: set[asyncio.Task] = field(default_factory=set)  # held until done (asyncio keeps weak refs)
+    _pending: dict[str, tuple[Sink, asyncio.Future[None]]] = field(default_factory=dict)  # to subscribe
+    _subscriber: asyncio.Task | None = None
 
     # --- subscriptions ------------------------------------------------------------------------------
     async def add(self, symbol: str, sink: Sink) -> None:
-        """Carry ``symbol``'s streams to ``sink``; returns once the exchange streams them to us."""
+        """Carry ``symbol``'s streams to ``sink``; returns once the exchange streams them to us.
+
+        Pairs added while a connection is open are subscribed in batches, one message per
+        ``SUBSCRIBE_GAP_S`` at most, so that many pairs arriving at once stay within the exchange's
+        limit on incoming messages.
+        """
         symbol = symbol.upper()
         async with self._changed:
-            if symbol not in self.sinks and len(self.sinks) >= PAIRS_PER_CONNECTION:
+            if symbol in self.sinks:
+                self.sinks[symbol] = sink
+                return
+            if symbol not in self._pending and len(self.sinks) + len(self._pending) >= PAIRS_PER_CONNECTION:
                 raise HubFull(f"this connection already carries {PAIRS_PER_CONNECTION} pairs")
-            known = symbol in self.sinks
-            self.sinks[symbol] = sink
             if self._keeper is None:
                 self.clock = await ExchangeClock(self._server_time).measure()
                 self._keeper = asyncio.create_task(self._keep())
-            try:
-                if self._live is None:
+            if self._live is None:
+                self.sinks[symbol] = sink
+                try:
                     self._live = await self._connect()
-                elif not known:
-                    await self._live.stream.subscribe(stream_names(symbol))
-            except BaseException:
-                self.sinks.pop(symbol, None)  # not carried: the caller may try again
-                raise
+                except BaseException:
+                    self.sinks.pop(symbol, None)  # not carried: the caller may try again
+                    raise
+                return
+            answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pending[symbol] = (sink, answer)
+            if self._subscriber is None or self._subscriber.done():
+                self._subscriber = asyncio.create_task(self._subscribe_pending())
+        await answer
+
+    async def _subscribe_pending(self) -> None:
+        while self._pending:
+            await asyncio.sleep(SUBSCRIBE_GAP_S)  # gathers the pairs added meanwhile into one message
+            async with self._changed:
+                batch = dict(list(self._pending.items())[: SUBSCRIBE_BATCH // 2])
+                for symbol in batch:
+                    del self._pending[symbol]
+                try:
+                    if self._live is None:
+                        raise StreamInterrupted("no open connection to subscribe on")
+                    await self._live.stream.subscribe([n for s in batch for n in stream_names(s)])
+                except Exception as exc:
+                    for _, answer in batch.values():
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for symbol, (sink, answer) in batch.items():
+                    self.sinks[symbol] = sink
+                    if not answer.done():
+                        answer.set_result(None)
 
     async def remove(self, symbol: str) -> None:
         """Stop delivering ``symbol`` (its streams stay on the connection until the next renewal)."""
@@ -138,6 +173,9 @@ class StreamHub:
         self._quotes.pop(symbol.upper(), None)
 
     async def close(self) -> None:
+        for task in (self._subscriber, *self._deliveries):
+            if task is not None:
+                task.cancel()
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -32,5 +32,7 @@ async def test_live_bench_times_live_candles_and_measures_memory(server_urls: di
     assert result["stored_candles"] >= result["candles"]
     latency = result["latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
-    assert result["memory"]["pair_actor"]["processes"] == LIVE_PAIRS
+    assert result["memory"]["pair_actor"]["processes"] == 1, "the pairs share one host"
+    assert result["memory"]["stream_actor"]["processes"] == 1, "and one connection"
+    assert 0 < result["pair_actor_uss_mib_per_pair"] < result["memory"]["pair_actor"]["uss_mib_sum"]
     assert result["memory"]["ingest_side_total"]["rss_mib"] > 0
