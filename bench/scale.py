@@ -42,18 +42,20 @@ def main() -> None:
     parser.add_argument("--measure", type=float, default=60.0, help="wall seconds of steady state")
     parser.add_argument("--no-kill", action="store_true", help="do not kill a worker node")
     args = parser.parse_args()
+    result: dict = {"benchmark": "scale"}
     with database_url(get_settings()) as url:
         if args.only in (None, "one-node"):
-            for per_actor in (1, PAIRS_PER_ACTOR):
-                one = asyncio.run(
+            result["one_node"] = {
+                name: asyncio.run(
                     run_live_bench(url, ONE_NODE_PAIRS, args.speed, ONE_NODE_CANDLES, per_actor)
                 )
-                print(json.dumps(one, indent=2), flush=True)
+                for name, per_actor in (("process_per_pair", 1), ("packed", PAIRS_PER_ACTOR))
+            }
         if args.only in (None, "cluster"):
-            result = asyncio.run(
+            result["cluster"] = asyncio.run(
                 run_scale_bench(url, args.pairs, args.nodes, args.speed, args.measure, kill=not args.no_kill)
             )
-            print(json.dumps(result, indent=2), flush=True)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

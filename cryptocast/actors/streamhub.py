@@ -238,14 +238,18 @@ class StreamHub:
         """Replace failed connections and renew ahead of the exchange's cutoff."""
         while True:
             try:
-                stream, error = await asyncio.wait_for(self._failed.get(), timeout=1.0)
-            except TimeoutError:
-                await self._renew_if_due()
-                await self._refine_clock()
-                continue
-            if self._live is None or stream is not self._live.stream:
-                continue  # the end of a connection already replaced
-            await self._replace(error)
+                try:
+                    stream, error = await asyncio.wait_for(self._failed.get(), timeout=1.0)
+                except TimeoutError:
+                    await self._renew_if_due()
+                    await self._refine_clock()
+                    continue
+                if self._live is None or stream is not self._live.stream:
+                    continue  # the end of a connection already replaced
+                await self._replace(error)
+            except Exception as exc:  # the keeper must outlive any one failure; the next second retries
+                self.last_error = f"stream: {type(exc).__name__}: {exc}"
+                log.warning("keeping the stream failed: %s", self.last_error)
 
     async def _replace(self, error: ExchangeStreamError) -> None:
         self._failures += 1
@@ -262,7 +266,7 @@ class StreamHub:
             while self._live is None:
                 try:
                     self._live = await self._connect()
-                except (ExchangeStreamError, OSError, TimeoutError) as exc:
+                except Exception as exc:  # refused, unreachable, 5xx: keep trying with back-off
                     self._failures += 1
                     self.last_error = f"stream: {exc}"
                     await asyncio.sleep(backoff_s(min(self._failures, MAX_BACKOFF_ATTEMPT)))
