@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -43,7 +44,9 @@ def main() -> None:
     parser.add_argument("--no-kill", action="store_true", help="do not kill a worker node")
     args = parser.parse_args()
     result: dict = {"benchmark": "scale"}
-    with database_url(get_settings()) as url:
+    # Ray prints its workers' and raylets' lines to the driver's stdout: they go to stderr here, so
+    # that stdout holds the one JSON document.
+    with contextlib.redirect_stdout(sys.stderr), database_url(get_settings()) as url:
         if args.only in (None, "one-node"):
             result["one_node"] = {
                 name: asyncio.run(

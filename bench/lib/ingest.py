@@ -79,6 +79,7 @@ LATENCY_TARGET_MS = 50.0
 LIVE_START_TIMEOUT_S = 180.0  # Ray, the supervisor and every pair's backfill
 LIVE_TIMEOUT_FACTOR = 2.0  # of the wall time the wanted candles take to close
 MIB = 2**20
+SLOWEST_SHOWN = 12
 # Ray process titles / command lines of the ingest side's parts (first match wins).
 PROCESS_ROLES = (
     ("pair_actor", "ray::PairActor"),
@@ -368,6 +369,9 @@ async def live_once(
         await listener.close()
     live = arrivals.live_since(first_open)
     latencies_ms = [t * 1000 - replay.clock.wall_at(p["open_time"] + MINUTE_MS) for t, p in live]
+    # The slowest candles with the minute they closed (minutes since the first timed one): a slow
+    # minute for every pair points at the host, one pair's slow minutes at that pair.
+    slowest = sorted(zip(latencies_ms, live, strict=True), key=lambda x: -x[0])[:SLOWEST_SHOWN]
     per_pair = {s: sum(1 for _, p in live if p["symbol"] == s) for s in pairs}
     stored = {s: await _stored(db, s) for s in pairs}
     await db.dispose()
@@ -387,6 +391,10 @@ async def live_once(
             "min": round(min(latencies_ms), 2),
         },
         "target_p99_ms": LATENCY_TARGET_MS,
+        "slowest": [
+            {"ms": round(ms, 1), "pair": p["symbol"], "minute": (p["open_time"] - first_open) // MINUTE_MS}
+            for ms, (_, p) in slowest
+        ],
         "stored_candles": sum(stored.values()),
         "restarts": snapshot["restarts_total"],
         "window_s": round(window, 1),

@@ -17,6 +17,7 @@ per pair, what docs/scaling.md sizes a 1,600-pair cluster from:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import statistics
@@ -24,6 +25,7 @@ import time
 from collections import defaultdict
 
 import asyncpg
+import psutil
 import ray
 from ray.exceptions import RayError
 from sqlalchemy.engine import URL
@@ -32,10 +34,13 @@ from bench.lib.cluster import HealthCheck, LocalCluster, NodeSpec
 from bench.lib.harness import (
     SHUTDOWN_TIMEOUT_S,
     Replay,
+    cpu_seconds,
+    database_server,
     dsn,
     machine,
     replay_process,
     scratch_database,
+    server_cpu,
     statuses,
     until,
 )
@@ -128,6 +133,21 @@ def _pair_actor_memory(cluster: LocalCluster) -> dict[str, dict]:
     return out
 
 
+def _cpu(cluster: LocalCluster, replay: Replay, postmaster: psutil.Process | None) -> dict[str, float]:
+    """CPU seconds so far of each node's processes, the replay and the database server."""
+    out = {}
+    for node, processes in cluster.processes_by_node().items():
+        total = 0.0
+        for p in processes:
+            with contextlib.suppress(psutil.Error):
+                total += cpu_seconds(p)
+        out[f"node_{node}"] = total
+    with contextlib.suppress(psutil.Error):
+        out["replay"] = cpu_seconds(psutil.Process(replay.pid))
+    out["database"] = sum(server_cpu(postmaster).values())
+    return out
+
+
 def _latency_report(latencies: dict[str, list[float]]) -> dict:
     pooled = [x for values in latencies.values() for x in values]
     p99_each = {s: percentile(v, 99) for s, v in latencies.items() if v}
@@ -200,9 +220,13 @@ async def cluster_once(
             result["all_live_after_s"] = round(time.monotonic() - t0, 1)
             first_open = (replay.clock.now() // MINUTE_MS + 1) * MINUTE_MS
             before = await _per_node_actors(names)
+            postmaster = await database_server(db_url)
+            cpu0, t0 = _cpu(cluster, replay, postmaster), time.monotonic()
             await asyncio.sleep(measure_s)
+            cpu1, window = _cpu(cluster, replay, postmaster), time.monotonic() - t0
             end_open = replay.clock.now() // MINUTE_MS * MINUTE_MS
             after = await _per_node_actors(names)
+            result["cpu_cores"] = {k: round((cpu1[k] - cpu0.get(k, 0.0)) / window, 3) for k in cpu1}
             result["steady"] = _latency_report(_latencies(arrivals, replay, first_open, end_open))
             result["steady"]["window_s"] = measure_s
             result["memory_by_node"] = cluster.memory_by_node()

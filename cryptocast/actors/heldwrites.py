@@ -19,7 +19,7 @@ from cryptocast.actors.paircontext import INGEST_LOGGER, PairContext
 from cryptocast.records import BookTop, Candle, CandleBlock
 from cryptocast.sql.database import Database
 from cryptocast.sql.ledger import INGESTION_GAP, Span, record_holes
-from cryptocast.sql.rowcheck import WriteResult
+from cryptocast.sql.rowcheck import WriteResult, check_quote
 from cryptocast.sql.writer import CandleWriter
 
 log = logging.getLogger(INGEST_LOGGER)
@@ -121,7 +121,10 @@ class HeldWrites:
                 self._dropped, self.gaps_open = None, True
                 self.ctx.counters.dropped_from_buffer = 0
             if batch:
-                self._count(await self.writer.write(symbol_id, batch))
+                top = self._book_of(batch)
+                self._count(await self.writer.write(symbol_id, batch, top))
+                if top is not None:
+                    self.pending_book.clear()  # stored with its candle
                 for _ in batch:
                     self.pending.popleft()
                 self.last_stored = max(self.last_stored or 0, max(c.open_time for c in batch))
@@ -137,6 +140,13 @@ class HeldWrites:
             log.info("database back: held candles written", extra=self.ctx.extra)
         if self.gaps_open:  # what fell out of the full buffer comes back over REST
             await self.repair_gaps()
+
+    def _book_of(self, batch: list[Candle]) -> BookTop | None:
+        """The live case, one candle and its minute's sane quote: written in one statement."""
+        if len(batch) != 1 or len(self.pending_book) != 1:
+            return None
+        top = self.pending_book[0]
+        return top if top.minute == batch[0].open_time and check_quote(top) is None else None
 
     def _count(self, result: WriteResult) -> None:
         self.ctx.counters.written += result.inserted

@@ -46,7 +46,8 @@ __all__ = ["KLINES_WEIGHT", "PAGE", "IngestConfig", "PairIngestor"]
 
 log = logging.getLogger(__name__)
 
-CLOCK_REFINE_S = 30.0  # wall seconds between refinements of the exchange clock's rate
+FIRST_REFINE_S = 1.0  # wall seconds from measuring the pair's own clock to its first refinement
+CLOCK_REFINE_S = 30.0  # ... and the most between two later ones
 HEARTBEAT_ROW_S = 10.0  # wall seconds between heartbeats written to the pair's row
 
 
@@ -84,6 +85,7 @@ class PairIngestor:
         self.metrics = MetricsFlush(self.ctx, db, self.held)
         self._shared_clock = clock  # kept up to date by its owner; without one the pair keeps its own
         self._refined = time.monotonic()
+        self._refine_every = FIRST_REFINE_S
         self._heartbeat_row = 0.0  # when the pair's row last heard of a heartbeat
         self.state = "starting"
         self.heartbeat = time.time()
@@ -205,8 +207,9 @@ class PairIngestor:
 
     async def _refine_clock(self) -> None:
         """The pair's own clock, refined now and then (``exchangeclock.py``); a shared one is its owner's."""
-        if self._shared_clock is None and time.monotonic() - self._refined > CLOCK_REFINE_S:
+        if self._shared_clock is None and time.monotonic() - self._refined > self._refine_every:
             self._refined = time.monotonic()
+            self._refine_every = min(2 * self._refine_every, CLOCK_REFINE_S)  # the rate's span doubles
             assert self.ctx.clock is not None
             await self.ctx.clock.refine()
 

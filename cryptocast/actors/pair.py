@@ -40,7 +40,8 @@ PAIRS_PER_ACTOR = 50
 PAIR_ACTOR_CPUS = 0.05
 DB_POOL = 5  # connections per host (as many again on overflow), shared by its pairs
 STOP_TIMEOUT_S = 20.0
-CLOCK_REFINE_S = 15.0  # wall seconds between refinements of the shared exchange clock
+FIRST_REFINE_S = 1.0  # wall seconds from measuring the shared exchange clock to its first refinement
+CLOCK_REFINE_S = 15.0  # ... and the most between two later ones
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ class PairActor:
     ) -> None:
         setup_worker_logging()
         node = ray.get_runtime_context().get_node_id()
-        self.db = Database(read_url(db_url_file), pool_size=DB_POOL)
+        # Ingestion resumes from what is stored, so it need not wait for each commit's disk flush,
+        # and holds its writes through a failed statement, so it need not ping before each one.
+        self.db = Database(read_url(db_url_file), pool_size=DB_POOL, synchronous_commit=False, pre_ping=False)
         self.exchange = BinanceExchange(rest_url=rest_url, stream_url=stream_url)
         self.budget = RayBudget(node_budget(node, weight_limit))
         streams = node_stream_actor(
@@ -96,28 +99,31 @@ class PairActor:
         self._refiner: asyncio.Task | None = None
 
     async def _shared_clock(self) -> ExchangeClock:
-        """Measured once, at the first pair, then refined every ``CLOCK_REFINE_S`` for all of them.
+        """Measured once, at the first pair, then refined for all of them (``exchangeclock.py``).
 
-        The weight is reserved before the ask, so the budget's round trip is not in the timed span.
+        The weight is reserved before each ask, so the budget's round trip is not in the timed span.
         """
         async with self._clock_ready:
             if self.clock is None:
-                clock = ExchangeClock(self._server_time)
+                await self._reserve(2 * TIME_WEIGHT)
+                clock = ExchangeClock(server_time(self.exchange))
                 self.clock = await clock.measure()
-                self._refiner = asyncio.get_running_loop().create_task(self._refine())
+                self._refiner = asyncio.get_running_loop().create_task(self._refine(self.clock))
             return self.clock
 
-    async def _server_time(self) -> int:
-        while (wait := await self.budget.reserve(TIME_WEIGHT)) > 0:
+    async def _reserve(self, weight: int) -> None:
+        while (wait := await self.budget.reserve(weight)) > 0:
             await asyncio.sleep(wait)
-        return await server_time(self.exchange)()
 
-    async def _refine(self) -> None:
-        assert self.clock is not None
+    async def _refine(self, clock: ExchangeClock) -> None:
+        """Soon after the first measurement, then less often: the rate's span doubles each time."""
+        every = FIRST_REFINE_S
         while True:
-            await asyncio.sleep(CLOCK_REFINE_S)
+            await asyncio.sleep(every)
+            every = min(2 * every, CLOCK_REFINE_S)
             try:
-                await self.clock.refine()
+                await self._reserve(TIME_WEIGHT)
+                await clock.refine()
             except Exception as exc:  # the next refinement tries again; the rate stays as it was
                 log.warning("could not refine the exchange clock: %s", exc)
 

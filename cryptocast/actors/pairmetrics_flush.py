@@ -10,6 +10,7 @@ writes' retries find the database back first). A crash loses at most ``FLUSH_EVE
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from cryptocast.actors.dberrors import DB_ERRORS
@@ -40,7 +41,8 @@ class MetricsFlush:
         self.db = db
         self.held = held  # while it holds candles for a database outage, counts wait too
         self.flushed = Counters()  # what the stored totals already hold of this actor's counts
-        self.last_flush = time.monotonic()
+        # A random phase: the pairs of a host, started together, do not all write in the same second.
+        self.last_flush = time.monotonic() - random.uniform(0, FLUSH_EVERY_S)
 
     async def flush_if_due(self) -> None:
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:

@@ -11,6 +11,7 @@ candles, one REST call checks them; REST wins on any difference.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import replace
 
 from cryptocast.actors.dberrors import DB_ERRORS
@@ -34,6 +35,7 @@ class Repair:
         self.rest = rest
         self.held = held
         self._unchecked: list[Candle] = []  # closed socket candles awaiting the next reconciliation
+        self._reconciled = False  # the first check has happened (its count is pair-dependent)
 
     async def fill(self, start: int, end: int, bracketed: bool) -> None:
         """Fetch ``[start, end]`` over REST. Missing minutes followed by a later candle are exchange holes."""
@@ -102,7 +104,11 @@ class Repair:
     async def reconcile(self, candle: Candle) -> None:
         """Note a stored socket candle; every ``reconcile_every`` of them, check them against REST."""
         self._unchecked.append(candle)
-        if len(self._unchecked) >= self.ctx.config.reconcile_every:
+        every = self.ctx.config.reconcile_every
+        # The first check comes after a pair-dependent count, so pairs started together spread theirs.
+        due = every if self._reconciled else 1 + zlib.crc32(self.ctx.symbol.encode()) % every
+        if len(self._unchecked) >= due:
+            self._reconciled = True
             await self._reconcile_with_rest()
 
     async def _reconcile_with_rest(self) -> None:

@@ -34,7 +34,7 @@ from cryptocast.exchange.binance import (
     MarketStream,
     StreamInterrupted,
 )
-from cryptocast.exchange.exchangeclock import ExchangeClock
+from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
 from cryptocast.records import MINUTE_MS
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,8 @@ class StreamHub:
             if symbol not in self._pending and len(self.sinks) + len(self._pending) >= PAIRS_PER_CONNECTION:
                 raise HubFull(f"this connection already carries {PAIRS_PER_CONNECTION} pairs")
             if self._keeper is None:
-                self.clock = await ExchangeClock(self._server_time).measure()
+                await self._reserve(2 * TIME_WEIGHT)  # before the timed asks: not inside their span
+                self.clock = await ExchangeClock(server_time(self.exchange)).measure()
                 self._keeper = asyncio.create_task(self._keep())
             if self._live is None:
                 self.sinks[symbol] = sink
@@ -197,10 +198,9 @@ class StreamHub:
         }
 
     # --- the connection -------------------------------------------------------------------------------
-    async def _server_time(self) -> int:
-        while (wait := await self.budget.reserve(TIME_WEIGHT)) > 0:
+    async def _reserve(self, weight: int) -> None:
+        while (wait := await self.budget.reserve(weight)) > 0:
             await asyncio.sleep(wait)
-        return int((await self.exchange.get_server_time())["serverTime"])
 
     def _stall_timeout_s(self) -> float:
         assert self.clock is not None
@@ -210,8 +210,7 @@ class StreamHub:
         """A new connection carrying every pair's streams (paid for from the budget)."""
         while (wait := await self.budget.reserve_connection()) > 0:
             await asyncio.sleep(wait)
-        while (wait := await self.budget.reserve(EXCHANGE_INFO_WEIGHT)) > 0:
-            await asyncio.sleep(wait)
+        await self._reserve(EXCHANGE_INFO_WEIGHT)
         names = [n for s in sorted(self.sinks) for n in stream_names(s)]
         stream = self.exchange.stream(names[:URL_STREAMS], self._stall_timeout_s())
         await stream.__aenter__()
@@ -277,6 +276,7 @@ class StreamHub:
         """Now and then one more ask of the exchange's time sharpens the rate (``exchangeclock.py``)."""
         assert self.clock is not None and self.clock.last is not None
         if time.time() - self.clock.last.wall_s > CLOCK_REFINE_S:
+            await self._reserve(TIME_WEIGHT)
             await self.clock.refine()
 
     async def _renew_if_due(self) -> None:

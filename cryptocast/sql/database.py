@@ -85,14 +85,25 @@ def explain_connect_error(url: URL, exc: BaseException) -> DatabaseUnavailable:
 class Database:
     """The process's engine plus helpers for raw asyncpg work."""
 
-    def __init__(self, url: str | URL, pool_size: int = 5) -> None:
+    def __init__(
+        self, url: str | URL, pool_size: int = 5, synchronous_commit: bool = True, pre_ping: bool = True
+    ) -> None:
+        """``synchronous_commit=False``: a commit returns before its WAL is flushed to disk. An
+        operating-system crash may then lose the last fraction of a second of commits, never a
+        commit in the middle: the database comes back as it was a moment before the crash. For
+        writers that resume from what is stored (ingestion refetches from the exchange) that moment
+        is as good as a kill at any other, and commits no longer queue behind disk flushes.
+
+        ``pre_ping=False``: no ``SELECT 1`` round trip before each use of a pooled connection; for
+        callers that hold their writes through a failed statement and try again anyway."""
         self.url = async_url(url)
+        settings = {"timezone": "UTC"} | ({} if synchronous_commit else {"synchronous_commit": "off"})
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
-            connect_args={"timeout": CONNECT_TIMEOUT_S, "server_settings": {"timezone": "UTC"}},
+            pool_pre_ping=pre_ping,
+            connect_args={"timeout": CONNECT_TIMEOUT_S, "server_settings": settings},
         )
 
     async def check(self) -> str:

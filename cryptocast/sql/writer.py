@@ -62,6 +62,20 @@ SELECT (SELECT symbol FROM pair) AS symbol,
        (SELECT pg_notify($15, json_build_object(
             'symbol_id', $1::int, 'symbol', adv.symbol, 'open_time', $16::bigint, 'count', 1)::text) FROM adv)
 """
+# The same, with the minute's top of book upserted in that one statement (one commit, not two).
+_INSERT_ONE_WITH_BOOK = _INSERT_ONE.replace(
+    "\nSELECT (SELECT symbol FROM pair)",
+    """,
+book AS (
+    INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
+    SELECT pair.id, $2, $17, $18, $19, $20, $21 FROM pair
+    ON CONFLICT (symbol_id, minute) DO UPDATE SET
+        bid_price = EXCLUDED.bid_price, bid_qty = EXCLUDED.bid_qty,
+        ask_price = EXCLUDED.ask_price, ask_qty = EXCLUDED.ask_qty, derived = EXCLUDED.derived
+    RETURNING 1
+)
+SELECT (SELECT symbol FROM pair)""",
+)
 _UPSERT_BOOK = """
 INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -102,8 +116,12 @@ class CandleWriter:
             result.newest_open_time = int(block.open_time.max())
         return block
 
-    async def write(self, symbol_id: int, candles: Sequence[Candle] | CandleBlock) -> WriteResult:
-        """Store closed candles for one pair; idempotent, and announced when anything is new."""
+    async def write(
+        self, symbol_id: int, candles: Sequence[Candle] | CandleBlock, top: BookTop | None = None
+    ) -> WriteResult:
+        """Store closed candles for one pair; idempotent, and announced when anything is new.
+
+        ``top``, a sane top of book of the one candle's minute, is stored in the same statement."""
         result = WriteResult()
         block = self.prepare(candles, result)
         for rejected in result.rejected:
@@ -111,7 +129,7 @@ class CandleWriter:
         if not len(block):
             return result
         if len(block) == 1:
-            return await self._write_one(symbol_id, block, result)
+            return await self._write_one(symbol_id, block, result, top)
         data = copy_data(symbol_id, block)
         try:
             async with self.db.raw() as conn, conn.transaction():
@@ -137,12 +155,17 @@ class CandleWriter:
             ) from None
         return result
 
-    async def _write_one(self, symbol_id: int, block: CandleBlock, result: WriteResult) -> WriteResult:
+    async def _write_one(
+        self, symbol_id: int, block: CandleBlock, result: WriteResult, top: BookTop | None
+    ) -> WriteResult:
         c = block.candle(0)
+        if top is not None and (top.minute != c.open_time or check_quote(top) is not None):
+            raise ValueError("only a sane top of book of the candle's own minute goes with it")
+        book = () if top is None else (top.bid_price, top.bid_qty, top.ask_price, top.ask_qty, top.derived)
         try:
             async with self.db.raw() as conn:
                 row = await conn.fetchrow(
-                    _INSERT_ONE,
+                    _INSERT_ONE if top is None else _INSERT_ONE_WITH_BOOK,
                     symbol_id,
                     ms_to_dt(c.open_time),
                     c.open,
@@ -159,6 +182,7 @@ class CandleWriter:
                     list(c.derived_fields),
                     CANDLES_CHANNEL,
                     c.open_time,
+                    *book,
                 )
         except asyncpg.CheckViolationError as exc:
             raise WriteError(

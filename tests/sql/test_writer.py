@@ -227,6 +227,23 @@ async def test_top_of_book_last_quote_wins_and_crossed_quotes_are_dropped(db: Da
     assert (rows[0]["bid_price"], rows[0]["ask_price"], rows[0]["derived"]) == (101.0, 101.2, True)
 
 
+async def test_a_live_candle_and_its_top_of_book_land_in_one_statement(db: Database, pair: int) -> None:
+    writer = CandleWriter(db)
+    (candle,) = synthetic_candles(1, start_ms=START)
+    top = BookTop(START, candle.close - 0.5, 1.0, candle.close + 0.5, 2.0)
+    assert (await writer.write(pair, [candle], top)).inserted == 1
+    again = BookTop(START, candle.close - 0.25, 3.0, candle.close + 0.25, 4.0, derived=True)
+    assert (await writer.write(pair, [candle], again)).inserted == 0, "the candle is stored once"
+    async with db.connect() as conn:
+        books = (await conn.execute(select(top_of_book))).mappings().all()
+    assert await candle_count(db, pair) == 1
+    assert [(b["minute"].timestamp() * 1000, b["bid_qty"], b["derived"]) for b in books] == [
+        (START, 3.0, True)
+    ]
+    with pytest.raises(ValueError, match="own minute"):
+        await writer.write(pair, [candle], dataclasses.replace(top, minute=START + MINUTE_MS))
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
