@@ -183,8 +183,10 @@ class PairActor:
             hosted.task.cancel()
 
     # --- calls from the stream actor and the supervisor ---------------------------------------------
-    async def deliver(self, symbol: str, events: list[Event]) -> None:
-        await self.hub.deliver(symbol, events)
+    async def deliver_many(self, batch: list[tuple[str, list[Event]]]) -> None:
+        """Closed candles (and their quotes) of this host's pairs, from the stream actor."""
+        for symbol, events in batch:
+            await self.hub.deliver(symbol, events)
 
     async def status(self) -> dict:
         """Each hosted pair's state, heartbeat, counters and how it ended, if it did."""

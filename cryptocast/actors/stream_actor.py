@@ -8,15 +8,21 @@ actor loses no minute. Pair hosts see it through :class:`RemoteHub`.
 
 from __future__ import annotations
 
+import asyncio
+
 import ray
 
 from cryptocast.actors.budget_actor import RayBudget, node_budget
 from cryptocast.actors.nodes import NAMESPACE, pinned, stream_name
-from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, Event, Sink, StreamHub
+from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, PAIRS_PER_CONNECTION, Event, Sink, StreamHub
 from cryptocast.exchange.binance import BinanceExchange
 from cryptocast.logs import setup_worker_logging
 
 STREAM_CPUS = 0.02
+# Closed candles of one minute arrive together: those that reach the actor within this long go to
+# their host in one call (one Ray round trip for a host's pairs, not one per pair).
+BATCH_S = 0.002
+QUEUE_SIZE = 10 * PAIRS_PER_CONNECTION
 
 
 @ray.remote(num_cpus=STREAM_CPUS, max_restarts=-1)
@@ -26,18 +32,20 @@ class StreamActor:
     ) -> None:
         setup_worker_logging()
         node = ray.get_runtime_context().get_node_id()
-        exchange = BinanceExchange(rest_url=rest_url, stream_url=stream_url)
+        # python-binance stops reading when its queue overflows: a minute's close of 500 pairs is a
+        # burst of over a thousand messages, far beyond its default of 100.
+        exchange = BinanceExchange(rest_url=rest_url, stream_url=stream_url, max_queue_size=QUEUE_SIZE)
         self.hub = StreamHub(
             exchange,
             RayBudget(node_budget(node, weight_limit)),
             connection_lifetime_ms=connection_lifetime_ms,
         )
 
-    async def add(self, symbol: str, host: ray.actor.ActorHandle) -> None:
-        async def to_host(pair: str, events: list[Event]) -> None:
-            await host.deliver.remote(pair, events)
+        self.outboxes: dict[str, Outbox] = {}  # by host actor id
 
-        await self.hub.add(symbol, to_host)
+    async def add(self, symbol: str, host: ray.actor.ActorHandle) -> None:
+        outbox = self.outboxes.setdefault(host._actor_id.hex(), Outbox(host))
+        await self.hub.add(symbol, outbox.send)
 
     async def remove(self, symbol: str) -> None:
         await self.hub.remove(symbol)
@@ -65,6 +73,39 @@ def node_stream_actor(
         get_if_exists=True,
         scheduling_strategy=pinned(node_id),
     ).remote(rest_url, stream_url, weight_limit, connection_lifetime_ms)
+
+
+class Outbox:
+    """One host's deliveries, sent together: what arrives within ``BATCH_S`` shares one call."""
+
+    def __init__(self, host: ray.actor.ActorHandle) -> None:
+        self.host = host
+        self.batch: list[tuple[str, list[Event]]] = []
+        self.sent: asyncio.Future[None] | None = None
+
+    async def send(self, symbol: str, events: list[Event]) -> None:
+        """Returns once the host has taken the batch these events went in (its error, if not)."""
+        self.batch.append((symbol, events))
+        if self.sent is None:
+            self.sent = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(BATCH_S, self._flush)
+        await asyncio.shield(self.sent)
+
+    def _flush(self) -> None:
+        batch, sent = self.batch, self.sent
+        self.batch, self.sent = [], None
+        assert sent is not None
+        call: asyncio.Future[None] = asyncio.ensure_future(self.host.deliver_many.remote(batch))
+        call.add_done_callback(lambda done: _settle(sent, done))
+
+
+def _settle(sent: asyncio.Future[None], done: asyncio.Future) -> None:
+    if done.cancelled():
+        sent.cancel()
+    elif (error := done.exception()) is not None:
+        sent.set_exception(error)
+    else:
+        sent.set_result(None)
 
 
 class RemoteHub:
