@@ -39,6 +39,22 @@ CLAIMS = [
     ),
     ("docs/scaling.md", "backfill.json", "throttled.ratio_to_bound", "end-to-end ratio, {:.2f},"),
     ("docs/scaling.md", "backfill.json", "throttled.candles_per_s_full_minutes", "**{:,} candles/s = "),
+    ("docs/scaling.md", "scale.json", "one_node.process_per_pair.latency_ms.p99", "/ **{:.1f} ms** |"),
+    ("docs/scaling.md", "scale.json", "one_node.packed.latency_ms.p99", "/ **{:.1f} ms** |"),
+    (
+        "docs/scaling.md",
+        "scale.json",
+        "one_node.process_per_pair.pair_actor_uss_mib_per_pair",
+        "| **{:.1f} MiB** |",
+    ),
+    ("docs/scaling.md", "scale.json", "one_node.packed.pair_actor_uss_mib_per_pair", "| **{:.1f} MiB** |"),
+    ("docs/scaling.md", "scale.json", "cluster.pair_actor_uss_mib_per_pair", "| **{:.1f} MiB** |"),
+    ("docs/scaling.md", "scale.json", "cluster.targets.lag_p99_s_measured", "**{:.2f} s** (target ≤ 2 s)"),
+    ("docs/scaling.md", "scale.json", "cluster.kill.pairs_moved", "holding {} pairs"),
+    ("docs/scaling.md", "scale.json", "cluster.kill.caught_up_after_s", "exchange\n{:.1f} s after it"),
+    ("README.md", "scale.json", "one_node.packed.latency_ms.p99", "**p99 {:.1f} ms**"),
+    ("README.md", "scale.json", "cluster.targets.lag_p99_s_measured", "ingest lag p99 **{:.2f} s**"),
+    ("README.md", "scale.json", "cluster.kill.caught_up_after_s", "caught up {:.1f} s after the kill"),
 ]
 
 
