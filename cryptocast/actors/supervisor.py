@@ -7,7 +7,8 @@ exponential back-off, recording restarts and the last error on the pair. New pai
 ingest node with the fewest pairs, into a host there with room (``PAIRS_PER_ACTOR``), so the pairs
 of a dead node come back on the nodes that remain. It is detached and restarted by Ray if it dies;
 it keeps nothing the database and Ray's named actors cannot tell it again, so a restarted supervisor
-rebuilds its view from them.
+rebuilds its view from them. Commands, placement and health stay in this one module (a little over
+350 lines) because every tick decides all three from one view of the hosts and the pairs they own.
 """
 
 from __future__ import annotations
