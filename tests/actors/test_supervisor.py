@@ -72,7 +72,15 @@ async def test_supervisor_survives_twenty_kills_with_no_missing_minute(ray_local
             restart_s = []
             for _ in range(KILLS):
                 pair = rng.choice(PAIRS)
-                victim = ray.get_actor((await supervisor.placement.remote())[pair], namespace=NAMESPACE)
+                # A kill restarts every pair of the host, each after its own back-off: wait for all.
+                placement = await eventually(
+                    supervisor.placement.remote,
+                    f"{PAIRS} placed",
+                    timeout_s=90,
+                    every_s=0.2,
+                    until=lambda placed: set(PAIRS) <= set(placed),
+                )
+                victim = ray.get_actor(placement[pair], namespace=NAMESPACE)
                 old = victim._actor_id
                 t0 = time.monotonic()
                 ray.kill(victim, no_restart=True)
@@ -146,7 +154,10 @@ async def test_killed_stream_actors_lose_no_minute(ray_local, db_url: URL) -> No
         assert report[pair].missing == 0, report[pair]
         assert report[pair].duplicates == 0
         assert statuses[pair]["counters"]["reconnects"] >= STREAM_KILLS, statuses[pair]["counters"]
-    assert named_actors(STREAM_PREFIX) == [], "the supervisor's shutdown ends the stream actors too"
+    # The supervisor's shutdown ends the stream actors too (a killed actor's name goes a moment later).
+    await eventually(
+        lambda: named_actors(STREAM_PREFIX), "no stream actor left", until=lambda names: not names
+    )
 
 
 async def _replaced_and_live(supervisor, pair: str, old_id) -> bool:
