@@ -33,7 +33,9 @@ hold.set(); before.join()
 def test_every_thread_old_and_new_is_niced_below_the_workers(workers: str, start: int, expected: int) -> None:
     """``workers``: RAY_worker_niceness; ``start``: the trial process's niceness before (a thread already
     nicer than the target keeps its own)."""
-    command = [sys.executable, "-c", f"import os; os.nice({start})\n" + PROBE]
+    # Absolute, not inherited: the test process itself may run niced (a sweep run in it earlier).
+    start_at = f"import os; os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)); os.setpriority(os.PRIO_PROCESS, 0, {start})\n"
+    command = [sys.executable, "-c", start_at + PROBE]
     env = {"RAY_worker_niceness": workers, "PATH": "/usr/bin:/bin"}
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=True).stdout
     assert json.loads(out.splitlines()[-1]) == {"threads": [expected], "later": expected, "idle_policy": True}
