@@ -22,7 +22,7 @@ from tests.dashboard.system import FIRST_PAIR, System
 from tests.dashboard.test_panels import _text, _version
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tune"))
-from tune_data import btc
+from tests.tune.tune_data import btc
 
 WAIT_MS = 60_000
 SCORED_DAYS = 1.0

@@ -10,11 +10,9 @@ pair's newest candle already forecast (``settled``, with ``candles_after_newest`
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,9 +26,7 @@ from cryptocast.sql.database import Database
 from cryptocast.sql.schema import commands, gaps, models, predictions, price_history, symbols, top_of_book
 from cryptocast.tune.registry import ModelStore
 from tests.helpers import eventually, free_port, scratch_database
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tune"))
-from tune_data import btc, load_pair, to_records
+from tests.tune.tune_data import btc, load_pair, to_records
 
 PAIR = "BTCUSDT"
 TOKEN = "serve-tests-token-0123456789"

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tune_data import DATA, btc
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune.candlecheck import CandleFileError
 from cryptocast.tune.candlefile import read_candle_file
 from cryptocast.tune.candles import OHLCV, from_frame
+from tests.tune.tune_data import DATA, btc
 
 
 def _frame(times: list[int], closes: list[float]) -> pd.DataFrame:

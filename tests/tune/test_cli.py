@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 import typer
 from click.testing import Result
-from tune_data import btc, load_pair
 from typer.testing import CliRunner
 
 from cryptocast.records import MINUTE_MS
@@ -34,6 +33,7 @@ from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.training import fit, lstm_predictor, prepare
 from cryptocast.tune.walkforward import MIN_CALIBRATION_SHARE
+from tests.tune.tune_data import btc, load_pair
 
 HOUR_MS = 3_600_000
 CALIBRATION_DAYS = SERVED.span_ms / DAY_MS  # intervals are refitted daily on the span before the day

@@ -6,7 +6,6 @@ import json
 from dataclasses import replace
 
 import numpy as np
-from tune_data import btc
 
 from cryptocast.tune.conformal import SERVED, Calibration, Cells, Method, conformal_quantile, fit_calibration
 from cryptocast.tune.dataset import DAY_MS, HORIZONS, targets
@@ -15,6 +14,7 @@ from cryptocast.tune.tracking import REPLAY_MINUTES
 from cryptocast.tune.training import persistence_predictor
 from cryptocast.tune.volatility import RV30
 from cryptocast.tune.walkforward import DailyRecalibrated
+from tests.tune.tune_data import btc
 
 LOUD_HOUR = 13  # the scale misses this hour's extra volatility, as RV30 misses the US open
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import typer
-from tune_data import btc
 from typer.testing import CliRunner
 
 from cryptocast.settings import get_settings
@@ -21,6 +20,7 @@ from cryptocast.tune.cli import register
 from cryptocast.tune.conformal import SERVED
 from cryptocast.tune.dataset import DAY_MS
 from cryptocast.tune.models import FILE_METHODS
+from tests.tune.tune_data import btc
 
 DAYS = SERVED.span_ms / DAY_MS + 2.5  # the served method's span, then two scored days
 

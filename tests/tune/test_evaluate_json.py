@@ -12,12 +12,11 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-from tune_data import btc
-
 from cryptocast.tune.conformal import SERVED
 from cryptocast.tune.dataset import DAY_MS
 from cryptocast.tune.models import FILE_METHODS
 from tests.helpers import CLI, cli_env
+from tests.tune.tune_data import btc
 
 DAYS = SERVED.span_ms / DAY_MS + 1.5  # the served method's span, then a scored day
 

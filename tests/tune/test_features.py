@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tune_data import HOLE_START_MS, btc, ethbtc_around_hole
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune.candles import Candles
@@ -21,6 +20,7 @@ from cryptocast.tune.features import (
 from cryptocast.tune.lstm import LstmConfig
 from cryptocast.tune.sweep import FEATURE_SETS, feature_sets, search_space
 from cryptocast.tune.training import prepare
+from tests.tune.tune_data import HOLE_START_MS, btc, ethbtc_around_hole
 
 HOUR_MS = 3_600_000
 

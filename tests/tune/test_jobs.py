@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tune_data import btc, load_pair
-
 from cryptocast.sql import command_queue
 from cryptocast.sql.queries import submit_command
 from cryptocast.tune import registry
@@ -11,6 +9,7 @@ from cryptocast.tune.baseline import ensure_baseline
 from cryptocast.tune.jobs import ProgressWriter, Work, execute, recalibrate_instead
 from cryptocast.tune.predictor import PERSISTENCE
 from cryptocast.tune.training_run import TrainOptions
+from tests.tune.tune_data import btc, load_pair
 
 
 def _work(db, tmp_path) -> Work:

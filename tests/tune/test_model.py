@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tune_data import btc
 
 from cryptocast.tune import heads, inference
 from cryptocast.tune.conformal import Calibration
@@ -16,6 +15,7 @@ from cryptocast.tune.network_scale import NetworkCalibration
 from cryptocast.tune.predictor import LstmPredictor, from_bytes
 from cryptocast.tune.training import fit, lstm_predictor, prepare, recent_calibration
 from cryptocast.tune.walkforward import DailyRecalibrated
+from tests.tune.tune_data import btc
 
 HOUR_MS = 3_600_000
 SPANS = SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)

@@ -11,11 +11,11 @@ import uuid
 
 import fsspec
 import pytest
-from tune_data import btc, load_pair
 
 from cryptocast.settings import ConfigurationError, Settings
 from cryptocast.tune import registry
 from cryptocast.tune.baseline import ensure_baseline
+from tests.tune.tune_data import btc, load_pair
 
 
 async def test_models_round_trip_through_a_non_local_filesystem(db) -> None:

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from tune_data import HOLE_START_MS, btc, ethbtc_around_hole, load_pair
 
 from cryptocast.serve.reads import fetch
 from cryptocast.sql import pairmetrics
@@ -23,6 +22,7 @@ from cryptocast.tune.promotion import gate_and_register
 from cryptocast.tune.sweep import SweepResult
 from cryptocast.tune.training import fit, lstm_predictor, persistence_predictor, prepare
 from cryptocast.tune.training_run import TrainOptions
+from tests.tune.tune_data import HOLE_START_MS, btc, ethbtc_around_hole, load_pair
 
 HOUR_MS = 3_600_000
 SPANS = SplitSpans(val_ms=2 * HOUR_MS, calib_ms=3 * HOUR_MS, test_ms=3 * HOUR_MS)

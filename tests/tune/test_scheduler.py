@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
-from tune_data import btc, to_records
 
 from cryptocast.sql import command_queue
 from cryptocast.sql.queries import add_symbol
 from cryptocast.sql.schema import commands, models, symbols, training_schedule
 from cryptocast.sql.writer import CandleWriter
 from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
+from tests.tune.tune_data import btc, to_records
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000

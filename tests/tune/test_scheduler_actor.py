@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 import ray
 from sqlalchemy import update
-from tune_data import btc, load_pair
 
 from cryptocast.actors.ray_runtime import start_ray, stop_ray
 from cryptocast.exchange.server import ReplayConfig, ReplayServer
@@ -25,6 +24,7 @@ from cryptocast.tune.service import SCHEDULER_CPUS, TrainingConfig, TrainingSche
 from cryptocast.tune.sweep import RAY_CPUS
 from cryptocast.tune.training_run import TrainOptions
 from tests.helpers import eventually
+from tests.tune.tune_data import btc, load_pair
 
 HOUR_MS = 3_600_000
 WAIT_S = 240.0

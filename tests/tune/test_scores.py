@@ -7,7 +7,6 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
-from tune_data import btc
 
 from cryptocast.records import MINUTE_MS
 from cryptocast.tune import scores
@@ -15,6 +14,7 @@ from cryptocast.tune.dataset import DAY_MS, HORIZONS
 from cryptocast.tune.evaluation import VOL_GROUPS, evaluate
 from cryptocast.tune.training import persistence_predictor
 from cryptocast.tune.walkforward import DailyRecalibrated
+from tests.tune.tune_data import btc
 
 N = 200_000
 LEVELS = (0.8, 0.95)

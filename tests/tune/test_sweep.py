@@ -8,7 +8,6 @@ import re
 import subprocess
 
 import pytest
-from tune_data import btc, load_pair
 
 from cryptocast.tune import registry
 from cryptocast.tune.baseline import ensure_baseline
@@ -18,6 +17,7 @@ from cryptocast.tune.history import HistoryNeeds
 from cryptocast.tune.pipeline import train_pair
 from cryptocast.tune.predictor import LSTM, PERSISTENCE
 from cryptocast.tune.training_run import TrainOptions
+from tests.tune.tune_data import btc, load_pair
 
 HOUR_MS = 3_600_000
 pytestmark = pytest.mark.slow

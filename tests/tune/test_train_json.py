@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 
 from sqlalchemy.engine import URL
-from tune_data import btc, load_pair
 
 from cryptocast.sql.database import Database
 from cryptocast.tune.dataset import DAY_MS, HORIZONS
 from cryptocast.tune.history import HistoryNeeds
 from tests.helpers import CLI, cli_env
+from tests.tune.tune_data import btc, load_pair
 
 HISTORY_DAYS = HistoryNeeds().min_history_ms / DAY_MS + 0.5  # the least a first LSTM trains on, and some
 TIMEOUT_S = 600

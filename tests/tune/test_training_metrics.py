@@ -4,13 +4,12 @@ left out."""
 
 from __future__ import annotations
 
-from tune_data import btc, load_pair
-
 from cryptocast.serve.reads import fetch
 from cryptocast.sql import command_queue, pairmetrics
 from cryptocast.tune import registry
 from cryptocast.tune.jobs import Work, execute
 from cryptocast.tune.training_run import TrainOptions
+from tests.tune.tune_data import btc, load_pair
 
 
 async def _stored(db) -> dict[str, float]:

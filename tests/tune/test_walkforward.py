@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from tune_data import btc
 
 from cryptocast.tune.candles import Candles, from_frame
 from cryptocast.tune.conformal import SERVED
@@ -14,6 +13,7 @@ from cryptocast.tune.dataset import DAY_MS, targets
 from cryptocast.tune.features import compute
 from cryptocast.tune.training import persistence_predictor
 from cryptocast.tune.walkforward import DailyRecalibrated
+from tests.tune.tune_data import btc
 
 
 def _recalibrated(candles, calib_ms: int | None = 2 * DAY_MS):
