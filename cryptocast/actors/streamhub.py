@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from cryptocast.actors.paircontext import CONNECTION_LIFETIME_MS
 from cryptocast.actors.rest_budgeted import Budget, backoff_s
 from cryptocast.exchange.binance import (
     BinanceExchange,
@@ -46,7 +47,6 @@ SUBSCRIBE_GAP_S = 0.25  # Binance takes 5 incoming messages a second per connect
 STALL_INTERVALS = 2  # candle intervals of silence before a connection counts as stalled
 MIN_STALL_WALL_S = 3.0  # floor in wall seconds: a busy 2-core machine pauses longer than 0.2 s
 RENEW_BEFORE_CUTOFF_MS = 30 * 60_000  # open the replacement this long before the exchange's cutoff
-CONNECTION_LIFETIME_MS = 24 * 3_600_000
 EXCHANGE_INFO_WEIGHT = 20  # opening a connection reads exchangeInfo for the derived-field markers
 MAX_BACKOFF_ATTEMPT = 6  # consecutive failures beyond this wait no longer
 TIME_WEIGHT = 1

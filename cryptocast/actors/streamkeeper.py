@@ -18,15 +18,19 @@ from typing import Protocol
 
 from cryptocast.actors.paircontext import INGEST_LOGGER, PairContext
 from cryptocast.actors.rest_budgeted import backoff_s
-from cryptocast.actors.streamhub import Event, Renewed, Resumed, Sink
+from cryptocast.actors.streamhub import (
+    MAX_BACKOFF_ATTEMPT,
+    MIN_STALL_WALL_S,
+    STALL_INTERVALS,
+    Event,
+    Renewed,
+    Resumed,
+    Sink,
+)
 from cryptocast.exchange.binance import BookQuote, KlineUpdate
 from cryptocast.records import MINUTE_MS
 
 log = logging.getLogger(INGEST_LOGGER)
-
-STALL_INTERVALS = 2  # candle intervals of silence before the pair asks whether it is still carried
-MIN_STALL_WALL_S = 3.0  # floor in wall seconds: a busy 2-core machine pauses longer than 0.2 s
-MAX_BACKOFF_ATTEMPT = 6  # consecutive failures beyond this wait no longer
 
 
 class StreamSource(Protocol):
