@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import numpy as np
 
 MINUTE_MS = 60_000
+
+
+def ms_to_dt(ms: int) -> datetime:
+    """The database's (timezone-aware) time of an exchange time in milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
 
 # The kline fields a source may have derived rather than recorded.
 DERIVABLE_FIELDS = ("close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")

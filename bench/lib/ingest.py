@@ -199,6 +199,22 @@ async def backfill_once(db_url: URL, replay: Replay, weight_limit: int) -> dict:
     }
 
 
+async def _statement_starts(db: Database, first_open_ms: int) -> dict[tuple[str, int], float]:
+    """When each live candle's transaction began (its ``ingested_at``), wall ms by (pair, minute)."""
+    async with db.raw() as conn:
+        rows = await conn.fetch(
+            "SELECT s.symbol, (extract(epoch FROM p.open_time) * 1000)::bigint AS open_ms,"
+            " extract(epoch FROM p.ingested_at) * 1000 AS began_ms"
+            " FROM price_history p JOIN symbols s ON s.id = p.symbol_id WHERE p.open_time >= to_timestamp($1)",
+            first_open_ms / 1000,
+        )
+    return {(r["symbol"], r["open_ms"]): float(r["began_ms"]) for r in rows}
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 2), "p99": round(percentile(values, 99), 2)}
+
+
 async def _stored(db: Database, symbol: str) -> int:
     sid = await symbol_id(db, symbol)
     return await candle_count(db, sid) if sid is not None else 0
@@ -369,6 +385,13 @@ async def live_once(
         await listener.close()
     live = arrivals.live_since(first_open)
     latencies_ms = [t * 1000 - replay.clock.wall_at(p["open_time"] + MINUTE_MS) for t, p in live]
+    # Where the time went: close → the commit's transaction began (stream, actors, queueing for the
+    # pool), then began → NOTIFY heard (the statement, its commit and the notice's delivery).
+    began = await _statement_starts(db, first_open)
+    to_statement = [
+        began[p["symbol"], p["open_time"]] - replay.clock.wall_at(p["open_time"] + MINUTE_MS) for _, p in live
+    ]
+    to_notice = [t * 1000 - began[p["symbol"], p["open_time"]] for t, p in live]
     # The slowest candles with the minute they closed (minutes since the first timed one): a slow
     # minute for every pair points at the host, one pair's slow minutes at that pair.
     slowest = sorted(zip(latencies_ms, live, strict=True), key=lambda x: -x[0])[:SLOWEST_SHOWN]
@@ -391,8 +414,19 @@ async def live_once(
             "min": round(min(latencies_ms), 2),
         },
         "target_p99_ms": LATENCY_TARGET_MS,
+        "split_ms": {
+            "close_to_statement": _quantiles(to_statement),
+            "statement_to_notice": _quantiles(to_notice),
+        },
         "slowest": [
-            {"ms": round(ms, 1), "pair": p["symbol"], "minute": (p["open_time"] - first_open) // MINUTE_MS}
+            {
+                "ms": round(ms, 1),
+                "to_statement_ms": round(
+                    began[p["symbol"], p["open_time"]] - replay.clock.wall_at(p["open_time"] + MINUTE_MS), 1
+                ),
+                "pair": p["symbol"],
+                "minute": (p["open_time"] - first_open) // MINUTE_MS,
+            }
             for ms, (_, p) in slowest
         ],
         "stored_candles": sum(stored.values()),

@@ -22,11 +22,11 @@ import numpy as np
 from sqlalchemy.engine import URL
 
 from bench.lib.harness import scratch_database
-from cryptocast.records import MINUTE_MS, Candle
+from cryptocast.records import MINUTE_MS, Candle, ms_to_dt
 from cryptocast.sql.bulkcopy import CANDLE_COLUMNS
 from cryptocast.sql.database import Database, async_url
 from cryptocast.sql.queries import add_symbol, candle_count
-from cryptocast.sql.writer import CandleWriter, ms_to_dt
+from cryptocast.sql.writer import CandleWriter
 
 BENCH_DB = "cryptocast_bench"
 START_MS = 1_577_836_800_000  # 2020-01-01

@@ -28,10 +28,16 @@ log = logging.getLogger(INGEST_LOGGER)
 class HeldWrites:
     """Candles and quotes on their way to the database, held (bounded) while it is down."""
 
-    def __init__(self, ctx: PairContext, db: Database, repair_gaps: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        ctx: PairContext,
+        db: Database,
+        repair_gaps: Callable[[], Awaitable[None]],
+        writer: CandleWriter | None = None,
+    ) -> None:
         self.ctx = ctx
         self.db = db
-        self.writer = CandleWriter(db)
+        self.writer = writer or CandleWriter(db)  # shared by a host's pairs: their live candles group
         self.repair_gaps = repair_gaps  # run once written, while the ledger lists ingestion gaps
         self.last_seen: int | None = None  # newest closed minute handed to the writer (or held)
         self.last_stored: int | None = None  # newest minute the database confirmed

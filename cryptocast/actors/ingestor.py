@@ -40,7 +40,7 @@ from cryptocast.exchange.exchangeclock import ExchangeClock
 from cryptocast.records import MINUTE_MS, BookTop, Candle
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import price_history, symbols
-from cryptocast.sql.writer import WriteError
+from cryptocast.sql.writer import CandleWriter, WriteError
 
 __all__ = ["KLINES_WEIGHT", "PAGE", "IngestConfig", "PairIngestor"]
 
@@ -64,6 +64,7 @@ class PairIngestor:
         on_status: Callable[[str], Awaitable[None]] | None = None,
         streams: StreamSource | None = None,
         clock: Callable[[], Awaitable[ExchangeClock]] | None = None,
+        writer: CandleWriter | None = None,
     ) -> None:
         self.symbol = symbol.upper()
         self.db = db
@@ -72,7 +73,7 @@ class PairIngestor:
         self.config = config or IngestConfig()
         self.ctx = PairContext(self.symbol, self.config)
         self.rest = BudgetedRest(self.ctx, exchange, budget)
-        self.held = HeldWrites(self.ctx, db, repair_gaps=lambda: self.repair.gaps())  # noqa: PLW0108 - self.repair is made next
+        self.held = HeldWrites(self.ctx, db, repair_gaps=lambda: self.repair.gaps(), writer=writer)  # noqa: PLW0108 - self.repair is made next
         self.repair = Repair(self.ctx, db, self.rest, self.held)
         # Without a shared hub the pair gets a connection of its own (one pair, tests, tools).
         self._own_hub: StreamHub | None = None

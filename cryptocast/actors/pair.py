@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import ray
 from sqlalchemy import update
 
+from cryptocast import heap
 from cryptocast.actors.budget_actor import RayBudget, node_budget
 from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.ingestor import IngestConfig, PairIngestor
@@ -33,6 +34,7 @@ from cryptocast.logs import setup_worker_logging
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import symbols
 from cryptocast.sql.urlfile import read_url
+from cryptocast.sql.writer import CandleWriter
 
 PAIRS_PER_ACTOR = 50
 # Ingestion is I/O-bound: a host reserves a sliver of a CPU, so pairs, the supervisor, Serve and a
@@ -86,6 +88,7 @@ class PairActor:
         # Ingestion resumes from what is stored, so it need not wait for each commit's disk flush,
         # and holds its writes through a failed statement, so it need not ping before each one.
         self.db = Database(read_url(db_url_file), pool_size=DB_POOL, synchronous_commit=False, pre_ping=False)
+        self.writer = CandleWriter(self.db)  # one for every hosted pair: a minute's candles share a commit
         self.exchange = BinanceExchange(rest_url=rest_url, stream_url=stream_url)
         self.budget = RayBudget(node_budget(node, weight_limit))
         streams = node_stream_actor(
@@ -97,6 +100,7 @@ class PairActor:
         self.clock: ExchangeClock | None = None  # one exchange clock for every hosted pair
         self._clock_ready = asyncio.Lock()
         self._refiner: asyncio.Task | None = None
+        heap.settle()  # what the process made to start lives as long as it does
 
     async def _shared_clock(self) -> ExchangeClock:
         """Measured once, at the first pair, then refined for all of them (``exchangeclock.py``).
@@ -152,6 +156,7 @@ class PairActor:
                 config,
                 streams=self.hub,
                 clock=self._shared_clock,
+                writer=self.writer,
             )
         )
         hosted.task = asyncio.get_running_loop().create_task(self._run(hosted))

@@ -18,10 +18,9 @@ from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.heldwrites import HeldWrites
 from cryptocast.actors.paircontext import INGEST_LOGGER, PairContext
 from cryptocast.actors.rest_budgeted import PAGE, BudgetedRest
-from cryptocast.records import MINUTE_MS, Candle, Provenance
+from cryptocast.records import MINUTE_MS, Candle, Provenance, ms_to_dt
 from cryptocast.sql.database import Database
 from cryptocast.sql.ledger import Span, ingestion_gaps, missing_spans, record_holes, resolve_gap
-from cryptocast.sql.writer import ms_to_dt
 
 log = logging.getLogger(INGEST_LOGGER)
 

@@ -11,9 +11,8 @@ from datetime import timedelta
 
 import pandas as pd
 
-from cryptocast.records import MINUTE_MS
+from cryptocast.records import MINUTE_MS, ms_to_dt
 from cryptocast.sql.database import Database
-from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune import registry
 from cryptocast.tune.candles import OHLCV, Candles, from_database, from_frame
 from cryptocast.tune.predictor import (

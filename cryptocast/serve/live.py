@@ -22,6 +22,7 @@ from datetime import timedelta
 from ray import serve
 
 from cryptocast.logs import setup_worker_logging
+from cryptocast.records import ms_to_dt
 from cryptocast.serve import scoring
 from cryptocast.serve.config import PAIR_DEPLOYMENT, ServeOptions, generate, pair_app_name
 from cryptocast.serve.metrics import LatencyBuckets
@@ -29,7 +30,6 @@ from cryptocast.serve.replicadb import replica_database
 from cryptocast.sql import command_queue
 from cryptocast.sql.notices import listen
 from cryptocast.sql.schema import CANDLES_CHANNEL, PREDICTIONS_CHANNEL
-from cryptocast.sql.writer import ms_to_dt
 
 log = logging.getLogger(__name__)
 

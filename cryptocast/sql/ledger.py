@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from cryptocast.records import MINUTE_MS
+from cryptocast.records import MINUTE_MS, ms_to_dt
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import gaps
-from cryptocast.sql.writer import ms_to_dt
 
 EXCHANGE_HOLE = "exchange_hole"
 INGESTION_GAP = "ingestion_gap"

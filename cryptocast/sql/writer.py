@@ -7,7 +7,8 @@ then one ``INSERT … ON CONFLICT DO NOTHING`` into ``price_history``: writing t
 twice changes nothing. In the same transaction the writer moves the pair's ``last_candle_time``
 forward and sends ``NOTIFY cryptocast_candles`` naming the pair and its newest closed minute, so
 consumers downstream (the live predictor) learn of new data without polling and without being
-called.
+called. A single live candle takes the group commit (:mod:`cryptocast.sql.groupcommit`): one
+statement with the candles other pairs sharing the writer hand in at the same time.
 
 Bad rows are rejected before they reach the database, each with its reason; the good rows of the
 same batch still land.
@@ -18,14 +19,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 import numpy as np
 
-from cryptocast.records import BookTop, Candle, CandleBlock
+from cryptocast.records import BookTop, Candle, CandleBlock, ms_to_dt
 from cryptocast.sql.bulkcopy import CANDLE_COLUMNS, STAGING_TABLE, copy_data, copy_into, row_count, stage
 from cryptocast.sql.database import Database
+from cryptocast.sql.groupcommit import GroupCommit, UnknownPair
 from cryptocast.sql.rowcheck import RejectedRow, WriteResult, check_candle, check_quote, sane
 from cryptocast.sql.schema import CANDLES_CHANNEL
 
@@ -43,39 +45,6 @@ _REPLACE = (
 # Locks the pair's row: writers of one pair take turns, and an unknown pair fails before any COPY.
 _LOCK_PAIR = "SELECT symbol, last_candle_time FROM symbols WHERE id = $1 FOR UPDATE"
 _ADVANCE = "UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2) WHERE id = $1"
-# One live candle in one statement (one round trip, its own transaction): lock the pair, insert,
-# advance, announce. COPY's per-batch overhead is a dozen round trips, which dominate the latency of
-# a single candle when many pairs close the same minute on a busy machine.
-_INSERT_ONE = f"""
-WITH pair AS (SELECT id, symbol FROM symbols WHERE id = $1 FOR UPDATE),
-ins AS (
-    INSERT INTO price_history ({_COLUMN_LIST})
-    SELECT pair.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM pair
-    ON CONFLICT DO NOTHING RETURNING symbol_id
-),
-adv AS (
-    UPDATE symbols SET last_candle_time = greatest(coalesce(last_candle_time, $2), $2)
-    FROM ins WHERE symbols.id = ins.symbol_id RETURNING symbols.symbol
-)
-SELECT (SELECT symbol FROM pair) AS symbol,
-       (SELECT count(*) FROM adv) AS inserted,
-       (SELECT pg_notify($15, json_build_object(
-            'symbol_id', $1::int, 'symbol', adv.symbol, 'open_time', $16::bigint, 'count', 1)::text) FROM adv)
-"""
-# The same, with the minute's top of book upserted in that one statement (one commit, not two).
-_INSERT_ONE_WITH_BOOK = _INSERT_ONE.replace(
-    "\nSELECT (SELECT symbol FROM pair)",
-    """,
-book AS (
-    INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
-    SELECT pair.id, $2, $17, $18, $19, $20, $21 FROM pair
-    ON CONFLICT (symbol_id, minute) DO UPDATE SET
-        bid_price = EXCLUDED.bid_price, bid_qty = EXCLUDED.bid_qty,
-        ask_price = EXCLUDED.ask_price, ask_qty = EXCLUDED.ask_qty, derived = EXCLUDED.derived
-    RETURNING 1
-)
-SELECT (SELECT symbol FROM pair)""",
-)
 _UPSERT_BOOK = """
 INSERT INTO top_of_book (symbol_id, minute, bid_price, bid_qty, ask_price, ask_qty, derived)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -89,15 +58,12 @@ class WriteError(RuntimeError):
     """The database refused a batch; the message names the pair and the reason."""
 
 
-def ms_to_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 class CandleWriter:
     """The one way candles enter the database."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.group = GroupCommit(db)  # single live candles, grouped across the pairs sharing this writer
 
     @staticmethod
     def prepare(candles: Sequence[Candle] | CandleBlock, result: WriteResult) -> CandleBlock:
@@ -158,39 +124,20 @@ class CandleWriter:
     async def _write_one(
         self, symbol_id: int, block: CandleBlock, result: WriteResult, top: BookTop | None
     ) -> WriteResult:
+        """The live path: one candle, sent with whatever other pairs hand in at the same time."""
         c = block.candle(0)
         if top is not None and (top.minute != c.open_time or check_quote(top) is not None):
             raise ValueError("only a sane top of book of the candle's own minute goes with it")
-        book = () if top is None else (top.bid_price, top.bid_qty, top.ask_price, top.ask_qty, top.derived)
         try:
-            async with self.db.raw() as conn:
-                row = await conn.fetchrow(
-                    _INSERT_ONE if top is None else _INSERT_ONE_WITH_BOOK,
-                    symbol_id,
-                    ms_to_dt(c.open_time),
-                    c.open,
-                    c.high,
-                    c.low,
-                    c.close,
-                    c.volume,
-                    ms_to_dt(c.close_time),
-                    c.quote_volume,
-                    c.trades,
-                    c.taker_buy_base,
-                    c.taker_buy_quote,
-                    c.provenance.value,
-                    list(c.derived_fields),
-                    CANDLES_CHANNEL,
-                    c.open_time,
-                    *book,
-                )
+            result.inserted = await self.group.write(symbol_id, c, top)
         except asyncpg.CheckViolationError as exc:
             raise WriteError(
                 f"pair {symbol_id}: a candle broke {exc.constraint_name}: {exc.detail or exc}"
             ) from None
-        if row["symbol"] is None:
-            raise WriteError(f"no pair with id {symbol_id}: add the pair before writing its candles")
-        result.inserted = row["inserted"]
+        except UnknownPair:
+            raise WriteError(
+                f"no pair with id {symbol_id}: add the pair before writing its candles"
+            ) from None
         return result
 
     @staticmethod

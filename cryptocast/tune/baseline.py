@@ -8,9 +8,8 @@ newest days, for the persistence champion and the LSTM champion alike, without t
 
 from __future__ import annotations
 
-from cryptocast.records import MINUTE_MS
+from cryptocast.records import MINUTE_MS, ms_to_dt
 from cryptocast.sql.database import Database
-from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune import registry
 from cryptocast.tune.candles import Candles, recent_candles
 from cryptocast.tune.conformal import SERVED

@@ -14,9 +14,9 @@ import logging
 
 import numpy as np
 
+from cryptocast.records import ms_to_dt
 from cryptocast.sql import pairmetrics
 from cryptocast.sql.database import Database
-from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune import registry
 from cryptocast.tune.baseline import registered_span
 from cryptocast.tune.candles import Candles, history_ms

@@ -26,10 +26,10 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.expression import Exists
 
+from cryptocast.records import ms_to_dt
 from cryptocast.sql import command_queue
 from cryptocast.sql.database import Database
 from cryptocast.sql.schema import models, price_history, symbols, training_schedule
-from cryptocast.sql.writer import ms_to_dt
 from cryptocast.tune.dataset import DAY_MS
 from cryptocast.tune.history import HistoryNeeds, days
 from cryptocast.tune.predictor import LSTM, PERSISTENCE

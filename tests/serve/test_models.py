@@ -208,6 +208,6 @@ async def _latest_at(client, origin_ms: int):
 
 
 def _iso(ms: int) -> str:
-    from cryptocast.sql.writer import ms_to_dt
+    from cryptocast.records import ms_to_dt
 
     return ms_to_dt(ms).isoformat()[:19]

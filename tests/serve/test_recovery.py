@@ -17,9 +17,10 @@ import ray
 from ray import serve
 from sqlalchemy import delete, func, select
 
+from cryptocast.records import ms_to_dt
 from cryptocast.serve.live import LIVE_DEPLOYMENT
 from cryptocast.sql.schema import commands, models, predictions
-from cryptocast.sql.writer import CandleWriter, ms_to_dt
+from cryptocast.sql.writer import CandleWriter
 from tests.helpers import eventually
 from tests.serve.conftest import PAIR, candles_after_newest, to_records
 from tests.tune.tune_data import btc
