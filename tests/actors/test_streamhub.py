@@ -9,6 +9,7 @@ import pytest
 from binance.exceptions import BinanceAPIException
 
 from cryptocast.actors.budget import LocalBudget
+from cryptocast.actors.stream_actor import QUEUE_SIZE
 from cryptocast.actors.streamhub import PAIRS_PER_CONNECTION, URL_STREAMS, Event, HubFull, Resumed, StreamHub
 from cryptocast.exchange.binance import BinanceExchange, BookQuote, KlineUpdate
 from cryptocast.exchange.server import ReplayConfig, ReplayServer
@@ -31,9 +32,13 @@ class Received:
 
 async def test_one_connection_carries_every_pair_to_its_sink() -> None:
     config = ReplayConfig(speed=600.0, pairs=["BTCUSDT"], clones={"BTCUSDT": CLONES})
+    # A minute's close of 42 pairs is ~125 messages at once: python-binance's default queue of 100
+    # overflows, so the client is sized as the stream actor sizes it.
     async with (
         ReplayServer(config) as server,
-        BinanceExchange(rest_url=server.rest_url, stream_url=server.stream_url) as exchange,
+        BinanceExchange(
+            rest_url=server.rest_url, stream_url=server.stream_url, max_queue_size=QUEUE_SIZE
+        ) as exchange,
     ):
         symbols = sorted(server.market.symbols)
         budget = LocalBudget()
