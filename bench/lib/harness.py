@@ -32,6 +32,7 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
+from cryptocast import heap
 from cryptocast.exchange.clock import ReplayClock
 from cryptocast.exchange.server import ReplayConfig, ReplayServer
 from cryptocast.settings import LOOPBACK
@@ -132,6 +133,7 @@ def _serve(config: ReplayConfig, ready: multiprocessing.Queue) -> None:
         async with ReplayServer(config) as server:
             c = server.clock
             bars = {name: len(sym.recording) for name, sym in server.market.symbols.items()}
+            heap.settle()  # as the replay's own process does (cryptocast/exchange/cli.py)
             ready.put(
                 (server.rest_url, server.stream_url, c.wall_start_ms, c.exchange_start_ms, c.speed, bars)
             )

@@ -12,6 +12,7 @@ import asyncio
 
 import ray
 
+from cryptocast import heap
 from cryptocast.actors.budget_actor import RayBudget, node_budget
 from cryptocast.actors.nodes import NAMESPACE, pinned, stream_name
 from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, PAIRS_PER_CONNECTION, Event, Sink, StreamHub
@@ -42,6 +43,7 @@ class StreamActor:
         )
 
         self.outboxes: dict[str, Outbox] = {}  # by host actor id
+        heap.settle()  # what the process made to start lives as long as it does
 
     async def add(self, symbol: str, host: ray.actor.ActorHandle) -> None:
         outbox = self.outboxes.setdefault(host._actor_id.hex(), Outbox(host))

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from cryptocast import heap
 from cryptocast.exchange.clock import DAY_MS
 from cryptocast.exchange.faults import FAULT_KEYS, FaultError, parse_fault_args
 from cryptocast.exchange.recordings import RecordingError, pack
@@ -92,6 +93,7 @@ async def _serve(server: ReplayServer) -> None:
             console.print(
                 f"  {name:<14} {sym['status']:<8} shift {sym['shiftMs'] // DAY_MS:>5} days  ({sym['recording']})"
             )
+        heap.settle()  # the recordings and the app live as long as the server
         await asyncio.Event().wait()
 
 

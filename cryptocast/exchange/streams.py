@@ -25,6 +25,7 @@ from cryptocast.exchange.market import Market
 from cryptocast.records import MINUTE_MS
 
 PUMP_INTERVAL_S = 0.01
+CLOSE_SLACK_S = 0.001  # past a minute's close when the pump wakes for it (the clock reads whole ms)
 # At high speed, updates are thinned to at most 4 a second a stream (the speed-up would otherwise
 # multiply the message rate consumers face far past the real exchange's), but never below 4
 # forming updates a minute, however fast the replay runs.
@@ -208,7 +209,7 @@ class StreamHub:
     async def _run(self) -> None:
         lifetime_s = self.market.clock.wall_seconds(CONNECTION_LIFETIME_MS)
         while True:
-            await asyncio.sleep(PUMP_INTERVAL_S)
+            await asyncio.sleep(self._pause_s())
             wall_s = time.monotonic()
             self._inject(wall_s)
             self._tick(self.market.clock.now(), wall_s)
@@ -218,6 +219,14 @@ class StreamHub:
                 elif conn.outbox.qsize() > MAX_OUTBOX:
                     conn.abort()
             self._end_recordings()
+
+    def _pause_s(self) -> float:
+        """Until the pump's next turn: ``PUMP_INTERVAL_S``, or sooner when a minute closes before
+        then, so that closed candles leave at their close, as the exchange sends them."""
+        clock = self.market.clock
+        next_close = (clock.now() // MINUTE_MS + 1) * MINUTE_MS
+        to_close_s = (clock.wall_at(next_close) - clock.wall()) / 1000
+        return min(PUMP_INTERVAL_S, max(to_close_s, 0.0) + CLOSE_SLACK_S)
 
     def _inject(self, wall_s: float) -> None:
         if self.faults.drop_every_s > 0:

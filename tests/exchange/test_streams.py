@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from cryptocast.exchange.recordings import load_recordings
+from cryptocast.exchange.streams import CLOSE_SLACK_S, PUMP_INTERVAL_S
 from cryptocast.records import MINUTE_MS, Candle, Provenance
 
 from .conftest import ReplayFactory, async_client, exchange_start_at, opened, socket_manager
@@ -205,3 +206,14 @@ async def test_bare_ws_connection_subscribes_later(replay: ReplayFactory) -> Non
             assert await ws.receive_json(timeout=2) == {"result": None, "id": 7}
             quote = await ws.receive_json(timeout=2)
             assert quote["s"] == "ETHUSDT" and "stream" not in quote  # raw payloads on /ws
+
+
+async def test_the_pump_wakes_at_a_minutes_close_not_at_its_next_interval(replay: ReplayFactory) -> None:
+    """Closed candles leave at their close, as the exchange sends them, not up to a pump interval later."""
+    async with replay(speed=60.0, pairs=["BTCUSDT"]) as server:
+        clock = server.market.clock
+        close_wall = int(clock.wall_at((clock.now() // MINUTE_MS + 2) * MINUTE_MS))
+        clock.wall = lambda: close_wall - 4  # 4 ms before a close
+        assert server.hub._pause_s() == pytest.approx(0.004 + CLOSE_SLACK_S, abs=0.001)
+        clock.wall = lambda: close_wall - 500  # no close within the interval
+        assert server.hub._pause_s() == PUMP_INTERVAL_S
