@@ -31,6 +31,7 @@ class World:
         self.speed = speed
         self.asks = 0
         self.failing = False
+        self.errors: list[int] = []  # exchange ms added to the next answers (jitter), one per ask
 
     def time(self) -> float:
         return self.wall_s
@@ -45,7 +46,7 @@ class World:
         if self.failing:
             raise OSError("exchange away")
         self.asks += 1
-        return self.exchange_ms()
+        return self.exchange_ms() + (self.errors.pop(0) if self.errors else 0)
 
 
 @pytest.fixture
@@ -80,6 +81,34 @@ async def test_a_failed_measure_leaves_the_clock_as_it_was(world: World) -> None
     world.failing = True
     with pytest.raises(OSError):
         await clock.measure()
+    assert clock.last == last and clock.rate == rate
+
+
+async def test_refine_takes_the_rate_over_everything_since_the_first_answer(world: World) -> None:
+    """Jitter on one of measure()'s two answers skews its rate; each refinement spans more wall time,
+    so the same jitter matters less, and the clock's reading comes back to the exchange's."""
+    world.speed = 60.0
+    world.errors = [0, 300]  # the second answer 300 exchange ms (5 wall ms at 60×) late
+    clock = await ExchangeClock(world.ask).measure()
+    assert clock.rate == pytest.approx(60.0 * (1 + 0.3 / 30), rel=1e-9), "one percent off"
+    await world.sleep(100.0)
+    world.errors = [300]  # the same jitter again, now over 100 s
+    await clock.refine()
+    assert clock.rate == pytest.approx(60.0, rel=1e-4)
+    assert clock.first is not None and clock.first.wall_s == WALL_START_S, "the base stays the first answer"
+    await world.sleep(3600.0)
+    assert abs(clock.now_ms() - world.exchange_ms()) < 3_600_000 * 60 * 1e-4 + 300
+
+
+async def test_a_failed_refine_keeps_the_clock_and_refine_before_measure_measures(world: World) -> None:
+    world.speed = 60.0
+    clock = ExchangeClock(world.ask)
+    await clock.refine()
+    assert world.asks == 2 and clock.rate == pytest.approx(60.0), "a first refine is a measure"
+    last, rate = clock.last, clock.rate
+    world.failing = True
+    with pytest.raises(OSError):
+        await clock.refine()
     assert clock.last == last and clock.rate == rate
 
 
