@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     train_days: int = Field(60, ge=10, le=365)  # most history a training reads (28 of them test)
     train_daily_minute: int = Field(120, ge=0, lt=1440)  # minutes after 00:00 UTC on the exchange clock
     train_stagger_minutes: int = Field(20, ge=0, le=1440)
+    train_concurrency: int = Field(1, ge=1, le=64)  # trainings at once, each its own sweep (docs/scaling.md)
 
     # Models, serving, dashboard
     model_store_uri: str | None = None  # None: data_dir/models; any fsspec URI otherwise

@@ -11,6 +11,7 @@ in the queue (or fails it once its attempts are used up) when the consumer start
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -202,17 +203,23 @@ async def finish(db: Database, command_id: int, result: dict | None = None, erro
         )
 
 
-async def recover_interrupted(db: Database, why: str, max_attempts: int = MAX_ATTEMPTS) -> list[dict]:
+async def recover_interrupted(
+    db: Database, why: str, max_attempts: int = MAX_ATTEMPTS, only: Collection[int] | None = None
+) -> list[dict]:
     """Trainings left ``running`` by a consumer that died: queued again, or failed after ``max_attempts``.
 
-    Call it when the one consumer starts, before it claims anything: whatever is running then was
-    running in a process that no longer exists.
+    Call it when the one consumer starts, and whenever nothing of its own runs, before it claims
+    anything: whatever is running then was running in a process that no longer exists. ``only``:
+    just these commands (their process died, the consumer did not).
     """
     exhausted = commands.c.attempts >= max_attempts
+    which = [commands.c.status == "running", commands.c.kind.in_(TRAINING_KINDS)]
+    if only is not None:
+        which.append(commands.c.id.in_(list(only)))
     async with db.begin() as conn:
         rows = await conn.execute(
             update(commands)
-            .where(commands.c.status == "running", commands.c.kind.in_(TRAINING_KINDS))
+            .where(*which)
             .values(
                 status=case((exhausted, "failed"), else_="pending"),
                 finished_at=case((exhausted, func.now()), else_=None),

@@ -7,13 +7,21 @@ when Ray restarts it after a crash nobody has to tell it to go on. Each turn it
 
 1. measures the exchange clock (the replay's runs N× faster; rate limits aside, time follows it),
 2. lets :class:`~cryptocast.tune.scheduler.Scheduler` queue what the triggers call for,
-3. carries out rollbacks at once and runs queued trainings one at a time (one sweep at a time is
-   the resource plan: docs/training.md), and
+3. carries out rollbacks at once and runs queued trainings, ``concurrency`` at a time (1 by
+   default: the resource plan of docs/training.md; a cluster's ``train`` group runs one per free
+   CPU, docs/scaling.md), each in a Ray task of its own, and
 4. writes a heartbeat, so the API can tell a queued command that a live scheduler will run from
    one that nothing will.
 
 It wakes on ``NOTIFY cryptocast_commands`` (a request is picked up at once) and otherwise every
-``POLL_S``. Before it claims a training it settles whatever a previous incarnation left running.
+``POLL_S``. Before it claims a training while none of its own runs, it settles whatever a previous
+incarnation left running.
+
+Why a task per training: Ray Tune drives one experiment per process (its controller, callbacks
+and search state are the process's), so sweeps run side by side only in processes of their own.
+The task is owned by this actor: when the actor dies, Ray ends the task and its trials with it,
+and the restarted actor queues the command again. A task whose process dies alone (out of memory,
+a killed node) is an interrupted attempt of its command, like any other.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ray
+from ray.exceptions import RayError
 
 from cryptocast.actors.nodes import NAMESPACE
 from cryptocast.exchange.exchangeclock import ExchangeClock, server_time
@@ -38,6 +47,7 @@ from cryptocast.sql.notices import listen
 from cryptocast.sql.schema import COMMANDS_CHANNEL
 from cryptocast.sql.urlfile import read_url, write_url
 from cryptocast.tune.jobs import Work, execute, recalibrate_instead
+from cryptocast.tune.registry import ModelStore
 from cryptocast.tune.scheduler import ScheduleOptions, Scheduler
 from cryptocast.tune.sweep import lower_priority
 from cryptocast.tune.training_run import TrainOptions
@@ -70,6 +80,13 @@ class TrainingConfig:
     schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
     ray_address: str | None = None
     database_url_file: str | None = None
+    concurrency: int = 1  # trainings carried out at once
+
+    def work(self, pool_size: int) -> Work:
+        """What a command needs to run, opened in the calling process."""
+        url = self.database_url or read_url(self.database_url_file)
+        db = Database(url, pool_size=pool_size)
+        return Work(db, ModelStore(self.model_store), self.options, Path(self.storage), self.ray_address)
 
     @classmethod
     def from_settings(
@@ -90,6 +107,7 @@ class TrainingConfig:
             options,
             schedule,
             settings.ray_address,
+            concurrency=settings.train_concurrency,
         )
 
 
@@ -97,22 +115,21 @@ class TrainingConfig:
 class TrainingScheduler:
     def __init__(self, config: TrainingConfig) -> None:
         from cryptocast.exchange.binance import BinanceExchange
-        from cryptocast.tune.registry import ModelStore
 
         setup_worker_logging()
-        lower_priority()  # loading candles, the Tune driver, gating: all of it waits for the live paths
+        lower_priority()  # loading candles, gating, rollbacks: all of it waits for the live paths
         self.config = config
         self.database_url = config.database_url or read_url(config.database_url_file)
-        self.db = Database(self.database_url, pool_size=3)
+        self.work = config.work(pool_size=3)  # rollbacks run here; trainings in tasks of their own
+        self.db = self.work.db
         self.exchange = BinanceExchange(rest_url=config.rest_url, stream_url="ws://unused/")
         self.clock = ExchangeClock(server_time(self.exchange))
         self.clock_at = 0.0
         self.scheduler = Scheduler(self.db, self._now_ms, config.options.needs, config.schedule)
-        self.work = Work(
-            self.db, ModelStore(config.model_store), config.options, Path(config.storage), config.ray_address
-        )
-        self.running: dict | None = None  # the command being carried out
-        self.worker: asyncio.Task | None = None
+        self.running: dict[int, dict] = {}  # the commands being carried out, by id
+        self.tasks: dict[int, ray.ObjectRef] = {}  # ... and the task carrying out each
+        self.workers: set[asyncio.Task] = set()
+        self._claiming = asyncio.Lock()  # settling what others left and claiming: one worker at a time
         self.last_error: str | None = None
         self.turns = 0
         self._wake = asyncio.Event()
@@ -149,8 +166,9 @@ class TrainingScheduler:
             await self.scheduler.plan()
         for command in await command_queue.claim_pending(self.db, "rollback"):
             await execute(self.work, command)
-        if self.worker is None or self.worker.done():
-            self.worker = asyncio.get_running_loop().create_task(self._drain_or_report())
+        self.workers = {w for w in self.workers if not w.done()}
+        while len(self.workers) < self.config.concurrency and not self._stopping:
+            self.workers.add(asyncio.get_running_loop().create_task(self._drain_or_report()))
         await command_queue.beat(self.db, SERVICE, self._details())
 
     async def _drain_or_report(self) -> None:
@@ -161,17 +179,21 @@ class TrainingScheduler:
             log.warning("training queue stopped: %s", self.last_error)
 
     async def _drain(self) -> None:
-        """Run queued trainings one after another until none is left.
+        """Run queued trainings one after another until none is left (``concurrency`` of these run).
 
-        Before each claim nothing of this scheduler's runs, so a training still marked running was left
-        by a dead incarnation (or by a run whose end could not be written): it is settled first.
+        When nothing of this scheduler's runs, a training still marked running was left by a dead
+        incarnation (or by a run whose end could not be written): it is settled before the claim.
         """
         while not self._stopping:
-            for row in await command_queue.recover_interrupted(self.db, "the training scheduler stopped"):
-                log.warning("command %d (%s): %s", row["id"], row["symbol"], row["error"])
-            if (command := await command_queue.claim_next_training(self.db)) is None:
-                return
-            self.running = command
+            async with self._claiming:
+                if not self.running:
+                    for row in await command_queue.recover_interrupted(
+                        self.db, "the training scheduler stopped"
+                    ):
+                        log.warning("command %d (%s): %s", row["id"], row["symbol"], row["error"])
+                if (command := await command_queue.claim_next_training(self.db)) is None:
+                    return
+                self.running[command["id"]] = command
             log.info(
                 "command %d: %s %s (%s)",
                 command["id"],
@@ -180,12 +202,29 @@ class TrainingScheduler:
                 command["payload"].get("reason"),
             )
             try:
-                status = await execute(self.work, command)
+                status = await self._carry_out(command)
                 log.info("command %d %s", command["id"], status)
             finally:
-                self.running = None
+                self.running.pop(command["id"], None)
             if status == "failed":
                 await recalibrate_instead(self.db, command)
+
+    async def _carry_out(self, command: dict) -> str:
+        """The command in a task of its own; its status once the task ended."""
+        task = carry_out.remote(self.config, command)
+        self.tasks[command["id"]] = task
+        try:
+            return await task
+        except RayError as exc:
+            if self._stopping:  # stop() queues it again
+                return "stopped"
+            why = f"its training process ended ({type(exc).__name__})"
+            rows = await command_queue.recover_interrupted(self.db, why, only=[command["id"]])
+            for row in rows:
+                log.warning("command %d (%s): %s", row["id"], row["symbol"], row["error"])
+            return rows[0]["status"] if rows else "failed"
+        finally:
+            self.tasks.pop(command["id"], None)
 
     async def _measure_clock(self) -> bool:
         """Keep the exchange clock measured; False while the exchange cannot be asked."""
@@ -209,11 +248,11 @@ class TrainingScheduler:
         self._wake.set()  # whatever was announced while nobody listened is in the table
 
     def _details(self) -> dict:
-        running = self.running
         return {
-            "running": None
-            if running is None
-            else {"id": running["id"], "kind": running["kind"], "symbol": running["symbol"]},
+            "running": [
+                {"id": c["id"], "kind": c["kind"], "symbol": c["symbol"]} for c in self.running.values()
+            ],
+            "concurrency": self.config.concurrency,
             "clock_rate": round(self.clock.rate, 3) if self.clock.measured else None,
             "last_error": self.last_error,
             "daily_minute": self.config.schedule.daily_minute,
@@ -228,18 +267,35 @@ class TrainingScheduler:
         self._wake.set()
 
     async def stop(self) -> None:
-        """End the loop; a training in progress goes back to the queue for the next start."""
+        """End the loop; trainings in progress go back to the queue for the next start."""
         self._stopping = True
         self._wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._task), STOP_S)
-        if self.worker is not None and not self.worker.done():
-            self.worker.cancel()
-        running = self.running
-        if running is not None:
-            await command_queue.requeue(self.db, running["id"], "the system stopped during the run")
+        for task in list(self.tasks.values()):
+            ray.cancel(task, force=True)
+        for worker in self.workers:
+            worker.cancel()
+        for command_id in list(self.running):
+            await command_queue.requeue(self.db, command_id, "the system stopped during the run")
         await self.exchange.close_connection()
         await self.db.dispose()
+
+
+@ray.remote(num_cpus=SCHEDULER_CPUS, max_retries=0)
+def carry_out(config: TrainingConfig, command: dict) -> str:
+    """One claimed command, start to end, in a worker process of its own; returns its status."""
+    setup_worker_logging()
+    lower_priority()
+
+    async def run() -> str:
+        work = config.work(pool_size=2)
+        try:
+            return await execute(work, command)
+        finally:
+            await work.db.dispose()
+
+    return asyncio.run(run())
 
 
 def start_training(config: TrainingConfig) -> ray.actor.ActorHandle:

@@ -75,6 +75,16 @@ async def test_interrupted_runs_are_retried_once_then_failed(db) -> None:
     assert await command_queue.recover_interrupted(db, "again") == []  # nothing left running
 
 
+async def test_one_dead_training_process_requeues_its_command_and_leaves_the_others_running(db) -> None:
+    first = await command_queue.submit_training(db, "retrain", "BTCUSDT", "request", "asked")
+    second = await command_queue.submit_training(db, "retrain", "ETHUSDT", "request", "asked")
+    await command_queue.claim_next_training(db)
+    await command_queue.claim_next_training(db)
+    recovered = await command_queue.recover_interrupted(db, "its process ended", only=[second])
+    assert [(r["id"], r["status"]) for r in recovered] == [(second, "pending")]
+    assert (await command_queue.get(db, first))["status"] == "running"
+
+
 async def test_a_stopped_run_is_queued_again_without_using_an_attempt(db) -> None:
     command = await command_queue.submit_training(db, "retrain", "BTCUSDT", "request", "asked")
     await command_queue.claim_next_training(db)

@@ -7,6 +7,7 @@ retried and the served models stay exactly as they were until a training complet
 
 from __future__ import annotations
 
+import psutil
 import pytest
 import ray
 from sqlalchemy import update
@@ -69,7 +70,7 @@ async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(
         try:
             # alive and idle while the pair backfills; it holds a sliver of a CPU and runs niced like a trial
             status = await actor.status.remote()
-            assert status["running"] is None and status["niceness"] == 10
+            assert status["running"] == [] and status["niceness"] == 10
             assert await eventually(
                 lambda: _alive(db), "the scheduler alive", timeout_s=WAIT_S, every_s=POLL_S
             )
@@ -100,7 +101,7 @@ async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(
                 every_s=POLL_S,
             )
             assert running["progress"]["trials"] == 2 and running["progress"]["elapsed_s"] >= 0
-            assert (await actor.status.remote())["running"]["id"] == request
+            assert [c["id"] for c in (await actor.status.remote())["running"]] == [request]
             done = await eventually(
                 lambda: _finished_id(db, request),
                 f"command {request} finished",
@@ -145,6 +146,83 @@ async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(
             assert next(r.version for r in await registry.records(db, sid) if r.kind == LSTM) == 7
         finally:
             ray.kill(actor, no_restart=True)
+
+
+async def test_trainings_run_side_by_side_and_a_dead_training_process_is_one_interrupted_attempt(
+    db, db_url, tmp_path, local_ray
+) -> None:
+    """With ``concurrency`` 2, two pairs' sweeps run at the same time, each in a task of its own;
+    killing one task's process queues its command again (an attempt counted) and it is retried."""
+    sids = [await load_pair(db, symbol, btc(2.0), status="backfilling") for symbol in PAIRS]
+    async with ReplayServer(
+        ReplayConfig(speed=1.0, pairs=["BTCUSDT"], exchange_start_ms=MONDAY_10H_MS)
+    ) as replay:
+        config = TrainingConfig(
+            db_url.render_as_string(hide_password=False),
+            replay.rest_url,
+            str(tmp_path / "models"),
+            str(tmp_path / "tune"),
+            TINY,
+            ScheduleOptions(max_days=2),
+            concurrency=2,
+        )
+        actor = TrainingScheduler.options(max_restarts=-1).remote(config)
+        try:
+            requests = [
+                await command_queue.submit_training(db, "retrain", symbol, "request", "side by side")
+                for symbol in PAIRS
+            ]
+            both = await eventually(
+                lambda: _all_in_sweep(db, requests),
+                "both commands in their sweeps at once",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
+            assert [row["symbol"] for row in both] == PAIRS
+            running = (await actor.status.remote())["running"]
+            assert sorted(c["id"] for c in running) == sorted(requests)
+            victims = [p for p in psutil.process_iter(["cmdline"]) if _carries_out(p)]
+            assert len(victims) == 2, "each training runs in a task process of its own"
+            victims[0].kill()
+            retried = await eventually(
+                lambda: _retried_any(db, requests),
+                "the killed training queued again",
+                timeout_s=WAIT_S,
+                every_s=POLL_S,
+            )
+            assert retried["error"].startswith("interrupted: its training process ended")
+            assert retried["error"].endswith("attempt 1 of 2, queued again")
+            done = [
+                await eventually(
+                    lambda r=r: _finished_id(db, r), f"command {r} finished", timeout_s=WAIT_S, every_s=POLL_S
+                )
+                for r in requests
+            ]
+            assert [d["status"] for d in done] == ["done", "done"], [d["error"] for d in done]
+            assert sorted(d["attempts"] for d in done) == [1, 2]
+            for sid in sids:  # one LSTM each: the killed attempt registered nothing
+                assert len([r for r in await registry.records(db, sid) if r.kind == LSTM]) == 1
+        finally:
+            ray.kill(actor, no_restart=True)
+
+
+PAIRS = ["BTCUSDT", "ETHUSDT"]
+
+
+def _carries_out(process: psutil.Process) -> bool:
+    return any("carry_out" in part for part in process.info["cmdline"] or [])
+
+
+async def _all_in_sweep(db, command_ids: list[int]) -> list[dict] | None:
+    rows = [await _in_sweep(db, c) for c in command_ids]
+    return rows if all(rows) else None  # type: ignore[return-value]
+
+
+async def _retried_any(db, command_ids: list[int]) -> dict | None:
+    for command_id in command_ids:
+        if (row := await _retried(db, command_id)) is not None:
+            return row
+    return None
 
 
 async def _alive(db) -> bool:
