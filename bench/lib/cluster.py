@@ -53,15 +53,14 @@ from pathlib import Path
 from types import TracebackType
 
 import psutil
-import ray
 
 from bench.lib.harness import free_port, python_path
 from cryptocast.actors.ray_runtime import (
     CLUSTER_MODE_ENV,
     CLUSTER_MODE_OFF,
-    DRIVER_LOG_LEVEL,
     _cluster_mode_off,
-    _grpc_on_loopback,
+    start_ray,
+    stop_ray,
 )
 from cryptocast.settings import LOOPBACK
 
@@ -268,27 +267,20 @@ class LocalCluster:
         with it). The driver attaches to the head's raylet (Ray prefers the head among nodes on one
         IP), so worker nodes can be killed under it.
 
-        Cluster mode goes off first (otherwise ``ray.init`` rewrites 127.0.0.1 to the routable IP and
-        finds neither the GCS nor a node there). Ray reads the token from the environment, so this
+        Ray reads the token from the environment, so this
         cluster's token is set there while connected and the previous values restored afterwards.
-        The job's runtime env carries start_ray's worker start-up hook, which Ray runs in every
+        :func:`start_ray` gives the job's runtime env its worker start-up hook, which Ray runs in every
         worker of the job, on every node.
         """
         saved = {name: os.environ.get(name) for name in (*self.auth_env, AUTH_TOKEN_PATH_ENV)}
         os.environ.update(self.auth_env)
         os.environ.pop(AUTH_TOKEN_PATH_ENV, None)
         _reload_auth()
-        _cluster_mode_off()
         try:
-            ray.init(
-                address=self.address,
-                namespace=namespace,
-                logging_level=DRIVER_LOG_LEVEL,
-                runtime_env={"worker_process_setup_hook": _grpc_on_loopback},
-            )
+            start_ray(address=self.address, namespace=namespace)
             yield
         finally:
-            ray.shutdown()
+            stop_ray()
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)

@@ -89,6 +89,18 @@ def start_ray(num_cpus: int | None = None, namespace: str = "cryptocast", addres
     if ray.is_initialized():
         return
     address = address or os.environ.get(RAY_ADDRESS_ENV)
+    if address and _on_loopback(address):
+        # A cluster on this machine's loopback (several nodes on one host): with cluster mode on,
+        # ray.init rewrites 127.0.0.1 to the routable address and finds no node there. The job's
+        # workers, on every node, bind their servers to loopback as a local head's do.
+        _cluster_mode_off()
+        ray.init(
+            address=address,
+            namespace=namespace,
+            logging_level=DRIVER_LOG_LEVEL,
+            runtime_env={"worker_process_setup_hook": _grpc_on_loopback},
+        )
+        return
     if address:
         ray.init(address=address, namespace=namespace, logging_level=DRIVER_LOG_LEVEL)
         return
@@ -114,6 +126,17 @@ def start_ray(num_cpus: int | None = None, namespace: str = "cryptocast", addres
         stop_ray()
         raise RuntimeError(f"local Ray came up on {node_ip}, not {LOOPBACK}; refusing to run it")
     log.info("local Ray started on %s with %s CPUs", LOOPBACK, ray.cluster_resources().get("CPU"))
+
+
+def _on_loopback(address: str) -> bool:
+    """Whether a ``host:port`` cluster address names this machine's loopback."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, "auto", a ray:// URL: a cluster elsewhere
+        return False
 
 
 def _on_lasting_thread(start: Callable[[], None]) -> None:

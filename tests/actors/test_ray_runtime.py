@@ -11,7 +11,7 @@ import pytest
 import ray
 from ray import serve
 
-from cryptocast.actors.ray_runtime import listening_addresses, start_ray, stop_ray
+from cryptocast.actors.ray_runtime import _on_loopback, listening_addresses, start_ray, stop_ray
 from cryptocast.settings import LOOPBACK
 from tests.helpers import free_port
 
@@ -83,3 +83,20 @@ def test_workers_run_at_normal_priority(local_ray: None) -> None:
         assert ray.get(echo.niceness.remote(), timeout=HTTP_TIMEOUT_S) == 0
     finally:
         ray.kill(echo)
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1:6379", True),
+        ("localhost:6379", True),
+        ("[::1]:6379", True),
+        ("10.0.0.5:6379", False),
+        ("cryptocast-head-svc:6379", False),
+        ("auto", False),
+        ("ray://10.0.0.5:10001", False),
+    ],
+)
+def test_a_cluster_on_loopback_is_joined_with_cluster_mode_off(address: str, loopback: bool) -> None:
+    """Several nodes on one machine's loopback (benchmarks) are joined as a local head is started."""
+    assert _on_loopback(address) is loopback
