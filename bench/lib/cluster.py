@@ -55,6 +55,7 @@ from types import TracebackType
 import psutil
 
 from bench.lib.harness import free_port, python_path
+from bench.lib.processes import terminate
 from cryptocast.actors.ray_runtime import (
     CLUSTER_MODE_ENV,
     CLUSTER_MODE_OFF,
@@ -69,7 +70,6 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")  # goes into resource names, 
 RESOURCE_PREFIX = "cryptocast_node_"
 LABEL_KEY = "cryptocast/node"
 START_TIMEOUT_S = 120.0
-STOP_GRACE_S = 10.0
 KILL_WAIT_S = 10.0
 MIB = 2**20
 AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
@@ -381,9 +381,9 @@ class LocalCluster:
         head) and remove the temp dirs; a no-op for nodes already gone."""
         by_node = self.processes_by_node()
         for name in [*(spec.name for spec in self.workers), HEAD]:
-            _terminate(by_node[name])
+            terminate(by_node[name])
         left = [p for processes in self.processes_by_node().values() for p in processes]
-        _terminate(left)  # anything a dying raylet started meanwhile
+        terminate(left)  # anything a dying raylet started meanwhile
         shutil.rmtree(self.root, ignore_errors=True)
 
     def remaining(self) -> list[psutil.Process]:
@@ -407,18 +407,6 @@ def _name(process: psutil.Process) -> str:
     with suppress(psutil.Error):
         return process.name()
     return "?"
-
-
-def _terminate(processes: list[psutil.Process]) -> None:
-    """SIGTERM, wait up to :data:`STOP_GRACE_S`, SIGKILL what is left (``ray stop``'s order)."""
-    for process in processes:
-        with suppress(psutil.NoSuchProcess):
-            process.terminate()
-    _, alive = psutil.wait_procs(processes, timeout=STOP_GRACE_S)
-    for process in alive:
-        with suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(alive, timeout=STOP_GRACE_S)
 
 
 # --- the launcher of a worker node (``python -m bench.lib.cluster <json>``) -------------------------

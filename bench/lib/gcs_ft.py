@@ -44,6 +44,7 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
+from bench.lib.processes import STOP_GRACE_S, terminate
 from cryptocast.settings import LOOPBACK
 
 FAULTS = ("gcs", "head")
@@ -54,7 +55,6 @@ DOWN_S = 5.0  # how long the GCS or the head stays down (a container restart tak
 HEAD_CPUS = 2
 STEP_TIMEOUT_S = 240.0  # each wait (head start, all live, caught up) on a loaded two-core machine
 DRIVER_TIMEOUT_S = 120.0
-STOP_GRACE_S = 10.0
 POLL_S = 1.0
 SUPERVISOR = "supervisor"
 DRIVER_MODULE = "bench.lib.gcs_ft"  # this module, run by ``python -m`` as the driver subprocess
@@ -65,18 +65,6 @@ def free_port() -> int:
     from bench.lib.harness import free_port as harness_free_port
 
     return harness_free_port()
-
-
-def _kill_all(processes: list[psutil.Process], grace_s: float) -> None:
-    """SIGTERM, wait up to ``grace_s``, SIGKILL what is left (``ray stop``'s order)."""
-    for process in processes:
-        with suppress(psutil.NoSuchProcess):
-            process.terminate()
-    _, alive = psutil.wait_procs(processes, timeout=grace_s)
-    for process in alive:
-        with suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(alive, timeout=grace_s)
 
 
 # --- Redis ------------------------------------------------------------------------------------------
@@ -131,7 +119,7 @@ class LocalRedis:
 
     def stop(self) -> None:
         if self.process is not None:
-            _kill_all([psutil.Process(self.process.pid)], STOP_GRACE_S)
+            terminate([psutil.Process(self.process.pid)], STOP_GRACE_S)
             self.process.wait()
 
 
@@ -223,7 +211,7 @@ class LocalHead:
         return relaunched.pid
 
     def stop(self) -> None:
-        _kill_all(self.processes(), STOP_GRACE_S)
+        terminate(self.processes(), STOP_GRACE_S)
 
     def listening(self) -> list[str]:
         """host:port of every TCP listener of the head and of Redis."""
