@@ -1,0 +1,69 @@
+"""A change's effect on ingestion at scale, measured against the commit before it in the same session.
+
+    .venv/bin/python bench/before_after.py 0bdf25a > bench/results/scale-before-after.json
+
+A shared machine's speed drifts from day to day (2.5× between two runs here), so a figure recorded
+on another day is no baseline. This checks out ``BEFORE`` and ``AFTER`` (default: HEAD) into
+temporary worktrees and runs ``bench/scale.py`` in each, back to back and interleaved: the cluster
+part of one, then of the other, then the one-node part of each. Each run imports its own commit's
+code (``bench/scale.py`` puts its repository first on the path, for the Ray workers too). Prints one
+JSON document with both commits' results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = {
+    "cluster": ["--only", "cluster", "--no-kill", "--measure", "30"],
+    "one_node": ["--only", "one-node"],
+}
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _scale(tree: Path, args: list[str]) -> dict:
+    """One run of the commit's own ``bench/scale.py``; its stderr passes through."""
+    out = subprocess.run(
+        [sys.executable, "bench/scale.py", *args], cwd=tree, check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return json.loads(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("before", help="the commit to compare against")
+    parser.add_argument("--after", default="HEAD", help="the commit measured (default: HEAD)")
+    args = parser.parse_args()
+    commits = {
+        "before": _git("rev-parse", "--short", args.before),
+        "after": _git("rev-parse", "--short", args.after),
+    }
+    result: dict = {"benchmark": "scale, before and after in one session"}
+    result |= {side: {"commit": commit} for side, commit in commits.items()}
+    with tempfile.TemporaryDirectory(prefix="cryptocast-before-after-") as folder:
+        trees = {side: Path(folder) / side for side in commits}
+        for side, commit in commits.items():
+            _git("worktree", "add", "--detach", str(trees[side]), commit)
+        try:
+            for part, part_args in PARTS.items():
+                for side in commits:
+                    result[side][part] = _scale(trees[side], part_args)[part]
+        finally:
+            for tree in trees.values():
+                _git("worktree", "remove", "--force", str(tree))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
