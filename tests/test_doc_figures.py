@@ -55,6 +55,11 @@ CLAIMS = [
     ("README.md", "scale.json", "one_node.packed.latency_ms.p99", "**p99 {:.1f} ms**"),
     ("README.md", "scale.json", "cluster.targets.lag_p99_s_measured", "ingest lag p99 **{:.2f} s**"),
     ("README.md", "scale.json", "cluster.kill.caught_up_after_s", "caught up {:.1f} s after the kill"),
+    ("docs/scaling.md", "scale-before-after.json", "before.one_node.packed.latency_ms.p99", "/ {:.1f} ms |"),
+    ("docs/scaling.md", "scale-before-after.json", "after.one_node.packed.latency_ms.p99", "/ {:.1f} ms** |"),
+    ("docs/scaling.md", "scale-before-after.json", "after.cluster.steady.pooled_ms.p50", "**{:.1f} / "),
+    ("README.md", "scale-before-after.json", "before.one_node.packed.latency_ms.p99", "p99 {:.1f} → "),
+    ("README.md", "scale-before-after.json", "after.one_node.packed.latency_ms.p99", " → {:.1f} ms"),
 ]
 
 
