@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from cryptocast.tune.tfsetup import tensorflow
+
 POINT, QLIKE, PINBALL = "point", "qlike", "pinball"
 HEADS = (POINT, QLIKE, PINBALL)
 # Quantile levels of the pinball head, low to high: the ends of the 95 % and 80 % bands.
@@ -84,6 +86,7 @@ def training_targets(z: np.ndarray, variance_ratio: np.ndarray) -> np.ndarray:
 
 def keras_loss(head: str, horizons: int) -> Callable[[Any, Any], Any]:
     """Per-sample loss for :func:`training_targets`: MAE of the point, plus the head's own term."""
+    tensorflow()  # configured before Keras starts TensorFlow's runtime
     import keras
 
     ops = keras.ops

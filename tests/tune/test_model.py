@@ -13,6 +13,7 @@ from cryptocast.tune.inference import numpy_forward
 from cryptocast.tune.lstm import LstmConfig, build
 from cryptocast.tune.network_scale import NetworkCalibration
 from cryptocast.tune.predictor import LstmPredictor, from_bytes
+from cryptocast.tune.tfsetup import tensorflow
 from cryptocast.tune.training import fit, lstm_predictor, prepare, recent_calibration
 from cryptocast.tune.walkforward import DailyRecalibrated
 from tests.tune.tune_data import btc
@@ -48,6 +49,7 @@ def test_numpy_forward_equals_keras(monkeypatch, head: str) -> None:
 @pytest.mark.parametrize("head", heads.HEADS)
 def test_the_loss_trains_what_serving_reads(head: str) -> None:
     """The Keras loss, recomputed in NumPy from the point and scale serving reads off the raw outputs."""
+    tensorflow()  # as the product does: TensorFlow configured before Keras starts its runtime
     import keras
 
     n, rng = len(HORIZONS), np.random.default_rng(2)
