@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 
+from bench.lib.processes import terminate
 from cryptocast.k8s.entrypoint import require_token_auth
 from cryptocast.k8s.render import RAY_SERVICE, find
 from cryptocast.settings import LOOPBACK
@@ -33,7 +34,6 @@ TOKEN_KEY = "auth_token"  # the key KubeRay reads from authOptions.secretName
 INGEST_CLUSTER = "cryptocast-ingest"
 START_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 60.0
-STOP_GRACE_S = 10.0
 REQUEST_TIMEOUT_S = 10.0
 
 
@@ -104,14 +104,7 @@ def _head_processes(temp_dir: Path) -> list[psutil.Process]:
 
 
 def _stop(temp_dir: Path) -> None:
-    processes = _head_processes(temp_dir)
-    for process in processes:
-        with suppress(psutil.NoSuchProcess):
-            process.terminate()
-    _, alive = psutil.wait_procs(processes, timeout=STOP_GRACE_S)
-    for process in alive:
-        with suppress(psutil.NoSuchProcess):
-            process.kill()
+    terminate(_head_processes(temp_dir))
 
 
 def _gcs_health(url: str) -> int | str:

@@ -57,14 +57,7 @@ async def test_trains_a_new_pair_a_request_and_survives_a_kill_mid_sweep(
     async with ReplayServer(
         ReplayConfig(speed=1.0, pairs=["BTCUSDT"], exchange_start_ms=MONDAY_10H_MS)
     ) as replay:
-        config = TrainingConfig(
-            db_url.render_as_string(hide_password=False),
-            replay.rest_url,
-            str(tmp_path / "models"),
-            str(tmp_path / "tune"),
-            TINY,
-            ScheduleOptions(max_days=2),
-        )
+        config = _config(db_url, replay, tmp_path)
         free_before = ray.available_resources()["CPU"]
         actor = TrainingScheduler.options(max_restarts=-1).remote(config)
         try:
@@ -157,15 +150,7 @@ async def test_trainings_run_side_by_side_and_a_dead_training_process_is_one_int
     async with ReplayServer(
         ReplayConfig(speed=1.0, pairs=["BTCUSDT"], exchange_start_ms=MONDAY_10H_MS)
     ) as replay:
-        config = TrainingConfig(
-            db_url.render_as_string(hide_password=False),
-            replay.rest_url,
-            str(tmp_path / "models"),
-            str(tmp_path / "tune"),
-            TINY,
-            ScheduleOptions(max_days=2),
-            concurrency=2,
-        )
+        config = _config(db_url, replay, tmp_path, concurrency=2)
         actor = TrainingScheduler.options(max_restarts=-1).remote(config)
         try:
             requests = [
@@ -223,6 +208,18 @@ async def _retried_any(db, command_ids: list[int]) -> dict | None:
         if (row := await _retried(db, command_id)) is not None:
             return row
     return None
+
+
+def _config(db_url, replay: ReplayServer, tmp_path, concurrency: int = 1) -> TrainingConfig:
+    return TrainingConfig(
+        db_url.render_as_string(hide_password=False),
+        replay.rest_url,
+        str(tmp_path / "models"),
+        str(tmp_path / "tune"),
+        TINY,
+        ScheduleOptions(max_days=2),
+        concurrency=concurrency,
+    )
 
 
 async def _alive(db) -> bool:
