@@ -16,12 +16,13 @@ is checked against the pair pattern before a request is built with it, the shown
 bounds (:mod:`cryptocast.dashboard.ranges`), a command id against the API's bounds and the page's
 stamp against the shape it was written in.
 
-A redraw of the chart already on screen (same pair and range) is sent as a ``Patch`` of its
-traces and title, never as a whole figure: ``dcc.Graph`` writes a drag zoom into its own
-``figure`` prop, so Plotly counts that range as the app's and a whole new figure without it
-would autorange the axis. A new pair or range (a preset, a picked range, following live or not)
-sends a whole figure, which resets the zoom. While following live, the range keeps its length and
-ends at the newest candle; a picked range is drawn over exactly its span.
+The chart's answer is drawn in the browser (``DRAW_CHART_JS``), only while the pair and range it
+was made for are still the page's: answers can arrive out of order. A redraw of the chart already on
+screen (same pair and range) replaces its traces and title, never its layout: ``dcc.Graph`` writes a
+drag zoom into its own ``figure`` prop, and a whole new layout without it would autorange the axis.
+A new pair or range (a preset, a picked range, following live or not) is a whole figure, which resets
+the zoom. While following live, the range keeps its length and ends at the newest candle; a picked
+range is drawn over exactly its span.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeGuard
 
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, Patch, State, ctx, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from cryptocast.dashboard import figures, health, panels, ranges, session, training
@@ -47,6 +48,48 @@ if TYPE_CHECKING:
 PAST_FORECAST_SPAN = timedelta(days=1)  # past forecasts drawn at most this far back (4 rows a minute)
 MAX_COMMAND_ID = 2**63 - 1  # the API's bound on a command id (a bigint)
 MAX_SHOWN_ERROR = 500  # characters of a stamp's error sentence the chart shows
+
+# The picker's value: a pair just added, else the current one while it is listed, else the first.
+# It runs in the browser: a server round trip would answer for the value the picker held when it
+# left, and a pair the viewer picked meanwhile would be replaced by that answer.
+CHOOSE_PAIR_JS = """
+function (options, pending, current) {
+    const fired = dash_clientside.callback_context.triggered.map((t) => t.prop_id);
+    if (fired.includes("pending.data") && typeof pending === "string" && pending) {
+        return pending;
+    }
+    const values = (options || []).map((o) => o && o.value);
+    if (values.length === 0 || values.includes(current)) {
+        return dash_clientside.no_update;
+    }
+    return values[0];
+}
+"""
+# Draws a chart answer. Answers can come back out of order (a slow one for the range before a
+# change, or for the pair picked before), so one is drawn only while its pair and view are still
+# the page's, and never over a newer candle of the same chart. An answer for the chart on screen
+# (same ``uirevision``) changes its traces and title only: ``dcc.Graph`` writes a drag zoom into the
+# figure's layout, and a whole new layout would autorange it away. A ``keep`` answer (a failed read)
+# leaves that chart as it is and is drawn, as a sentence, only over another.
+DRAW_CHART_JS = """
+function (answer, stamp, view, current) {
+    const unchanged = dash_clientside.no_update;
+    const symbol = stamp && stamp.symbol ? stamp.symbol : null;
+    if (!answer || answer.symbol !== symbol || JSON.stringify(answer.view ?? null) !== JSON.stringify(view ?? null)) {
+        return unchanged;
+    }
+    const next = answer.figure;
+    const layout = current && current.layout;
+    const same = Boolean(layout) && layout.uirevision === answer.revision;
+    if (!same) {
+        return next;
+    }
+    if (answer.keep || (answer.last && layout.meta && layout.meta.last && answer.last < layout.meta.last)) {
+        return unchanged;
+    }
+    return {data: next.data, layout: {...layout, title: next.layout.title, meta: next.layout.meta}};
+}
+"""
 
 
 def create_app(api_url: str) -> Dash:
@@ -94,36 +137,48 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
             }
         return options, _changed(stamp, shown), _progress(api, pending, rows), ""
 
-    @app.callback(
-        Output("pair", "value"), Input("pair", "options"), Input("pending", "data"), State("pair", "value")
+    app.clientside_callback(
+        CHOOSE_PAIR_JS,
+        Output("pair", "value"),
+        Input("pair", "options"),
+        Input("pending", "data"),
+        State("pair", "value"),
     )
-    def choose(options: list[dict] | None, pending: str | None, current: str | None) -> str:
-        values = [o["value"] for o in options or [] if isinstance(o, dict)]
-        if ctx.triggered_id == "pending" and is_symbol(pending):
-            return pending
-        if current in values or not values:
-            raise PreventUpdate
-        return values[0]
 
     @app.callback(
-        Output("price-chart", "figure"),
+        Output("chart-answer", "data"),
         Output("chart-message", "children"),
-        Output("drawn", "data"),
         Input("stamp", "data"),
         Input("view", "data"),
-        State("drawn", "data"),
     )
-    def chart(shown: object, stored: object, drawn: object) -> tuple:
+    def chart(shown: object, stored: object) -> tuple:
+        """The chart for the stamp and view this request saw, labelled with both: ``DRAW_CHART_JS``
+        draws it only while they are still the page's."""
         stamp = _stamp(shown)
         symbol = stamp.get("symbol")
         view = ranges.from_store(stored, DEFAULT_VIEW)
-        on_screen = drawn is not None and drawn == figures.revision(symbol, view.key())
+
+        def answer(fig: go.Figure, last: str | None = None, keep: bool = False) -> dict:
+            return {
+                "symbol": symbol,
+                "view": ranges.to_store(view),
+                "revision": figures.revision(symbol, view.key()),
+                "last": last,
+                "keep": keep,
+                "figure": fig.to_plotly_json(),
+            }
+
+        def problem(text: str, keep: bool) -> tuple:
+            """A sentence above the chart, and as the chart unless ``keep`` finds this pair's chart
+            over this range on screen: a failed read must not throw away the viewer's zoom."""
+            return answer(figures.message_figure(text), keep=keep), text
+
         if stamp.get("error"):
-            return _problem(stamp["error"], on_screen)
+            return problem(stamp["error"], keep=True)
         if not symbol:
-            return _problem("No pair selected: add one above.", keep=False)
+            return problem("No pair selected: add one above.", keep=False)
         if not stamp.get("last"):
-            return _problem(
+            return problem(
                 f"{symbol}: no candles stored yet ({stamp.get('status') or 'requested'}).", keep=False
             )
         last = stamp["last"]
@@ -132,7 +187,7 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
             candles = api.candles(symbol, start, end)
             past = api.predictions(symbol, max(start, end - PAST_FORECAST_SPAN), end)["predictions"]
         except ApiProblem as exc:
-            return _problem(exc.message, on_screen)
+            return problem(exc.message, keep=True)
         latest, note = None, ""
         if end > last:  # the newest forecast starts from the newest candle: drawn when it is in range
             try:
@@ -141,7 +196,17 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
                 note = exc.message
         xrange = None if view.follow else (start, end)
         fig = figures.price_figure(symbol, view.key(), candles, past, latest, xrange)
-        return (_live_patch(fig) if on_screen else fig), note, fig.layout.uirevision
+        fig.update_layout(meta={"last": last.isoformat()})
+        return answer(fig, last.isoformat()), note
+
+    app.clientside_callback(
+        DRAW_CHART_JS,
+        Output("price-chart", "figure"),
+        Input("chart-answer", "data"),
+        State("stamp", "data"),
+        State("view", "data"),
+        State("price-chart", "figure"),
+    )
 
     @app.callback(
         Output("replay-banner", "children"),
@@ -250,22 +315,6 @@ def _stamp(value: object) -> dict:
 def _changed(stamp: dict, shown: dict | None) -> dict | NoUpdate:
     """``stamp``, or no update when the page has it already (Dash would re-run the chart anyway)."""
     return no_update if stamp == shown else stamp
-
-
-def _problem(text: str, keep: bool) -> tuple:
-    """Chart outputs for a sentence: above the chart on screen when ``keep`` (a failed read must not
-    throw away the user's zoom), else as the chart itself so the panel is never blank."""
-    if keep:
-        return no_update, text, no_update
-    return figures.message_figure(text), text, None
-
-
-def _live_patch(fig: go.Figure) -> Patch:
-    """Traces and title of ``fig`` as a change to the chart on screen, leaving its axes (the zoom) alone."""
-    patch = Patch()
-    patch["data"] = fig.to_plotly_json()["data"]
-    patch["layout"]["title"]["text"] = fig.layout.title.text
-    return patch
 
 
 def _latest_origin(api: ApiClient, symbol: str) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dash import Dash, Input, Output, State, ctx, no_update
 
-from cryptocast.dashboard import session
+from cryptocast.dashboard import panels, session
 from cryptocast.dashboard.client import ApiClient, ApiProblem, checked_symbol
 from cryptocast.dashboard.layout import NO_PAIR
 from cryptocast.dashboard.session import SessionStore
@@ -35,9 +35,10 @@ def _outputs(
     ask: object = no_update,
     question: object = no_update,
     typed: object = no_update,
+    progress: object = no_update,
 ) -> tuple:
     """The pair-change callback's outputs, each left as it is unless named."""
-    return pending, message, new_pair, ask, question, typed
+    return pending, message, new_pair, ask, question, typed, progress
 
 
 def register_changes(app: Dash, api: ApiClient, sessions: SessionStore) -> None:
@@ -71,6 +72,7 @@ def register_changes(app: Dash, api: ApiClient, sessions: SessionStore) -> None:
         Output("confirm-remove", "displayed"),
         Output("confirm-remove", "message"),
         Output("purge-symbol", "value"),
+        Output("pair-progress", "children", allow_duplicate=True),
         Input("add-pair", "n_clicks"),
         Input("new-pair", "n_submit"),
         Input("remove-pair", "n_clicks"),
@@ -131,5 +133,10 @@ def _purge(api: ApiClient, selected: object, typed: object, token: str | None) -
 
 
 def _add(api: ApiClient, text: object, token: str | None) -> tuple:
+    """Ask for a pair; the progress line says so at once (the 1 s poll takes it from there: a short
+    backfill can be over before that poll, and the viewer still sees that the pair was asked for)."""
     answer = api.add_pair(text.strip() if isinstance(text, str) else "", token)
-    return _outputs(pending=answer["symbol"], message="", new_pair="")
+    symbol = answer["symbol"]
+    return _outputs(
+        pending=symbol, message="", new_pair="", progress=panels.pair_progress(symbol, None, None)
+    )

@@ -198,7 +198,7 @@ def page(api_url: str) -> html.Div:
             dcc.Interval(id="slow-tick", interval=SLOW_POLL_MS),
             dcc.Store(id="stamp"),
             dcc.Store(id="view", data=ranges.to_store(ranges.live(WINDOWS[DEFAULT_WINDOW]))),
-            dcc.Store(id="drawn"),  # uirevision of the price figure on screen; None while it shows a message
+            dcc.Store(id="chart-answer"),  # the price chart's newest answer, drawn in the browser
             dcc.Store(id="pending"),
             dcc.Store(id="following"),  # the id of the training command the page follows; None when none
         ]

@@ -21,6 +21,7 @@ FLAGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1400, "height": 1300}
+CALLBACK = re.compile(r"/_dash-update-component")  # the URL of every Dash callback request
 
 # The main chart's traces as Plotly holds them in the page: (name, type, number of points).
 TRACES_JS = """() => {
@@ -39,6 +40,17 @@ RANGE_JS = "() => document.querySelector('#price-chart .js-plotly-plot').layout.
 CANDLE_X_JS = (
     "() => document.querySelector('#price-chart .js-plotly-plot').data.find(t => t.type === 'candlestick').x"
 )
+# Every text an element shows from now on, in order, kept in the page (a state shorter than a poll
+# of Playwright's would otherwise go unseen).
+RECORD_TEXTS_JS = """(selector) => {
+  const node = document.querySelector(selector);
+  window.__texts = window.__texts || {};
+  const seen = (window.__texts[selector] = [node.textContent]);
+  new MutationObserver(() => {
+    if (node.textContent !== seen[seen.length - 1]) seen.push(node.textContent);
+  }).observe(node, {childList: true, characterData: true, subtree: true});
+}"""
+TEXTS_JS = "(selector) => window.__texts[selector]"
 
 
 async def launch(playwright: Playwright, user_data_dir: str) -> BrowserContext:
@@ -59,6 +71,15 @@ async def pick_pair(page: Page, symbol: str) -> None:
     await page.click("#pair")
     await page.get_by_role("option", name=re.compile(rf"^{symbol} \(")).click()
     await expect(page.locator("#pair")).to_contain_text(symbol)
+
+
+async def record_texts(page: Page, selector: str) -> None:
+    """Start keeping every text the element at ``selector`` shows; :func:`texts` reads them."""
+    await page.evaluate(RECORD_TEXTS_JS, selector)
+
+
+async def texts(page: Page, selector: str) -> list[str]:
+    return await page.evaluate(TEXTS_JS, selector)
 
 
 async def traces(page: Page) -> list[list]:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from dash import no_update
 
-from cryptocast.dashboard.changes import _ask_removal, _purge, _remove
+from cryptocast.dashboard.changes import _add, _ask_removal, _purge, _remove
 from cryptocast.dashboard.client import ApiProblem, shown_url
 from tests.dashboard.test_retrain import TOKEN, _api
 
@@ -28,7 +28,7 @@ def _accepted(request: httpx.Request) -> httpx.Response:
 def test_a_removal_is_asked_first_and_then_sends_no_purge() -> None:
     seen: list[httpx.Request] = []
     api = _api(_accepted, seen)
-    _, message, _, ask, question, _ = _ask_removal("ETHUSDT")
+    _, message, _, ask, question, _, _ = _ask_removal("ETHUSDT")
     assert (message, ask) == ("", True) and question.startswith("Remove ETHUSDT?") and seen == []
     assert _remove(api, "ETHUSDT", TOKEN)[1] == "ETHUSDT: removal requested (its data is kept)."
     [request] = seen
@@ -42,12 +42,22 @@ def test_deleting_data_needs_the_typed_symbol_and_sends_it_as_confirm() -> None:
     for typed in ("", "BTCUSDT", "ETHUSD", None, ["ETHUSDT"]):
         assert _purge(api, "ETHUSDT", typed, TOKEN)[1].startswith("Type ETHUSDT in the box")
     assert seen == []
-    _, message, _, _, _, typed = _purge(api, "ETHUSDT", " ethusdt ", None)
+    _, message, _, _, _, typed, _ = _purge(api, "ETHUSDT", " ethusdt ", None)
     assert message == "ETHUSDT: removal requested, and its data will be deleted." and typed == ""
     [request] = seen
     assert (request.method, request.url.path) == ("DELETE", "/pairs/ETHUSDT")
     assert dict(request.url.params) == {"purge": "true", "confirm": "ETHUSDT"}
     assert "authorization" not in request.headers
+
+
+def test_an_added_pair_reads_as_requested_at_once() -> None:
+    seen: list[httpx.Request] = []
+    api = _api(lambda _: httpx.Response(202, json={"symbol": "ETHUSDT", "command_id": 4}), seen)
+    pending, message, new_pair, *_, progress = _add(api, " ethusdt ", TOKEN)
+    assert (pending, message, new_pair) == ("ETHUSDT", "", "")
+    assert progress == "ETHUSDT: requested, waiting for ingestion to pick it up"
+    [request] = seen
+    assert (request.method, request.url.path, request.read()) == ("POST", "/pairs", b'{"symbol":"ethusdt"}')
 
 
 @pytest.mark.parametrize("value", CRAFTED)

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from cryptocast.dashboard.changes import SIGN_IN_FIRST, SIGNED_IN, SIGNED_OUT
 from cryptocast.dashboard.session import SESSION_COOKIE
 from cryptocast.sql.database import Database
-from tests.dashboard.browser import pick_pair, sign_in
+from tests.dashboard.browser import CALLBACK, pick_pair, sign_in
 from tests.dashboard.system import API_TOKEN, FIRST_PAIR, SECOND_PAIR, System
 from tests.helpers import eventually
 
@@ -30,7 +30,6 @@ WAIT_MS = 30_000
 LIVE_WAIT_S = 180.0  # a pair added again: backfill of the minutes it missed, then live
 QUIET_MS = 3_000  # how long nothing may happen after a dismissed dialog
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-CALLBACK = re.compile(r"/_dash-update-component")
 # The callback request each step fires, told apart by what triggered it.
 TRIGGERS = {
     "ask": "remove-pair.n_clicks",
