@@ -26,8 +26,8 @@ PARTS = {
 }
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def _scale(tree: Path, args: list[str]) -> dict:
@@ -38,6 +38,29 @@ def _scale(tree: Path, args: list[str]) -> dict:
     return json.loads(out)
 
 
+def compare(repo: Path, before: str, after: str, parts: dict[str, list[str]] = PARTS) -> dict:
+    """Each of ``parts`` measured at ``before``, then at ``after``, part by part, each commit in a
+    worktree of ``repo`` that is removed afterwards."""
+    commits = {
+        "before": _git(repo, "rev-parse", "--short", before),
+        "after": _git(repo, "rev-parse", "--short", after),
+    }
+    result: dict = {"benchmark": "scale, before and after in one session"}
+    result |= {side: {"commit": commit} for side, commit in commits.items()}
+    with tempfile.TemporaryDirectory(prefix="cryptocast-before-after-") as folder:
+        trees = {side: Path(folder) / side for side in commits}
+        for side, commit in commits.items():
+            _git(repo, "worktree", "add", "--detach", str(trees[side]), commit)
+        try:
+            for part, part_args in parts.items():
+                for side in commits:
+                    result[side][part] = _scale(trees[side], part_args)[part]
+        finally:
+            for tree in trees.values():
+                _git(repo, "worktree", "remove", "--force", str(tree))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -45,24 +68,7 @@ def main() -> None:
     parser.add_argument("before", help="the commit to compare against")
     parser.add_argument("--after", default="HEAD", help="the commit measured (default: HEAD)")
     args = parser.parse_args()
-    commits = {
-        "before": _git("rev-parse", "--short", args.before),
-        "after": _git("rev-parse", "--short", args.after),
-    }
-    result: dict = {"benchmark": "scale, before and after in one session"}
-    result |= {side: {"commit": commit} for side, commit in commits.items()}
-    with tempfile.TemporaryDirectory(prefix="cryptocast-before-after-") as folder:
-        trees = {side: Path(folder) / side for side in commits}
-        for side, commit in commits.items():
-            _git("worktree", "add", "--detach", str(trees[side]), commit)
-        try:
-            for part, part_args in PARTS.items():
-                for side in commits:
-                    result[side][part] = _scale(trees[side], part_args)[part]
-        finally:
-            for tree in trees.values():
-                _git("worktree", "remove", "--force", str(tree))
-    print(json.dumps(result, indent=2))
+    print(json.dumps(compare(REPO, args.before, args.after), indent=2))
 
 
 if __name__ == "__main__":

@@ -28,4 +28,4 @@ as_postgres "$pg_bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
 export CRYPTOCAST_TEST_DATABASE_URL="postgresql://cryptocast:${password}@127.0.0.1:${port}/postgres"
 echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (TCP, password)"
 
-.venv/bin/pytest "$@"
+.venv/bin/pytest --durations=25 "$@"  # the slowest tests, for keeping CI within its time

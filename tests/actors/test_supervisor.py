@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.embedded_only
 PAIRS = ["BTCUSDT", "ETHUSDT"]
 KILLS = 20
 STREAM_KILLS = 3
+FROZEN_AT_LEAST = 10_000  # a Ray worker holds ~150,000 objects after its imports
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,8 @@ async def test_killed_stream_actors_lose_no_minute(ray_local, db_url: URL) -> No
             )
             host = ray.get_actor((await supervisor.placement.remote())[PAIRS[0]], namespace=NAMESPACE)
             statuses = await host.status.remote()
+            # Both processes froze their start-up heaps (``heap.settle``), the restarted stream too.
+            frozen = [await actor.__ray_call__.remote(_frozen) for actor in (host, stream)]
         finally:
             await supervisor.shutdown.remote()
             ray.kill(supervisor, no_restart=True)
@@ -154,10 +158,16 @@ async def test_killed_stream_actors_lose_no_minute(ray_local, db_url: URL) -> No
         assert report[pair].missing == 0, report[pair]
         assert report[pair].duplicates == 0
         assert statuses[pair]["counters"]["reconnects"] >= STREAM_KILLS, statuses[pair]["counters"]
+    assert min(frozen) >= FROZEN_AT_LEAST, frozen
     # The supervisor's shutdown ends the stream actors too (a killed actor's name goes a moment later).
     await eventually(
         lambda: named_actors(STREAM_PREFIX), "no stream actor left", until=lambda names: not names
     )
+
+
+def _frozen(_actor: object) -> int:
+    """Run in an actor's process: the objects its collector no longer walks."""
+    return gc.get_freeze_count()
 
 
 async def _replaced_and_live(supervisor, pair: str, old_id) -> bool:
