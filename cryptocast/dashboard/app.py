@@ -84,7 +84,8 @@ function (answer, stamp, view, current) {
     if (!same) {
         return next;
     }
-    if (answer.keep || (answer.last && layout.meta && layout.meta.last && answer.last < layout.meta.last)) {
+    const newest = next.layout.meta && next.layout.meta.last;
+    if (answer.keep || (newest && layout.meta && layout.meta.last && newest < layout.meta.last)) {
         return unchanged;
     }
     return {data: next.data, layout: {...layout, title: next.layout.title, meta: next.layout.meta}};
@@ -158,12 +159,11 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
         symbol = stamp.get("symbol")
         view = ranges.from_store(stored, DEFAULT_VIEW)
 
-        def answer(fig: go.Figure, last: str | None = None, keep: bool = False) -> dict:
+        def answer(fig: go.Figure, keep: bool = False) -> dict:
             return {
                 "symbol": symbol,
                 "view": ranges.to_store(view),
                 "revision": figures.revision(symbol, view.key()),
-                "last": last,
                 "keep": keep,
                 "figure": fig.to_plotly_json(),
             }
@@ -196,8 +196,8 @@ def register_callbacks(app: Dash, api: ApiClient, sessions: SessionStore) -> Non
                 note = exc.message
         xrange = None if view.follow else (start, end)
         fig = figures.price_figure(symbol, view.key(), candles, past, latest, xrange)
-        fig.update_layout(meta={"last": last.isoformat()})
-        return answer(fig, last.isoformat()), note
+        fig.update_layout(meta={"last": last.isoformat()})  # the newest candle, for DRAW_CHART_JS
+        return answer(fig), note
 
     app.clientside_callback(
         DRAW_CHART_JS,

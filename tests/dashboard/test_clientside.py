@@ -49,7 +49,6 @@ def _answer(
         "symbol": symbol,
         "view": view,
         "revision": revision,
-        "last": last,
         "keep": keep,
         "figure": figure,
     }
