@@ -48,25 +48,26 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def measure(url, speed: float, updates: int) -> dict:
-    async with whole_system(url, speed) as system, async_playwright() as playwright:
-        context = await launch(playwright, tempfile.mkdtemp(prefix="cryptocast-bench-chromium-"))
-        page = await context.new_page()
-        t0 = time.monotonic()
-        await page.goto(system.dashboard_url)
-        while not {name for name, _, n in await page.evaluate(TRACES_JS) if n} >= FIRST_CHART:
-            assert time.monotonic() - t0 < TIMEOUT_S, "no chart"
-            await asyncio.sleep(SAMPLE_S)
-        first_chart_s = time.monotonic() - t0
-        delays, seen = [], await page.evaluate(LAST_CANDLE_JS)
-        while len(delays) < updates:
-            shown = await page.evaluate(LAST_CANDLE_JS)
-            if shown != seen:
-                now_ms = time.time() * 1000
-                open_ms = datetime.fromisoformat(shown).replace(tzinfo=UTC).timestamp() * 1000
-                delays.append((now_ms - system.replay.clock.wall_at(int(open_ms) + MINUTE_MS)) / 1000)
-                seen = shown
-            await asyncio.sleep(SAMPLE_S)
-        await context.close()
+    with tempfile.TemporaryDirectory(prefix="cryptocast-bench-chromium-") as profile:
+        async with whole_system(url, speed) as system, async_playwright() as playwright:
+            context = await launch(playwright, profile)
+            page = await context.new_page()
+            t0 = time.monotonic()
+            await page.goto(system.dashboard_url)
+            while not {name for name, _, n in await page.evaluate(TRACES_JS) if n} >= FIRST_CHART:
+                assert time.monotonic() - t0 < TIMEOUT_S, "no chart"
+                await asyncio.sleep(SAMPLE_S)
+            first_chart_s = time.monotonic() - t0
+            delays, seen = [], await page.evaluate(LAST_CANDLE_JS)
+            while len(delays) < updates:
+                shown = await page.evaluate(LAST_CANDLE_JS)
+                if shown != seen:
+                    now_ms = time.time() * 1000
+                    open_ms = datetime.fromisoformat(shown).replace(tzinfo=UTC).timestamp() * 1000
+                    delays.append((now_ms - system.replay.clock.wall_at(int(open_ms) + MINUTE_MS)) / 1000)
+                    seen = shown
+                await asyncio.sleep(SAMPLE_S)
+            await context.close()
     return {
         "speed": speed,
         "first_chart_s": round(first_chart_s, 3),

@@ -54,12 +54,11 @@ class System:
     db: Database
 
 
-def system_settings(replay: ReplayServer) -> Settings:
+def system_settings(replay: ReplayServer, data_dir: Path) -> Settings:
     """The settings ``up`` would read for this replay: a free API port, every pair's whole history,
     tiny trainings and a daily slot a whole exchange day away (the minute just past), so no training
     runs that the tests did not ask for."""
     slot = (replay.clock.now() // MINUTE_MS - 1) % MINUTES_PER_DAY
-    data_dir = Path(tempfile.mkdtemp(prefix="cryptocast-dash-"))
     return Settings(
         replay_port=replay.port,
         api_port=free_port(),
@@ -103,10 +102,10 @@ async def whole_system(db_url: URL, speed: float = SPEED) -> AsyncIterator[Syste
     url_text = db_url.render_as_string(hide_password=False)
     plain_url = db_url.set(drivername="postgresql").render_as_string(hide_password=False)
     config = ReplayConfig(speed=speed, pairs=[FIRST_PAIR, SECOND_PAIR], history_ms=HISTORY_MS)
-    with api_token_set():
+    with api_token_set(), tempfile.TemporaryDirectory(prefix="cryptocast-dash-") as data_dir:
         async with ReplayServer(config) as replay:
             await submit_command(db, "add_pair", FIRST_PAIR)
-            settings = system_settings(replay)
+            settings = system_settings(replay, Path(data_dir))
             start_ray(num_cpus=2)
             try:
                 options = ServeOptions.from_settings(settings, url_text)
