@@ -100,13 +100,16 @@ class Repair:
         except DB_ERRORS as exc:
             log.warning("could not record exchange holes: %s", exc, extra=self.ctx.extra)
 
-    async def reconcile(self, candle: Candle) -> None:
-        """Note a stored socket candle; every ``reconcile_every`` of them, check them against REST."""
+    def note(self, candle: Candle) -> None:
+        """A stored socket candle, to check against REST with the next reconciliation."""
         self._unchecked.append(candle)
+
+    async def reconcile_if_due(self) -> None:
+        """Every ``reconcile_every`` noted candles, check them against REST."""
         every = self.ctx.config.reconcile_every
         # The first check comes after a pair-dependent count, so pairs started together spread theirs.
         due = every if self._reconciled else 1 + zlib.crc32(self.ctx.symbol.encode()) % every
-        if len(self._unchecked) >= due:
+        if self._unchecked and len(self._unchecked) >= due:
             self._reconciled = True
             await self._reconcile_with_rest()
 
