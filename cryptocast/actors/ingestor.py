@@ -49,9 +49,10 @@ log = logging.getLogger(__name__)
 FIRST_REFINE_S = 1.0  # wall seconds from measuring the pair's own clock to its first refinement
 CLOCK_REFINE_S = 30.0  # ... and the most between two later ones
 HEARTBEAT_ROW_S = 10.0  # wall seconds between heartbeats written to the pair's row
-# What a closed candle leaves to do (checking it against REST, the counts, the heartbeat row) waits
-# this long after it is stored, in exchange time: every pair of a host closes its minute at the same
-# instant, and their candles reach the database soonest with nothing else on the event loop.
+# A closed candle's check against REST waits this long after the candle is stored, in exchange
+# time: every pair of a host closes its minute at the same instant, and their candles reach the
+# database soonest with nothing else on the event loop. The counts and the heartbeat row are written
+# after a second of quiet or with the check, so not in the burst either.
 FOLLOW_UP_MS = 15_000
 
 
@@ -220,22 +221,24 @@ class PairIngestor:
             await self.ctx.clock.refine()
 
     def _quiet_s(self) -> float:
-        """How long to wait for the next event before :meth:`_tick`."""
+        """How long to wait for the next event: a second, or until the follow-up is due if sooner."""
         if self._follow_up_at is None:
             return PROGRESS_EVERY_S
         return min(PROGRESS_EVERY_S, max(0.0, self._follow_up_at - time.monotonic()))
 
     async def _tick(self) -> None:
-        """Once a second of quiet, and once a closed candle's follow-up is due: heartbeat, retry
-        writes held back by a database outage, check socket candles against REST, store the counts.
+        """After a second of quiet, and when a closed candle's follow-up is due: heartbeat, retry
+        writes held back by a database outage, store the counts; and the follow-up, the check of
+        socket candles against REST, when it is due.
 
         The pair's row hears of the heartbeat every ``HEARTBEAT_ROW_S`` only: with every Binance
         pair tracked, a row update per pair per second would be 1,600 updates a second.
         """
         self.heartbeat = time.time()
-        self._follow_up_at = None
         await self.held.retry()
-        await self.repair.reconcile_if_due()
+        if self._follow_up_at is not None and time.monotonic() >= self._follow_up_at:
+            self._follow_up_at = None
+            await self.repair.reconcile_if_due()
         if self.heartbeat - self._heartbeat_row >= HEARTBEAT_ROW_S:
             self._heartbeat_row = self.heartbeat
             await self._update_pair(heartbeat_at=func.now())

@@ -46,3 +46,17 @@ def test_each_side_runs_its_own_commit_part_by_part_and_leaves_no_worktree(tmp_p
     assert result["after"] == {"commit": new, "cluster": {"mark": "new"}, "one_node": {"mark": "new"}}
     assert log.read_text().split("\n")[:-1] == ["cluster old", "cluster new", "one_node old", "one_node new"]
     assert _git(repo, "worktree", "list").count("\n") == 0  # the main tree only
+
+
+def test_rounds_repeat_the_sequence_and_list_each_parts_runs(tmp_path: Path) -> None:
+    repo, log = tmp_path / "repo", tmp_path / "runs.log"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    old = _commit(repo, "old", log)
+    _commit(repo, "new", log)
+
+    result = compare(repo, old, "HEAD", {"one_node": PARTS["one_node"]}, rounds=2)
+
+    assert result["before"]["one_node"] == [{"mark": "old"}, {"mark": "old"}]
+    assert result["after"]["one_node"] == [{"mark": "new"}, {"mark": "new"}]
+    assert log.read_text().split("\n")[:-1] == ["one_node old", "one_node new"] * 2
