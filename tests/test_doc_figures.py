@@ -60,6 +60,10 @@ CLAIMS = [
     ("docs/scaling.md", "scale-before-after.json", "after.cluster.steady.pooled_ms.p50", "**{:.1f} / "),
     ("README.md", "scale-before-after.json", "before.one_node.packed.latency_ms.p99", "p99 {:.1f} → "),
     ("README.md", "scale-before-after.json", "after.one_node.packed.latency_ms.p99", " → {:.1f} ms"),
+    ("docs/scaling.md", "scale-follow-up.json", "before.packed.0.latency_ms.p99", "| {:.1f} ("),
+    ("docs/scaling.md", "scale-follow-up.json", "after.packed.2.latency_ms.max", "{:.1f}) ms |\n"),
+    ("docs/scaling.md", "scale-follow-up-busy.json", "before.packed.1.latency_ms.max", "{:.1f}) ms |"),
+    ("docs/scaling.md", "scale-follow-up-busy.json", "after.packed.1.latency_ms.p99", ", {:.1f} ("),
 ]
 
 
@@ -71,7 +75,7 @@ def _recorded(name: str) -> dict[str, Any]:
 def _at(document: dict[str, Any], dotted: str) -> Any:
     value: Any = document
     for key in dotted.split("."):
-        value = value[key]
+        value = value[int(key)] if isinstance(value, list) else value[key]  # a list: the run's number
     return value
 
 

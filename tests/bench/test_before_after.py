@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bench.before_after import compare
+from bench.before_after import busy, compare
 
 FAKE_SCALE = """import json, sys
 part = sys.argv[2]
@@ -18,7 +18,10 @@ with open({log!r}, "a") as log:
     log.write(f"{{part}} {mark}\\n")
 print(json.dumps({{part: {{"mark": "{mark}"}}}}))
 """
-PARTS = {"cluster": ["--only", "cluster"], "one_node": ["--only", "one_node"]}
+PARTS = {
+    "cluster": ["bench/scale.py", "--only", "cluster"],
+    "one_node": ["bench/scale.py", "--only", "one_node"],
+}
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -60,3 +63,10 @@ def test_rounds_repeat_the_sequence_and_list_each_parts_runs(tmp_path: Path) -> 
     assert result["before"]["one_node"] == [{"mark": "old"}, {"mark": "old"}]
     assert result["after"]["one_node"] == [{"mark": "new"}, {"mark": "new"}]
     assert log.read_text().split("\n")[:-1] == ["one_node old", "one_node new"] * 2
+
+
+def test_busy_spinners_run_inside_the_block_and_are_gone_after() -> None:
+    with busy(2) as procs:
+        assert len(procs) == 2
+        assert all(proc.poll() is None for proc in procs)
+    assert all(proc.poll() is not None for proc in procs)
