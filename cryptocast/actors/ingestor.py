@@ -68,7 +68,7 @@ class PairIngestor:
         config: IngestConfig | None = None,
         on_status: Callable[[str], Awaitable[None]] | None = None,
         streams: StreamSource | None = None,
-        clock: Callable[[], Awaitable[ExchangeClock]] | None = None,
+        clock: Callable[[PairContext], Awaitable[ExchangeClock]] | None = None,
         writer: CandleWriter | None = None,
     ) -> None:
         self.symbol = symbol.upper()
@@ -115,7 +115,7 @@ class PairIngestor:
     async def run(self, stop: asyncio.Event) -> None:
         await self._load()
         if self._shared_clock is not None:
-            self.ctx.clock = await self._shared_clock()
+            self.ctx.clock = await self._shared_clock(self.ctx)
         else:
             self.ctx.clock = await ExchangeClock(self.rest.server_time).measure()
         await self.streams.open()

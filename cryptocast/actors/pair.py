@@ -25,7 +25,8 @@ from cryptocast import heap
 from cryptocast.actors.budget_actor import RayBudget, node_budget
 from cryptocast.actors.dberrors import DB_ERRORS
 from cryptocast.actors.ingestor import IngestConfig, PairIngestor
-from cryptocast.actors.rest_budgeted import TIME_WEIGHT
+from cryptocast.actors.paircontext import PairContext
+from cryptocast.actors.rest_budgeted import TIME_WEIGHT, budgeted
 from cryptocast.actors.stream_actor import RemoteHub, node_stream_actor
 from cryptocast.actors.streamhub import CONNECTION_LIFETIME_MS, Event
 from cryptocast.exchange.binance import BinanceExchange
@@ -102,22 +103,17 @@ class PairActor:
         self._refiner: asyncio.Task | None = None
         heap.settle()  # what the process made to start lives as long as it does
 
-    async def _shared_clock(self) -> ExchangeClock:
-        """Measured once, at the first pair, then refined for all of them (``exchangeclock.py``).
-
-        The weight is reserved before each ask, so the budget's round trip is not in the timed span.
-        """
+    async def _shared_clock(self, ctx: PairContext) -> ExchangeClock:
+        """Measured once, at the first pair (``ctx``, whose calls these count as), then refined for
+        all of them (``exchangeclock.py``), every ask under the node's budget (``budgeted``)."""
         async with self._clock_ready:
             if self.clock is None:
-                await self._reserve(2 * TIME_WEIGHT)
                 clock = ExchangeClock(server_time(self.exchange))
-                self.clock = await clock.measure()
+                self.clock = await budgeted(
+                    self.budget, self.exchange, 2 * TIME_WEIGHT, clock.measure, ctx=ctx
+                )
                 self._refiner = asyncio.get_running_loop().create_task(self._refine(self.clock))
             return self.clock
-
-    async def _reserve(self, weight: int) -> None:
-        while (wait := await self.budget.reserve(weight)) > 0:
-            await asyncio.sleep(wait)
 
     async def _refine(self, clock: ExchangeClock) -> None:
         """Soon after the first measurement, then less often: the rate's span doubles each time."""
@@ -126,8 +122,7 @@ class PairActor:
             await asyncio.sleep(every)
             every = min(2 * every, CLOCK_REFINE_S)
             try:
-                await self._reserve(TIME_WEIGHT)
-                await clock.refine()
+                await budgeted(self.budget, self.exchange, TIME_WEIGHT, clock.refine)
             except Exception as exc:  # the next refinement tries again; the rate stays as it was
                 log.warning("could not refine the exchange clock: %s", exc)
 

@@ -1,4 +1,4 @@
-"""One pair's REST calls, each paid for from the IP-wide weight budget before it is sent.
+"""REST calls of ingestion, each paid for from the IP-wide weight budget before it is sent.
 
 Every pair on an IP draws on one budget (``budget.py``): a call first reserves its weight, waiting
 while the minute is spent, and hands the exchange's own count back after the answer. A 429 or 418
@@ -46,6 +46,59 @@ class Budget(Protocol):
     async def reserve_connection(self) -> float: ...
 
 
+async def budgeted(
+    budget: Budget,
+    exchange: BinanceExchange,
+    weight: int,
+    call: Callable[[], Awaitable[T]],
+    backfill: bool = False,
+    ctx: PairContext | None = None,
+) -> T:
+    """``call`` once its weight is reserved, tried again until it answers or fails with a 4xx.
+
+    Every REST call of ingestion goes through here: a pair's (with its ``ctx``, which counts them and
+    keeps the last error) and the exchange-clock asks of a pair host or a stream actor, so that a
+    429 or 418 on any of them holds every caller on the IP for ``Retry-After`` instead of failing the
+    caller (whose restart would ask again at once and turn a 429 into a ban). ``backfill`` calls
+    yield to live ones (``budget.py``). The weight is reserved before ``call`` starts, so a timed ask
+    inside it does not time the budget's round trip.
+    """
+    extra = ctx.extra if ctx is not None else None
+    attempt = 0
+    while True:
+        wait = await budget.reserve(weight, backfill)
+        if wait > 0:
+            await asyncio.sleep(wait)
+            continue
+        try:
+            if ctx is not None:
+                ctx.counters.rest_calls += 1
+            result = await call()
+            await budget.observe(exchange.used_weight)
+            return result
+        except BinanceAPIException as exc:
+            if exc.status_code in (418, 429):
+                if ctx is not None and exc.status_code == 429:
+                    ctx.counters.throttled += 1
+                elif ctx is not None:
+                    ctx.counters.banned += 1
+                retry_after = float(exc.response.headers.get("Retry-After", 60)) if exc.response else 60.0
+                log.warning(
+                    "rate limited (HTTP %s): waiting %.0f s", exc.status_code, retry_after, extra=extra
+                )
+                await budget.penalize(retry_after)
+                continue
+            if exc.status_code < 500:
+                raise
+            error = f"exchange HTTP {exc.status_code}: {exc.message}"
+        except (TimeoutError, BinanceRequestException, OSError) as exc:
+            error = f"exchange unreachable: {exc}"
+        if ctx is not None:
+            ctx.last_error = error
+        attempt += 1
+        await asyncio.sleep(backoff_s(attempt))
+
+
 class BudgetedRest:
     """The pair's REST calls: under the shared budget, retried until answered."""
 
@@ -55,40 +108,8 @@ class BudgetedRest:
         self.budget = budget
 
     async def call(self, weight: int, call: Callable[[], Awaitable[T]], backfill: bool = False) -> T:
-        """``call`` once its weight is reserved; ``backfill`` calls yield to live ones (``budget.py``)."""
-        attempt = 0
-        while True:
-            wait = await self.budget.reserve(weight, backfill)
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            try:
-                self.ctx.counters.rest_calls += 1
-                result = await call()
-                await self.budget.observe(self.exchange.used_weight)
-                return result
-            except BinanceAPIException as exc:
-                if exc.status_code in (418, 429):
-                    if exc.status_code == 429:
-                        self.ctx.counters.throttled += 1
-                    else:
-                        self.ctx.counters.banned += 1
-                    retry_after = float(exc.response.headers.get("Retry-After", 60)) if exc.response else 60.0
-                    log.warning(
-                        "rate limited (HTTP %s): waiting %.0f s",
-                        exc.status_code,
-                        retry_after,
-                        extra=self.ctx.extra,
-                    )
-                    await self.budget.penalize(retry_after)
-                    continue
-                if exc.status_code < 500:
-                    raise
-                self.ctx.last_error = f"exchange HTTP {exc.status_code}: {exc.message}"
-            except (TimeoutError, BinanceRequestException, OSError) as exc:
-                self.ctx.last_error = f"exchange unreachable: {exc}"
-            attempt += 1
-            await asyncio.sleep(backoff_s(attempt))
+        """``call`` under the budget, counted as the pair's (``budgeted``)."""
+        return await budgeted(self.budget, self.exchange, weight, call, backfill, self.ctx)
 
     async def server_time(self) -> int:
         return int((await self.call(TIME_WEIGHT, self.exchange.get_server_time))["serverTime"])

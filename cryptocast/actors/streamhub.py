@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cryptocast.actors.paircontext import CONNECTION_LIFETIME_MS
-from cryptocast.actors.rest_budgeted import Budget, backoff_s
+from cryptocast.actors.rest_budgeted import Budget, backoff_s, budgeted
 from cryptocast.exchange.binance import (
     BinanceExchange,
     BookQuote,
@@ -130,8 +130,8 @@ class StreamHub:
             if symbol not in self._pending and len(self.sinks) + len(self._pending) >= PAIRS_PER_CONNECTION:
                 raise HubFull(f"this connection already carries {PAIRS_PER_CONNECTION} pairs")
             if self._keeper is None:
-                await self._reserve(2 * TIME_WEIGHT)  # before the timed asks: not inside their span
-                self.clock = await ExchangeClock(server_time(self.exchange)).measure()
+                clock = ExchangeClock(server_time(self.exchange))
+                self.clock = await budgeted(self.budget, self.exchange, 2 * TIME_WEIGHT, clock.measure)
                 self._keeper = asyncio.create_task(self._keep())
             if self._live is None:
                 self.sinks[symbol] = sink
@@ -276,8 +276,7 @@ class StreamHub:
         """Now and then one more ask of the exchange's time sharpens the rate (``exchangeclock.py``)."""
         assert self.clock is not None and self.clock.last is not None
         if time.time() - self.clock.last.wall_s > CLOCK_REFINE_S:
-            await self._reserve(TIME_WEIGHT)
-            await self.clock.refine()
+            await budgeted(self.budget, self.exchange, TIME_WEIGHT, self.clock.refine)
 
     async def _renew_if_due(self) -> None:
         assert self.clock is not None

@@ -122,3 +122,23 @@ async def test_a_full_connection_refuses_one_more_pair() -> None:
         hub.sinks = {f"P{i}": Received().sink for i in range(PAIRS_PER_CONNECTION)}
         with pytest.raises(HubFull):  # refused before anything is asked of the exchange
             await hub.add("ONEMORE", Received().sink)
+
+
+async def test_a_rate_limited_clock_ask_holds_the_budget_and_the_pair_is_carried_after() -> None:
+    """The hub's exchange-clock asks obey ``Retry-After`` as a pair's calls do: a start into a 429
+    storm waits (the budget holds every caller on the IP) instead of failing the pair that asked,
+    whose restart would ask again at once and turn the 429 into a ban."""
+    config = ReplayConfig(speed=600.0, pairs=["BTCUSDT"], faults={"storm": 1.5})
+    async with (
+        ReplayServer(config) as server,
+        BinanceExchange(rest_url=server.rest_url, stream_url=server.stream_url) as exchange,
+    ):
+        budget = LocalBudget()
+        hub, received = StreamHub(exchange, budget), Received()
+        try:
+            await asyncio.wait_for(hub.add("BTCUSDT", received.sink), timeout=30)
+            assert await hub.carries("BTCUSDT")
+        finally:
+            await hub.close()
+    assert budget.budget.penalties >= 1, "the 429 was seen and its Retry-After honoured"
+    assert hub.clock is not None and hub.clock.measured
