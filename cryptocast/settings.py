@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     pairs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
     # How far back a new pair is backfilled: days, or "all" (from the pair's first candle).
     lookback_days: Annotated[int | None, NoDecode] = 30
+    # REST weight a minute each ingest node may spend (actors/budget.py): Binance allows 6,000 per
+    # egress IP, so nodes that share one address (a NAT gateway) split it between them.
+    rest_weight_per_minute: int = Field(6000, ge=100, le=6000)
 
     # Training (the scheduler runs wherever predictions are served)
     train_trials: int = Field(8, ge=1, le=64)

@@ -27,7 +27,13 @@ def start_background(
     """Start (or find) the supervisor and, with ``training``, the training scheduler, on the joined Ray."""
     from cryptocast.actors.supervisor import start_supervisor
 
-    supervisor = start_supervisor(database_url, settings.rest_url, settings.stream_url, settings.lookback_ms)
+    supervisor = start_supervisor(
+        database_url,
+        settings.rest_url,
+        settings.stream_url,
+        settings.lookback_ms,
+        weight_limit=settings.rest_weight_per_minute,
+    )
     if not training:
         return Background(supervisor, None)
     from cryptocast.tune.service import TrainingConfig, start_training

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from cryptocast.settings import EXCHANGE_URLS, ConfigurationError, ExchangeName, Settings
 
@@ -25,6 +26,16 @@ def test_env_prefix_and_csv_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.pairs == ["BTCUSDT", "ETHBTC"]
     assert s.rest_url == EXCHANGE_URLS[ExchangeName.BINANCE_US][0]
     assert not s.is_replay
+
+
+def test_the_rest_weight_a_node_spends_is_set_and_never_above_binances_per_ip_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRYPTOCAST_REST_WEIGHT_PER_MINUTE", "2000")  # three nodes behind one address
+    assert Settings(_env_file=None).rest_weight_per_minute == 2000
+    monkeypatch.setenv("CRYPTOCAST_REST_WEIGHT_PER_MINUTE", "6001")
+    with pytest.raises(ValidationError, match="rest_weight_per_minute"):
+        Settings(_env_file=None)
 
 
 def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
