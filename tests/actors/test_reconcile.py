@@ -17,12 +17,15 @@ from tests.helpers import eventually
 
 
 class RevisingHub:
-    """The pair's hub, with the volume of the first live closed candle doubled on its way: the
-    exchange's REST answer for that minute then disagrees with what the socket said."""
+    """The pair's hub, with the volume of the first closed candle the pair will store from the socket
+    doubled on its way: the exchange's REST answer for that minute then disagrees with what the
+    socket said. Closes delivered while the pair backfills are left alone: backfill may store
+    their minute first, and the socket's copy is then dropped as already stored."""
 
     def __init__(self, hub: StreamHub) -> None:
         self.hub = hub
         self.revised: int | None = None  # the minute whose socket candle was changed
+        self.pair: PairIngestor | None = None  # the pair it delivers to, set once made
 
     async def add(self, symbol: str, sink: Sink) -> None:
         async def revising(name: str, events: list[Event]) -> None:
@@ -32,6 +35,10 @@ class RevisingHub:
 
     def _revise(self, event: Event) -> Event:
         if self.revised is not None or not isinstance(event, KlineUpdate) or not event.closed:
+            return event
+        if self.pair is None or self.pair.state != "live":
+            return event
+        if self.pair.last_stored is not None and event.candle.open_time <= self.pair.last_stored:
             return event
         self.revised = event.candle.open_time
         return replace(event, candle=replace(event.candle, volume=2 * event.candle.volume))
@@ -68,6 +75,7 @@ async def test_a_socket_candle_rest_disagrees_with_is_stored_as_rest_has_it(db: 
             IngestConfig(lookback_ms=None, reconcile_every=1),
             streams=hub,
         )
+        hub.pair = ingestor
         async with running(ingestor):
             await until_live(ingestor)
             await eventually(
