@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cryptocast.actors.paircontext import CONNECTION_LIFETIME_MS
-from cryptocast.actors.rest_budgeted import Budget, backoff_s, budgeted
+from cryptocast.actors.rest_budgeted import TIME_WEIGHT, Budget, backoff_s, budgeted
 from cryptocast.exchange.binance import (
     BinanceExchange,
     BookQuote,
@@ -49,7 +49,6 @@ MIN_STALL_WALL_S = 3.0  # floor in wall seconds: a busy 2-core machine pauses lo
 RENEW_BEFORE_CUTOFF_MS = 30 * 60_000  # open the replacement this long before the exchange's cutoff
 EXCHANGE_INFO_WEIGHT = 20  # opening a connection reads exchangeInfo for the derived-field markers
 MAX_BACKOFF_ATTEMPT = 6  # consecutive failures beyond this wait no longer
-TIME_WEIGHT = 1
 CLOCK_REFINE_S = 30.0  # wall seconds between refinements of the exchange clock's rate
 
 
